@@ -1,0 +1,105 @@
+"""Configuration of one edge node, loaded from TOML (see config/edge.example.toml)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
+from thanthien.protocol.ids import CounterId, DeviceId, NodeId
+
+DEFAULT_BUTTONS = (
+    (4, "Rất hài lòng"),
+    (3, "Hài lòng"),
+    (2, "Bình thường"),
+    (1, "Không hài lòng"),
+)
+
+
+class NodeSection(Section):
+    id: NodeId = Field(description="Node id; also its MQTT username and client id.")
+    site: str = Field("", max_length=100, description="Site the node belongs to (free text).")
+    hardware: Literal["gpio", "mock"] = Field(
+        "gpio", description="`gpio`: gpiozero's default pin factory; `mock`: MockFactory."
+    )
+    data_dir: Path = Field(Path("var/edge"), description="Outbox and state live here.")
+
+
+class TelemetrySection(Section):
+    interval_s: float = Field(30.0, ge=1, le=3600, description="Seconds between telemetry.")
+
+
+class AudioSection(Section):
+    output: Literal["pyaudio", "wav", "null"] = Field(
+        "pyaudio", description="`pyaudio` for the sound card, `wav` to files, `null` to discard."
+    )
+    wav_dir: Path | None = Field(None, description="Where the `wav` output writes its files.")
+    device_index: int | None = Field(None, ge=0, description="PyAudio output device (default one).")
+
+
+class ButtonSection(Section):
+    pin: int = Field(ge=0, le=27, description="BCM GPIO number.")
+    score: int = Field(ge=1, le=4, description="4 best .. 1 worst.")
+    label: str = Field(min_length=1, max_length=40)
+
+
+def _default_buttons() -> list[ButtonSection]:
+    return [ButtonSection(pin=pin, score=score, label=label)
+            for pin, (score, label) in zip((5, 6, 13, 19), DEFAULT_BUTTONS, strict=True)]
+
+
+class RatingBoxSection(Section):
+    id: DeviceId
+    counter: CounterId = Field(description="The counter (quầy) this box stands at.")
+    buttons: list[ButtonSection] = Field(default_factory=_default_buttons, min_length=1, max_length=8)
+    led_pin: int | None = Field(None, ge=0, le=27, description="Thank-you LED (BCM).")
+    response_interval_s: float = Field(
+        5.0, ge=0, le=120, description="Repeat presses on this box within this time are ignored."
+    )
+    bounce_ms: float = Field(
+        30.0, ge=0, le=500, description="A press must hold this long to count (contact bounce)."
+    )
+
+    @model_validator(mode="after")
+    def _unique_scores(self) -> RatingBoxSection:
+        scores = [b.score for b in self.buttons]
+        if len(scores) != len(set(scores)):
+            raise ValueError("two buttons of one box have the same score")
+        return self
+
+
+class EdgeSettings(FileSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix="THANTHIEN_EDGE_", env_nested_delimiter="__"
+    )
+
+    node: NodeSection
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
+    audio: AudioSection = Field(default_factory=AudioSection)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    rating_boxes: list[RatingBoxSection] = Field(default_factory=list, max_length=8)
+
+    @property
+    def mqtt_username(self) -> str:
+        return self.mqtt.username or self.node.id
+
+    def problems(self) -> list[str]:
+        out = []
+        pins: Counter[int] = Counter()
+        for box in self.rating_boxes:
+            pins.update(b.pin for b in box.buttons)
+            if box.led_pin is not None:
+                pins[box.led_pin] += 1
+        out += [f"rating_boxes: GPIO {pin} is used {n} times" for pin, n in pins.items() if n > 1]
+        ids = Counter(box.id for box in self.rating_boxes)
+        out += [f"rating_boxes: id {i!r} appears {n} times" for i, n in ids.items() if n > 1]
+        if self.audio.output == "wav" and self.audio.wav_dir is None:
+            out.append("audio.wav_dir: required when audio.output is 'wav'")
+        if self.mqtt.username not in (None, self.node.id):
+            out.append("mqtt.username: must equal node.id (the broker ACL keys on it)")
+        return out

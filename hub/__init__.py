@@ -1,0 +1,1 @@
+"""The central hub: ingest, registry, health, alarms, broadcasts, the API and the web UI."""

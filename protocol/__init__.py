@@ -1,0 +1,10 @@
+"""The MQTT contract shared by the edge agent, the hub and the simulator.
+
+Neither side imports the other; both import this package. ``topics`` builds and parses
+topic names, ``payloads`` holds one pydantic model per message, ``docs`` renders the
+human page (docs/protocol.md) from the same table so the two cannot drift apart.
+"""
+
+from thanthien.protocol.topics import DEFAULT_ROOT, PROTOCOL_VERSION, Topics
+
+__all__ = ["DEFAULT_ROOT", "PROTOCOL_VERSION", "Topics"]

@@ -1,0 +1,235 @@
+"""One pydantic model per MQTT payload.
+
+Every model forbids unknown fields, bounds its numbers and accepts only timezone-aware
+timestamps, which it normalises to UTC. Payloads travel as UTF-8 JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from thanthien.protocol.ids import CounterId, DeviceId, NodeId
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Largest payload any side accepts; the broker config sets the same limit."""
+
+MAX_ACK_IDS = 500
+MAX_PLAN_ITEMS = 500
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timestamp that must carry a UTC offset; stored and sent as UTC."""
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Priority = Literal["normal", "priority", "emergency"]
+"""Bulletin levels of Thông tư 39/2020/TT-BTTTT: normal, priority (plays first), emergency
+(plays at once, interrupting)."""
+
+ScalarArg = str | int | float | bool | None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Payload(BaseModel):
+    """Base of every payload: strict, immutable, JSON on the wire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4096)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode()
+
+
+class HubState(Payload):
+    """Retained hub presence; edges wait for ``online`` before trusting acks and plans."""
+
+    state: Literal["online", "offline"]
+    at: UtcDatetime
+    version: str = Field(max_length=32)
+
+
+class NodeState(Payload):
+    """Retained node presence. The Last Will carries ``lost`` with the same session."""
+
+    node: NodeId
+    state: Literal["online", "offline", "lost"]
+    session: int = Field(ge=0, description="Increases on every agent start (like Sparkplug bdSeq).")
+    at: UtcDatetime = Field(description="When the agent built this state (for a Will: at connect).")
+    agent_version: str = Field(max_length=32)
+    capabilities: list[Literal["rating_box", "speaker", "camera"]] = Field(
+        default_factory=list, max_length=3
+    )
+
+
+class Telemetry(Payload):
+    """Periodic node vitals; ``None`` where the board or system cannot tell."""
+
+    node: NodeId
+    session: int = Field(ge=0)
+    at: UtcDatetime
+    uptime_s: float = Field(ge=0)
+    agent_version: str = Field(max_length=32)
+    cpu_temp_c: float | None = Field(default=None, ge=-40, le=150)
+    load_1m: float = Field(ge=0)
+    load_5m: float = Field(ge=0)
+    load_15m: float = Field(ge=0)
+    mem_used_pct: float = Field(ge=0, le=100)
+    disk_used_pct: float = Field(ge=0, le=100)
+    disk_free_mb: float = Field(ge=0)
+    outbox_depth: int = Field(ge=0, description="Ratings stored but not yet acked by the hub.")
+    ignored_presses: int = Field(ge=0, description="Repeat presses ignored since the agent started.")
+    clock_synced: bool | None = None
+    clock_offset_ms: float | None = None
+
+
+class RatingEvent(Payload):
+    """A citizen's press, stored in the edge outbox before feedback and sent until acked."""
+
+    event_id: UUID
+    node: NodeId
+    seq: int = Field(ge=1, description="Per-node sequence number, +1 per stored rating.")
+    box: DeviceId
+    counter: CounterId
+    score: int = Field(ge=1, le=4, description="4 Rất hài lòng, 3 Hài lòng, 2 Bình thường, 1 Không hài lòng.")
+    pressed_at: UtcDatetime
+
+
+class PlaybackEvent(Payload):
+    """What a speaker node did with one plan occurrence or play-now command."""
+
+    event_id: UUID
+    node: NodeId
+    occurrence_id: str = Field(min_length=1, max_length=64)
+    status: Literal["started", "finished", "failed", "missed", "interrupted"]
+    at: UtcDatetime
+    scheduled_at: UtcDatetime | None = None
+    media_sha256: Sha256
+    detail: str = Field(default="", max_length=500)
+
+
+class CameraHealth(Payload):
+    """Retained health of one camera as its node's probes see it."""
+
+    node: NodeId
+    camera: DeviceId
+    state: Literal["ok", "degraded", "down", "frozen", "black"]
+    reason: str = Field(max_length=500, description="Human-readable, e.g. 'RTSP DESCRIBE answered 401'.")
+    since: UtcDatetime = Field(description="When the camera entered this state.")
+    at: UtcDatetime
+    connect_ms: float | None = Field(default=None, ge=0)
+    brightness: float | None = Field(default=None, ge=0, le=255)
+    contrast: float | None = Field(default=None, ge=0)
+
+
+class Ack(Payload):
+    """Hub -> node: these event ids are committed; the node may drop them from its outbox."""
+
+    kind: Literal["rating", "playback"]
+    event_ids: list[UUID] = Field(min_length=1, max_length=MAX_ACK_IDS)
+    at: UtcDatetime
+
+
+class PlanItem(Payload):
+    occurrence_id: str = Field(min_length=1, max_length=64)
+    broadcast_id: int = Field(ge=1)
+    title: str = Field(max_length=200)
+    start_at: UtcDatetime
+    media_sha256: Sha256
+    media_url: str = Field(max_length=500)
+    duration_s: float = Field(gt=0, le=4 * 3600)
+    priority: Priority
+    volume: int = Field(ge=0, le=100)
+
+
+class Plan(Payload):
+    """Hub -> node, retained: every occurrence the node must play in the coming days."""
+
+    node: NodeId
+    revision: int = Field(ge=1)
+    generated_at: UtcDatetime
+    valid_until: UtcDatetime
+    items: list[PlanItem] = Field(max_length=MAX_PLAN_ITEMS)
+
+
+class Command(Payload):
+    """Hub -> node. The name is the last topic level; MQTT v5 correlation data and response
+    topic say where the :class:`CommandResult` goes."""
+
+    args: dict[str, ScalarArg] = Field(default_factory=dict, max_length=32)
+    issued_at: UtcDatetime
+    expires_at: UtcDatetime | None = None
+
+
+class CommandResult(Payload):
+    node: NodeId
+    name: str = Field(max_length=64)
+    ok: bool
+    at: UtcDatetime
+    result: dict[str, ScalarArg] = Field(default_factory=dict, max_length=64)
+    error: str | None = Field(default=None, max_length=500)
+
+
+ALL_PAYLOADS: tuple[type[Payload], ...] = (
+    HubState,
+    NodeState,
+    Telemetry,
+    RatingEvent,
+    PlaybackEvent,
+    CameraHealth,
+    Ack,
+    Plan,
+    PlanItem,
+    Command,
+    CommandResult,
+)
+
+P = TypeVar("P", bound=Payload)
+
+
+class PayloadError(ValueError):
+    """A payload that cannot be accepted; ``reason`` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode(model: type[P], raw: bytes | str) -> P:
+    """Parse and validate one payload, raising :class:`PayloadError` with a readable reason."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise PayloadError(_describe(model, exc)) from None
+
+
+def _describe(model: type[Payload], exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(payload)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    suffix = f" (+{more} more)" if more > 0 else ""
+    return f"invalid {model.__name__}: " + "; ".join(parts) + suffix
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every payload, keyed by model name."""
+    return {m.__name__: m.model_json_schema() for m in ALL_PAYLOADS}

@@ -1,0 +1,51 @@
+"""Test harness: a real Mosquitto with the project's config on a free loopback port.
+
+The machine's own broker on 1883 is never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from support import Account
+
+from thanthien.broker import Broker
+
+HUB = Account("hub", "hub-secret")
+NODE_A = Account("node-a", "node-a-secret")
+NODE_B = Account("node-b", "node-b-secret")
+
+
+def make_broker(data_dir: Path, accounts: tuple[Account, ...] = (HUB, NODE_A, NODE_B)) -> Broker:
+    broker = Broker(data_dir, hub_user=HUB.username)
+    broker.prepare()
+    for account in accounts:
+        broker.add_user(account.username, account.password)
+    return broker
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One broker for the session with users hub, node-a and node-b."""
+    b = make_broker(tmp_path_factory.mktemp("broker"))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    """Private brokers for tests that kill or restart theirs."""
+    started: list[Broker] = []
+
+    def factory(*accounts: Account) -> Broker:
+        b = make_broker(tmp_path / f"broker{len(started)}", accounts or (HUB, NODE_A, NODE_B))
+        started.append(b)
+        b.start()
+        return b
+
+    yield factory
+    for b in started:
+        b.stop()

@@ -1,0 +1,203 @@
+"""A private Mosquitto with the project's config: used by `thanthien broker`, the demo and
+the test harness.
+
+The config and ACL templates live in config/mosquitto/; they are rendered into the
+broker's data directory together with the password file and the persistence database.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+from collections import deque
+from pathlib import Path
+
+from thanthien.paths import CONFIG_DIR
+from thanthien.protocol import DEFAULT_ROOT
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = CONFIG_DIR / "mosquitto"
+READY_MARK = " running"
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
+    if path is None:
+        raise BrokerError(f"{tool} not found: install the Debian packages mosquitto and "
+                          "mosquitto-clients (make setup does it when run as root)")
+    return path
+
+
+def set_password(passwd_file: Path, username: str, password: str) -> None:
+    """Add or replace one user in a Mosquitto password file, with ``mosquitto_passwd``."""
+    tool = _require("mosquitto_passwd")
+    args = [tool, "-b", str(passwd_file), username, password]
+    if not passwd_file.exists() or passwd_file.stat().st_size == 0:
+        args.insert(1, "-c")
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BrokerError(f"mosquitto_passwd failed for {username!r}: {proc.stderr.strip()}")
+
+
+class Broker:
+    """One Mosquitto process bound to loopback (or ``bind``) with the project's config."""
+
+    def __init__(self, data_dir: Path | str, *, port: int = 0, bind: str = "127.0.0.1",
+                 root: str = DEFAULT_ROOT, hub_user: str = "hub") -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.bind = bind
+        self.port = port or free_port(bind)
+        self.root = root
+        self.hub_user = hub_user
+        self._proc: subprocess.Popen[str] | None = None
+        self._ready = threading.Event()
+        self._tail: deque[str] = deque(maxlen=50)
+        self._reader: threading.Thread | None = None
+
+    @property
+    def conf_path(self) -> Path:
+        return self.data_dir / "mosquitto.conf"
+
+    @property
+    def passwd_path(self) -> Path:
+        return self.data_dir / "passwd"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "mosquitto.log"
+
+    def prepare(self) -> None:
+        """Render mosquitto.conf and the ACL into the data directory."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        values = {"data_dir": str(self.data_dir), "port": self.port, "bind": self.bind,
+                  "user": getpass.getuser(), "root": self.root, "hub_user": self.hub_user}
+        for name, target in (("mosquitto.conf.template", self.conf_path),
+                             ("acl.template", self.data_dir / "acl")):
+            text = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
+            target.write_text(text.format(**values), encoding="utf-8")
+        self.passwd_path.touch(mode=0o600, exist_ok=True)
+
+    def add_user(self, username: str, password: str) -> None:
+        """Create or update a broker user; a running broker reloads its password file."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        set_password(self.passwd_path, username, password)
+        if self.running:
+            self.reload()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        self.prepare()
+        self._ready.clear()
+        self._proc = subprocess.Popen(
+            [_require("mosquitto"), "-c", str(self.conf_path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace",
+        )
+        (self.data_dir / "mosquitto.pid").write_text(str(self._proc.pid))
+        self._reader = threading.Thread(target=self._read_output, args=(self._proc,),
+                                        name="mosquitto-log", daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout):
+            tail = "\n".join(self._tail)
+            self.kill()
+            raise BrokerError(f"mosquitto did not start within {timeout} s:\n{tail}")
+        if not self.running:
+            raise BrokerError("mosquitto exited at start:\n" + "\n".join(self._tail))
+        log.info("broker listening on %s:%d (data %s)", self.bind, self.port, self.data_dir)
+
+    def _read_output(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        with self.log_path.open("a", encoding="utf-8") as logfile:
+            for line in proc.stdout:
+                logfile.write(line)
+                logfile.flush()
+                self._tail.append(line.rstrip())
+                if READY_MARK in line and "mosquitto version" in line:
+                    self._ready.set()
+        self._ready.set()  # exited: wake a waiting start() so it can report
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password file and ACL."""
+        if self.running:
+            assert self._proc is not None
+            self._proc.send_signal(signal.SIGHUP)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop gracefully (Mosquitto saves its persistence database). Safe twice."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._finish()
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut would: no persistence save."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self._proc = None
+        self._reader = None
+        pidfile = self.data_dir / "mosquitto.pid"
+        if pidfile.exists():
+            pidfile.unlink()
+
+    def wait(self) -> int:
+        """Block until the broker exits (for the foreground command)."""
+        assert self._proc is not None
+        return self._proc.wait()
+
+    def __enter__(self) -> Broker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def reload_running(data_dir: Path) -> bool:
+    """Tell a broker started by `thanthien broker` in ``data_dir`` to reload its users."""
+    pidfile = data_dir / "mosquitto.pid"
+    try:
+        os.kill(int(pidfile.read_text()), signal.SIGHUP)
+    except (OSError, ValueError):
+        return False
+    return True

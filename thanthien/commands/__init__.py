@@ -1,0 +1,1 @@
+"""Subcommands of the `thanthien` CLI, one module each."""

@@ -1,0 +1,60 @@
+"""`thanthien broker`: the project's Mosquitto in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import signal
+from pathlib import Path
+
+from thanthien.broker import Broker, BrokerError
+from thanthien.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def ensure_hub_user(broker: Broker, secret_file: Path) -> str:
+    """The hub's broker password, created on first start and kept in ``secret_file``."""
+    if secret_file.exists():
+        return secret_file.read_text().strip()
+    password = secrets.token_urlsafe(24)
+    broker.add_user(broker.hub_user, password)
+    secret_file.write_text(password + "\n")
+    secret_file.chmod(0o600)
+    return password
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    data = Path(args.data)
+    broker = Broker(data, port=args.port, bind=args.bind, hub_user=args.hub_user)
+    ensure_hub_user(broker, data / "hub.secret")
+    stopping = False
+
+    def _stop(_sig: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        broker.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("hub user %r, password in %s; add nodes with `thanthien provision node`",
+             args.hub_user, data / "hub.secret")
+    code = broker.wait()
+    return 0 if stopping else code
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("broker", help="run the project's Mosquitto in the foreground")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--bind", default="127.0.0.1", help="listen address (default loopback)")
+    p.add_argument("--data", default="var/broker", help="config, users and persistence")
+    p.add_argument("--hub-user", default="hub")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=run)
