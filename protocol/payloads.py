@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
 )
+
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 MAX_PAYLOAD_BYTES = 64 * 1024

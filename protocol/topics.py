@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from paho.mqtt.client import topic_matches_sub
+
 from thanthien.protocol import payloads as p
 
 PROTOCOL_VERSION = 1

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import Account
 
+from support import Account
 from thanthien.broker import Broker
 
 HUB = Account("hub", "hub-secret")

@@ -6,12 +6,12 @@ import threading
 
 import paho.mqtt.client as paho
 import pytest
-from conftest import HUB, NODE_A, NODE_B
 from paho.mqtt.enums import CallbackAPIVersion
-from support import Account, Collector, connected_link, mqtt_settings
-from thanthien.protocol import Topics
 
+from conftest import HUB, NODE_A, NODE_B
+from support import Account, Collector, connected_link, mqtt_settings
 from thanthien.mqtt import MqttLink, PublishError
+from thanthien.protocol import Topics
 
 T = Topics()
 NOT_AUTHORIZED = 135
