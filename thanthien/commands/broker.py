@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import signal
 from pathlib import Path
@@ -33,9 +34,11 @@ def run(args: argparse.Namespace) -> int:
     stopping = False
 
     def _stop(_sig: int, _frame: object) -> None:
+        # Only signal here: the main thread is inside broker.wait() and finishes the stop.
         nonlocal stopping
         stopping = True
-        broker.stop()
+        if broker.pid is not None:
+            os.kill(broker.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("hub user %r, password in %s; add nodes with `thanthien provision node`",
              args.hub_user, data / "hub.secret")
     code = broker.wait()
+    broker.stop()
     return 0 if stopping else code
 
 
