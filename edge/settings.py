@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
-from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
+from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 DEFAULT_BUTTONS = (
     (4, "Rất hài lòng"),
