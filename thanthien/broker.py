@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from thanthien.paths import CONFIG_DIR
@@ -57,12 +58,28 @@ def set_password(passwd_file: Path, username: str, password: str) -> None:
         raise BrokerError(f"mosquitto_passwd failed for {username!r}: {proc.stderr.strip()}")
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """A TLS listener: the deployment CA and the broker's certificate (thanthien.pki)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    port: int = 8883
+    bind: str = "0.0.0.0"
+    client_certs: bool = True
+    """True: nodes authenticate with certificates; False: TLS plus the password file."""
+
+
 class Broker:
-    """One Mosquitto process bound to loopback (or ``bind``) with the project's config."""
+    """One Mosquitto process bound to loopback (or ``bind``) with the project's config,
+    plus an optional TLS listener for the field."""
 
     def __init__(self, data_dir: Path | str, *, port: int = 0, bind: str = "127.0.0.1",
-                 root: str = DEFAULT_ROOT, hub_user: str = "hub") -> None:
+                 root: str = DEFAULT_ROOT, hub_user: str = "hub",
+                 tls: BrokerTls | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.tls = tls
         self.bind = bind
         self.port = port or free_port(bind)
         self.root = root
@@ -91,9 +108,19 @@ class Broker:
                   "user": getpass.getuser(), "root": self.root, "hub_user": self.hub_user}
         for name, target in (("mosquitto.conf.template", self.conf_path),
                              ("acl.template", self.data_dir / "acl")):
-            text = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
-            target.write_text(text.format(**values), encoding="utf-8")
+            text = (TEMPLATE_DIR / name).read_text(encoding="utf-8").format(**values)
+            if name.startswith("mosquitto") and self.tls is not None:
+                text += self._tls_block()
+            target.write_text(text, encoding="utf-8")
         self.passwd_path.touch(mode=0o600, exist_ok=True)
+
+    def _tls_block(self) -> str:
+        assert self.tls is not None
+        t = self.tls
+        template = (TEMPLATE_DIR / "tls-listener.conf.template").read_text(encoding="utf-8")
+        return template.format(tls_port=t.port, tls_bind=t.bind, ca=t.ca.resolve(),
+                               cert=t.cert.resolve(), key=t.key.resolve(),
+                               client_certs=str(t.client_certs).lower())
 
     def add_user(self, username: str, password: str) -> None:
         """Create or update a broker user; a running broker reloads its password file."""

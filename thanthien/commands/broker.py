@@ -9,7 +9,7 @@ import secrets
 import signal
 from pathlib import Path
 
-from thanthien.broker import Broker, BrokerError
+from thanthien.broker import Broker, BrokerError, BrokerTls
 from thanthien.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,18 @@ def ensure_hub_user(broker: Broker, secret_file: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     data = Path(args.data)
-    broker = Broker(data, port=args.port, bind=args.bind, hub_user=args.hub_user)
+    tls = None
+    if args.tls_dir:
+        pki = Path(args.tls_dir)
+        tls = BrokerTls(ca=pki / "ca.crt", cert=pki / "server.crt", key=pki / "server.key",
+                        port=args.tls_port, bind=args.tls_bind,
+                        client_certs=not args.tls_password)
+        missing = [str(f) for f in (tls.ca, tls.cert, tls.key) if not f.exists()]
+        if missing:
+            log.error("TLS files missing: %s (run `thanthien provision ca` and "
+                      "`thanthien provision server`)", ", ".join(missing))
+            return 2
+    broker = Broker(data, port=args.port, bind=args.bind, hub_user=args.hub_user, tls=tls)
     ensure_hub_user(broker, data / "hub.secret")
     stopping = False
 
@@ -60,5 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bind", default="127.0.0.1", help="listen address (default loopback)")
     p.add_argument("--data", default="var/broker", help="config, users and persistence")
     p.add_argument("--hub-user", default="hub")
+    p.add_argument("--tls-dir", help="add a TLS listener with the certificates in this folder")
+    p.add_argument("--tls-port", type=int, default=8883)
+    p.add_argument("--tls-bind", default="0.0.0.0")
+    p.add_argument("--tls-password", action="store_true",
+                   help="TLS listener takes passwords instead of client certificates")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
