@@ -11,6 +11,7 @@ from pathlib import Path
 
 from thanthien.broker import Broker, BrokerError, BrokerTls
 from thanthien.logs import setup_logging
+from thanthien.sdnotify import Watchdog, notify
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     log.info("hub user %r, password in %s; add nodes with `thanthien provision node`",
              args.hub_user, data / "hub.secret")
+    notify("READY=1")
+    watchdog = Watchdog(lambda: broker.running)
+    watchdog.start()
     code = broker.wait()
+    notify("STOPPING=1")
+    watchdog.close()
     broker.stop()
     return 0 if stopping else code
 
