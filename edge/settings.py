@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
+from thanthien.edge.cameras.config import CameraList
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 DEFAULT_BUTTONS = (
@@ -83,6 +84,7 @@ class EdgeSettings(FileSettings):
     audio: AudioSection = Field(default_factory=AudioSection)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     rating_boxes: list[RatingBoxSection] = Field(default_factory=list, max_length=8)
+    cameras: CameraList = Field(default_factory=list)
 
     @property
     def mqtt_username(self) -> str:

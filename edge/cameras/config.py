@@ -1,0 +1,103 @@
+"""The ``[[cameras]]`` tables of an edge config: what to probe, how often, and the limits
+that turn measurements into a state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+
+from thanthien.config import Section
+from thanthien.edge.cameras.auth import Credentials
+from thanthien.edge.cameras.urls import Endpoint, parse_endpoint
+from thanthien.protocol.ids import DeviceId
+
+
+class CameraSection(Section):
+    id: DeviceId = Field(description="Camera id; a level of its health topic.")
+    rtsp_url: str = Field(description="rtsp://host[:port]/path (credentials may be inline).")
+    snapshot_url: str | None = Field(
+        None, description="http://... JPEG snapshot (ISAPI/CGI); without it one RTSP frame is grabbed "
+                          "with ffmpeg."
+    )
+    username: str | None = Field(None, max_length=128, description="Wins over credentials in the URLs.")
+    password: SecretStr | None = Field(None, description="Camera password (never logged or published).")
+    interval_s: float = Field(60.0, ge=0.05, le=3600, description="Seconds between checks.")
+    publish_interval_s: float = Field(
+        300.0, ge=0.05, le=86400, description="Health is re-published at least this often."
+    )
+    connect_timeout_s: float = Field(3.0, gt=0, le=60, description="TCP connect limit.")
+    rtsp_timeout_s: float = Field(5.0, gt=0, le=60, description="Limit for the whole RTSP exchange.")
+    snapshot_timeout_s: float = Field(5.0, gt=0, le=60, description="Limit for the HTTP snapshot.")
+    frame_timeout_s: float = Field(10.0, gt=0, le=120, description="Limit for an ffmpeg frame grab.")
+    decode_timeout_s: float = Field(5.0, gt=0, le=60, description="Limit for decoding one snapshot.")
+    slow_ms: float = Field(
+        1000.0, gt=0, le=60000, description="A connect or answer slower than this makes the camera degraded."
+    )
+    black_brightness: float = Field(
+        16.0, ge=0, le=255, description="Mean grey level (0-255) below which the picture is black."
+    )
+    blank_contrast: float = Field(
+        4.0, ge=0, le=128, description="Grey standard deviation below which the picture is blank."
+    )
+    frozen_checks: int = Field(
+        3, ge=2, le=1000, description="Pictures in a row that must be the same to call it frozen."
+    )
+    frozen_difference: float = Field(
+        2.0, ge=0, le=255,
+        description="Mean grey difference (0-255) of two thumbnails below which they are the same picture.",
+    )
+    hold_checks: int = Field(
+        2, ge=1, le=100, description="Checks a new state must hold before it is reported."
+    )
+
+    @field_validator("rtsp_url")
+    @classmethod
+    def _rtsp(cls, value: str) -> str:
+        parse_endpoint(value, ("rtsp",))
+        return value
+
+    @field_validator("snapshot_url")
+    @classmethod
+    def _snapshot(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_endpoint(value, ("http",))
+        return value
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> CameraSection:
+        if self.password is not None and self.username is None:
+            raise ValueError("password given without username")
+        return self
+
+    def credentials(self) -> Credentials | None:
+        if self.username is None:
+            return None
+        secret = self.password.get_secret_value() if self.password else ""
+        return Credentials(self.username, secret)
+
+    def rtsp_endpoint(self) -> Endpoint:
+        return parse_endpoint(self.rtsp_url, ("rtsp",), self.credentials())
+
+    def snapshot_endpoint(self) -> Endpoint | None:
+        if self.snapshot_url is None:
+            return None
+        endpoint = parse_endpoint(self.snapshot_url, ("http",), self.credentials())
+        if endpoint.credentials is None:  # the camera's one account serves both protocols
+            rtsp = self.rtsp_endpoint().credentials
+            if rtsp is not None:
+                endpoint = parse_endpoint(self.snapshot_url, ("http",), rtsp)
+        return endpoint
+
+
+def _unique_ids(cameras: list[CameraSection]) -> list[CameraSection]:
+    seen: set[str] = set()
+    for cam in cameras:
+        if cam.id in seen:
+            raise ValueError(f"camera id {cam.id!r} appears more than once")
+        seen.add(cam.id)
+    return cameras
+
+
+CameraList = Annotated[list[CameraSection], AfterValidator(_unique_ids), Field(max_length=32)]
+"""The ``cameras`` field of the edge settings."""

@@ -1,0 +1,65 @@
+"""Pictures through ffmpeg: decode a JPEG, or grab one frame from an RTSP stream, straight
+to a small grey :class:`~.picture.Thumbnail`.
+
+ffmpeg rather than Pillow: the RTSP grab needs ffmpeg anyway (no Python RTSP/RTP/H.264
+stack is worth carrying on a Pi), so one decoder serves both paths, handles every format a
+camera may send, and adds no wheel to the edge install. Each call is a separate process
+under a hard timeout, so a stuck decoder or a stream that never delivers a frame is killed
+and cannot hold the probe thread.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from thanthien.edge.cameras.picture import THUMB_HEIGHT, THUMB_WIDTH, Thumbnail
+from thanthien.edge.cameras.urls import Endpoint, scrub, with_credentials
+from thanthien.edge.cameras.wire import ProbeError
+
+_SCALE = f"scale={THUMB_WIDTH}:{THUMB_HEIGHT},format=gray"
+_OUTPUT = ["-frames:v", "1", "-vf", _SCALE, "-f", "rawvideo", "pipe:1"]
+
+
+def ffmpeg_path() -> str:
+    return shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
+
+
+def decode_jpeg(jpeg: bytes, timeout: float) -> Thumbnail:
+    """Decode one picture (JPEG or any image ffmpeg reads) to a grey thumbnail."""
+    args = [ffmpeg_path(), "-nostdin", "-hide_banner", "-v", "error", "-f", "image2pipe", "-i", "pipe:0",
+            *_OUTPUT]
+    return _run("snapshot: decoding the picture", args, jpeg, timeout, None)
+
+
+def grab_rtsp_frame(endpoint: Endpoint, timeout: float) -> Thumbnail:
+    """Read the stream until its first decodable frame (RTP over the RTSP connection)."""
+    args = [ffmpeg_path(), "-nostdin", "-hide_banner", "-v", "error", "-rtsp_transport", "tcp",
+            "-i", with_credentials(endpoint), *_OUTPUT]
+    return _run("RTSP frame grab", args, None, timeout, endpoint)
+
+
+def _run(what: str, args: list[str], data: bytes | None, timeout: float,
+         endpoint: Endpoint | None) -> Thumbnail:
+    try:
+        done = subprocess.run(args, input=data, capture_output=True, timeout=timeout, check=False,
+                              stdin=None if data is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"{what}: no picture within {timeout:g} s") from None
+    except FileNotFoundError:
+        raise ProbeError(f"{what}: ffmpeg is not installed") from None
+    expected = THUMB_WIDTH * THUMB_HEIGHT
+    if done.returncode != 0 or len(done.stdout) != expected:
+        detail = _last_line(done.stderr.decode("utf-8", "replace"), endpoint)
+        raise ProbeError(f"{what}: ffmpeg failed" + (f" ({detail})" if detail else ""))
+    return Thumbnail(THUMB_WIDTH, THUMB_HEIGHT, done.stdout)
+
+
+def _last_line(stderr: str, endpoint: Endpoint | None) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    text = lines[-1]
+    if endpoint is not None:
+        text = scrub(text.replace(with_credentials(endpoint), endpoint.url), endpoint.credentials)
+    return text[:200]
