@@ -34,6 +34,16 @@ class TelemetrySection(Section):
     interval_s: float = Field(30.0, ge=1, le=3600, description="Seconds between telemetry.")
 
 
+class OutboxSection(Section):
+    resend_interval_s: float = Field(
+        60.0, ge=0.1, le=3600,
+        description="Unacked events are sent again after this long (and after every reconnect).",
+    )
+    batch_size: int = Field(
+        50, ge=1, le=1000, description="Events sent per batch before waiting for their PUBACKs."
+    )
+
+
 class AudioSection(Section):
     output: Literal["pyaudio", "wav", "null"] = Field(
         "pyaudio", description="`pyaudio` for the sound card, `wav` to files, `null` to discard."
@@ -81,6 +91,7 @@ class EdgeSettings(FileSettings):
     node: NodeSection
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
+    outbox: OutboxSection = Field(default_factory=OutboxSection)
     audio: AudioSection = Field(default_factory=AudioSection)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     rating_boxes: list[RatingBoxSection] = Field(default_factory=list, max_length=8)

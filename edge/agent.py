@@ -1,0 +1,382 @@
+"""The edge agent: one process per Raspberry Pi that wires config -> devices -> MQTT.
+
+Life of an agent::
+
+    agent = EdgeAgent(settings, config_path=path)
+    agent.start()          # lock data_dir, session += 1, open outbox, start devices, connect
+    ...                    # runs until agent.request_stop() (SIGTERM/SIGINT in the CLI)
+    agent.stop()           # devices closed, retained ``offline`` sent, disconnect; safe twice
+
+or ``with EdgeAgent(settings) as agent: ...``.
+
+MQTT life (through :class:`thanthien.mqtt.MqttLink`, the one paho wrapper): the client id
+is the node id, the session is persistent, the Last Will is a retained ``lost``
+:class:`NodeState` carrying this run's session number, every (re)connect publishes a
+retained ``online`` with the same number, re-sends the outbox and sends telemetry.
+
+``hardware = "mock"`` gives the agent a gpiozero ``MockFactory``; :attr:`EdgeAgent.pin_factory`
+lets the simulator and tests drive its pins (``agent.pin_factory.pin(5).drive_low()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from gpiozero import Device as GpioDevice
+from gpiozero import Factory
+from gpiozero.pins.mock import MockFactory
+
+from thanthien import __version__
+from thanthien.config import ConfigError, load_config
+from thanthien.edge.audio import AudioOutput, open_output
+from thanthien.edge.commands import (
+    Args,
+    CommandError,
+    CommandService,
+    CommandTable,
+    Result,
+    number_arg,
+    str_arg,
+)
+from thanthien.edge.context import Device, DeviceContext, Identifiable, NodeStats, RouteTable
+from thanthien.edge.devices import DeviceFactory, build_devices
+from thanthien.edge.outbox import EventFactory, Outbox, StoredEvent
+from thanthien.edge.sender import OutboxSender
+from thanthien.edge.session import AgentLock, next_session
+from thanthien.edge.settings import EdgeSettings
+from thanthien.edge.telemetry import SystemProbe, TelemetryLoop
+from thanthien.mqtt import Message, MqttLink, Will
+from thanthien.protocol import Topics
+from thanthien.protocol.payloads import Ack, NodeState, PayloadError, Telemetry, decode, utc_now
+
+log = logging.getLogger(__name__)
+
+AGENT_VERSION = __version__
+EVENT_KINDS = ("rating", "playback")
+D = TypeVar("D")
+
+
+def make_pin_factory(hardware: str) -> Factory:
+    """``mock``: a private MockFactory; ``gpio``: gpiozero's default (lgpio on a Pi 5)."""
+    if hardware == "mock":
+        return MockFactory()
+    GpioDevice.ensure_pin_factory()
+    assert GpioDevice.pin_factory is not None
+    return GpioDevice.pin_factory
+
+
+class EdgeAgent:
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        *,
+        config_path: Path | None = None,
+        audio: AudioOutput | None = None,
+        pin_factory: Factory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        probe: SystemProbe | None = None,
+        device_factories: Sequence[DeviceFactory] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.node_id = settings.node.id
+        self.topics = Topics(settings.mqtt.root)
+        self.data_dir = settings.node.data_dir.resolve()
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self._stop_requested = threading.Event()
+        self.pin_factory: Factory = pin_factory or make_pin_factory(settings.node.hardware)
+        self._audio = audio
+        self._owns_audio = audio is None
+        self._probe = probe
+        self._device_factories = device_factories
+        self.stats = NodeStats()
+        self.commands = CommandTable(self.node_id)
+        self.devices: list[Device] = []
+        self.session = 0
+        self.started_at = 0.0
+        self._lock = AgentLock(self.data_dir)
+        self._devices_lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+        self.outbox: Outbox | None = None
+        self.link: MqttLink | None = None
+        self.sender: OutboxSender | None = None
+        self._telemetry: TelemetryLoop | None = None
+        self._command_service: CommandService | None = None
+        self._routes: RouteTable | None = None
+        self._core_commands: set[str] = set()
+
+    # -- helpers for devices and tests ------------------------------------------------------
+    @property
+    def audio(self) -> AudioOutput:
+        if self._audio is None:
+            a = self.settings.audio
+            self._audio = open_output(a.output, wav_dir=a.wav_dir, device_index=a.device_index)
+        return self._audio
+
+    def device(self, kind: type[D]) -> D:
+        """The running device of this class (e.g. ``agent.device(RatingBoxes)``)."""
+        for device in self.devices:
+            if isinstance(device, kind):
+                return device
+        raise LookupError(f"no {kind.__name__} on node {self.node_id}")
+
+    def state(self, state: str) -> NodeState:
+        return NodeState(node=self.node_id, state=state, session=self.session, at=utc_now(),
+                         agent_version=AGENT_VERSION, capabilities=self._capabilities())
+
+    def _capabilities(self) -> list[str]:
+        caps = [d.capability for d in self.devices if d.capability is not None]
+        return list(dict.fromkeys(caps))
+
+    # -- life -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            return
+        self._lock.acquire()
+        self._started = True
+        self.started_at = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        s = self.settings
+        self.session = next_session(self.data_dir)
+        self.outbox = Outbox.in_dir(self.data_dir)
+        if self._probe is None:
+            self._probe = SystemProbe(self.data_dir)
+        # Devices first, so the Will and the birth list their capabilities.
+        self.devices = build_devices(s, self._device_factories)
+        will = Will(self.topics.node_state(self.node_id), self.state("lost").to_bytes())
+        self.link = MqttLink(client_id=self.node_id, settings=s.mqtt, username=s.mqtt_username,
+                             will=will, persistent=True, on_connected=self._on_connected)
+        self._routes = RouteTable(self.link.route)
+        self.sender = OutboxSender(
+            self.outbox, self.link, self._topic_for_kind, self.stop_event,
+            resend_interval_s=s.outbox.resend_interval_s, batch_size=s.outbox.batch_size,
+            clock=self.clock)
+        self._register_core_commands()
+        self._command_service = CommandService(self.commands, self.topics.command_result(self.node_id),
+                                               self._send_reply, self.stop_event)
+        self._telemetry = TelemetryLoop(self.publish_telemetry, self.stop_event, s.telemetry.interval_s)
+        self.link.route(self.topics.ack(self.node_id), self._on_ack)
+        self.link.route(self.topics.command(self.node_id, "+"), self._command_service.on_message)
+        self._start_devices(self.devices, s)
+        self.sender.start()
+        self._telemetry.start()
+        self._command_service.start()
+        self.link.start()
+        log.info("edge agent %s started: session %d, %d device(s), outbox %s (%d pending)",
+                 self.node_id, self.session, len(self.devices), self.outbox.path, self.outbox.depth())
+
+    def _context(self, settings: EdgeSettings) -> DeviceContext:
+        assert self._routes is not None
+        return DeviceContext(
+            node_id=self.node_id, session=self.session, settings=settings, topics=self.topics,
+            data_dir=self.data_dir, audio=self.audio, pin_factory=self.pin_factory,
+            stop_event=self.stop_event, clock=self.clock, stats=self.stats, commands=self.commands,
+            store=self.store_event, send=self._send, routes=self._routes)
+
+    def _start_devices(self, devices: list[Device], settings: EdgeSettings) -> None:
+        context = self._context(settings)
+        started: list[Device] = []
+        try:
+            for device in devices:
+                device.start(context)
+                started.append(device)
+        except BaseException:
+            for device in reversed(started):
+                device.close()
+            raise
+
+    def healthy(self) -> bool:
+        """The agent's own threads run and its outbox answers (for the systemd watchdog)."""
+        if not self._started or self._stopped or self.outbox is None:
+            return False
+        workers = (self.sender, self._telemetry, self._command_service)
+        if not all(w is not None and w.alive for w in workers):
+            return False
+        try:
+            self.outbox.depth()
+        except Exception:
+            log.exception("outbox does not answer")
+            return False
+        return True
+
+    def request_stop(self) -> None:
+        """Ask :meth:`wait_until_stop_requested` to return (safe in a signal handler)."""
+        self._stop_requested.set()
+
+    def wait_until_stop_requested(self, timeout: float | None = None) -> bool:
+        return self._stop_requested.wait(timeout)
+
+    def stop(self) -> None:
+        """Close devices, flush nothing new, publish retained ``offline``, disconnect. Safe twice."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        self._stop_requested.set()
+        self.stop_event.set()
+        with self._devices_lock:
+            for device in reversed(self.devices):
+                try:
+                    device.close()
+                except Exception:
+                    log.exception("closing %s failed", device.name)
+        for worker in (self.sender, self._telemetry, self._command_service):
+            if worker is not None:
+                worker.join()
+        if self.link is not None:
+            state = self.state("offline")
+            self.link.stop(final=(self.topics.node_state(self.node_id), state.to_bytes(), True))
+        if self.outbox is not None:
+            self.outbox.close()
+        if self._owns_audio and self._audio is not None:
+            self._audio.close()
+        self._lock.release()
+        log.info("edge agent %s stopped (session %d)", self.node_id, self.session)
+
+    def __enter__(self) -> EdgeAgent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- MQTT -------------------------------------------------------------------------------
+    def _on_connected(self, link: MqttLink, _session_present: bool) -> None:
+        link.publish(self.topics.node_state(self.node_id), self.state("online").to_bytes(),
+                     qos=1, retain=True)
+        if self.sender is not None:
+            self.sender.on_connected()
+        if self._telemetry is not None:
+            self._telemetry.poke()
+
+    def _topic_for_kind(self, kind: str) -> str:
+        if kind == "rating":
+            return self.topics.rating(self.node_id)
+        if kind == "playback":
+            return self.topics.playback(self.node_id)
+        raise ValueError(f"no topic for event kind {kind!r}")
+
+    def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if self.link is not None:
+            self.link.publish(topic, payload, qos=qos, retain=retain)
+
+    def _send_reply(self, topic: str, payload: bytes, properties: object) -> None:
+        if self.link is not None:
+            self.link.publish(topic, payload, qos=1, properties=properties)  # type: ignore[arg-type]
+
+    def store_event(self, kind: str, make: EventFactory) -> StoredEvent:
+        """Commit an event to the outbox and wake the sender. Returns after the commit."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r}")
+        if self.outbox is None or self.sender is None:
+            raise RuntimeError("the agent is not running")
+        event = self.outbox.store(kind, make)
+        self.sender.poke()
+        return event
+
+    def _on_ack(self, message: Message) -> None:
+        try:
+            ack = decode(Ack, message.payload)
+        except PayloadError as exc:
+            log.warning("ignoring a malformed ack: %s", exc.reason)
+            return
+        if self.outbox is None or self.sender is None:
+            return
+        removed = self.outbox.ack(ack.kind, ack.event_ids)
+        self.sender.on_acked(ack.event_ids)
+        log.debug("hub acked %d %s event(s), %d removed from the outbox", len(ack.event_ids),
+                  ack.kind, removed)
+
+    def publish_telemetry(self) -> Telemetry | None:
+        """Collect vitals and publish them (QoS 0) if connected; returns what was sent."""
+        if self.link is None or self._probe is None or self.outbox is None:
+            return None
+        if not self.link.connected.is_set():
+            return None
+        v = self._probe.collect()
+        telemetry = Telemetry(
+            node=self.node_id, session=self.session, at=utc_now(), uptime_s=v.uptime_s,
+            agent_version=AGENT_VERSION, cpu_temp_c=v.cpu_temp_c, load_1m=v.load_1m,
+            load_5m=v.load_5m, load_15m=v.load_15m, mem_used_pct=v.mem_used_pct,
+            disk_used_pct=v.disk_used_pct, disk_free_mb=v.disk_free_mb,
+            outbox_depth=self.outbox.depth(), ignored_presses=self.stats.ignored_presses,
+            clock_synced=v.clock.synced, clock_offset_ms=v.clock.offset_ms)
+        self.link.publish(self.topics.telemetry(self.node_id), telemetry.to_bytes(), qos=0)
+        return telemetry
+
+    # -- commands ---------------------------------------------------------------------------
+    def _register_core_commands(self) -> None:
+        self.commands.register("ping", self._cmd_ping)
+        self.commands.register("identify", self._cmd_identify)
+        self.commands.register("reload-config", self._cmd_reload)
+        self._core_commands = set(self.commands.names())
+
+    def _cmd_ping(self, _args: Args) -> Result:
+        return {"pong": True, "session": self.session, "agent_version": AGENT_VERSION,
+                "uptime_s": round(time.monotonic() - self.started_at, 1),
+                "outbox_depth": self.outbox.depth() if self.outbox else 0}
+
+    def _cmd_identify(self, args: Args) -> Result:
+        seconds = number_arg(args, "seconds", 10.0, 1.0, 300.0)
+        target = str_arg(args, "box")
+        with self._devices_lock:
+            ids = [i for d in self.devices if isinstance(d, Identifiable)
+                   for i in d.identify(seconds, target)]
+        if not ids:
+            raise CommandError(f"nothing to identify{f' with id {target!r}' if target else ''} on this node")
+        return {"identifying": ",".join(ids), "seconds": seconds}
+
+    def _cmd_reload(self, _args: Args) -> Result:
+        if self.config_path is None:
+            raise CommandError("the agent was not started from a config file")
+        try:
+            new = load_config(EdgeSettings, self.config_path)
+        except ConfigError as exc:
+            raise CommandError("; ".join(exc.problems)) from None
+        return self.apply_settings(new)
+
+    def apply_settings(self, new: EdgeSettings) -> Result:
+        """Apply a new config live: devices are rebuilt, telemetry, outbox and logging take
+        the new values. Node, MQTT and audio changes need a restart (reported, not applied)."""
+        old = self.settings
+        restart = [name for name in ("node", "mqtt", "audio")
+                   if getattr(new, name) != getattr(old, name)]
+        with self._devices_lock:
+            for device in reversed(self.devices):
+                device.close()
+            assert self._routes is not None
+            self._routes.clear_handlers()
+            for name in set(self.commands.names()) - self._core_commands:
+                self.commands.unregister(name)
+            merged = new.model_copy(update={name: getattr(old, name) for name in restart})
+            try:
+                self.devices = build_devices(merged, self._device_factories)
+                self._start_devices(self.devices, merged)
+            except Exception as exc:
+                log.exception("devices of the new config failed to start; keeping the old config")
+                self.devices = build_devices(old, self._device_factories)
+                self._start_devices(self.devices, old)
+                raise CommandError(f"new config not applied: {type(exc).__name__}: {exc}") from None
+            self.settings = merged
+        if self._telemetry is not None:
+            self._telemetry.interval_s = merged.telemetry.interval_s
+        if self.sender is not None:
+            self.sender.resend_interval_s = merged.outbox.resend_interval_s
+            self.sender.batch_size = merged.outbox.batch_size
+        logging.getLogger().setLevel(merged.logging.level)
+        log.info("config reloaded: %d device(s)%s", len(self.devices),
+                 f"; restart needed for {', '.join(restart)}" if restart else "")
+        return {"devices": len(self.devices), "restart_required": bool(restart),
+                "not_applied": ",".join(restart)}

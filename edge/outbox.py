@@ -1,0 +1,163 @@
+"""The node's durable outbox: events (ratings, playback reports) stored before anything
+else happens with them, kept until the hub acks their event id.
+
+SQLite in WAL mode with ``synchronous=FULL``: once :meth:`Outbox.store` returns, the event
+survives ``kill -9`` and a power cut. Each event gets a UUID (the hub's dedup key together
+with the node id) and a per-kind sequence number that only grows, across restarts and
+acks (the hub can spot gaps). The broker's PUBACK never removes anything: Mosquitto
+persists only periodic snapshots, so only the hub's application ack does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+from thanthien.protocol.payloads import Payload
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    stored_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sequences (
+    kind TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event as stored: ``payload`` is exactly what goes on the wire."""
+
+    id: int
+    event_id: UUID
+    kind: str
+    seq: int
+    payload: bytes
+
+
+EventFactory = Callable[[UUID, int], Payload]
+"""Builds the payload of a new event from its event id and sequence number."""
+
+
+class Outbox:
+    """Thread-safe; one connection guarded by a lock (writes are short)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> Outbox:
+        return cls(Path(data_dir) / OUTBOX_FILE)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("outbox is closed")
+        return self._db
+
+    def pragma(self, name: str) -> object:
+        with self._lock:
+            return self._conn().execute(f"PRAGMA {name}").fetchone()[0]
+
+    def store(self, kind: str, make: EventFactory) -> StoredEvent:
+        """Allocate an event id and the next sequence number of ``kind``, build the payload
+        and commit it durably, all in one transaction."""
+        event_id = uuid.uuid4()
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT last_seq FROM sequences WHERE kind = ?", (kind,)).fetchone()
+                seq = (row[0] if row else 0) + 1
+                payload = make(event_id, seq).to_bytes()
+                db.execute("INSERT INTO sequences (kind, last_seq) VALUES (?, ?) "
+                           "ON CONFLICT(kind) DO UPDATE SET last_seq = excluded.last_seq", (kind, seq))
+                cur = db.execute(
+                    "INSERT INTO events (event_id, kind, seq, payload, stored_at) VALUES (?, ?, ?, ?, ?)",
+                    (str(event_id), kind, seq, payload, datetime.now(UTC).isoformat()),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        assert cur.lastrowid is not None
+        return StoredEvent(cur.lastrowid, event_id, kind, seq, payload)
+
+    def pending(self, limit: int | None = None, after_id: int = 0) -> list[StoredEvent]:
+        """Unacked events, oldest first, starting after row ``after_id``."""
+        sql = "SELECT id, event_id, kind, seq, payload FROM events WHERE id > ? ORDER BY id"
+        params: tuple[int, ...] = (after_id,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        with self._lock:
+            rows = self._conn().execute(sql, params).fetchall()
+        return [StoredEvent(r[0], UUID(r[1]), r[2], r[3], bytes(r[4])) for r in rows]
+
+    def depth(self, kind: str | None = None) -> int:
+        """How many events wait for the hub's ack."""
+        with self._lock:
+            if kind is None:
+                row = self._conn().execute("SELECT COUNT(*) FROM events").fetchone()
+            else:
+                row = self._conn().execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0])
+
+    def contains(self, event_id: UUID) -> bool:
+        with self._lock:
+            row = self._conn().execute("SELECT 1 FROM events WHERE event_id = ?", (str(event_id),)).fetchone()
+        return row is not None
+
+    def ack(self, kind: str, event_ids: Iterable[UUID]) -> int:
+        """Drop acked events of ``kind``; unknown ids (already acked, or another kind) are
+        ignored. Returns how many were removed."""
+        ids = [(str(e), kind) for e in event_ids]
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                before = db.total_changes
+                db.executemany("DELETE FROM events WHERE event_id = ? AND kind = ?", ids)
+                removed = db.total_changes - before
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
