@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "thanthien.commands.config",
     "thanthien.commands.protocol",
     "thanthien.commands.demo",
+    "thanthien.commands.edge",
 )
 
 
