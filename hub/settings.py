@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
+from thanthien.protocol.ids import CounterId, DeviceId, NodeId
+
+Role = Literal["api", "ingest", "scheduler"]
+ALL_ROLES: tuple[Role, ...] = ("api", "ingest", "scheduler")
 
 
 class HubSection(Section):
@@ -20,6 +26,7 @@ class DatabaseSection(Section):
     url: str | None = Field(
         None, description="SQLAlchemy URL; default: a SQLite file in hub.data_dir."
     )
+    migrate_on_start: bool = Field(True, description="Run the Alembic migrations at start-up.")
 
 
 class HttpSection(Section):
@@ -32,10 +39,88 @@ class HttpSection(Section):
     token_ttl_s: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600)
 
 
+class IngestSection(Section):
+    client_id: str = Field("thanthien-hub", min_length=1, max_length=64,
+                           description="MQTT client id (persistent session) of the ingest role.")
+    shared_group: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]+$",
+        description="MQTT v5 shared-subscription group for several ingest workers (province scale).",
+    )
+    batch_size: int = Field(500, ge=1, le=5000, description="Most messages committed in one transaction.")
+    flush_ms: float = Field(20.0, ge=0, le=5000,
+                            description="How long a worker waits for more messages before committing.")
+    queue_max: int = Field(100_000, ge=100, description="Messages held in memory before MQTT is slowed.")
+
+
 class HealthSection(Section):
     heartbeat_s: float = Field(
-        30.0, ge=1, le=3600, description="Expected telemetry interval of the nodes."
+        30.0, ge=0.1, le=3600, description="Expected telemetry interval of the nodes."
     )
+    expiry_heartbeats: float = Field(
+        1.5, ge=1.0, le=2.0,
+        description="A node silent for this many heartbeats is offline (checked 4 times a heartbeat, "
+                    "so it shows offline within two heartbeats).",
+    )
+    telemetry_retention_days: int = Field(30, ge=1, le=3650, description="Raw telemetry kept this long.")
+
+
+class AlarmSection(Section):
+    remind_s: float = Field(3600.0, ge=1, description="Reminder interval while an alarm is active.")
+    check_s: float = Field(30.0, ge=0.1, le=3600, description="How often reminders and rules are checked.")
+    webhook_url: HttpUrl | None = Field(None, description="Alarm events are POSTed here as JSON.")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhook_attempts: int = Field(5, ge=1, le=100, description="Tries per event before giving up.")
+    webhook_backoff_s: float = Field(2.0, ge=0.01, le=3600, description="First retry delay; doubles.")
+    outbox_depth_max: int = Field(100, ge=1, description="Outbox backing up above this many ratings.")
+    disk_used_pct_max: float = Field(90.0, ge=1, le=100)
+    cpu_temp_c_max: float = Field(75.0, ge=20, le=150)
+    clock_offset_ms_max: float = Field(2000.0, ge=1)
+    spike_window_min: float = Field(15.0, gt=0, le=24 * 60, description="Negative-rating spike window.")
+    spike_min_presses: int = Field(4, ge=1)
+    spike_ratio: float = Field(0.5, gt=0, le=1, description="Share of the two lowest levels that alarms.")
+
+
+class SiteDecl(Section):
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ZoneDecl(Section):
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["hamlet", "residential_group"] = "hamlet"
+    site: str | None = None
+
+
+class CounterDecl(Section):
+    code: CounterId
+    name: str = Field(min_length=1, max_length=200)
+    site: str | None = None
+
+
+class DeviceDecl(Section):
+    code: DeviceId
+    kind: Literal["rating_box", "speaker", "camera"]
+    name: str = Field("", max_length=200)
+    counter: CounterId | None = Field(None, description="Rating box: the counter it stands at.")
+    zone: str | None = Field(None, description="Speaker: the zone (bản / tổ dân phố) it serves.")
+
+
+class NodeDecl(Section):
+    id: NodeId
+    name: str = Field("", max_length=200)
+    site: str | None = None
+    devices: list[DeviceDecl] = Field(default_factory=list, max_length=64)
+
+
+class RegistrySection(Section):
+    """Sites, zones, counters and nodes declared in the file; created or updated at start-up
+    (never deleted: the API manages the rest)."""
+
+    sites: list[SiteDecl] = Field(default_factory=list)
+    zones: list[ZoneDecl] = Field(default_factory=list)
+    counters: list[CounterDecl] = Field(default_factory=list)
+    nodes: list[NodeDecl] = Field(default_factory=list)
 
 
 class HubSettings(FileSettings):
@@ -47,7 +132,10 @@ class HubSettings(FileSettings):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     mqtt: MqttSettings = Field(default_factory=lambda: MqttSettings(username="hub"))
     http: HttpSection = Field(default_factory=HttpSection)
+    ingest: IngestSection = Field(default_factory=IngestSection)
     health: HealthSection = Field(default_factory=HealthSection)
+    alarms: AlarmSection = Field(default_factory=AlarmSection)
+    registry: RegistrySection = Field(default_factory=RegistrySection)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @property
@@ -62,4 +150,31 @@ class HubSettings(FileSettings):
             ZoneInfo(self.hub.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             out.append(f"hub.timezone: unknown time zone {self.hub.timezone!r}")
+        reg = self.registry
+        sites = {s.code for s in reg.sites}
+        zones = {z.code for z in reg.zones}
+        counters = {c.code for c in reg.counters}
+        for table, codes in (("sites", [s.code for s in reg.sites]), ("zones", [z.code for z in reg.zones]),
+                             ("counters", [c.code for c in reg.counters]),
+                             ("nodes", [n.id for n in reg.nodes])):
+            out += [f"registry.{table}: {c!r} appears {n} times" for c, n in Counter(codes).items() if n > 1]
+        for i, z in enumerate(reg.zones):
+            if z.site is not None and z.site not in sites:
+                out.append(f"registry.zones[{i}].site: unknown site {z.site!r}")
+        for i, c in enumerate(reg.counters):
+            if c.site is not None and c.site not in sites:
+                out.append(f"registry.counters[{i}].site: unknown site {c.site!r}")
+        for i, node in enumerate(reg.nodes):
+            if node.site is not None and node.site not in sites:
+                out.append(f"registry.nodes[{i}].site: unknown site {node.site!r}")
+            dup = [c for c, n in Counter(d.code for d in node.devices).items() if n > 1]
+            out += [f"registry.nodes[{i}].devices: {c!r} appears twice" for c in dup]
+            for j, d in enumerate(node.devices):
+                loc = f"registry.nodes[{i}].devices[{j}]"
+                if d.kind == "rating_box" and d.counter is None:
+                    out.append(f"{loc}.counter: a rating box needs its counter")
+                if d.counter is not None and d.counter not in counters:
+                    out.append(f"{loc}.counter: unknown counter {d.counter!r}")
+                if d.zone is not None and d.zone not in zones:
+                    out.append(f"{loc}.zone: unknown zone {d.zone!r}")
         return out

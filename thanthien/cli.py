@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "thanthien.commands.protocol",
     "thanthien.commands.demo",
     "thanthien.commands.edge",
+    "thanthien.commands.hub",
 )
 
 

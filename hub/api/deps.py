@@ -1,0 +1,77 @@
+"""FastAPI dependencies: the hub context, a database session, the current user and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from thanthien.hub.context import HubContext
+from thanthien.hub.db.models import User
+from thanthien.hub.services import users
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+ADMIN = "admin"
+OFFICER = "officer"
+IT = "it"
+LEADER = "leader"
+EVERYONE = (ADMIN, OFFICER, IT, LEADER)
+
+
+def get_hub(request: Request) -> HubContext:
+    return request.app.state.hub  # type: ignore[no-any-return]
+
+
+Hub = Annotated[HubContext, Depends(get_hub)]
+
+
+def get_session(hub: Hub) -> Iterator[Session]:
+    """A session for one request; routes that write call ``commit()`` themselves."""
+    session = hub.db.new_session()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def current_user(hub: Hub, token: Annotated[str | None, Depends(oauth2)]) -> User:
+    unauthorized = HTTPException(status.HTTP_401_UNAUTHORIZED, "Cần đăng nhập",
+                                 headers={"WWW-Authenticate": "Bearer"})
+    if not token:
+        raise unauthorized
+    with hub.db.session() as session:
+        secret = hub.settings.http.secret_key.get_secret_value()
+        user = users.user_from_token(session, token=token, secret=secret, now=hub.clock())
+        if user is None:
+            raise unauthorized
+        session.expunge(user)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+class RoleGuard:
+    """Lets through only users with one of ``roles`` (401 without a valid token, 403 otherwise)."""
+
+    def __init__(self, roles: tuple[str, ...]) -> None:
+        self.roles = roles
+
+    def __call__(self, user: CurrentUser) -> User:
+        if user.role not in self.roles:
+            allowed = ", ".join(self.roles)
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"Vai trò {user.role!r} không được phép; cần một trong: {allowed}")
+        return user
+
+
+def allow(*roles: str) -> Any:
+    """``dependencies=[allow(ADMIN, IT)]`` on a route or router."""
+    return Depends(RoleGuard(tuple(roles)))

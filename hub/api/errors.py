@@ -1,0 +1,16 @@
+"""Service errors -> HTTP statuses."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from thanthien.hub.services.errors import Conflict, Invalid, NotFound, ServiceError
+
+STATUS = {NotFound: 404, Conflict: 409, Invalid: 422}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=STATUS.get(type(exc), 400))

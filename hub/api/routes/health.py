@@ -1,0 +1,68 @@
+"""Telemetry history, alarms and dead letters: what IT staff watch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from thanthien.hub.api.deps import ADMIN, IT, LEADER, CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.schemas import AlarmOut, DeadLetterOut, TelemetryHourlyOut, TelemetryOut
+from thanthien.hub.services import alarms, deadletters, health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/nodes/{node_id}/telemetry", response_model=list[TelemetryOut], dependencies=[allow(ADMIN, IT)],
+            summary="Raw telemetry (kept for the retention period); default the last 24 hours")
+def telemetry(hub: Hub, session: DbSession, node_id: str, start: AwareDatetime | None = None,
+              end: AwareDatetime | None = None) -> list[TelemetryOut]:
+    end = end or hub.clock()
+    start = start or end - timedelta(days=1)
+    return [TelemetryOut.model_validate(t)
+            for t in health.telemetry_history(session, node_id=node_id, start=start, end=end)]
+
+
+@router.get("/nodes/{node_id}/telemetry/hourly", response_model=list[TelemetryHourlyOut],
+            dependencies=[allow(ADMIN, IT)], summary="Hourly roll-ups; default the last 30 days")
+def telemetry_hourly(hub: Hub, session: DbSession, node_id: str, start: AwareDatetime | None = None,
+                     end: AwareDatetime | None = None) -> list[TelemetryHourlyOut]:
+    end = end or hub.clock()
+    start = start or end - timedelta(days=30)
+    return [TelemetryHourlyOut.model_validate(t)
+            for t in health.hourly_history(session, node_id=node_id, start=start, end=end)]
+
+
+@router.get("/alarms", response_model=list[AlarmOut], dependencies=[allow(ADMIN, IT, LEADER)],
+            summary="Alarms (IT staff see device alarms, leaders rating alarms, admins all)")
+def list_alarms(session: DbSession, user: CurrentUser, active: bool | None = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                offset: Annotated[int, Query(ge=0)] = 0) -> list[AlarmOut]:
+    audience = None if user.role == ADMIN else user.role
+    return [AlarmOut.model_validate(a)
+            for a in alarms.list_alarms(session, active=active, audience=audience, limit=limit,
+                                        offset=offset)]
+
+
+@router.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmOut,
+             dependencies=[allow(ADMIN, IT, LEADER)],
+             summary="Xác nhận cảnh báo: stops the reminders; the alarm clears when its condition ends")
+def acknowledge(hub: Hub, session: DbSession, user: CurrentUser, alarm_id: int) -> AlarmOut:
+    alarm = alarms.acknowledge_alarm(session, alarm_id=alarm_id, username=user.username, now=hub.clock(),
+                                     notify=hub.notify)
+    session.commit()
+    return AlarmOut.model_validate(alarm)
+
+
+@router.get("/dead-letters", response_model=list[DeadLetterOut], dependencies=[allow(ADMIN, IT)])
+def list_dead_letters(session: DbSession, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                      offset: Annotated[int, Query(ge=0)] = 0) -> list[DeadLetterOut]:
+    return [DeadLetterOut.model_validate(d)
+            for d in deadletters.list_dead_letters(session, limit=limit, offset=offset)]
+
+
+@router.get("/dead-letters/counts", dependencies=[allow(ADMIN, IT)], summary="Dead letters per topic kind")
+def dead_letter_counts(session: DbSession) -> dict[str, int]:
+    return deadletters.count_by_kind(session)

@@ -1,0 +1,66 @@
+"""Edge nodes (registered and unregistered) and their devices."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from thanthien.hub.api.deps import ADMIN, EVERYONE, IT, DbSession, allow
+from thanthien.hub.api.schemas import DeviceIn, DeviceOut, NodeIn, NodeOut, NodeUpdate
+from thanthien.hub.db.models import Device, Node
+from thanthien.hub.services import registry
+
+router = APIRouter(tags=["nodes"])
+
+
+@router.get("/nodes", response_model=list[NodeOut], dependencies=[allow(*EVERYONE)],
+            summary="Nodes with their health; registered=false lists the unknown ones")
+def list_nodes(session: DbSession, registered: bool | None = None) -> list[NodeOut]:
+    return [NodeOut.model_validate(n) for n in registry.list_nodes(session, registered=registered)]
+
+
+@router.get("/nodes/{node_id}", response_model=NodeOut, dependencies=[allow(*EVERYONE)])
+def get_node(session: DbSession, node_id: str) -> NodeOut:
+    return NodeOut.model_validate(registry.get_node(session, node_id=node_id))
+
+
+@router.post("/nodes", response_model=NodeOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[allow(ADMIN, IT)], summary="Register a node (also one seen unregistered)")
+def register_node(session: DbSession, body: NodeIn) -> NodeOut:
+    node = registry.register_node(session, node_id=body.id, name=body.name, site=body.site)
+    session.commit()
+    return NodeOut.model_validate(node)
+
+
+@router.patch("/nodes/{node_id}", response_model=NodeOut, dependencies=[allow(ADMIN, IT)])
+def update_node(session: DbSession, node_id: str, body: NodeUpdate) -> NodeOut:
+    node = registry.update_node(session, node_id=node_id, name=body.name, site=body.site,
+                                registered=body.registered)
+    session.commit()
+    return NodeOut.model_validate(node)
+
+
+@router.delete("/nodes/{node_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN, IT)])
+def delete_node(session: DbSession, node_id: str) -> None:
+    registry.delete_row(session, model=Node, ident=node_id)
+    session.commit()
+
+
+@router.get("/devices", response_model=list[DeviceOut], dependencies=[allow(*EVERYONE)])
+def list_devices(session: DbSession, node_id: str | None = None) -> list[DeviceOut]:
+    return [DeviceOut.model_validate(d) for d in registry.list_devices(session, node_id=node_id)]
+
+
+@router.put("/devices", response_model=DeviceOut, dependencies=[allow(ADMIN, IT)],
+            summary="Create or update a device of a node")
+def put_device(session: DbSession, body: DeviceIn) -> DeviceOut:
+    device = registry.upsert_device(session, node_id=body.node_id, code=body.code, kind=body.kind,
+                                    name=body.name, counter=body.counter, zone=body.zone)
+    session.commit()
+    return DeviceOut.model_validate(device)
+
+
+@router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT,
+               dependencies=[allow(ADMIN, IT)])
+def delete_device(session: DbSession, device_id: int) -> None:
+    registry.delete_row(session, model=Device, ident=device_id)
+    session.commit()

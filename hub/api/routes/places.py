@@ -1,0 +1,69 @@
+"""Sites, zones (bản / tổ dân phố) and counters (quầy)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from thanthien.hub.api.deps import ADMIN, EVERYONE, DbSession, allow
+from thanthien.hub.api.schemas import CounterIn, CounterOut, SiteIn, SiteOut, ZoneIn, ZoneOut
+from thanthien.hub.db.models import Counter, Site, Zone
+from thanthien.hub.services import registry
+
+router = APIRouter(tags=["registry"])
+
+
+@router.get("/sites", response_model=list[SiteOut], dependencies=[allow(*EVERYONE)])
+def list_sites(session: DbSession) -> list[SiteOut]:
+    return [SiteOut.model_validate(s) for s in registry.list_sites(session)]
+
+
+@router.post("/sites", response_model=SiteOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[allow(ADMIN)])
+def create_site(session: DbSession, body: SiteIn) -> SiteOut:
+    site = registry.create_site(session, code=body.code, name=body.name)
+    session.commit()
+    return SiteOut.model_validate(site)
+
+
+@router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
+def delete_site(session: DbSession, site_id: int) -> None:
+    registry.delete_row(session, model=Site, ident=site_id)
+    session.commit()
+
+
+@router.get("/zones", response_model=list[ZoneOut], dependencies=[allow(*EVERYONE)])
+def list_zones(session: DbSession) -> list[ZoneOut]:
+    return [ZoneOut.model_validate(z) for z in registry.list_zones(session)]
+
+
+@router.post("/zones", response_model=ZoneOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[allow(ADMIN)])
+def create_zone(session: DbSession, body: ZoneIn) -> ZoneOut:
+    zone = registry.create_zone(session, code=body.code, name=body.name, kind=body.kind, site=body.site)
+    session.commit()
+    return ZoneOut.model_validate(zone)
+
+
+@router.delete("/zones/{zone_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
+def delete_zone(session: DbSession, zone_id: int) -> None:
+    registry.delete_row(session, model=Zone, ident=zone_id)
+    session.commit()
+
+
+@router.get("/counters", response_model=list[CounterOut], dependencies=[allow(*EVERYONE)])
+def list_counters(session: DbSession) -> list[CounterOut]:
+    return [CounterOut.model_validate(c) for c in registry.list_counters(session)]
+
+
+@router.post("/counters", response_model=CounterOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[allow(ADMIN)])
+def create_counter(session: DbSession, body: CounterIn) -> CounterOut:
+    counter = registry.create_counter(session, code=body.code, name=body.name, site=body.site)
+    session.commit()
+    return CounterOut.model_validate(counter)
+
+
+@router.delete("/counters/{counter_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
+def delete_counter(session: DbSession, counter_id: int) -> None:
+    registry.delete_row(session, model=Counter, ident=counter_id)
+    session.commit()

@@ -1,0 +1,32 @@
+"""User accounts (admin only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from thanthien.hub.api.deps import ADMIN, DbSession, Hub, allow
+from thanthien.hub.api.schemas import UserCreate, UserOut, UserUpdate
+from thanthien.hub.services import users
+
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[allow(ADMIN)])
+
+
+@router.get("", response_model=list[UserOut])
+def list_users(session: DbSession) -> list[UserOut]:
+    return [UserOut.model_validate(u) for u in users.list_users(session)]
+
+
+@router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+def create_user(hub: Hub, session: DbSession, body: UserCreate) -> UserOut:
+    user = users.create_user(session, username=body.username, password=body.password, role=body.role,
+                             full_name=body.full_name, now=hub.clock())
+    session.commit()
+    return UserOut.model_validate(user)
+
+
+@router.patch("/{user_id}", response_model=UserOut)
+def update_user(session: DbSession, user_id: int, body: UserUpdate) -> UserOut:
+    user = users.update_user(session, user_id=user_id, role=body.role, active=body.active,
+                             password=body.password, full_name=body.full_name)
+    session.commit()
+    return UserOut.model_validate(user)

@@ -1,0 +1,261 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from thanthien.protocol.ids import CounterId, DeviceId, NodeId
+
+Code = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Token(Out):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    role: str
+
+
+class UserOut(Out):
+    id: int
+    username: str
+    full_name: str
+    role: str
+    active: bool
+
+
+class UserCreate(Body):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=8, max_length=200)
+    role: Literal["admin", "officer", "it", "leader"]
+    full_name: str = Field("", max_length=200)
+
+
+class UserUpdate(Body):
+    role: Literal["admin", "officer", "it", "leader"] | None = None
+    active: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=200)
+    full_name: str | None = Field(None, max_length=200)
+
+
+class SiteIn(Body):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=200)
+
+
+class SiteOut(Out):
+    id: int
+    code: str
+    name: str
+
+
+class ZoneIn(Body):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["hamlet", "residential_group"] = "hamlet"
+    site: str | None = None
+
+
+class ZoneOut(Out):
+    id: int
+    code: str
+    name: str
+    kind: str
+    site_id: int | None
+
+
+class CounterIn(Body):
+    code: CounterId
+    name: str = Field(min_length=1, max_length=200)
+    site: str | None = None
+
+
+class CounterOut(Out):
+    id: int
+    code: str
+    name: str
+    site_id: int | None
+
+
+class NodeIn(Body):
+    id: NodeId
+    name: str = Field("", max_length=200)
+    site: str | None = None
+
+
+class NodeUpdate(Body):
+    name: str | None = Field(None, max_length=200)
+    site: str | None = None
+    registered: bool | None = None
+
+
+class NodeOut(Out):
+    id: str
+    name: str
+    site_id: int | None
+    registered: bool
+    state: str
+    state_reason: str
+    session: int
+    state_at: datetime | None
+    last_seen_at: datetime | None
+    first_seen_at: datetime | None
+    agent_version: str
+    last_seq: int
+    capabilities: list[str]
+
+
+class DeviceIn(Body):
+    node_id: NodeId
+    code: DeviceId
+    kind: Literal["rating_box", "speaker", "camera"]
+    name: str = Field("", max_length=200)
+    counter: CounterId | None = None
+    zone: str | None = None
+
+
+class DeviceOut(Out):
+    id: int
+    node_id: str
+    code: str
+    kind: str
+    name: str
+    counter_id: int | None
+    zone_id: int | None
+
+
+class OfficerIn(Body):
+    code: str = Code
+    full_name: str = Field(min_length=1, max_length=200)
+    title: str = Field("", max_length=200)
+    user_id: int | None = None
+
+
+class OfficerOut(Out):
+    id: int
+    code: str
+    full_name: str
+    title: str
+    user_id: int | None
+
+
+class ShiftIn(Body):
+    officer_id: int
+    counter: CounterId
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+
+class ShiftOut(Out):
+    id: int
+    officer_id: int
+    counter_id: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+class TelemetryOut(Out):
+    node_id: str
+    session: int
+    at: datetime
+    received_at: datetime
+    uptime_s: float
+    agent_version: str
+    cpu_temp_c: float | None
+    load_1m: float
+    mem_used_pct: float
+    disk_used_pct: float
+    disk_free_mb: float
+    outbox_depth: int
+    ignored_presses: int
+    clock_synced: bool | None
+    clock_offset_ms: float | None
+
+
+class TelemetryHourlyOut(Out):
+    node_id: str
+    hour: datetime
+    samples: int
+    cpu_temp_avg: float | None
+    cpu_temp_max: float | None
+    load_1m_avg: float
+    mem_used_pct_max: float
+    disk_used_pct_max: float
+    outbox_depth_max: int
+
+
+class AlarmOut(Out):
+    id: int
+    kind: str
+    subject: str
+    severity: str
+    audience: str
+    message: str
+    details: dict[str, Any]
+    raised_at: datetime
+    notified_at: datetime
+    reminders: int
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    cleared_at: datetime | None
+
+
+class RatingOut(Out):
+    id: int
+    node_id: str
+    event_id: UUID
+    seq: int
+    box: str
+    counter_code: str
+    score: int
+    pressed_at: datetime
+    received_at: datetime
+    officer_id: int | None
+
+
+class RatingPage(Out):
+    items: list[RatingOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class SummaryRowOut(Out):
+    key: dict[str, Any]
+    counts: dict[str, int] = Field(description="Presses per level: '4' Rất hài lòng .. '1' Không hài lòng.")
+    total: int
+    satisfaction_index: float | None = Field(
+        description="100 × Σ(score − 1) / (3 × n): 100 when every press is Rất hài lòng, 0 when every "
+                    "press is Không hài lòng.")
+
+
+class Summary(Out):
+    group_by: list[str]
+    start: datetime | None
+    end: datetime | None
+    timezone: str
+    rows: list[SummaryRowOut]
+    total: int
+    satisfaction_index: float | None
+
+
+class DeadLetterOut(Out):
+    id: int
+    received_at: datetime
+    topic: str
+    kind: str
+    node_id: str | None
+    reason: str
+    size: int

@@ -1,0 +1,276 @@
+"""The hub's tables. Every timestamp is stored in UTC (``UtcDateTime``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+"""64-bit ids on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit (and autoincrements)."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; SQLite (which keeps no zone) gives it back aware too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# -- registry ------------------------------------------------------------------------------
+class Site(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Zone(Base):
+    """A hamlet (bản) or residential group (tổ dân phố) that speakers serve."""
+
+    __tablename__ = "zones"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), default="hamlet")
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+
+
+class Counter(Base):
+    """A counter (quầy) of the one-stop office."""
+
+    __tablename__ = "counters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+
+
+class Node(Base):
+    """An edge node, declared (``registered``) or seen on MQTT without being declared."""
+
+    __tablename__ = "nodes"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    registered: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(16), default="unknown")
+    state_reason: Mapped[str] = mapped_column(String(200), default="")
+    session: Mapped[int] = mapped_column(BigInteger, default=0)
+    state_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    agent_version: Mapped[str] = mapped_column(String(32), default="")
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("node_id", "code", name="uq_devices_node_code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    counter_id: Mapped[int | None] = mapped_column(ForeignKey("counters.id", ondelete="SET NULL"))
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id", ondelete="SET NULL"))
+
+
+class Officer(Base):
+    """A civil servant (cán bộ, công chức) who staffs counters."""
+
+    __tablename__ = "officers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(63), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class RosterEntry(Base):
+    """An officer on duty at a counter for [starts_at, ends_at)."""
+
+    __tablename__ = "roster"
+    __table_args__ = (Index("ix_roster_counter_time", "counter_id", "starts_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id", ondelete="CASCADE"))
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# -- people --------------------------------------------------------------------------------
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# -- ratings -------------------------------------------------------------------------------
+class Rating(Base):
+    __tablename__ = "ratings"
+    __table_args__ = (
+        UniqueConstraint("node_id", "event_id", name="uq_ratings_node_event"),
+        Index("ix_ratings_pressed_at", "pressed_at"),
+        Index("ix_ratings_counter_pressed", "counter_code", "pressed_at"),
+        Index("ix_ratings_officer_pressed", "officer_id", "pressed_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    box: Mapped[str] = mapped_column(String(63))
+    counter_code: Mapped[str] = mapped_column(String(63))
+    score: Mapped[int] = mapped_column(Integer)
+    pressed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id", ondelete="SET NULL"))
+
+
+class DeadLetter(Base):
+    """A message the hub could not accept, with the reason (and at most 4 KiB of it)."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_received_at", "received_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    topic: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(32))
+    node_id: Mapped[str | None] = mapped_column(String(63))
+    reason: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# -- health --------------------------------------------------------------------------------
+class TelemetrySample(Base):
+    __tablename__ = "telemetry"
+    __table_args__ = (Index("ix_telemetry_node_received", "node_id", "received_at"),
+                      Index("ix_telemetry_received_at", "received_at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    session: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    uptime_s: Mapped[float] = mapped_column(Float)
+    agent_version: Mapped[str] = mapped_column(String(32))
+    cpu_temp_c: Mapped[float | None] = mapped_column(Float)
+    load_1m: Mapped[float] = mapped_column(Float)
+    mem_used_pct: Mapped[float] = mapped_column(Float)
+    disk_used_pct: Mapped[float] = mapped_column(Float)
+    disk_free_mb: Mapped[float] = mapped_column(Float)
+    outbox_depth: Mapped[int] = mapped_column(Integer)
+    ignored_presses: Mapped[int] = mapped_column(Integer)
+    clock_synced: Mapped[bool | None] = mapped_column(Boolean)
+    clock_offset_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class TelemetryHourly(Base):
+    """One node's telemetry folded per UTC hour; kept after the raw samples expire."""
+
+    __tablename__ = "telemetry_hourly"
+    __table_args__ = (UniqueConstraint("node_id", "hour", name="uq_telemetry_hourly_node_hour"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    hour: Mapped[datetime] = mapped_column(UtcDateTime)
+    samples: Mapped[int] = mapped_column(Integer)
+    cpu_temp_avg: Mapped[float | None] = mapped_column(Float)
+    cpu_temp_max: Mapped[float | None] = mapped_column(Float)
+    load_1m_avg: Mapped[float] = mapped_column(Float)
+    mem_used_pct_max: Mapped[float] = mapped_column(Float)
+    disk_used_pct_max: Mapped[float] = mapped_column(Float)
+    outbox_depth_max: Mapped[int] = mapped_column(Integer)
+
+
+# -- alarms --------------------------------------------------------------------------------
+class Alarm(Base):
+    """One occurrence of a condition: raised once, reminded, acknowledged, cleared."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        Index("uq_alarms_active", "kind", "subject", unique=True,
+              sqlite_where=text("cleared_at IS NULL"), postgresql_where=text("cleared_at IS NULL")),
+        Index("ix_alarms_raised_at", "raised_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128))
+    severity: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    notified_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AlarmNotification(Base):
+    """An alarm event waiting for (or done with) delivery to the webhook: a transactional outbox."""
+
+    __tablename__ = "alarm_notifications"
+    __table_args__ = (Index("ix_alarm_notifications_pending", "delivered", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str] = mapped_column(String(500), default="")

@@ -1,0 +1,63 @@
+"""Types shared by the ingest handlers, and the decode-or-dead-letter step they all use."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+from sqlalchemy.orm import Session
+
+from thanthien.hub.context import HubContext
+from thanthien.hub.services.deadletters import record_dead_letter
+from thanthien.protocol.payloads import Payload, PayloadError, decode
+
+P = TypeVar("P", bound=Payload)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    kind: str
+    node: str | None
+    received_at: datetime
+
+
+@dataclass
+class Outcome:
+    """What a batch did: acks to publish after the commit, and metric increments."""
+
+    acks: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def count(self, metric: str, label: str = "", n: int = 1) -> None:
+        self.counts[(metric, label)] += n
+
+
+Handler = Callable[[Session, HubContext, list[Incoming], Outcome], None]
+
+
+def dead_letter(session: Session, msg: Incoming, reason: str, out: Outcome) -> None:
+    record_dead_letter(session, topic=msg.topic, kind=msg.kind, node_id=msg.node, reason=reason,
+                       payload=msg.payload, now=msg.received_at)
+    out.count("thanthien_hub_dead_letters_total", msg.kind)
+
+
+def accept(session: Session, msg: Incoming, model: type[P], out: Outcome) -> P | None:
+    """The validated payload, or ``None`` after recording why it was refused. A payload must
+    name the node of its topic (a node cannot speak for another)."""
+    try:
+        payload = decode(model, msg.payload)
+    except PayloadError as exc:
+        dead_letter(session, msg, exc.reason, out)
+        return None
+    claimed = getattr(payload, "node", None)
+    if msg.node is not None and claimed is not None and claimed != msg.node:
+        reason = f"node id {claimed!r} in the payload does not match topic node {msg.node!r}"
+        dead_letter(session, msg, reason, out)
+        return None
+    return payload

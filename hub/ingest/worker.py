@@ -1,0 +1,167 @@
+"""The ingest worker: drains the queue in batches, one transaction per batch, acks after commit."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from itertools import groupby
+from uuid import UUID
+
+from thanthien.hub.context import HubContext
+from thanthien.hub.ingest.base import Incoming, Outcome, dead_letter
+from thanthien.hub.ingest.table import HANDLERS, SHAREABLE
+from thanthien.mqtt import Message, MqttLink
+from thanthien.protocol.payloads import MAX_ACK_IDS, Ack
+
+log = logging.getLogger(__name__)
+
+
+class IngestWorker:
+    """Subscribes the handled topics on a link and stores what arrives.
+
+    The network thread only parses the topic and queues; a single worker thread commits up to
+    ``batch_size`` messages per transaction. If a batch fails, its messages are retried one
+    per transaction, and one that still fails is dead-lettered: the loop never dies."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        self.ctx = ctx
+        cfg = ctx.settings.ingest
+        self.batch_size = cfg.batch_size
+        self.flush_s = cfg.flush_ms / 1000
+        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=cfg.queue_max)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._busy = 0
+
+    # -- MQTT side -----------------------------------------------------------------------
+    def attach(self, link: MqttLink) -> None:
+        topics = self.ctx.topics
+        group = self.ctx.settings.ingest.shared_group
+        for kind in HANDLERS:
+            topic_filter = topics.wildcard(kind)
+            if group and kind in SHAREABLE:
+                topic_filter = f"$share/{group}/{topic_filter}"
+            link.route(topic_filter, self.enqueue, qos=1)
+
+    def enqueue(self, message: Message) -> None:
+        parsed = self.ctx.topics.parse(message.topic)
+        item = Incoming(topic=message.topic, payload=message.payload,
+                        kind=parsed.kind if parsed else "unknown", node=parsed.node if parsed else None,
+                        received_at=self.ctx.clock())
+        with self._idle:
+            self._busy += 1
+        self._queue.put(item)  # blocks the network thread when full: back-pressure to the broker
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every queued message has been committed (for tests and shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    # -- worker side ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="hub-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch:
+                self.process(batch)
+                with self._idle:
+                    self._busy -= len(batch)
+                    self._idle.notify_all()
+            elif self._stop.is_set():
+                return
+
+    def _take(self) -> list[Incoming]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.flush_s
+        while len(batch) < self.batch_size:
+            try:
+                remaining = deadline - time.monotonic()
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                batch.append(item)
+            except queue.Empty:
+                break
+        return batch
+
+    def process(self, batch: list[Incoming]) -> None:
+        try:
+            outcome = self._commit(batch)
+        except Exception:
+            log.exception("ingest batch of %d failed; retrying one by one", len(batch))
+            self.ctx.metrics.inc("thanthien_hub_ingest_errors_total")
+            for item in batch:
+                self._process_one(item)
+            return
+        self._after_commit(outcome, len(batch))
+
+    def _process_one(self, item: Incoming) -> None:
+        try:
+            outcome = self._commit([item])
+        except Exception as exc:
+            log.exception("message on %s failed alone", item.topic)
+            outcome = Outcome()
+            try:
+                with self.ctx.db.session() as session:
+                    dead_letter(session, item, f"storage error: {type(exc).__name__}: {exc}"[:1000], outcome)
+            except Exception:
+                log.exception("could not dead-letter a message on %s (database down?)", item.topic)
+                return  # not acked: the node sends it again
+        self._after_commit(outcome, 1)
+
+    def _commit(self, batch: list[Incoming]) -> Outcome:
+        outcome = Outcome()
+        with self.ctx.db.session() as session:
+            for kind, run in _runs(batch):
+                outcome.count("thanthien_hub_ingest_messages_total", kind, len(run))
+                handler = HANDLERS.get(kind)
+                if handler is None:
+                    for item in run:
+                        dead_letter(session, item, f"no handler for topic {item.topic}", outcome)
+                    continue
+                handler(session, self.ctx, run, outcome)
+        return outcome
+
+    def _after_commit(self, outcome: Outcome, size: int) -> None:
+        metrics = self.ctx.metrics
+        metrics.inc("thanthien_hub_ingest_batches_total")
+        for (name, label), n in outcome.counts.items():
+            if label:
+                metrics.inc(name, n, kind=label)
+            else:
+                metrics.inc(name, n)
+        for node, ids in outcome.acks.items():
+            self._publish_acks(node, ids)
+
+    def _publish_acks(self, node: str, ids: list[UUID]) -> None:
+        link = self.ctx.mqtt
+        if link is None:
+            return
+        for start in range(0, len(ids), MAX_ACK_IDS):
+            ack = Ack(kind="rating", event_ids=ids[start:start + MAX_ACK_IDS], at=self.ctx.clock())
+            link.publish(self.ctx.topics.ack(node), ack.to_bytes(), qos=1)
+            self.ctx.metrics.inc("thanthien_hub_acks_published_total")
+
+
+def _runs(batch: list[Incoming]) -> Iterator[tuple[str, list[Incoming]]]:
+    """Consecutive messages of one kind, in arrival order."""
+    for kind, items in groupby(batch, key=lambda m: m.kind):
+        yield kind, list(items)

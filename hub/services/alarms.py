@@ -1,0 +1,181 @@
+"""Alarms: raised once while a condition lasts, reminded, acknowledged, cleared by themselves.
+
+An active alarm is unique per (kind, subject) (a partial unique index enforces it). Every
+change is also written to ``alarm_notifications`` in the same transaction when a webhook is
+configured, so delivery (services/webhook.py) survives restarts and retries on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Alarm, AlarmNotification, Rating
+from thanthien.hub.services.errors import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["info", "warning", "major", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "major", "critical")
+Audience = Literal["it", "leader"]
+
+# kind -> audience: device problems go to IT staff, rating spikes to the leaders.
+KINDS: dict[str, Audience] = {
+    "node_offline": "it",
+    "node_unregistered": "it",
+    "outbox_backlog": "it",
+    "disk_full": "it",
+    "high_temperature": "it",
+    "clock_unsynced": "it",
+    "negative_spike": "leader",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a raise/clear did, for the caller's logs and metrics."""
+
+    alarm: Alarm
+    event: Literal["raised", "updated", "reminder", "acknowledged", "cleared"]
+
+
+def alarm_body(alarm: Alarm, event: str) -> dict[str, Any]:
+    return {
+        "event": event,
+        "alarm": {
+            "id": alarm.id, "kind": alarm.kind, "subject": alarm.subject, "severity": alarm.severity,
+            "audience": alarm.audience, "message": alarm.message, "details": alarm.details,
+            "raised_at": alarm.raised_at.isoformat(),
+            "acknowledged_at": alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else None,
+            "acknowledged_by": alarm.acknowledged_by,
+            "cleared_at": alarm.cleared_at.isoformat() if alarm.cleared_at else None,
+            "reminders": alarm.reminders,
+        },
+    }
+
+
+def _notify(session: Session, alarm: Alarm, event: str, now: datetime, notify: bool) -> None:
+    if not notify:
+        return
+    session.flush()
+    session.add(AlarmNotification(alarm_id=alarm.id, event=event, body=alarm_body(alarm, event),
+                                  created_at=now, attempts=0, next_attempt_at=now, delivered=False,
+                                  failed=False, last_error=""))
+
+
+def active_alarm(session: Session, *, kind: str, subject: str) -> Alarm | None:
+    return session.scalar(select(Alarm).where(Alarm.kind == kind, Alarm.subject == subject,
+                                              Alarm.cleared_at.is_(None)))
+
+
+def raise_alarm(session: Session, *, kind: str, subject: str, severity: Severity, message: str,
+                now: datetime, notify: bool, details: dict[str, Any] | None = None) -> Change:
+    """Raise the alarm unless it is already active (then only its text and severity follow)."""
+    alarm = active_alarm(session, kind=kind, subject=subject)
+    if alarm is not None:
+        if alarm.severity != severity or alarm.message != message:
+            escalated = SEVERITIES.index(severity) > SEVERITIES.index(alarm.severity)  # type: ignore[arg-type]
+            alarm.severity, alarm.message, alarm.details = severity, message, details or {}
+            if escalated:
+                _notify(session, alarm, "updated", now, notify)
+        return Change(alarm, "updated")
+    alarm = Alarm(kind=kind, subject=subject, severity=severity, audience=KINDS.get(kind, "it"),
+                  message=message, details=details or {}, raised_at=now, notified_at=now, reminders=0)
+    session.add(alarm)
+    _notify(session, alarm, "raised", now, notify)
+    log.warning("alarm raised: %s %s (%s): %s", kind, subject, severity, message)
+    return Change(alarm, "raised")
+
+
+def clear_alarm(session: Session, *, kind: str, subject: str, now: datetime, notify: bool) -> Change | None:
+    alarm = active_alarm(session, kind=kind, subject=subject)
+    if alarm is None:
+        return None
+    alarm.cleared_at = now
+    _notify(session, alarm, "cleared", now, notify)
+    log.info("alarm cleared: %s %s", kind, subject)
+    return Change(alarm, "cleared")
+
+
+def acknowledge_alarm(session: Session, *, alarm_id: int, username: str, now: datetime,
+                      notify: bool) -> Alarm:
+    alarm = session.get(Alarm, alarm_id)
+    if alarm is None:
+        raise NotFound(f"alarm {alarm_id} not found")
+    if alarm.acknowledged_at is not None:
+        raise Conflict(f"alarm {alarm_id} was already acknowledged by {alarm.acknowledged_by}")
+    alarm.acknowledged_at = now
+    alarm.acknowledged_by = username
+    _notify(session, alarm, "acknowledged", now, notify)
+    return alarm
+
+
+def send_reminders(session: Session, *, now: datetime, remind_s: float, notify: bool) -> list[Alarm]:
+    """Active, unacknowledged alarms not notified for ``remind_s`` are reminded once more."""
+    due = list(session.scalars(select(Alarm).where(
+        Alarm.cleared_at.is_(None), Alarm.acknowledged_at.is_(None),
+        Alarm.notified_at <= now - timedelta(seconds=remind_s))))
+    for alarm in due:
+        alarm.reminders += 1
+        alarm.notified_at = now
+        _notify(session, alarm, "reminder", now, notify)
+        log.warning("alarm reminder %d: %s %s", alarm.reminders, alarm.kind, alarm.subject)
+    return due
+
+
+def list_alarms(session: Session, *, active: bool | None = None, audience: str | None = None,
+                limit: int = 200, offset: int = 0) -> list[Alarm]:
+    query = select(Alarm).order_by(Alarm.raised_at.desc(), Alarm.id.desc())
+    if active is True:
+        query = query.where(Alarm.cleared_at.is_(None))
+    elif active is False:
+        query = query.where(Alarm.cleared_at.is_not(None))
+    if audience is not None:
+        query = query.where(Alarm.audience == audience)
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def active_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Alarm.severity, func.count()).where(Alarm.cleared_at.is_(None))
+                           .group_by(Alarm.severity)).all()
+    return {severity: int(n) for severity, n in rows}
+
+
+# -- the negative-rating spike rule --------------------------------------------------------
+@dataclass(frozen=True)
+class SpikeRule:
+    window_min: float = 15.0
+    min_presses: int = 4
+    ratio: float = 0.5
+
+
+def evaluate_spike(session: Session, *, counter: str, now: datetime, rule: SpikeRule,
+                   notify: bool) -> Change | None:
+    """Raise or clear the counter's spike alarm from the presses of the last window: it fires
+    when at least ``min_presses`` were made and ``ratio`` of them or more were the two lowest
+    levels (Bình thường, Không hài lòng)."""
+    since = now - timedelta(minutes=rule.window_min)
+    total, negative = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((Rating.score <= 2, 1), else_=0)), 0))
+        .where(Rating.counter_code == counter, Rating.pressed_at > since, Rating.pressed_at <= now)
+    ).one()
+    total, negative = int(total), int(negative)
+    if total >= rule.min_presses and negative >= rule.ratio * total:
+        pct = round(100 * negative / total)
+        message = (f"Quầy {counter}: {negative}/{total} lượt đánh giá trong {rule.window_min:g} phút qua "
+                   f"là Bình thường hoặc Không hài lòng ({pct}%)")
+        return raise_alarm(session, kind="negative_spike", subject=counter, severity="major",
+                           message=message, now=now, notify=notify,
+                           details={"counter": counter, "presses": total, "negative": negative})
+    return clear_alarm(session, kind="negative_spike", subject=counter, now=now, notify=notify)
+
+
+def spike_subjects(session: Session) -> list[str]:
+    """Counters whose spike alarm is active (re-evaluated as the window slides)."""
+    return list(session.scalars(select(Alarm.subject).where(Alarm.kind == "negative_spike",
+                                                            Alarm.cleared_at.is_(None))))

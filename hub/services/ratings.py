@@ -1,0 +1,133 @@
+"""Storing rating events exactly once, and reading them back."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Node, Rating
+from thanthien.hub.services import registry
+from thanthien.protocol.payloads import RatingEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StoreResult:
+    """Event ids to ack per node: ``stored`` are new rows, ``duplicates`` were already there."""
+
+    stored: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
+    duplicates: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
+    gaps: list[tuple[str, int, int]] = field(default_factory=list)
+    counters: set[str] = field(default_factory=set)
+
+    @property
+    def stored_count(self) -> int:
+        return sum(len(v) for v in self.stored.values())
+
+    @property
+    def duplicate_count(self) -> int:
+        return sum(len(v) for v in self.duplicates.values())
+
+    def ack_ids(self) -> dict[str, list[UUID]]:
+        out: dict[str, list[UUID]] = defaultdict(list)
+        for source in (self.stored, self.duplicates):
+            for node, ids in source.items():
+                out[node].extend(ids)
+        return out
+
+
+def store_ratings(session: Session, *, events: list[RatingEvent], now: datetime) -> StoreResult:
+    """Insert the events not stored yet (unique on node + event id), attributed to the officer
+    on duty at their counter at press time. Validation and topic checks happen before this."""
+    result = StoreResult()
+    by_node: dict[str, dict[UUID, RatingEvent]] = defaultdict(dict)
+    for event in events:
+        if event.event_id in by_node[event.node]:
+            result.duplicates[event.node].append(event.event_id)  # same event twice in one batch
+        else:
+            by_node[event.node][event.event_id] = event
+    rows: list[dict[str, Any]] = []
+    for node_id, batch in by_node.items():
+        existing = set(session.scalars(select(Rating.event_id).where(
+            Rating.node_id == node_id, Rating.event_id.in_(list(batch)))))
+        fresh = [e for eid, e in batch.items() if eid not in existing]
+        result.duplicates[node_id].extend(existing)
+        if not fresh:
+            continue
+        _note_sequence(session, node_id=node_id, seqs=sorted(e.seq for e in fresh), result=result)
+        officers = registry.officers_on_duty(session, presses=[(e.counter, e.pressed_at) for e in fresh])
+        for event, officer_id in zip(fresh, officers, strict=True):
+            rows.append({"node_id": node_id, "event_id": event.event_id, "seq": event.seq, "box": event.box,
+                         "counter_code": event.counter, "score": event.score,
+                         "pressed_at": event.pressed_at, "received_at": now, "officer_id": officer_id})
+            result.stored[node_id].append(event.event_id)
+            result.counters.add(event.counter)
+    if rows:
+        session.execute(_insert_ignoring_duplicates(session), rows)
+    return result
+
+
+def _insert_ignoring_duplicates(session: Session) -> Any:
+    """INSERT .. ON CONFLICT DO NOTHING: a second ingest worker racing on the same event is harmless."""
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(Rating).on_conflict_do_nothing(index_elements=["node_id", "event_id"])
+
+
+def _note_sequence(session: Session, *, node_id: str, seqs: list[int], result: StoreResult) -> None:
+    node = session.get(Node, node_id)
+    if node is None:
+        return
+    last = node.last_seq or 0
+    for seq in seqs:
+        if last and seq > last + 1:
+            result.gaps.append((node_id, last + 1, seq - 1))
+            log.warning("node %s: rating sequence gap: %d..%d not received (yet)", node_id, last + 1, seq - 1)
+        last = max(last, seq)
+    node.last_seq = last
+
+
+@dataclass(frozen=True)
+class RatingFilter:
+    start: datetime | None = None
+    end: datetime | None = None
+    counter: str | None = None
+    officer_id: int | None = None
+    node: str | None = None
+    score: int | None = None
+
+    def apply(self, query: Any) -> Any:
+        if self.start is not None:
+            query = query.where(Rating.pressed_at >= self.start)
+        if self.end is not None:
+            query = query.where(Rating.pressed_at < self.end)
+        if self.counter is not None:
+            query = query.where(Rating.counter_code == self.counter)
+        if self.officer_id is not None:
+            query = query.where(Rating.officer_id == self.officer_id)
+        if self.node is not None:
+            query = query.where(Rating.node_id == self.node)
+        if self.score is not None:
+            query = query.where(Rating.score == self.score)
+        return query
+
+
+def list_ratings(session: Session, *, flt: RatingFilter, limit: int, offset: int) -> tuple[list[Rating], int]:
+    """One page, newest first, and the total matching the filter."""
+    total = session.scalar(flt.apply(select(func.count()).select_from(Rating))) or 0
+    rows = session.scalars(flt.apply(select(Rating)).order_by(Rating.pressed_at.desc(), Rating.id.desc())
+                           .limit(limit).offset(offset))
+    return list(rows), int(total)
+
+
+def count_ratings(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Rating)) or 0)

@@ -1,0 +1,288 @@
+"""Sites, zones, counters, nodes and their devices, officers and the duty roster."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Counter, Device, Node, Officer, Rating, RosterEntry, Site, Zone
+from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.settings import RegistrySection
+
+log = logging.getLogger(__name__)
+
+DEVICE_KINDS = ("rating_box", "speaker", "camera")
+
+
+# -- lookups -------------------------------------------------------------------------------
+def _by_code(session: Session, model: type[Any], code: str | None) -> Any:
+    if code is None:
+        return None
+    row = session.scalar(select(model).where(model.code == code))
+    if row is None:
+        raise NotFound(f"{model.__tablename__[:-1]} {code!r} not found")
+    return row
+
+
+def _get(session: Session, model: type[Any], ident: Any) -> Any:
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(f"{model.__tablename__[:-1]} {ident!r} not found")
+    return row
+
+
+def _unique(session: Session, model: type[Any], code: str) -> None:
+    if session.scalar(select(model).where(model.code == code)) is not None:
+        raise Conflict(f"{model.__tablename__[:-1]} {code!r} already exists")
+
+
+# -- sites, zones, counters ----------------------------------------------------------------
+def list_sites(session: Session) -> list[Site]:
+    return list(session.scalars(select(Site).order_by(Site.code)))
+
+
+def create_site(session: Session, *, code: str, name: str) -> Site:
+    _unique(session, Site, code)
+    site = Site(code=code, name=name)
+    session.add(site)
+    session.flush()
+    return site
+
+
+def list_zones(session: Session) -> list[Zone]:
+    return list(session.scalars(select(Zone).order_by(Zone.code)))
+
+
+def create_zone(session: Session, *, code: str, name: str, kind: str = "hamlet",
+                site: str | None = None) -> Zone:
+    _unique(session, Zone, code)
+    zone = Zone(code=code, name=name, kind=kind, site_id=_site_id(session, site))
+    session.add(zone)
+    session.flush()
+    return zone
+
+
+def list_counters(session: Session) -> list[Counter]:
+    return list(session.scalars(select(Counter).order_by(Counter.code)))
+
+
+def create_counter(session: Session, *, code: str, name: str, site: str | None = None) -> Counter:
+    _unique(session, Counter, code)
+    counter = Counter(code=code, name=name, site_id=_site_id(session, site))
+    session.add(counter)
+    session.flush()
+    return counter
+
+
+def delete_row(session: Session, *, model: type[Any], ident: Any) -> None:
+    session.delete(_get(session, model, ident))
+    session.flush()
+
+
+def _site_id(session: Session, code: str | None) -> int | None:
+    site = _by_code(session, Site, code)
+    return site.id if site else None
+
+
+# -- nodes and devices ---------------------------------------------------------------------
+def list_nodes(session: Session, *, registered: bool | None = None) -> list[Node]:
+    query = select(Node).order_by(Node.id)
+    if registered is not None:
+        query = query.where(Node.registered == registered)
+    return list(session.scalars(query))
+
+
+def get_node(session: Session, *, node_id: str) -> Node:
+    return _get(session, Node, node_id)
+
+
+def register_node(session: Session, *, node_id: str, name: str = "", site: str | None = None) -> Node:
+    """Declare a node; one that was seen unregistered becomes registered."""
+    node = session.get(Node, node_id)
+    if node is None:
+        node = Node(id=node_id, name=name, registered=True, state="unknown", session=0, last_seq=0,
+                    capabilities=[], agent_version="", state_reason="")
+        session.add(node)
+    node.registered = True
+    node.name = name or node.name
+    if site is not None:
+        node.site_id = _site_id(session, site)
+    session.flush()
+    return node
+
+
+def update_node(session: Session, *, node_id: str, name: str | None = None,
+                site: str | None = None, registered: bool | None = None) -> Node:
+    node = get_node(session, node_id=node_id)
+    if name is not None:
+        node.name = name
+    if site is not None:
+        node.site_id = _site_id(session, site)
+    if registered is not None:
+        node.registered = registered
+    session.flush()
+    return node
+
+
+def node_seen(session: Session, *, node_id: str, now: datetime) -> tuple[Node, bool]:
+    """The node a message came from; an unknown one is recorded as unregistered.
+
+    Returns the node and whether it was new (so the caller can raise the alarm)."""
+    node = session.get(Node, node_id)
+    if node is not None:
+        if node.first_seen_at is None:
+            node.first_seen_at = now
+        return node, False
+    node = Node(id=node_id, name="", registered=False, state="unknown", state_reason="", session=0,
+                last_seq=0, capabilities=[], agent_version="", first_seen_at=now)
+    session.add(node)
+    session.flush()
+    log.warning("node %s is not registered; listed as unregistered", node_id)
+    return node, True
+
+
+def list_devices(session: Session, *, node_id: str | None = None) -> list[Device]:
+    query = select(Device).order_by(Device.node_id, Device.code)
+    if node_id is not None:
+        query = query.where(Device.node_id == node_id)
+    return list(session.scalars(query))
+
+
+def upsert_device(session: Session, *, node_id: str, code: str, kind: str, name: str = "",
+                  counter: str | None = None, zone: str | None = None) -> Device:
+    if kind not in DEVICE_KINDS:
+        raise Invalid(f"unknown device kind {kind!r}")
+    if kind == "rating_box" and counter is None:
+        raise Invalid("a rating box needs its counter")
+    get_node(session, node_id=node_id)
+    device = session.scalar(select(Device).where(Device.node_id == node_id, Device.code == code))
+    if device is None:
+        device = Device(node_id=node_id, code=code, kind=kind)
+        session.add(device)
+    device.kind = kind
+    device.name = name
+    counter_row = _by_code(session, Counter, counter)
+    zone_row = _by_code(session, Zone, zone)
+    device.counter_id = counter_row.id if counter_row else None
+    device.zone_id = zone_row.id if zone_row else None
+    session.flush()
+    return device
+
+
+def apply_declarations(session: Session, *, registry: RegistrySection) -> None:
+    """Create or update what the config file declares (nothing is deleted)."""
+    for s in registry.sites:
+        site = session.scalar(select(Site).where(Site.code == s.code)) or Site(code=s.code)
+        site.name = s.name
+        session.add(site)
+    session.flush()
+    for z in registry.zones:
+        zone = session.scalar(select(Zone).where(Zone.code == z.code)) or Zone(code=z.code)
+        zone.name, zone.kind, zone.site_id = z.name, z.kind, _site_id(session, z.site)
+        session.add(zone)
+    for c in registry.counters:
+        counter = session.scalar(select(Counter).where(Counter.code == c.code)) or Counter(code=c.code)
+        counter.name, counter.site_id = c.name, _site_id(session, c.site)
+        session.add(counter)
+    session.flush()
+    for n in registry.nodes:
+        register_node(session, node_id=n.id, name=n.name, site=n.site)
+        for d in n.devices:
+            upsert_device(session, node_id=n.id, code=d.code, kind=d.kind, name=d.name,
+                          counter=d.counter, zone=d.zone)
+
+
+# -- officers and roster -------------------------------------------------------------------
+def list_officers(session: Session) -> list[Officer]:
+    return list(session.scalars(select(Officer).order_by(Officer.code)))
+
+
+def create_officer(session: Session, *, code: str, full_name: str, title: str = "",
+                   user_id: int | None = None) -> Officer:
+    _unique(session, Officer, code)
+    officer = Officer(code=code, full_name=full_name, title=title, user_id=user_id)
+    session.add(officer)
+    session.flush()
+    return officer
+
+
+def list_roster(session: Session, *, counter: str | None = None, start: datetime | None = None,
+                end: datetime | None = None) -> list[RosterEntry]:
+    query = select(RosterEntry).order_by(RosterEntry.starts_at)
+    if counter is not None:
+        query = query.where(RosterEntry.counter_id == _by_code(session, Counter, counter).id)
+    if start is not None:
+        query = query.where(RosterEntry.ends_at > start)
+    if end is not None:
+        query = query.where(RosterEntry.starts_at < end)
+    return list(session.scalars(query))
+
+
+def add_shift(session: Session, *, officer_id: int, counter: str, starts_at: datetime,
+              ends_at: datetime) -> RosterEntry:
+    """Put an officer on duty at a counter for [starts_at, ends_at); ratings already stored in
+    that window are attributed to them."""
+    if ends_at <= starts_at:
+        raise Invalid("a shift must end after it starts")
+    _get(session, Officer, officer_id)
+    counter_row = _by_code(session, Counter, counter)
+    overlap = session.scalar(select(RosterEntry).where(
+        RosterEntry.counter_id == counter_row.id, RosterEntry.starts_at < ends_at,
+        RosterEntry.ends_at > starts_at))
+    if overlap is not None:
+        raise Conflict(f"counter {counter!r} already has officer {overlap.officer_id} on duty "
+                       f"from {overlap.starts_at.isoformat()} to {overlap.ends_at.isoformat()}")
+    entry = RosterEntry(officer_id=officer_id, counter_id=counter_row.id, starts_at=starts_at,
+                        ends_at=ends_at)
+    session.add(entry)
+    session.flush()
+    _attribute(session, counter_code=counter, start=starts_at, end=ends_at, officer_id=officer_id)
+    return entry
+
+
+def remove_shift(session: Session, *, entry_id: int) -> None:
+    entry = _get(session, RosterEntry, entry_id)
+    counter = session.get(Counter, entry.counter_id)
+    assert counter is not None
+    _attribute(session, counter_code=counter.code, start=entry.starts_at, end=entry.ends_at,
+               officer_id=None)
+    session.delete(entry)
+    session.flush()
+
+
+def _attribute(session: Session, *, counter_code: str, start: datetime, end: datetime,
+               officer_id: int | None) -> None:
+    session.execute(
+        update(Rating)
+        .where(Rating.counter_code == counter_code, Rating.pressed_at >= start, Rating.pressed_at < end)
+        .values(officer_id=officer_id)
+    )
+
+
+def officers_on_duty(session: Session, *, presses: Iterable[tuple[str, datetime]]) -> list[int | None]:
+    """The officer on duty for each (counter code, press time), in order; ``None`` if nobody."""
+    presses = list(presses)
+    if not presses:
+        return []
+    by_counter: dict[str, list[datetime]] = defaultdict(list)
+    for code, at in presses:
+        by_counter[code].append(at)
+    shifts: dict[str, list[tuple[datetime, datetime, int]]] = {}
+    for code, times in by_counter.items():
+        rows = session.execute(
+            select(RosterEntry.starts_at, RosterEntry.ends_at, RosterEntry.officer_id)
+            .join(Counter, Counter.id == RosterEntry.counter_id)
+            .where(Counter.code == code, RosterEntry.starts_at <= max(times),
+                   RosterEntry.ends_at > min(times))
+        ).all()
+        shifts[code] = [(r[0], r[1], r[2]) for r in rows]
+    out: list[int | None] = []
+    for code, at in presses:
+        out.append(next((oid for s, e, oid in shifts[code] if s <= at < e), None))
+    return out

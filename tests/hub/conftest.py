@@ -1,0 +1,86 @@
+"""Hub fixtures: a migrated database on SQLite and on PostgreSQL, a hand-moved clock, contexts."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hub_helpers import Clock, hub_settings
+from sqlalchemy import text
+
+from thanthien.hub.context import HubContext
+from thanthien.hub.db.models import Base
+from thanthien.hub.db.session import Database
+
+PG_ADMIN_URL = os.environ.get("THANTHIEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test session (skips when no server)."""
+    import psycopg
+
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({str(exc).strip()[:120]}); "
+                    "set THANTHIEN_TEST_PG to run the PostgreSQL variants")
+    name = f"thanthien_hub_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def _migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Database]]:
+    cache: dict[str, Database] = {}
+    yield cache
+    for db in cache.values():
+        db.dispose()
+
+
+def _clean(db: Database) -> None:
+    tables = list(reversed(Base.metadata.sorted_tables))
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            for table in tables:
+                conn.execute(table.delete())
+        else:
+            names = ", ".join(t.name for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.getbasetemp() / 'hub-sqlite.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def db(db_url: str, _migrated: dict[str, Database]) -> Database:
+    """A migrated, empty database (migrated once per session and back end, emptied per test)."""
+    database = _migrated.get(db_url)
+    if database is None:
+        database = Database(db_url)
+        database.migrate()
+        _migrated[db_url] = database
+    _clean(database)
+    return database
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ctx(db: Database, clock: Clock, tmp_path: Path) -> HubContext:
+    return HubContext(settings=hub_settings(tmp_path), db=db, clock=clock)
