@@ -143,11 +143,11 @@ class Authorizer:
     """Builds ``Authorization`` header values answering one challenge; keeps the Digest
     nonce count so requests on one connection can reuse the challenge."""
 
-    def __init__(self, challenge: Challenge, credentials: Credentials) -> None:
+    def __init__(self, challenge: Challenge, credentials: Credentials, cnonce: str | None = None) -> None:
         self.challenge = challenge
         self.credentials = credentials
         self._nc = 0
-        self._cnonce = secrets.token_hex(8)
+        self._cnonce = cnonce or secrets.token_hex(8)
 
     def header(self, method: str, uri: str) -> str:
         if self.challenge.scheme == "basic":

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from gpiozero.pins.mock import MockFactory, MockPin
+
 from conftest import HUB, NODE_A
 from support import Account, Collector, connected_link
-
 from thanthien.config import validate_data
 from thanthien.edge.devices.rating_box import PressOutcome
 from thanthien.edge.settings import EdgeSettings
@@ -203,3 +204,24 @@ def start_agent_process(config_file: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "thanthien.cli", "edge", "run", "--config",
                              str(config_file), *args], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+class RecordingPin(MockPin):
+    """A MockPin whose state changes can be waited on (an LED blinking in gpiozero's thread)."""
+
+    changed = threading.Condition()
+
+    def _change_state(self, value: Any) -> bool:
+        with RecordingPin.changed:
+            done = super()._change_state(value)
+            RecordingPin.changed.notify_all()
+        return done
+
+    def wait_changes(self, n: int, timeout: float = 5.0) -> bool:
+        """Until the pin has changed state at least ``n`` times."""
+        with RecordingPin.changed:
+            return RecordingPin.changed.wait_for(lambda: len(self.states) - 1 >= n, timeout)
+
+
+def recording_factory() -> MockFactory:
+    return MockFactory(pin_class=RecordingPin)

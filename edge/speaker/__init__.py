@@ -1,0 +1,1 @@
+"""The village loudspeaker: media cache, prefetcher, amplifier relay and the plan player."""
