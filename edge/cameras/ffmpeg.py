@@ -17,6 +17,9 @@ from thanthien.edge.cameras.picture import THUMB_HEIGHT, THUMB_WIDTH, Thumbnail
 from thanthien.edge.cameras.urls import Endpoint, scrub, with_credentials
 from thanthien.edge.cameras.wire import ProbeError
 
+GRAB_PROBE_BYTES = 32 * 1024
+"""Stream probing before the first frame is decoded. ffmpeg's default (5 MB / 5 s) makes a
+grab take seconds; the decoder takes the picture's parameters from the frames anyway."""
 _SCALE = f"scale={THUMB_WIDTH}:{THUMB_HEIGHT},format=gray"
 _OUTPUT = ["-frames:v", "1", "-vf", _SCALE, "-f", "rawvideo", "pipe:1"]
 
@@ -33,9 +36,14 @@ def decode_jpeg(jpeg: bytes, timeout: float) -> Thumbnail:
 
 
 def grab_rtsp_frame(endpoint: Endpoint, timeout: float) -> Thumbnail:
-    """Read the stream until its first decodable frame (RTP over the RTSP connection)."""
+    """Read the stream until its first decodable frame (RTP interleaved on the RTSP
+    connection: TCP passes firewalls and NAT that would drop the UDP ports).
+
+    ffmpeg takes the credentials inside the URL (it answers Basic and Digest itself); they
+    are visible in the process list for the length of the grab, and are scrubbed from any
+    error text before it becomes a reason."""
     args = [ffmpeg_path(), "-nostdin", "-hide_banner", "-v", "error", "-rtsp_transport", "tcp",
-            "-i", with_credentials(endpoint), *_OUTPUT]
+            "-probesize", str(GRAB_PROBE_BYTES), "-i", with_credentials(endpoint), *_OUTPUT]
     return _run("RTSP frame grab", args, None, timeout, endpoint)
 
 

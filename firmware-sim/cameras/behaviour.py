@@ -10,13 +10,14 @@ from typing import Literal
 from thanthien.sim.cameras import pictures
 from thanthien.sim.cameras.auth import Authenticator, AuthPolicy
 
-Mode = Literal["ok", "down", "slow", "frozen", "black", "wrong_credentials", "hang", "no_video",
+Mode = Literal["ok", "down", "slow", "frozen", "black", "blank", "wrong_credentials", "hang", "no_video",
                "snapshot_error"]
 MODES: tuple[str, ...] = Mode.__args__  # type: ignore[attr-defined]
 """ok: a moving picture · down: ports closed (connections refused) · slow: every answer
-delayed · frozen: the same picture, re-encoded · black: a black picture · wrong_credentials:
-the camera's password was changed, every login refused · hang: connections accepted, never
-answered · no_video: the SDP offers audio only · snapshot_error: the snapshot URL answers 500."""
+delayed · frozen: the same picture, re-encoded · black: a black picture · blank: a uniform
+grey picture · wrong_credentials: the camera's password was changed, every login refused ·
+hang: connections accepted, never answered · no_video: the SDP offers audio only ·
+snapshot_error: the snapshot URL answers 500."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ class Behaviour:
                 self._cond.wait_for(lambda: self._closed, timeout=delay)
             return not self._closed
 
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; True if the simulator closed meanwhile."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed, timeout=seconds)
+
     def refuses_logins(self) -> bool:
         return self._mode == "wrong_credentials"
 
@@ -78,6 +84,8 @@ class Behaviour:
         mode = self._mode
         if mode == "black":
             return pictures.black_jpeg()
+        if mode == "blank":
+            return pictures.blank_jpeg()
         with self._cond:
             self._still += 1
             self._frame += 1

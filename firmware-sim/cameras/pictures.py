@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 WIDTH = 320
-HEIGHT = 180
+HEIGHT = 240
 
 
 def scene(frame: int) -> bytes:
@@ -35,6 +35,11 @@ def black() -> bytes:
     return bytes(n & 3 for n in rng.randbytes(WIDTH * HEIGHT))
 
 
+def blank() -> bytes:
+    """A uniform mid-grey picture (a camera showing its "no signal" screen)."""
+    return bytes([128]) * (WIDTH * HEIGHT)
+
+
 def encode_jpeg(pixels: bytes, quality: int = 4, timeout: float = 10.0) -> bytes:
     """Encode grey pixels as a baseline JPEG (standard Huffman tables, as RTP/JPEG needs).
     ``quality`` is ffmpeg's -q:v, 2 (best) to 31 (worst)."""
@@ -50,9 +55,13 @@ SCENE_FRAMES = 6
 """A moving camera cycles through this many different scenes."""
 
 
-@functools.lru_cache(maxsize=16)
 def scene_jpeg(index: int) -> bytes:
-    return encode_jpeg(scene(index % SCENE_FRAMES))
+    return _scene_jpeg(index % SCENE_FRAMES)
+
+
+@functools.lru_cache(maxsize=SCENE_FRAMES)
+def _scene_jpeg(index: int) -> bytes:
+    return encode_jpeg(scene(index))
 
 
 @functools.lru_cache(maxsize=4)
@@ -64,3 +73,8 @@ def still_jpeg(quality: int) -> bytes:
 @functools.lru_cache(maxsize=1)
 def black_jpeg() -> bytes:
     return encode_jpeg(black())
+
+
+@functools.lru_cache(maxsize=1)
+def blank_jpeg() -> bytes:
+    return encode_jpeg(blank())

@@ -1,18 +1,24 @@
-"""The simulated camera's RTSP responder: OPTIONS and DESCRIBE (with authentication) on a
-loopback port, answering according to the camera's current :class:`Behaviour`."""
+"""The simulated camera's RTSP responder on a loopback port, answering according to the
+camera's current :class:`Behaviour`: OPTIONS, DESCRIBE (with authentication), and SETUP/PLAY
+with the picture streamed as RTP/JPEG interleaved on the RTSP connection (TCP transport
+only), enough for ffmpeg to grab a frame."""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import socketserver
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from thanthien.sim.cameras import rtp
 from thanthien.sim.cameras.behaviour import Behaviour, Request
 
 log = logging.getLogger(__name__)
 
 MAX_LINE = 8192
+STREAM_FPS = 10
+SESSION = "5147A1F0"
 
 SDP_VIDEO = """v=0
 o=- 1 1 IN IP4 127.0.0.1
@@ -93,12 +99,36 @@ class RtspHandler(socketserver.StreamRequestHandler):
                 lines += ["Content-Length: " + str(len(body))]
             try:
                 self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+                if req.method == "PLAY" and status.startswith("200"):
+                    self.stream(behaviour)
+                    return
             except OSError:
+                return
+
+    def stream(self, behaviour: Behaviour) -> None:
+        """Send the picture as RTP/JPEG on interleaved channel 0 until the client leaves,
+        the camera goes down or hangs, or the simulator closes."""
+        seq, timestamp, ssrc = secrets.randbelow(1 << 16), secrets.randbelow(1 << 32), secrets.randbits(32)
+        while behaviour.mode not in ("down", "hang"):
+            frame = rtp.packets(behaviour.picture(), seq, timestamp, ssrc)
+            self.wfile.write(b"".join(rtp.interleaved(0, pkt) for pkt in frame))
+            seq += len(frame)
+            timestamp += rtp.CLOCK_RATE // STREAM_FPS
+            if behaviour.pause(1 / STREAM_FPS):
                 return
 
     def answer(self, req: RtspRequest, behaviour: Behaviour) -> tuple[str, list[tuple[str, str]], bytes]:
         if req.method == "OPTIONS":
-            return "200 OK", [("Public", "OPTIONS, DESCRIBE")], b""
+            return "200 OK", [("Public", "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN")], b""
+        if req.method == "SETUP":
+            transport = req.header("transport") or ""
+            if "interleaved=" not in transport:
+                return "461 Unsupported Transport", [], b""
+            return "200 OK", [("Transport", transport), ("Session", f"{SESSION};timeout=60")], b""
+        if req.method == "PLAY":
+            return "200 OK", [("Session", SESSION), ("Range", "npt=0.000-")], b""
+        if req.method == "TEARDOWN":
+            return "200 OK", [("Session", SESSION)], b""
         if req.method != "DESCRIBE":
             return "501 Not Implemented", [], b""
         if req.uri.rstrip("/") != self.server.url.rstrip("/"):

@@ -1,0 +1,93 @@
+"""Simulated cameras on loopback for the camera probe tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from thanthien.edge.cameras.check import Observation
+from thanthien.edge.cameras.config import CameraSection
+from thanthien.protocol.payloads import CameraHealth
+from thanthien.sim.cameras import AuthPolicy, SimCamera
+
+USER = "admin"
+PASSWORD = "Bí-mật 7&x"
+"""Non-ASCII and URL-special characters on purpose."""
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Callable[..., SimCamera]]:
+    cams: list[SimCamera] = []
+
+    def make(**auth: Any) -> SimCamera:
+        slow = auth.pop("slow_delay_s", 0.3)
+        cam = SimCamera(AuthPolicy(**{"username": USER, "password": PASSWORD, **auth}), slow_delay_s=slow)
+        cams.append(cam.start())
+        return cam
+
+    yield make
+    for cam in cams:
+        cam.close()
+
+
+@pytest.fixture
+def sim(sim_factory: Callable[..., SimCamera]) -> SimCamera:
+    """A Digest (MD5, qop=auth) camera in mode ``ok``."""
+    return sim_factory()
+
+
+def camera_config(cam: SimCamera, snapshot: bool = True, **overrides: Any) -> CameraSection:
+    """Config for one simulated camera with test-sized timeouts and thresholds."""
+    values: dict[str, Any] = {
+        "id": "cam-1", "rtsp_url": cam.rtsp_url, "snapshot_url": cam.snapshot_url if snapshot else None,
+        "username": USER, "password": PASSWORD, "interval_s": 0.1, "connect_timeout_s": 1.0,
+        "rtsp_timeout_s": 2.0, "snapshot_timeout_s": 2.0, "frame_timeout_s": 5.0, "slow_ms": 150,
+        "frozen_checks": 3, "hold_checks": 2,
+    }
+    values.update(overrides)
+    return CameraSection(**values)
+
+
+class Recorder:
+    """Collects what a monitor observes and publishes; tests wait on it with timeouts."""
+
+    def __init__(self) -> None:
+        self.observations: list[tuple[str, Observation]] = []
+        self.published: list[CameraHealth] = []
+        self._cond = threading.Condition()
+
+    def observe(self, camera: str, obs: Observation) -> None:
+        with self._cond:
+            self.observations.append((camera, obs))
+            self._cond.notify_all()
+
+    def publish(self, health: CameraHealth) -> None:
+        with self._cond:
+            self.published.append(health)
+            self._cond.notify_all()
+
+    def seen(self, camera: str) -> list[Observation]:
+        with self._cond:
+            return [o for c, o in self.observations if c == camera]
+
+    def states(self, camera: str) -> list[str]:
+        with self._cond:
+            return [h.state for h in self.published if h.camera == camera]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def wait_observations(self, camera: str, n: int, timeout: float = 10.0) -> bool:
+        return self.wait_for(lambda: len([1 for c, _o in self.observations if c == camera]) >= n, timeout)
+
+    def wait_state(self, camera: str, state: str, timeout: float = 10.0) -> CameraHealth:
+        def found() -> bool:
+            return any(h.camera == camera and h.state == state for h in self.published)
+
+        if not self.wait_for(found, timeout):
+            raise AssertionError(f"{camera} never published {state}; published {self.states(camera)}")
+        return next(h for h in self.published if h.camera == camera and h.state == state)
