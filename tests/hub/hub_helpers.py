@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from thanthien.hub.ingest.base import Incoming
 from thanthien.hub.settings import HubSettings
+from thanthien.protocol import Topics
+from thanthien.protocol.payloads import NodeState, RatingEvent, Telemetry
 
 
 class Clock:
@@ -31,3 +35,38 @@ def hub_settings(tmp_path: Path, **sections: Any) -> HubSettings:
     return HubSettings(**values)
 
 
+
+
+def rating(node: str = "node-a", seq: int = 1, score: int = 4, counter: str = "quay-1",
+           pressed_at: datetime | None = None, event_id: uuid.UUID | None = None,
+           box: str = "box-1") -> RatingEvent:
+    return RatingEvent(event_id=event_id or uuid.uuid4(), node=node, seq=seq, box=box, counter=counter,
+                       score=score, pressed_at=pressed_at or datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+
+
+T = Topics()
+
+
+def incoming(topic: str, payload: bytes, received_at: datetime) -> Incoming:
+    parsed = T.parse(topic)
+    return Incoming(topic=topic, payload=payload, kind=parsed.kind if parsed else "unknown",
+                    node=parsed.node if parsed else None, received_at=received_at)
+
+
+def rating_msg(event: RatingEvent, received_at: datetime, topic_node: str | None = None) -> Incoming:
+    return incoming(Topics().rating(topic_node or event.node), event.to_bytes(), received_at)
+
+
+def telemetry(node: str = "node-a", session: int = 1, at: datetime | None = None, **over: Any) -> Telemetry:
+    values: dict[str, Any] = dict(node=node, session=session, at=at or datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
+                                  uptime_s=10, agent_version="0.1.0", cpu_temp_c=50.0, load_1m=0.1,
+                                  load_5m=0.1, load_15m=0.1, mem_used_pct=30, disk_used_pct=40,
+                                  disk_free_mb=1000, outbox_depth=0, ignored_presses=0, clock_synced=True,
+                                  clock_offset_ms=3.0)
+    values.update(over)
+    return Telemetry(**values)
+
+
+def node_state(state: str, session: int, node: str = "node-a", at: datetime | None = None) -> NodeState:
+    return NodeState(node=node, state=state, session=session, at=at or datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
+                     agent_version="0.1.0", capabilities=["rating_box"])

@@ -1,0 +1,157 @@
+"""The negative-rating spike rule, and alarm events POSTed to a real loopback webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from hub_helpers import hub_settings, rating, rating_msg
+
+from thanthien.hub import scheduler
+from thanthien.hub.context import HubContext
+from thanthien.hub.db.models import AlarmNotification
+from thanthien.hub.ingest.worker import IngestWorker
+from thanthien.hub.services import alarms, registry
+
+
+@pytest.fixture(autouse=True)
+def _registered(db):
+    with db.session() as s:
+        registry.register_node(s, node_id="node-a")
+
+
+def press(ctx, *scores: int, counter: str = "quay-1") -> None:
+    events = [rating(seq=i + 1, score=s, counter=counter, pressed_at=ctx.clock())
+              for i, s in enumerate(scores)]
+    IngestWorker(ctx).process([rating_msg(e, ctx.clock()) for e in events])
+
+
+def spike(ctx, counter: str = "quay-1"):
+    with ctx.db.session() as s:
+        return alarms.active_alarm(s, kind="negative_spike", subject=counter)
+
+
+def test_half_negative_with_four_presses_raises_a_spike_for_leaders(ctx):
+    press(ctx, 4, 3, 1, 2)
+    found = spike(ctx)
+    assert found is not None and found.audience == "leader"
+    assert "2/4" in found.message
+
+
+def test_three_negative_presses_are_not_enough(ctx):
+    press(ctx, 1, 1, 2)
+    assert spike(ctx) is None
+
+
+def test_mostly_positive_presses_raise_nothing(ctx):
+    press(ctx, 4, 4, 4, 1, 2)
+    assert spike(ctx) is None
+
+
+def test_spike_rule_is_per_counter(ctx):
+    press(ctx, 1, 1, counter="quay-1")
+    press(ctx, 1, 1, counter="quay-2")
+    assert spike(ctx, "quay-1") is None and spike(ctx, "quay-2") is None
+
+
+def test_spike_clears_when_the_window_has_passed(ctx):
+    press(ctx, 1, 1, 2, 2)
+    assert spike(ctx) is not None
+    ctx.clock.advance(16 * 60)
+    scheduler.register_context("t-spike", ctx)
+    try:
+        scheduler.check_alarms("t-spike")
+    finally:
+        scheduler.unregister_context("t-spike")
+    assert spike(ctx) is None
+
+
+class Hook:
+    """A loopback HTTP server that fails the first ``fail`` POSTs with 500."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.bodies: list[dict] = []
+        self.fail = fail
+        self.calls = 0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                body = json.loads(self.rfile.read(length))
+                hook.calls += 1
+                status = 500 if hook.calls <= hook.fail else 204
+                if status == 204:
+                    hook.bodies.append(body)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alarms"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook():
+    h = Hook(fail=2)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def hooked(db, clock, tmp_path, hook):
+    settings = hub_settings(tmp_path, alarms={"webhook_url": hook.url, "webhook_backoff_s": 1,
+                                              "webhook_attempts": 5})
+    ctx = HubContext(settings=settings, db=db, clock=clock)
+    scheduler.register_context("t-hook", ctx)
+    yield ctx
+    scheduler.unregister_context("t-hook")
+
+
+def test_webhook_gets_the_alarm_as_json_after_retries(hooked, hook):
+    press(hooked, 1, 1, 1, 1)
+    assert scheduler.deliver_webhooks("t-hook") == (0, 1)
+    assert scheduler.deliver_webhooks("t-hook") == (0, 0)  # not due before the backoff
+    hooked.clock.advance(1)
+    assert scheduler.deliver_webhooks("t-hook") == (0, 1)
+    hooked.clock.advance(2)
+    assert scheduler.deliver_webhooks("t-hook") == (1, 0)
+    [body] = hook.bodies
+    assert body["event"] == "raised" and body["alarm"]["kind"] == "negative_spike"
+    assert body["alarm"]["subject"] == "quay-1" and body["site"] == "UBND"
+
+
+def test_webhook_gives_up_after_the_configured_attempts(hooked, hook):
+    hook.fail = 100
+    press(hooked, 1, 1, 1, 1)
+    for _ in range(5):
+        scheduler.deliver_webhooks("t-hook")
+        hooked.clock.advance(3600)
+    with hooked.db.session() as s:
+        note = s.query(AlarmNotification).one()
+    assert note.failed and note.attempts == 5 and "500" in note.last_error
+    assert hook.calls == 5
+
+
+def test_acknowledge_and_clear_are_sent_too(hooked, hook):
+    hook.fail = 0
+    press(hooked, 1, 1, 1, 1)
+    with hooked.db.session() as s:
+        alarms.acknowledge_alarm(s, alarm_id=spike(hooked).id, username="lanhdao", now=hooked.clock(),
+                                 notify=True)
+    hooked.clock.advance(timedelta(minutes=20).total_seconds())
+    scheduler.check_alarms("t-hook")
+    scheduler.deliver_webhooks("t-hook")
+    assert [b["event"] for b in hook.bodies] == ["raised", "acknowledged", "cleared"]

@@ -1,0 +1,138 @@
+"""Rating ingest on SQLite and PostgreSQL: exactly once, dead letters, registry, attribution."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from hub_helpers import incoming, rating, rating_msg
+from sqlalchemy import func, select
+
+from thanthien.hub.db.models import DeadLetter, Node, Rating
+from thanthien.hub.ingest.worker import IngestWorker
+from thanthien.hub.services import registry
+from thanthien.protocol import Topics
+from thanthien.protocol.payloads import MAX_PAYLOAD_BYTES
+
+T = Topics()
+
+
+def count(db, model) -> int:
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_each_rating_is_stored_once_even_when_sent_again(ctx, clock):
+    events = [rating(seq=i) for i in range(1, 51)]
+    worker = IngestWorker(ctx)
+    worker.process([rating_msg(e, clock()) for e in events])
+    worker.process([rating_msg(e, clock()) for e in events[:20]])
+    assert count(ctx.db, Rating) == 50
+    assert ctx.metrics.value("thanthien_hub_ratings_stored_total") == 50
+    assert ctx.metrics.value("thanthien_hub_ratings_duplicate_total") == 20
+
+
+def test_same_event_twice_in_one_batch_is_stored_once(ctx, clock):
+    event = rating()
+    IngestWorker(ctx).process([rating_msg(event, clock()), rating_msg(event, clock())])
+    assert count(ctx.db, Rating) == 1
+
+
+def test_same_event_id_from_two_nodes_is_two_ratings(ctx, clock):
+    a = rating(node="node-a")
+    b = rating(node="node-b", event_id=a.event_id)
+    IngestWorker(ctx).process([rating_msg(a, clock()), rating_msg(b, clock())])
+    assert count(ctx.db, Rating) == 2
+
+
+def test_malformed_payload_goes_to_dead_letters_with_reason(ctx, clock):
+    IngestWorker(ctx).process([incoming(T.rating("node-a"), b'{"event_id": "nope"}', clock())])
+    with ctx.db.session() as s:
+        letter = s.scalars(select(DeadLetter)).one()
+    assert letter.kind == "rating" and letter.node_id == "node-a"
+    assert "invalid RatingEvent" in letter.reason
+    assert count(ctx.db, Rating) == 0
+    assert ctx.metrics.value("thanthien_hub_dead_letters_total", kind="rating") == 1
+
+
+def test_spoofed_node_id_goes_to_dead_letters(ctx, clock):
+    IngestWorker(ctx).process([rating_msg(rating(node="node-b"), clock(), topic_node="node-a")])
+    with ctx.db.session() as s:
+        letter = s.scalars(select(DeadLetter)).one()
+    assert "does not match topic node 'node-a'" in letter.reason
+    assert count(ctx.db, Rating) == 0
+
+
+def test_oversized_payload_goes_to_dead_letters_truncated(ctx, clock):
+    IngestWorker(ctx).process([incoming(T.rating("node-a"), b"x" * (MAX_PAYLOAD_BYTES + 1), clock())])
+    with ctx.db.session() as s:
+        letter = s.scalars(select(DeadLetter)).one()
+    assert "exceeds" in letter.reason and letter.size == MAX_PAYLOAD_BYTES + 1
+    assert len(letter.payload) < letter.size
+
+
+def test_bad_message_does_not_stop_the_good_ones_in_its_batch(ctx, clock):
+    good = [rating(seq=i) for i in (1, 2)]
+    batch = [rating_msg(good[0], clock()), incoming(T.rating("node-a"), b"{", clock()),
+             rating_msg(good[1], clock())]
+    IngestWorker(ctx).process(batch)
+    assert count(ctx.db, Rating) == 2
+    assert count(ctx.db, DeadLetter) == 1
+
+
+def test_unknown_node_is_listed_as_unregistered_with_an_alarm(ctx, clock):
+    IngestWorker(ctx).process([rating_msg(rating(node="node-x"), clock())])
+    with ctx.db.session() as s:
+        unregistered = registry.list_nodes(s, registered=False)
+        assert [n.id for n in unregistered] == ["node-x"]
+        from thanthien.hub.services.alarms import active_alarm
+        assert active_alarm(s, kind="node_unregistered", subject="node-x") is not None
+
+
+def test_declared_node_is_registered(ctx, clock):
+    with ctx.db.session() as s:
+        registry.register_node(s, node_id="node-a", name="Một cửa")
+    IngestWorker(ctx).process([rating_msg(rating(node="node-a"), clock())])
+    with ctx.db.session() as s:
+        assert registry.list_nodes(s, registered=False) == []
+
+
+def test_sequence_gap_is_logged(ctx, clock, caplog):
+    worker = IngestWorker(ctx)
+    with caplog.at_level(logging.WARNING):
+        worker.process([rating_msg(rating(seq=1), clock()), rating_msg(rating(seq=5), clock())])
+    assert "gap: 2..4" in caplog.text
+    assert ctx.metrics.value("thanthien_hub_sequence_gaps_total") == 1
+    with ctx.db.session() as s:
+        assert s.get(Node, "node-a").last_seq == 5
+
+
+def test_rating_is_attributed_to_the_officer_on_duty_at_press_time(ctx, clock):
+    t0 = clock()
+    with ctx.db.session() as s:
+        registry.create_counter(s, code="quay-1", name="Quầy 1")
+        lan = registry.create_officer(s, code="lan", full_name="Nguyễn Thị Lan")
+        minh = registry.create_officer(s, code="minh", full_name="Trần Văn Minh")
+        registry.add_shift(s, officer_id=lan.id, counter="quay-1", starts_at=t0 - timedelta(hours=1),
+                           ends_at=t0 + timedelta(hours=1))
+        registry.add_shift(s, officer_id=minh.id, counter="quay-1", starts_at=t0 + timedelta(hours=1),
+                           ends_at=t0 + timedelta(hours=4))
+        lan_id, minh_id = lan.id, minh.id
+    events = [rating(seq=1, pressed_at=t0), rating(seq=2, pressed_at=t0 + timedelta(hours=2)),
+              rating(seq=3, pressed_at=t0 + timedelta(hours=5))]
+    IngestWorker(ctx).process([rating_msg(e, clock()) for e in events])
+    with ctx.db.session() as s:
+        got = dict(s.execute(select(Rating.seq, Rating.officer_id)).all())
+    assert got == {1: lan_id, 2: minh_id, 3: None}
+
+
+def test_shift_added_later_attributes_ratings_already_stored(ctx, clock):
+    t0 = clock()
+    IngestWorker(ctx).process([rating_msg(rating(pressed_at=t0), clock())])
+    with ctx.db.session() as s:
+        registry.create_counter(s, code="quay-1", name="Quầy 1")
+        lan = registry.create_officer(s, code="lan", full_name="Nguyễn Thị Lan")
+        registry.add_shift(s, officer_id=lan.id, counter="quay-1", starts_at=t0,
+                           ends_at=t0 + timedelta(hours=8))
+    with ctx.db.session() as s:
+        assert s.scalar(select(Rating.officer_id)) == lan.id
