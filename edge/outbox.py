@@ -64,6 +64,7 @@ class Outbox:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._db: sqlite3.Connection | None = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=10.0
         )
@@ -105,6 +106,7 @@ class Outbox:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self._changed.notify_all()
         assert cur.lastrowid is not None
         return StoredEvent(cur.lastrowid, event_id, kind, seq, payload)
 
@@ -122,11 +124,20 @@ class Outbox:
     def depth(self, kind: str | None = None) -> int:
         """How many events wait for the hub's ack."""
         with self._lock:
-            if kind is None:
-                row = self._conn().execute("SELECT COUNT(*) FROM events").fetchone()
-            else:
-                row = self._conn().execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,)).fetchone()
+            return self._depth(kind)
+
+    def _depth(self, kind: str | None) -> int:
+        if kind is None:
+            row = self._conn().execute("SELECT COUNT(*) FROM events").fetchone()
+        else:
+            row = self._conn().execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,)).fetchone()
         return int(row[0])
+
+    def wait_depth(self, predicate: Callable[[int], bool], timeout: float) -> bool:
+        """Block until ``predicate(depth)`` holds (checked after every store and ack in this
+        process) or ``timeout`` passes; e.g. ``wait_depth(lambda n: n == 0, 10)``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self._depth(None)), timeout)
 
     def contains(self, event_id: UUID) -> bool:
         with self._lock:
@@ -148,6 +159,7 @@ class Outbox:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self._changed.notify_all()
         return removed
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from thanthien.edge.cameras import device as cameras
 from thanthien.edge.context import Device
 from thanthien.edge.devices import rating_box
 from thanthien.edge.settings import EdgeSettings
@@ -16,6 +17,7 @@ DeviceFactory = Callable[[EdgeSettings], Sequence[Device]]
 
 FACTORIES: list[DeviceFactory] = [
     rating_box.from_settings,
+    cameras.from_settings,
 ]
 
 

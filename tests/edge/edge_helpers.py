@@ -171,6 +171,12 @@ class AckingPeer:
         with self._cond:
             return self._cond.wait_for(lambda: len(self.counted) >= n, timeout)
 
+    def wait_received(self, event_id: UUID, times: int, timeout: float = 10.0) -> bool:
+        """Until the event arrived ``times`` times (sent again because nobody acked)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: sum(e.event_id == event_id for e in self.received) >= times, timeout)
+
     def duplicates(self) -> int:
         return len(self.received) - len(self.counted)
 

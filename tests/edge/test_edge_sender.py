@@ -1,0 +1,76 @@
+"""Re-sending the outbox: on a timer until acked, after reconnects, oldest first in
+bounded batches; acks from the hub are the only thing that empties it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from edge_helpers import AckingPeer, T, edge_settings
+
+from thanthien.edge.agent import EdgeAgent
+from thanthien.edge.outbox import Outbox
+from thanthien.protocol.payloads import Ack, RatingEvent, utc_now
+
+
+def _rating(node: str):
+    def make(event_id, seq):
+        return RatingEvent(event_id=event_id, node=node, seq=seq, box="box-1", counter="quay-1",
+                           score=3, pressed_at=datetime.now(UTC))
+    return make
+
+
+@pytest.fixture
+def silent_peer(broker):
+    peer = AckingPeer(broker.port, client_id="test-silent-peer", ack=False)
+    yield peer
+    peer.close()
+
+
+def test_unacked_event_is_sent_again_on_the_timer_until_acked(tmp_path, broker, silent_peer):
+    agent = EdgeAgent(edge_settings(tmp_path / "node", broker.port, resend_interval_s=0.2))
+    try:
+        agent.start()
+        assert agent.link is not None and agent.link.wait_connected(10)
+        event = agent.store_event("rating", _rating("node-a"))
+        assert silent_peer.wait_received(event.event_id, times=3)
+        assert agent.outbox is not None and agent.outbox.depth() == 1  # PUBACKs remove nothing
+    finally:
+        agent.stop()
+
+
+def test_backlog_goes_out_oldest_first_in_batches_after_connecting(tmp_path, broker):
+    # a node that was cut off: its outbox holds a backlog when the agent (re)starts
+    with Outbox.in_dir(tmp_path / "node") as outbox:
+        stored = [outbox.store("rating", _rating("node-a")) for _ in range(60)]
+    settings = edge_settings(tmp_path / "node", broker.port)
+    settings = settings.model_copy(update={"outbox": settings.outbox.model_copy(update={"batch_size": 7})})
+    peer = AckingPeer(broker.port, client_id="test-backlog-peer")
+    agent = EdgeAgent(settings)
+    try:
+        agent.start()
+        assert peer.wait_counted(60, timeout=20)
+        assert [e.event_id for e in peer.received][:60] == [s.event_id for s in stored]
+        assert agent.outbox is not None and agent.outbox.wait_depth(lambda n: n == 0, timeout=5)
+    finally:
+        agent.stop()
+        peer.close()
+
+
+def test_malformed_ack_changes_nothing_and_a_valid_one_empties_the_outbox(tmp_path, broker, silent_peer):
+    agent = EdgeAgent(edge_settings(tmp_path / "node", broker.port))
+    try:
+        agent.start()
+        assert agent.link is not None and agent.link.wait_connected(10) and agent.link.subscribed.wait(10)
+        event = agent.store_event("rating", _rating("node-a"))
+        assert silent_peer.wait_counted(1)
+        silent_peer.link.publish_confirmed(T.ack("node-a"), b'{"kind": "rating", "event_ids": []}')
+        silent_peer.link.publish_confirmed(T.ack("node-a"), b"\xff not json")
+        assert agent.outbox is not None and agent.outbox.depth() == 1
+        ack = Ack(kind="rating", event_ids=[event.event_id], at=utc_now())
+        silent_peer.link.publish_confirmed(T.ack("node-a"), ack.to_bytes())
+        assert agent.outbox.wait_depth(lambda n: n == 0, timeout=5)
+        assert agent.link.connected.is_set()  # the bad acks did not upset the agent
+    finally:
+        agent.stop()
+
