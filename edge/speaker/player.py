@@ -246,8 +246,10 @@ class PlanPlayer:
                 return False
             now = self._clock()
             start = max(now, item.start_at.timestamp())
-            self._commands[occ] = _Job(item, start, next(self._seq), True,
-                                       deadline=start + self.settings.play_now_wait_s, clip=clip)
+            # without a prefetcher nobody will fetch the media: it is there now or never
+            wait = self.settings.play_now_wait_s if self.prefetcher is not None else 0.0
+            self._commands[occ] = _Job(item, start, next(self._seq), True, deadline=start + wait,
+                                       clip=clip)
         if clip is None and not self.cache.has(item.media_sha256) and self.prefetcher is not None:
             self.prefetcher.urgent(item.media_sha256, item.media_url)
         log.info("play-now %s (%s) queued", occ, item.priority)
@@ -307,11 +309,11 @@ class PlanPlayer:
             if self._playing is not None:
                 job = self._choose_preemptor(now, self._playing)
                 if job is None:
-                    return MAX_WAIT_S
+                    return self._until_due(now, above=self._playing.job.rank)
             else:
                 job = self._choose_idle(now)
                 if job is None:
-                    return self._idle_relay(now)
+                    return min(self._idle_relay(now), self._until_due(now))
             if job.clip is None and not self.cache.has(job.item.media_sha256):
                 if now >= job.deadline:
                     detail = "chưa tải được tệp âm thanh trước giờ phát"
@@ -380,6 +382,12 @@ class PlanPlayer:
         rank = playing.job.rank
         due = [j for j in self._pending() if j.rank > rank and j.start - lead <= now]
         return min(due, key=lambda j: (j.start, -j.rank, j.seq), default=None)
+
+    def _until_due(self, now: float, above: int = -1) -> float:
+        """Time until the next pending job of a rank above ``above`` needs attention."""
+        lead = self._lead()
+        starts = [j.start - lead for j in self._pending() if j.rank > above]
+        return max(0.0, min(starts, default=now + MAX_WAIT_S) - now)
 
     def _idle_relay(self, now: float) -> float:
         if not self.relay.is_on:
