@@ -83,7 +83,10 @@ class CameraMonitor:
             if self._stop.is_set():
                 return
             if self._on_observation is not None:
-                self._on_observation(cam.id, obs)
+                try:
+                    self._on_observation(cam.id, obs)
+                except Exception:
+                    log.exception("camera %s: observation hook failed", cam.id)
             before = tracker.health
             verdict = tracker.observe(obs)
             with self._lock:

@@ -1,4 +1,9 @@
-"""Simulated cameras on loopback for the camera probe tests."""
+"""Simulated cameras on loopback for the camera probe tests, and helpers.
+
+Not a conftest.py: a second module named ``conftest`` would replace the root one in
+``sys.modules`` and break ``from conftest import ...`` in the other test folders. Test
+modules import the fixtures they use from here.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ PASSWORD = "Bí-mật 7&x"
 """Non-ASCII and URL-special characters on purpose."""
 
 
-@pytest.fixture
-def sim_factory() -> Iterator[Callable[..., SimCamera]]:
+@pytest.fixture(name="sim_factory")
+def sim_factory_fixture() -> Iterator[Callable[..., SimCamera]]:
     cams: list[SimCamera] = []
 
     def make(**auth: Any) -> SimCamera:
@@ -33,8 +38,8 @@ def sim_factory() -> Iterator[Callable[..., SimCamera]]:
         cam.close()
 
 
-@pytest.fixture
-def sim(sim_factory: Callable[..., SimCamera]) -> SimCamera:
+@pytest.fixture(name="sim")
+def sim_fixture(sim_factory: Callable[..., SimCamera]) -> SimCamera:
     """A Digest (MD5, qop=auth) camera in mode ``ok``."""
     return sim_factory()
 

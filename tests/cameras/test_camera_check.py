@@ -4,8 +4,8 @@ probes (TCP, RTSP, HTTP snapshot, ffmpeg decode)."""
 from __future__ import annotations
 
 import pytest
+from camera_support import camera_config, sim_factory_fixture, sim_fixture  # noqa: F401 (fixtures)
 
-from conftest import camera_config
 from thanthien.edge.cameras.check import CameraChecker
 
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
+from camera_support import PASSWORD, USER, camera_config, sim_factory_fixture, sim_fixture  # noqa: F401 (fixtures)
 
-from conftest import PASSWORD, USER, camera_config
 from thanthien.edge.cameras.auth import Credentials
 from thanthien.edge.cameras.ffmpeg import grab_rtsp_frame
 from thanthien.edge.cameras.rtsp import probe_rtsp, video_encoding

@@ -1,0 +1,41 @@
+"""The camera probes as an edge agent device: configured cameras are monitored while the
+agent runs, and each camera's health goes out retained on
+``{root}/node/{node}/camera/{camera}/health``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from thanthien.edge.cameras.config import CameraSection
+from thanthien.edge.cameras.monitor import CameraMonitor
+from thanthien.edge.context import Capability, DeviceContext
+from thanthien.protocol.payloads import CameraHealth
+
+if TYPE_CHECKING:
+    from thanthien.edge.settings import EdgeSettings
+
+
+class CameraProbes:
+    name = "cameras"
+    capability: Capability | None = "camera"
+
+    def __init__(self, cameras: list[CameraSection]) -> None:
+        self.cameras = cameras
+        self.monitor: CameraMonitor | None = None
+
+    def start(self, context: DeviceContext) -> None:
+        node, topics = context.node_id, context.topics
+
+        def publish(health: CameraHealth) -> None:
+            context.publish(topics.camera_health(node, health.camera), health, qos=1, retain=True)
+
+        self.monitor = CameraMonitor(node, self.cameras, publish)
+        self.monitor.start()
+
+    def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+
+
+def from_settings(settings: EdgeSettings) -> list[CameraProbes]:
+    return [CameraProbes(settings.cameras)] if settings.cameras else []

@@ -1,0 +1,74 @@
+"""Cameras configured on an edge agent are monitored by it and their health reaches the
+broker retained on the camera's topic, published with the node's own account (ACL)."""
+
+from __future__ import annotations
+
+import pytest
+from camera_support import PASSWORD, USER, sim_factory_fixture, sim_fixture  # noqa: F401 (fixtures)
+
+from conftest import HUB, NODE_A
+from support import Collector, connected_link
+from thanthien.config import validate_data
+from thanthien.edge.agent import EdgeAgent
+from thanthien.edge.settings import EdgeSettings
+from thanthien.protocol import Topics
+from thanthien.protocol.payloads import CameraHealth, NodeState, decode
+
+T = Topics()
+
+
+def _settings(tmp_path, port, sim) -> EdgeSettings:
+    return validate_data(EdgeSettings, {
+        "node": {"id": NODE_A.username, "hardware": "mock", "data_dir": str(tmp_path / "node")},
+        "mqtt": {"host": "127.0.0.1", "port": port, "password": NODE_A.password,
+                 "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
+        "audio": {"output": "null"},
+        "cameras": [{"id": "cam-quay-1", "rtsp_url": sim.rtsp_url, "snapshot_url": sim.snapshot_url,
+                     "username": USER, "password": PASSWORD, "interval_s": 0.1, "slow_ms": 150,
+                     "hold_checks": 2, "publish_interval_s": 60}],
+    })
+
+
+def _health(collector: Collector) -> list[CameraHealth]:
+    return [decode(CameraHealth, m.payload) for m in collector.messages
+            if m.topic == T.camera_health(NODE_A.username, "cam-quay-1")]
+
+
+@pytest.fixture
+def agent(tmp_path, broker, sim):
+    with EdgeAgent(_settings(tmp_path, broker.port, sim)) as running:
+        yield running
+
+
+def test_agent_publishes_camera_health_retained_on_the_camera_topic(agent, broker, sim):
+    watcher = Collector()
+    link = connected_link(broker.port, HUB, "hub-camera-watch", {T.wildcard("camera_health"): watcher})
+    try:
+        assert watcher.wait_for(lambda _m: any(h.state == "ok" for h in _health(watcher)))
+        sim.set_mode("black")
+        assert watcher.wait_for(lambda _m: any(h.state == "black" for h in _health(watcher)))
+        black = next(h for h in _health(watcher) if h.state == "black")
+        assert black.node == NODE_A.username and black.reason.startswith("picture is black")
+    finally:
+        link.stop()
+    late = Collector()
+    link = connected_link(broker.port, HUB, "hub-camera-late", {T.wildcard("camera_health"): late})
+    try:
+        assert late.wait_count(1)
+        assert late.messages[0].retain
+        assert decode(CameraHealth, late.messages[0].payload).state == "black"
+    finally:
+        link.stop()
+
+
+def test_agent_lists_the_camera_capability_in_its_state(agent, broker):
+    watcher = Collector()
+    link = connected_link(broker.port, HUB, "hub-state-watch", {T.node_state(NODE_A.username): watcher})
+    try:
+        assert watcher.wait_for(
+            lambda msgs: any(decode(NodeState, m.payload).state == "online" for m in msgs))
+        online = next(decode(NodeState, m.payload) for m in watcher.messages
+                      if decode(NodeState, m.payload).state == "online")
+        assert "camera" in online.capabilities
+    finally:
+        link.stop()
