@@ -33,7 +33,7 @@ from gpiozero.pins.mock import MockFactory
 
 from thanthien import __version__
 from thanthien.config import ConfigError, load_config
-from thanthien.edge.audio import AudioOutput, open_output
+from thanthien.edge.audio import AudioOutput, NullOutput, open_output
 from thanthien.edge.commands import (
     Args,
     CommandError,
@@ -117,7 +117,11 @@ class EdgeAgent:
     def audio(self) -> AudioOutput:
         if self._audio is None:
             a = self.settings.audio
-            self._audio = open_output(a.output, wav_dir=a.wav_dir, device_index=a.device_index)
+            try:
+                self._audio = open_output(a.output, wav_dir=a.wav_dir, device_index=a.device_index)
+            except Exception as exc:  # no sound card must not stop the buttons from working
+                log.error("audio output %r unavailable (%s); continuing without sound", a.output, exc)
+                self._audio = NullOutput()
         return self._audio
 
     def device(self, kind: type[D]) -> D:

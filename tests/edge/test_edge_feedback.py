@@ -116,3 +116,16 @@ def test_without_espeak_ng_a_chime_plays_and_a_warning_is_logged(tmp_path, monke
     clip = thank_you_clip(tmp_path)
     assert clip == chime()
     assert "espeak-ng is not available" in caplog.text
+
+
+def test_unusable_audio_output_leaves_the_buttons_working(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the wav directory should be")
+    settings = edge_settings(tmp_path / "node", 9, response_interval_s=0,
+                             audio={"output": "wav", "wav_dir": str(blocker / "wav")})
+    with EdgeAgent(settings) as agent:
+        outcomes = Outcomes()
+        agent.device(RatingBoxes).add_listener(outcomes)
+        bouncy_press(agent.pin_factory.pin(BOX_1_PINS[3]), lambda: outcomes.wait_count(1))
+        assert outcomes.items[0].counted
+        assert isinstance(agent.audio, NullOutput)
