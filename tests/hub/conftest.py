@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_helpers import Clock, hub_settings
 from sqlalchemy import text
 
+from hub.hub_helpers import Clock, hub_settings
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Base
 from thanthien.hub.db.session import Database

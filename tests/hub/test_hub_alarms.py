@@ -8,8 +8,8 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from hub_helpers import hub_settings, rating, rating_msg
 
+from hub.hub_helpers import hub_settings, rating, rating_msg
 from thanthien.hub import scheduler
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import AlarmNotification

@@ -11,9 +11,9 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from hub_helpers import rating, rating_msg
 from openpyxl import load_workbook
 
+from hub.hub_helpers import rating, rating_msg
 from thanthien.hub.api.deps import EVERYONE, RoleGuard
 from thanthien.hub.app import API_PREFIX, ROUTERS, create_app
 from thanthien.hub.ingest.worker import IngestWorker

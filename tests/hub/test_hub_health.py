@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hub_helpers import incoming, node_state, telemetry
 from sqlalchemy import func, select
 
+from hub.hub_helpers import incoming, node_state, telemetry
 from thanthien.hub import scheduler
 from thanthien.hub.db.models import Alarm, Node, TelemetryHourly, TelemetrySample
 from thanthien.hub.ingest.worker import IngestWorker

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from hub_helpers import incoming, rating, rating_msg
 from sqlalchemy import func, select
 
+from hub.hub_helpers import incoming, rating, rating_msg
 from thanthien.hub.db.models import DeadLetter, Node, Rating
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.services import registry
