@@ -118,3 +118,13 @@ def test_response_gate_counts_from_the_last_admitted_press_not_the_ignored_ones(
     assert not gate.admit()
     clock.advance(0.001)  # 5.0 s after the admitted press, 2.0 s after an ignored one
     assert gate.admit()
+
+
+def test_with_bounce_filter_off_the_first_contact_counts(tmp_path, broker):
+    agent = EdgeAgent(edge_settings(tmp_path / "node", broker.port, bounce_ms=0), clock=FakeClock())
+    outcomes = Outcomes()
+    with agent:
+        agent.device(RatingBoxes).add_listener(outcomes)
+        glitch(agent.pin_factory.pin(BOX_2_PINS[2]))  # no filter: even a spike is a press
+        assert outcomes.wait_count(1)
+        assert [(o.box, o.score, o.counted) for o in outcomes.items] == [("box-2", 2, True)]
