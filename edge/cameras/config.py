@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, model_validator
 
 from thanthien.config import Section
 from thanthien.edge.cameras.auth import Credentials
@@ -51,43 +51,48 @@ class CameraSection(Section):
         2, ge=1, le=100, description="Checks a new state must hold before it is reported."
     )
 
-    @field_validator("rtsp_url")
-    @classmethod
-    def _rtsp(cls, value: str) -> str:
-        parse_endpoint(value, ("rtsp",))
-        return value
-
-    @field_validator("snapshot_url")
-    @classmethod
-    def _snapshot(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_endpoint(value, ("http",))
-        return value
+    _url_credentials: dict[str, Credentials] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _password_needs_user(self) -> CameraSection:
+    def _check(self) -> CameraSection:
+        # URLs are checked here rather than per field so that an error never echoes the
+        # URL back: it may carry a password. Credentials found in a URL move out of it, so
+        # the settings' repr, dumps and logs show clean URLs only.
+        problems = []
+        for name, schemes in (("rtsp_url", ("rtsp",)), ("snapshot_url", ("http",))):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                endpoint = parse_endpoint(value, schemes)
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            if endpoint.credentials is not None:
+                self._url_credentials[name] = endpoint.credentials
+                setattr(self, name, endpoint.url)
         if self.password is not None and self.username is None:
-            raise ValueError("password given without username")
+            problems.append("password given without username")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def credentials(self) -> Credentials | None:
-        if self.username is None:
-            return None
-        secret = self.password.get_secret_value() if self.password else ""
-        return Credentials(self.username, secret)
+        """The camera account: ``username``/``password``, else the one given in the RTSP URL."""
+        if self.username is not None:
+            secret = self.password.get_secret_value() if self.password else ""
+            return Credentials(self.username, secret)
+        return self._url_credentials.get("rtsp_url")
 
     def rtsp_endpoint(self) -> Endpoint:
         return parse_endpoint(self.rtsp_url, ("rtsp",), self.credentials())
 
     def snapshot_endpoint(self) -> Endpoint | None:
+        """The snapshot URL with its own account if its URL had one, else the camera's."""
         if self.snapshot_url is None:
             return None
-        endpoint = parse_endpoint(self.snapshot_url, ("http",), self.credentials())
-        if endpoint.credentials is None:  # the camera's one account serves both protocols
-            rtsp = self.rtsp_endpoint().credentials
-            if rtsp is not None:
-                endpoint = parse_endpoint(self.snapshot_url, ("http",), rtsp)
-        return endpoint
+        creds = self._url_credentials.get("snapshot_url") if self.username is None else None
+        return parse_endpoint(self.snapshot_url, ("http",), creds or self.credentials())
 
 
 def _unique_ids(cameras: list[CameraSection]) -> list[CameraSection]:
