@@ -6,7 +6,17 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from edge_helpers import BOX_1_PINS, LED_1, Outcomes, T, bouncy_press, edge_config, recording_factory, to_toml
+from edge_helpers import (
+    BOX_1_PINS,
+    LED_1,
+    Outcomes,
+    T,
+    bouncy_press,
+    edge_config,
+    edge_settings,
+    recording_factory,
+    to_toml,
+)
 
 from conftest import HUB
 from support import Collector, connected_link
@@ -124,3 +134,20 @@ def test_reload_of_a_bad_config_lists_the_problems_and_keeps_the_old_one(node, h
     agent.device(RatingBoxes).add_listener(outcomes)
     bouncy_press(agent.pin_factory.pin(BOX_1_PINS[4]), lambda: outcomes.wait_count(1))
     assert outcomes.items[0].counter == "quay-1"
+
+
+def test_reload_reports_changes_that_need_a_restart_without_applying_them(node, hub):
+    agent, path = node
+    data = edge_config(agent.data_dir, agent.settings.mqtt.port, response_interval_s=0)
+    data["mqtt"]["keepalive_s"] = 60
+    path.write_text(to_toml(data), encoding="utf-8")
+    result, _ = hub("reload-config", command())
+    assert result.ok and result.result["restart_required"] is True
+    assert result.result["not_applied"] == "mqtt"
+    assert agent.settings.mqtt.keepalive_s == 5  # still the running connection's value
+
+
+def test_reload_without_a_config_file_is_an_error(tmp_path):
+    with EdgeAgent(edge_settings(tmp_path / "node", 9)) as agent:
+        result = agent.commands.execute("reload-config", command())
+    assert not result.ok and "not started from a config file" in (result.error or "")
