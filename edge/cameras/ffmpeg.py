@@ -41,9 +41,11 @@ def grab_rtsp_frame(endpoint: Endpoint, timeout: float) -> Thumbnail:
 
     ffmpeg takes the credentials inside the URL (it answers Basic and Digest itself); they
     are visible in the process list for the length of the grab, and are scrubbed from any
-    error text before it becomes a reason."""
+    error text before it becomes a reason. ffmpeg's own socket timeout is set too, so a
+    grab left behind by an agent that exits still ends by itself."""
     args = [ffmpeg_path(), "-nostdin", "-hide_banner", "-v", "error", "-rtsp_transport", "tcp",
-            "-probesize", str(GRAB_PROBE_BYTES), "-i", with_credentials(endpoint), *_OUTPUT]
+            "-probesize", str(GRAB_PROBE_BYTES), "-timeout", str(int((timeout + 1) * 1_000_000)),
+            "-i", with_credentials(endpoint), *_OUTPUT]
     return _run("RTSP frame grab", args, None, timeout, endpoint)
 
 

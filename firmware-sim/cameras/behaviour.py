@@ -71,6 +71,11 @@ class Behaviour:
                 self._cond.wait_for(lambda: self._closed, timeout=delay)
             return not self._closed
 
+    def wait_requests(self, n: int, timeout: float) -> bool:
+        """Block until ``n`` requests have arrived in all (or ``timeout`` passes)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.requests) >= n, timeout)
+
     def pause(self, seconds: float) -> bool:
         """Wait ``seconds``; True if the simulator closed meanwhile."""
         with self._cond:

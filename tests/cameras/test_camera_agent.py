@@ -3,6 +3,8 @@ broker retained on the camera's topic, published with the node's own account (AC
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from camera_support import PASSWORD, USER, sim_factory_fixture, sim_fixture  # noqa: F401 (fixtures)
 
@@ -72,3 +74,26 @@ def test_agent_lists_the_camera_capability_in_its_state(agent, broker):
         assert "camera" in online.capabilities
     finally:
         link.stop()
+
+
+def test_hanging_camera_probes_do_not_delay_a_rating_press(tmp_path, broker, sim_factory):
+    cams = [sim_factory(), sim_factory()]
+    data = _settings(tmp_path, broker.port, cams[0]).model_dump(mode="python")
+    data["mqtt"]["password"] = NODE_A.password
+    data["cameras"] = [
+        {**data["cameras"][0], "id": f"cam-{i}", "rtsp_url": cam.rtsp_url, "snapshot_url": cam.snapshot_url,
+         "password": PASSWORD, "rtsp_timeout_s": 30}
+        for i, cam in enumerate(cams)]
+    data["rating_boxes"] = [{"id": "box-1", "counter": "quay-1", "bounce_ms": 15}]
+    for cam in cams:
+        cam.set_mode("hang")
+    with EdgeAgent(validate_data(EdgeSettings, data)) as agent:
+        assert all(cam.behaviour.wait_requests(1, 5) for cam in cams)  # both probes now hang
+        pin = agent.pin_factory.pin(5)  # "Rất hài lòng" on the default box
+        started = time.monotonic()
+        pin.drive_low()
+        try:
+            assert agent.outbox.wait_depth(lambda n: n >= 1, timeout=2)
+        finally:
+            pin.drive_high()
+        assert time.monotonic() - started < 1.0
