@@ -52,7 +52,7 @@ from thanthien.edge.settings import EdgeSettings
 from thanthien.edge.telemetry import SystemProbe, TelemetryLoop
 from thanthien.mqtt import Message, MqttLink, Will
 from thanthien.protocol import Topics
-from thanthien.protocol.payloads import Ack, NodeState, PayloadError, Telemetry, decode, utc_now
+from thanthien.protocol.payloads import Ack, HubState, NodeState, PayloadError, Telemetry, decode, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,8 @@ class EdgeAgent:
         self._command_service: CommandService | None = None
         self._routes: RouteTable | None = None
         self._core_commands: set[str] = set()
+        self.hub_state: HubState | None = None
+        """The hub's retained presence as last seen (``None`` until the broker sends it)."""
 
     # -- helpers for devices and tests ------------------------------------------------------
     @property
@@ -173,6 +175,7 @@ class EdgeAgent:
                                                self._send_reply, self.stop_event)
         self._telemetry = TelemetryLoop(self.publish_telemetry, self.stop_event, s.telemetry.interval_s)
         self.link.route(self.topics.ack(self.node_id), self._on_ack)
+        self.link.route(self.topics.hub_state(), self._on_hub_state)
         self.link.route(self.topics.command(self.node_id, "+"), self._command_service.on_message)
         self._start_devices(self.devices, s)
         self.sender.start()
@@ -303,6 +306,19 @@ class EdgeAgent:
         log.debug("hub acked %d %s event(s), %d removed from the outbox", len(ack.event_ids),
                   ack.kind, removed)
 
+    def _on_hub_state(self, message: Message) -> None:
+        if not message.payload:  # retained state cleared
+            self.hub_state = None
+            return
+        try:
+            state = decode(HubState, message.payload)
+        except PayloadError as exc:
+            log.warning("ignoring a malformed hub state: %s", exc.reason)
+            return
+        if self.hub_state is None or self.hub_state.state != state.state:
+            log.info("hub is %s (version %s)", state.state, state.version)
+        self.hub_state = state
+
     def publish_telemetry(self) -> Telemetry | None:
         """Collect vitals and publish them (QoS 0) if connected; returns what was sent."""
         if self.link is None or self._probe is None or self.outbox is None:
@@ -330,7 +346,8 @@ class EdgeAgent:
     def _cmd_ping(self, _args: Args) -> Result:
         return {"pong": True, "session": self.session, "agent_version": AGENT_VERSION,
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
-                "outbox_depth": self.outbox.depth() if self.outbox else 0}
+                "outbox_depth": self.outbox.depth() if self.outbox else 0,
+                "hub_state": self.hub_state.state if self.hub_state else None}
 
     def _cmd_identify(self, args: Args) -> Result:
         seconds = number_arg(args, "seconds", 10.0, 1.0, 300.0)

@@ -25,7 +25,7 @@ from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.devices.rating_box import RatingBoxes
 from thanthien.edge.settings import EdgeSettings
 from thanthien.mqtt import request_properties
-from thanthien.protocol.payloads import Command, CommandResult, decode, utc_now
+from thanthien.protocol.payloads import Command, CommandResult, HubState, decode, utc_now
 
 RESPONSE = T.command_result("node-a")
 
@@ -151,3 +151,15 @@ def test_reload_without_a_config_file_is_an_error(tmp_path):
     with EdgeAgent(edge_settings(tmp_path / "node", 9)) as agent:
         result = agent.commands.execute("reload-config", command())
     assert not result.ok and "not started from a config file" in (result.error or "")
+
+
+def test_ping_reports_the_hub_state_the_node_has_seen(node, broker, hub):
+    link = connected_link(broker.port, HUB, "test-hub-presence")
+    try:
+        state = HubState(state="online", at=utc_now(), version="test")
+        link.publish_confirmed(T.hub_state(), state.to_bytes(), retain=True)
+        result, _ = hub("ping", command())  # sent after the state, on the same broker
+        assert result.result["hub_state"] == "online"
+    finally:
+        link.publish_confirmed(T.hub_state(), b"", retain=True)  # clear the retained state
+        link.stop()
