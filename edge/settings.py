@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
 from thanthien.edge.cameras.config import CameraList
+from thanthien.edge.speaker.config import SpeakerSection
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 DEFAULT_BUTTONS = (
@@ -96,6 +97,8 @@ class EdgeSettings(FileSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     rating_boxes: list[RatingBoxSection] = Field(default_factory=list, max_length=8)
     cameras: CameraList = Field(default_factory=list)
+    speakers: SpeakerSection | None = Field(
+        None, description="The loudspeaker cluster this node drives; none: no speaker.")
 
     @property
     def mqtt_username(self) -> str:
@@ -108,6 +111,8 @@ class EdgeSettings(FileSettings):
             pins.update(b.pin for b in box.buttons)
             if box.led_pin is not None:
                 pins[box.led_pin] += 1
+        if self.speakers is not None and self.speakers.relay_pin is not None:
+            pins[self.speakers.relay_pin] += 1
         out += [f"rating_boxes: GPIO {pin} is used {n} times" for pin, n in pins.items() if n > 1]
         ids = Counter(box.id for box in self.rating_boxes)
         out += [f"rating_boxes: id {i!r} appears {n} times" for i, n in ids.items() if n > 1]

@@ -12,12 +12,14 @@ from thanthien.edge.cameras import device as cameras
 from thanthien.edge.context import Device
 from thanthien.edge.devices import rating_box
 from thanthien.edge.settings import EdgeSettings
+from thanthien.edge.speaker import device as speaker
 
 DeviceFactory = Callable[[EdgeSettings], Sequence[Device]]
 
 FACTORIES: list[DeviceFactory] = [
     rating_box.from_settings,
     cameras.from_settings,
+    speaker.from_settings,
 ]
 
 

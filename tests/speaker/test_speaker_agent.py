@@ -1,0 +1,208 @@
+"""The speaker as a device of the real edge agent: the retained plan over a real Mosquitto,
+media over loopback HTTP, reports through the outbox, play-now and a plan that survives a
+restart while the broker is down."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from speaker_support import NODE, TOKEN, MediaServer, in_s, item, media_server, wav_and_sha
+
+from conftest import HUB, NODE_A
+from support import Collector, connected_link
+from thanthien.config import validate_data
+from thanthien.edge.agent import EdgeAgent
+from thanthien.edge.audio import WavSink
+from thanthien.edge.settings import EdgeSettings
+from thanthien.mqtt import MqttLink, request_properties
+from thanthien.protocol import Topics
+from thanthien.protocol.payloads import Command, CommandResult, Plan, PlaybackEvent, decode, utc_now
+
+pytestmark = pytest.mark.timeout(60)
+
+T = Topics()
+START_TOLERANCE_S = 0.05
+
+
+def settings(data_dir: Path, port: int, hub: MediaServer) -> EdgeSettings:
+    return validate_data(EdgeSettings, {
+        "node": {"id": NODE_A.username, "hardware": "mock", "data_dir": str(data_dir)},
+        "mqtt": {"host": "127.0.0.1", "port": port, "password": NODE_A.password,
+                 "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
+        "audio": {"output": "null"},
+        "speakers": {"hub_url": hub.base_url, "token": TOKEN, "relay_pin": 22, "warmup_s": 0.1,
+                     "relay_off_delay_s": 0.1},
+    })
+
+
+def make_plan(*items, revision: int = 1) -> Plan:
+    now = datetime.now(UTC)
+    return Plan(node=NODE, revision=revision, generated_at=now, valid_until=now + timedelta(days=1),
+                items=list(items))
+
+
+def events(collector: Collector) -> list[PlaybackEvent]:
+    return [decode(PlaybackEvent, m.payload) for m in collector.messages]
+
+
+def wait_event(collector: Collector, occ: str, status: str, timeout: float = 10.0) -> PlaybackEvent:
+    def found(_msgs: object) -> bool:
+        return any(e.occurrence_id == occ and e.status == status for e in events(collector))
+
+    assert collector.wait_for(found, timeout), [(e.occurrence_id, e.status) for e in events(collector)]
+    return next(e for e in events(collector) if e.occurrence_id == occ and e.status == status)
+
+
+class Hub:
+    """Plays the hub's MQTT part: publishes plans and commands, hears playback reports."""
+
+    def __init__(self, port: int) -> None:
+        self.reports = Collector()
+        self.replies = Collector()
+        self.link: MqttLink = connected_link(port, HUB, f"test-speaker-hub-{uuid.uuid4().hex[:6]}", {
+            T.playback(NODE): self.reports, T.command_result(NODE): self.replies})
+
+    def publish_plan(self, plan: Plan) -> None:
+        self.link.publish_confirmed(T.plan(NODE), plan.to_bytes(), retain=True)
+
+    def command(self, name: str, **args: object) -> CommandResult:
+        correlation = uuid.uuid4().bytes
+        payload = Command(args=args, issued_at=utc_now()).to_bytes()  # type: ignore[arg-type]
+        self.link.publish_confirmed(T.command(NODE, name), payload,
+                                    properties=request_properties(T.command_result(NODE), correlation))
+
+        def corr(m: object) -> bytes | None:
+            return getattr(getattr(m, "properties", None), "CorrelationData", None)
+
+        assert self.replies.wait_for(lambda ms: any(corr(m) == correlation for m in ms))
+        return decode(CommandResult, next(m for m in self.replies.messages if corr(m) == correlation).payload)
+
+    def close(self) -> None:
+        self.link.publish_confirmed(T.plan(NODE), b"", retain=True)  # clear the retained plan
+        self.link.stop()
+
+
+@pytest.fixture
+def hub_http() -> Iterator[MediaServer]:
+    with media_server() as server:
+        yield server
+
+
+@pytest.fixture
+def hub(broker) -> Iterator[Hub]:
+    h = Hub(broker.port)
+    yield h
+    h.close()
+
+
+def start_agent(data_dir: Path, port: int, hub_http: MediaServer, sink: WavSink) -> EdgeAgent:
+    agent = EdgeAgent(settings(data_dir, port, hub_http), audio=sink)
+    agent.start()
+    return agent
+
+
+def test_agent_plays_the_retained_plan_and_reports_each_occurrence(tmp_path, broker, hub, hub_http):
+    data, sha = wav_and_sha(0.3)
+    hub_http.files[f"/api/media/{sha}"] = data
+    sink = WavSink(tmp_path / "sink", realtime=True)
+    it = item("occ-1", in_s(1.5), sha)
+    hub.publish_plan(make_plan(it))  # retained: the node gets it when it subscribes
+    agent = start_agent(tmp_path / "node", broker.port, hub_http, sink)
+    try:
+        wait_event(hub.reports, "occ-1", "finished")
+        started = wait_event(hub.reports, "occ-1", "started")
+        entry = sink.entries()[0]
+        actual = datetime.fromisoformat(str(entry["started_at"]))
+        assert abs((actual - it.start_at).total_seconds()) < START_TOLERANCE_S
+        assert abs((started.at - actual).total_seconds()) < 0.01
+        assert hub_http.requests[0][1] == f"Bearer {TOKEN}"
+        assert "speaker" in agent.state("online").capabilities
+    finally:
+        agent.stop()
+
+
+def test_emergency_play_now_command_interrupts_a_normal_broadcast(tmp_path, broker, hub, hub_http):
+    long, sha_long = wav_and_sha(4.0, 440)
+    alarm, sha_alarm = wav_and_sha(0.3, 990)
+    hub_http.files.update({f"/api/media/{sha_long}": long, f"/api/media/{sha_alarm}": alarm})
+    sink = WavSink(tmp_path / "sink", realtime=True)
+    agent = start_agent(tmp_path / "node", broker.port, hub_http, sink)
+    try:
+        hub.publish_plan(make_plan(item("normal-1", in_s(1.0), sha_long, duration=4.0)))
+        wait_event(hub.reports, "normal-1", "started")
+        result = hub.command("play-now", occurrence_id="emergency-1", broadcast_id=7,
+                             media_sha256=sha_alarm, priority="emergency", title="Báo cháy")
+        assert result.ok, result.error
+        assert result.result["queued"] is True
+        interrupted = wait_event(hub.reports, "normal-1", "interrupted")
+        assert "khẩn cấp" in interrupted.detail and "Báo cháy" in interrupted.detail
+        wait_event(hub.reports, "emergency-1", "finished")
+        assert [e["interrupted"] for e in sink.entries()] == [True, False]
+    finally:
+        agent.stop()
+
+
+def test_play_now_with_bad_arguments_is_refused(tmp_path, broker, hub, hub_http):
+    agent = start_agent(tmp_path / "node", broker.port, hub_http, WavSink(tmp_path / "sink"))
+    try:
+        missing = hub.command("play-now", occurrence_id="x", broadcast_id=1)
+        assert not missing.ok and "media_sha256" in (missing.error or "")
+        bad = hub.command("play-now", occurrence_id="x", broadcast_id=1, media_sha256="0" * 64,
+                          priority="loudest")
+        assert not bad.ok and "priority" in (bad.error or "")
+    finally:
+        agent.stop()
+
+
+def test_test_tone_plays_and_is_not_reported(tmp_path, broker, hub, hub_http):
+    data, sha = wav_and_sha(0.2)
+    hub_http.files[f"/api/media/{sha}"] = data
+    sink = WavSink(tmp_path / "sink", realtime=True)
+    agent = start_agent(tmp_path / "node", broker.port, hub_http, sink)
+    try:
+        tone = hub.command("test-tone", seconds=0.5, volume=30)
+        assert tone.ok, tone.error
+        # a normal play-now waits for the (normal) tone to end: its report marks the end of both
+        after = hub.command("play-now", occurrence_id="after-tone", broadcast_id=3, media_sha256=sha)
+        assert after.ok, after.error
+        wait_event(hub.reports, "after-tone", "finished")
+        tone_entry, after_entry = sink.entries()
+        assert tone_entry["volume"] == 30
+        assert tone_entry["duration_s"] == pytest.approx(0.5, abs=0.01)
+        assert after_entry["label"] == sha[:12]
+        assert {e.occurrence_id for e in events(hub.reports)} == {"after-tone"}
+    finally:
+        agent.stop()
+
+
+def test_saved_plan_plays_after_a_restart_with_the_broker_down(tmp_path, broker_factory, hub_http):
+    private = broker_factory()
+    data, sha = wav_and_sha(0.3)
+    hub_http.files[f"/api/media/{sha}"] = data
+    hub = Hub(private.port)
+    first_sink = WavSink(tmp_path / "sink1", realtime=True)
+    later = item("later", in_s(4.0), sha)
+    agent = start_agent(tmp_path / "node", private.port, hub_http, first_sink)
+    try:
+        hub.publish_plan(make_plan(item("soon", in_s(1.0), sha), later))
+        wait_event(hub.reports, "soon", "finished")  # the media is cached by now
+    finally:
+        agent.stop()
+        hub.link.stop()
+    private.stop()
+    second_sink = WavSink(tmp_path / "sink2", realtime=True)
+    agent = start_agent(tmp_path / "node", private.port, hub_http, second_sink)
+    try:
+        assert agent.outbox is not None
+        assert agent.outbox.wait_depth(lambda n: n >= 2 + 2, 10)  # soon's 2 unacked + later's 2
+        entries = second_sink.entries()
+        assert [e["label"] for e in entries] == [sha[:12]]
+        actual = datetime.fromisoformat(str(entries[0]["started_at"]))
+        assert abs((actual - later.start_at).total_seconds()) < START_TOLERANCE_S
+        assert not agent.link.connected.is_set()  # type: ignore[union-attr]
+    finally:
+        agent.stop()
