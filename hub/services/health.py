@@ -56,15 +56,11 @@ def seen(session: Session, *, node_id: str, now: datetime, notify: bool) -> Node
 
 
 def apply_node_state(session: Session, *, state: NodeState, now: datetime, notify: bool) -> Node:
-    """Apply a retained state message. A message of an older session (a late Will) is ignored,
-    and so is a stale ``online`` of a session that already ended."""
+    """Apply a retained state message. A message of an older session (a late Will) is ignored."""
     node = seen(session, node_id=state.node, now=now, notify=notify)
     if state.session < node.session:
         log.info("node %s: ignoring %s of old session %d (current %d)", node.id, state.state,
                  state.session, node.session)
-        return node
-    if state.session == node.session and state.state == "online" and node.state in ("lost", "offline") \
-            and node.state_reason != REASON_HEARTBEAT:
         return node
     node.agent_version = state.agent_version
     node.capabilities = list(state.capabilities)
