@@ -13,6 +13,7 @@ from thanthien.edge.cameras.wire import (
     Deadline,
     ProbeError,
     Response,
+    WireClosed,
     describe_failure,
     open_tcp,
 )
@@ -95,7 +96,8 @@ class _Session:
                 raise ProbeError(f"{what}: {exc}") from None
             if (resp.header("Connection") or "").lower() == "close":
                 self._reconnect()
-            resp = self._send(method, extra or {})
+            # some cameras hang up after a 401 without saying so: then reconnect once
+            resp = self._send(method, extra or {}, reconnect_if_closed=True)
         if resp.status != 200:
             raise ProbeError(f"{what} answered {resp.status_text}")
         return resp
@@ -105,7 +107,7 @@ class _Session:
         sock, _ms = open_tcp(self.endpoint.host, self.endpoint.port, self.connect_timeout)
         self.conn = Connection(sock)
 
-    def _send(self, method: str, extra: dict[str, str]) -> Response:
+    def _send(self, method: str, extra: dict[str, str], reconnect_if_closed: bool = False) -> Response:
         self.cseq += 1
         lines = [f"{method} {self.endpoint.url} RTSP/1.0", f"CSeq: {self.cseq}", f"User-Agent: {USER_AGENT}"]
         lines += [f"{k}: {v}" for k, v in extra.items()]
@@ -115,9 +117,12 @@ class _Session:
         try:
             self.conn.send(("\r\n".join(lines) + "\r\n\r\n").encode(), self.deadline)
             resp = self.conn.read_response(self.deadline, MAX_SDP_BYTES)
-        except OSError as exc:
+        except (WireClosed, BrokenPipeError, ConnectionResetError) as exc:
+            if reconnect_if_closed:
+                self._reconnect()
+                return self._send(method, extra)
             raise ProbeError(describe_failure(f"RTSP {method}", exc, self.deadline.seconds)) from None
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:
             raise ProbeError(describe_failure(f"RTSP {method}", exc, self.deadline.seconds)) from None
         elapsed = (time.monotonic() - started) * 1000
         if elapsed > self.slowest_ms:

@@ -28,9 +28,11 @@ class Request:
 
 
 class Behaviour:
-    def __init__(self, policy: AuthPolicy, slow_delay_s: float) -> None:
+    def __init__(self, policy: AuthPolicy, slow_delay_s: float, hang_up_after_401: bool = False) -> None:
         self.auth = Authenticator(policy)
         self.slow_delay_s = slow_delay_s
+        self.hang_up_after_401 = hang_up_after_401
+        """Close the RTSP connection after a 401, as some cameras do."""
         self._mode: Mode = "ok"
         self._cond = threading.Condition()
         self._closed = False

@@ -55,9 +55,10 @@ class _Listener:
 
 
 class SimCamera:
-    def __init__(self, auth: AuthPolicy | None = None, slow_delay_s: float = 0.5) -> None:
+    def __init__(self, auth: AuthPolicy | None = None, slow_delay_s: float = 0.5,
+                 hang_up_after_401: bool = False) -> None:
         self.auth = auth or AuthPolicy()
-        self.behaviour = Behaviour(self.auth, slow_delay_s)
+        self.behaviour = Behaviour(self.auth, slow_delay_s, hang_up_after_401)
         self._rtsp = _Listener(lambda port: RtspServer(port, self.behaviour, RTSP_PATH))
         self._http = _Listener(lambda port: SnapshotServer(port, self.behaviour, SNAPSHOT_PATH))
         self._lock = threading.Lock()

@@ -102,6 +102,8 @@ class RtspHandler(socketserver.StreamRequestHandler):
                 if req.method == "PLAY" and status.startswith("200"):
                     self.stream(behaviour)
                     return
+                if status.startswith("401") and behaviour.hang_up_after_401:
+                    return
             except OSError:
                 return
 

@@ -29,7 +29,9 @@ def sim_factory_fixture() -> Iterator[Callable[..., SimCamera]]:
 
     def make(**auth: Any) -> SimCamera:
         slow = auth.pop("slow_delay_s", 0.3)
-        cam = SimCamera(AuthPolicy(**{"username": USER, "password": PASSWORD, **auth}), slow_delay_s=slow)
+        hang_up = auth.pop("hang_up_after_401", False)
+        cam = SimCamera(AuthPolicy(**{"username": USER, "password": PASSWORD, **auth}), slow_delay_s=slow,
+                        hang_up_after_401=hang_up)
         cams.append(cam.start())
         return cam
 

@@ -54,6 +54,12 @@ def test_rtsp_probe_answers_a_basic_camera(sim_factory):
     assert _authorizations(cam)[0].startswith("Basic ")
 
 
+def test_rtsp_probe_reconnects_when_the_camera_hangs_up_after_its_401(sim_factory):
+    cam = sim_factory(hang_up_after_401=True)
+    assert _rtsp(cam).video == "JPEG"
+    assert len(_authorizations(cam)) == 1
+
+
 def test_rtsp_probe_takes_credentials_from_the_url(sim):
     userinfo = f"{quote(USER, safe='')}:{quote(PASSWORD, safe='')}@"
     url = sim.rtsp_url.replace("rtsp://", "rtsp://" + userinfo)
