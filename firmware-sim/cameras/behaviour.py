@@ -73,6 +73,10 @@ class Behaviour:
                 self._cond.wait_for(lambda: self._closed, timeout=delay)
             return not self._closed
 
+    def seen(self) -> list[Request]:
+        with self._cond:
+            return list(self.requests)
+
     def wait_requests(self, n: int, timeout: float) -> bool:
         """Block until ``n`` requests have arrived in all (or ``timeout`` passes)."""
         with self._cond:

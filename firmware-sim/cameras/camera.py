@@ -98,7 +98,7 @@ class SimCamera:
 
     @property
     def requests(self) -> list[Request]:
-        return list(self.behaviour.requests)
+        return self.behaviour.seen()
 
     def set_mode(self, mode: Mode) -> None:
         with self._lock:

@@ -196,3 +196,27 @@ def test_frame_grab_is_killed_at_its_timeout(sim):
     with pytest.raises(ProbeError, match=r"RTSP frame grab: no picture within 0\.5 s"):
         grab_rtsp_frame(camera_config(sim).rtsp_endpoint(), 0.5)
     assert time.monotonic() - started < 1.5
+
+
+@pytest.fixture
+def chunked_server() -> Iterator[int]:
+    """Answers one HTTP request with a chunked JPEG-looking body."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"4\r\n\xff\xd8\xff\xe0\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    srv.close()
+    t.join(2)
+
+
+def test_snapshot_probe_reads_a_chunked_answer(chunked_server):
+    endpoint = parse_endpoint(f"http://127.0.0.1:{chunked_server}/snap.jpg", ("http",))
+    assert fetch_snapshot(endpoint, 1.0, 2.0).jpeg == b"\xff\xd8\xff\xe0abc"
