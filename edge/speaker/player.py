@@ -320,7 +320,7 @@ class PlanPlayer:
                     error = self.prefetcher.last_error(job.item.media_sha256) if self.prefetcher else None
                     self._finish_job(job, "failed", now, f"{detail} ({error})" if error else detail)
                     return 0
-                return min(job.deadline - now, MAX_WAIT_S)
+                return min(job.deadline - now, self._until_due(now), MAX_WAIT_S)
         if job.clip is None:
             try:
                 job.clip = self.cache.load(job.item.media_sha256)
@@ -371,23 +371,30 @@ class PlanPlayer:
             if self._closing.wait(step):
                 return False
 
+    def _due(self, now: float, above: int = -1) -> list[_Job]:
+        """Jobs within their lead time, of a rank above ``above``. A job still waiting for
+        its download gives way to jobs that can play (it is chosen alone to be waited for,
+        or once its deadline has passed to be reported failed)."""
+        lead = self._lead()
+        due = [j for j in self._pending() if j.rank > above and j.start - lead <= now]
+        ready = [j for j in due if j.clip is not None or now >= j.deadline
+                 or self.cache.has(j.item.media_sha256)]
+        return ready or due
+
     def _choose_idle(self, now: float) -> _Job | None:
         """The job to start next: the earliest effective start, then the highest priority."""
-        lead = self._lead()
-        due = [j for j in self._pending() if j.start - lead <= now]
-        return min(due, key=lambda j: (max(j.start, now), -j.rank, j.start, j.seq), default=None)
+        return min(self._due(now), key=lambda j: (max(j.start, now), -j.rank, j.start, j.seq),
+                   default=None)
 
     def _choose_preemptor(self, now: float, playing: _Playing) -> _Job | None:
-        lead = self._lead()
-        rank = playing.job.rank
-        due = [j for j in self._pending() if j.rank > rank and j.start - lead <= now]
-        return min(due, key=lambda j: (j.start, -j.rank, j.seq), default=None)
+        return min(self._due(now, above=playing.job.rank), key=lambda j: (j.start, -j.rank, j.seq),
+                   default=None)
 
     def _until_due(self, now: float, above: int = -1) -> float:
-        """Time until the next pending job of a rank above ``above`` needs attention."""
+        """Time until the next job of a rank above ``above`` comes within its lead time."""
         lead = self._lead()
-        starts = [j.start - lead for j in self._pending() if j.rank > above]
-        return max(0.0, min(starts, default=now + MAX_WAIT_S) - now)
+        starts = [j.start - lead for j in self._pending() if j.rank > above and j.start - lead > now]
+        return min(starts, default=now + MAX_WAIT_S) - now
 
     def _idle_relay(self, now: float) -> float:
         if not self.relay.is_on:

@@ -151,6 +151,25 @@ def test_play_now_without_its_media_fails_at_once(rig: Rig):
     assert "chưa tải được" in rig.events.wait_for("x", "failed", timeout=2).detail
 
 
+def test_play_now_waiting_for_its_download_does_not_hold_back_the_plan(tmp_path: Path):
+    data, sha = wav_and_sha(0.2)
+    _, missing = wav_and_sha(0.2, freq=880)
+    with media_server() as hub:
+        hub.files[f"/api/media/{sha}"] = data
+        settings = PlayerSettings(warmup_s=0.1, prepare_s=0.1, play_now_wait_s=1.0)
+        rig = Rig(tmp_path, settings, prefetcher_for=hub.base_url)
+        try:
+            scheduled = item("o", in_s(0.4), sha)
+            rig.player.set_plan(plan(scheduled))
+            rig.player.play_now(item("c", datetime.now(UTC), missing))  # the hub answers 404
+            rig.events.wait_for("o", "finished")
+            entry = rig.played()[0]
+            assert abs((started_at(entry) - scheduled.start_at).total_seconds()) < START_TOLERANCE_S
+            assert "HTTP 404" in rig.events.wait_for("c", "failed").detail
+        finally:
+            rig.close()
+
+
 def test_stop_ends_what_is_playing(rig: Rig):
     sha = rig.media(3.0)
     rig.player.play_now(item("e", datetime.now(UTC), sha, priority="emergency"))
