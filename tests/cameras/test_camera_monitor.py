@@ -7,6 +7,7 @@ import logging
 import time
 from urllib.parse import quote
 
+import pytest
 from camera_support import PASSWORD, Recorder, camera_config, sim_factory_fixture, sim_fixture  # noqa: F401 (fixtures)
 
 from thanthien.edge.cameras.monitor import CameraMonitor
@@ -16,6 +17,7 @@ def _monitor(rec: Recorder, *configs) -> CameraMonitor:
     return CameraMonitor("node-a", list(configs), rec.publish, on_observation=rec.observe)
 
 
+@pytest.mark.slow
 def test_each_failure_mode_is_published_with_its_reason_and_recovery_too(sim):
     rec = Recorder()
     expected = {
