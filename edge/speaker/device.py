@@ -17,6 +17,9 @@ broker is unreachable still plays it, reports every occurrence through the agent
 ``test-tone``
     ``seconds`` (0.5-30, default 3), ``volume`` (default 50), ``frequency_hz`` (default
     1000): a sine tone at normal priority, not reported to the hub.
+``speaker-status``
+    What is playing, how many occurrences wait, the plan revision, whether the amplifier
+    is on and how many media files are cached.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class SpeakerDevice:
         context.commands.register("play-now", self._cmd_play_now)
         context.commands.register("stop", self._cmd_stop)
         context.commands.register("test-tone", self._cmd_test_tone)
+        context.commands.register("speaker-status", self._cmd_status)
 
     def close(self) -> None:
         if self.player is not None:
@@ -185,6 +189,10 @@ class SpeakerDevice:
     def _cmd_stop(self, _args: Args) -> Result:
         assert self.player is not None
         return {"stopped": ",".join(self.player.stop())}
+
+    def _cmd_status(self, _args: Args) -> Result:
+        assert self.player is not None and self.cache is not None
+        return {**self.player.status(), "cached_media": len(self.cache.cached())}
 
     def _cmd_test_tone(self, args: Args) -> Result:
         assert self.player is not None

@@ -142,6 +142,9 @@ def test_emergency_play_now_command_interrupts_a_normal_broadcast(tmp_path, brok
         assert "khẩn cấp" in interrupted.detail and "Báo cháy" in interrupted.detail
         wait_event(hub.reports, "emergency-1", "finished")
         assert [e["interrupted"] for e in sink.entries()] == [True, False]
+        status = hub.command("speaker-status")
+        assert status.ok and status.result["plan_revision"] == 1
+        assert status.result["playing"] is None and status.result["cached_media"] == 2
     finally:
         agent.stop()
 
