@@ -169,3 +169,12 @@ def test_loudness_target_is_configurable(fixtures: Path, tmp_path: Path):
 def test_a_bad_sha256_is_not_a_path(library: MediaLibrary):
     with pytest.raises(ValueError, match="not a sha256"):
         library.path_for("../../etc/passwd")
+
+
+def test_a_tool_that_takes_too_long_is_stopped_and_nothing_stored(fixtures: Path, tmp_path: Path):
+    library = MediaLibrary(tmp_path / "media", MediaSettings(probe_timeout_s=0.001))
+    with pytest.raises(MediaError) as err:
+        library.add_file(fixtures / "tone.mp3")
+    assert err.value.code == "timeout"
+    assert "quá lâu" in err.value.message
+    assert_nothing_stored(library)
