@@ -178,3 +178,12 @@ def test_a_tool_that_takes_too_long_is_stopped_and_nothing_stored(fixtures: Path
     assert err.value.code == "timeout"
     assert "quá lâu" in err.value.message
     assert_nothing_stored(library)
+
+
+def test_stored_file_is_playable_by_the_edge_audio_seam(fixtures: Path, library: MediaLibrary):
+    from thanthien.edge.audio import AudioClip
+
+    record = library.add_file(fixtures / "tone.m4a")
+    clip = AudioClip.from_wav(library.path_for(record.sha256))
+    assert (clip.sample_rate, clip.channels) == (22050, 1)
+    assert clip.duration_s == pytest.approx(record.duration_s, abs=0.001)
