@@ -29,9 +29,9 @@ def get_hub(request: Request) -> HubContext:
 Hub = Annotated[HubContext, Depends(get_hub)]
 
 
-def get_session(hub: Hub) -> Iterator[Session]:
+def get_session(hub: Hub, request: Request) -> Iterator[Session]:
     """A session for one request; routes that write call ``commit()`` themselves."""
-    session = hub.db.new_session()
+    session = hub.db.new_session(write=request.method not in ("GET", "HEAD"))
     try:
         yield session
     finally:

@@ -15,12 +15,20 @@ log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _sqlite_begin)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")  # a committed (and acked) rating survives a power cut
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """Writers take SQLite's write lock at BEGIN (waiting up to busy_timeout), so a transaction
+    that reads and then writes never fails on a lock upgrade; readers begin deferred."""
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -37,9 +45,13 @@ class Database:
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine: Engine = create_engine(self.url, **kwargs)
+        reader = self.engine
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
+            reader = self.engine.execution_options(sqlite_begin="DEFERRED")
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_factory = sessionmaker(reader, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -62,8 +74,9 @@ class Database:
         finally:
             session.close()
 
-    def new_session(self) -> Session:
-        return self._factory()
+    def new_session(self, *, write: bool = True) -> Session:
+        """A session the caller closes; ``write=False`` for read-only work (no write lock)."""
+        return self._factory() if write else self._read_factory()
 
     def ping(self) -> bool:
         try:

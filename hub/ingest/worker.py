@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from itertools import groupby
 from uuid import UUID
 
+from sqlalchemy.exc import OperationalError
+
 from thanthien.hub.context import HubContext
 from thanthien.hub.ingest.base import Incoming, Outcome, dead_letter
 from thanthien.hub.ingest.table import HANDLERS, SHAREABLE
@@ -116,6 +118,9 @@ class IngestWorker:
     def _process_one(self, item: Incoming) -> None:
         try:
             outcome = self._commit([item])
+        except OperationalError as exc:  # database unreachable or locked: not the message's fault
+            log.error("database error on %s, not acked (the node sends it again): %s", item.topic, exc)
+            return
         except Exception as exc:
             log.exception("message on %s failed alone", item.topic)
             outcome = Outcome()

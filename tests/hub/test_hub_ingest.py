@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from hub.hub_helpers import incoming, rating, rating_msg
 from thanthien.hub.db.models import DeadLetter, Node, Rating
+from thanthien.hub.ingest.table import HANDLERS
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.services import registry
 from thanthien.protocol import Topics
@@ -136,3 +137,19 @@ def test_shift_added_later_attributes_ratings_already_stored(ctx, clock):
                            ends_at=t0 + timedelta(hours=8))
     with ctx.db.session() as s:
         assert s.scalar(select(Rating.officer_id)) == lan.id
+
+
+def test_message_whose_handler_fails_is_dead_lettered_and_the_rest_of_the_batch_is_stored(ctx, clock,
+                                                                                          monkeypatch):
+    def broken(session, ctx, batch, out):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(HANDLERS, "telemetry", broken)
+    batch = [rating_msg(rating(seq=1), clock()), incoming(T.telemetry("node-a"), b"{}", clock()),
+             rating_msg(rating(seq=2), clock())]
+    IngestWorker(ctx).process(batch)
+    assert count(ctx.db, Rating) == 2
+    with ctx.db.session() as s:
+        letter = s.scalars(select(DeadLetter)).one()
+    assert letter.reason == "storage error: RuntimeError: boom"
+    assert ctx.metrics.value("thanthien_hub_ingest_errors_total") == 1
