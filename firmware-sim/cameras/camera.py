@@ -26,9 +26,9 @@ SNAPSHOT_PATH = "/ISAPI/Streaming/channels/101/picture"
 class _Listener:
     """One server on a fixed port that can be closed and opened again."""
 
-    def __init__(self, make: Callable[[int], socketserver.TCPServer]) -> None:
+    def __init__(self, make: Callable[[int], socketserver.TCPServer], port: int = 0) -> None:
         self._make = make
-        self.port = 0
+        self.port = port
         self.url = ""
         self._server: socketserver.TCPServer | None = None
         self._thread: threading.Thread | None = None
@@ -56,11 +56,12 @@ class _Listener:
 
 class SimCamera:
     def __init__(self, auth: AuthPolicy | None = None, slow_delay_s: float = 0.5,
-                 hang_up_after_401: bool = False) -> None:
+                 hang_up_after_401: bool = False, rtsp_port: int = 0, http_port: int = 0) -> None:
+        """Ports 0 (the default) pick free ones; fixed ports suit a demo's config file."""
         self.auth = auth or AuthPolicy()
         self.behaviour = Behaviour(self.auth, slow_delay_s, hang_up_after_401)
-        self._rtsp = _Listener(lambda port: RtspServer(port, self.behaviour, RTSP_PATH))
-        self._http = _Listener(lambda port: SnapshotServer(port, self.behaviour, SNAPSHOT_PATH))
+        self._rtsp = _Listener(lambda port: RtspServer(port, self.behaviour, RTSP_PATH), rtsp_port)
+        self._http = _Listener(lambda port: SnapshotServer(port, self.behaviour, SNAPSHOT_PATH), http_port)
         self._lock = threading.Lock()
 
     def start(self) -> SimCamera:
