@@ -81,6 +81,8 @@ def deliver_webhooks(context: str) -> tuple[int, int]:
 # -- wiring --------------------------------------------------------------------------------
 def build_scheduler(ctx: HubContext, name: str = "hub") -> BackgroundScheduler:
     register_context(name, ctx)
+    # APScheduler logs every run at INFO (a line a second here); failures still show as errors.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     s = ctx.settings
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": 30})

@@ -1,6 +1,7 @@
 """`thanthien demo`: the whole system on one machine, in the foreground (make demo).
 
-Started so far: the private broker. The hub and the simulated town join as they are built.
+Started so far: the private broker and the hub (API, ingest, scheduler). The simulated town
+joins as it is built.
 Ctrl-C stops every process it started; a second run reuses var/demo.
 """
 
@@ -30,11 +31,20 @@ def run(args: argparse.Namespace) -> int:
     with broker:
         log.info("demo broker on mqtt://127.0.0.1:%d (hub password in %s)",
                  broker.port, broker.data_dir / "hub.secret")
+        from thanthien.hub.demo import start_demo_hub
+
+        hub, api_url, admin, admin_password = start_demo_hub(
+            root / "hub", broker_port=broker.port, http_port=args.hub_port,
+            hub_password=(broker.data_dir / "hub.secret").read_text().strip())
+        print(f"Hub API: {api_url}/docs  login: {admin} / {admin_password}", flush=True)
         log.info("Ctrl-C stops the demo")
-        while not stop.wait(1.0):
-            if not broker.running:
-                log.error("broker exited; see %s", broker.log_path)
-                return 1
+        try:
+            while not stop.wait(1.0):
+                if not broker.running:
+                    log.error("broker exited; see %s", broker.log_path)
+                    return 1
+        finally:
+            hub.stop()
     return 0
 
 
@@ -42,4 +52,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run broker, hub and a simulated town (make demo)")
     p.add_argument("--data", default="var/demo", help="demo state, reused by the next run")
     p.add_argument("--broker-port", type=int, default=18830)
+    p.add_argument("--hub-port", type=int, default=8080, help="the hub's HTTP API")
     p.set_defaults(func=run)
