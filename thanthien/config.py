@@ -118,7 +118,7 @@ def validate_data(model: type[S], data: dict[str, Any], path: Path | str = "<con
     except ValidationError as exc:
         problems = [
             f"{format_location(err['loc'])}: {err['msg']}"
-            + (f" (got {err['input']!r})" if _short_input(err) else "")
+            + (f" (got {err['input']!r})" if _echoable(err) else "")
             for err in exc.errors(include_url=False)
         ]
         raise ConfigError(path, problems) from None
@@ -128,10 +128,15 @@ def validate_data(model: type[S], data: dict[str, Any], path: Path | str = "<con
     return settings
 
 
-def _short_input(err: Any) -> bool:
+SECRET_WORDS = ("password", "secret", "token", "key", "url")
+
+
+def _echoable(err: Any) -> bool:
+    """Echo a short bad value to help the reader, but never one that may be a secret."""
     value = err.get("input")
-    return isinstance(value, str | int | float | bool) and len(repr(value)) < 60 and \
-        err["type"] not in ("missing", "extra_forbidden")
+    secret = any(w in str(part).lower() for part in err["loc"] for w in SECRET_WORDS)
+    return (not secret and isinstance(value, str | int | float | bool) and len(repr(value)) < 60
+            and err["type"] not in ("missing", "extra_forbidden"))
 
 
 def load_config(model: type[S], path: Path | str) -> S:

@@ -102,3 +102,19 @@ def test_unknown_time_zone_is_refused(tmp_path: Path):
     cfg.write_text('[hub]\ntimezone = "Mars/Olympus"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown time zone"):
         load_config(HubSettings, cfg)
+
+
+def test_bad_secret_values_are_never_echoed(tmp_path: Path):
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text('[http]\nsecret_key = "short"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(HubSettings, cfg)
+    assert "http.secret_key" in str(info.value)
+    assert "short" not in str(info.value).replace("too short", "").replace("shorter", "")
+
+
+def test_bad_plain_values_are_echoed_to_help(tmp_path: Path):
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text('[http]\nport = 0\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"got 0"):
+        load_config(HubSettings, cfg)
