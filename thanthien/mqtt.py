@@ -123,7 +123,7 @@ class MqttLink:
     def _handle_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         message = Message(msg.topic, msg.payload, bool(msg.retain), getattr(msg, "properties", None))
         with self._lock:
-            handlers = [h for f, _q, h in self._routes if paho.topic_matches_sub(f, msg.topic)]
+            handlers = [h for f, _q, h in self._routes if paho.topic_matches_sub(_unshared(f), msg.topic)]
         if not handlers:
             log.debug("no handler for %s", msg.topic)
         for handler in handlers:
@@ -254,6 +254,15 @@ class MqttLink:
             refused = self._refused.pop(info.mid, None)
         if refused is not None:
             raise PublishError(f"broker refused publish to {topic}: {refused} ({refused.value})")
+
+
+def _unshared(topic_filter: str) -> str:
+    """The topic part of an MQTT v5 shared subscription (``$share/<group>/<filter>``)."""
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) == 3:
+            return parts[2]
+    return topic_filter
 
 
 def request_properties(response_topic: str, correlation: bytes) -> Properties:

@@ -95,3 +95,32 @@ def test_hub_publishes_retained_presence(hub, broker):
         assert seen.wait_for(lambda msgs: decode(HubState, msgs[-1].payload).state == "offline")
     finally:
         watcher.stop()
+
+
+def test_two_ingest_workers_share_the_ratings_and_store_each_once(broker_factory, db, tmp_path):
+    private = broker_factory()
+    runtimes = []
+    for n in range(2):
+        settings = hub_settings(
+            tmp_path / f"w{n}", database={"url": db.url.render_as_string(hide_password=False)},
+            mqtt={"host": "127.0.0.1", "port": private.port, "username": HUB.username,
+                  "password": HUB.password, "reconnect_min_s": 0.1, "reconnect_max_s": 1.0},
+            ingest={"client_id": f"hub-worker-{n}", "shared_group": "ingest", "batch_size": 20})
+        runtime = HubRuntime(settings, roles=("ingest",))
+        runtime.start()
+        assert runtime.link.wait_connected(10) and runtime.link.subscribed.wait(10)
+        runtimes.append(runtime)
+    acks = Collector()
+    link = connected_link(private.port, NODE_A, "node-a-shared", {T.ack("node-a"): acks})
+    try:
+        events = [rating(seq=i) for i in range(1, 201)]
+        for e in events:
+            link.publish(T.rating("node-a"), e.to_bytes(), qos=1)
+        assert acks.wait_for(lambda _m: acked_ids(acks) >= {e.event_id for e in events}, timeout=20)
+        shares = [r.ctx.metrics.value("thanthien_hub_ratings_stored_total") for r in runtimes]
+        assert sum(shares) == 200 and min(shares) > 0
+        assert stored(db) == 200
+    finally:
+        link.stop()
+        for runtime in runtimes:
+            runtime.stop()
