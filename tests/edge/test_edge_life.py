@@ -60,8 +60,11 @@ def test_state_goes_online_then_offline_on_sigterm_and_the_session_grows(config_
 
 def test_retained_state_is_what_a_late_subscriber_sees(tmp_path, broker_factory):
     broker = broker_factory()
+    early, early_link = watch_state(broker.port, client_id="test-early-watcher")
     with EdgeAgent(edge_settings(tmp_path / "node", broker.port)) as agent:
-        assert agent.link is not None and agent.link.wait_connected(10)
+        # Once an early subscriber has it, the broker holds it as the retained state.
+        early.wait_state("online", session=agent.session)
+        early_link.stop()
         watcher, link = watch_state(broker.port, client_id="test-late-watcher")
         try:
             assert watcher.wait_state("online", session=agent.session)
