@@ -144,7 +144,8 @@ def telemetry_history(session: Session, *, node_id: str, start: datetime, end: d
                       limit: int = 5000) -> list[TelemetrySample]:
     return list(session.scalars(
         select(TelemetrySample).where(TelemetrySample.node_id == node_id,
-                                      TelemetrySample.received_at >= start, TelemetrySample.received_at < end)
+                                      TelemetrySample.received_at >= start,
+                                      TelemetrySample.received_at <= end)
         .order_by(TelemetrySample.received_at).limit(limit)))
 
 

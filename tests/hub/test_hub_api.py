@@ -261,3 +261,19 @@ def test_metrics_are_prometheus_text(client, ctx):
 def test_openapi_documents_the_routes(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     assert "/api/v1/ratings/summary" in paths and "/api/v1/alarms/{alarm_id}/acknowledge" in paths
+
+
+def test_telemetry_history_and_dead_letters_are_served_to_it_staff(client, as_role, ctx):
+    from hub.hub_helpers import incoming, telemetry
+    from thanthien.protocol import Topics
+
+    topics = Topics()
+    IngestWorker(ctx).process([
+        incoming(topics.telemetry("node-a"), telemetry(cpu_temp_c=61.5).to_bytes(), ctx.clock()),
+        incoming(topics.telemetry("node-a"), b"{broken", ctx.clock())])
+    it = as_role("it")
+    samples = client.get("/api/v1/nodes/node-a/telemetry", headers=it).json()
+    assert [s["cpu_temp_c"] for s in samples] == [61.5]
+    letters = client.get("/api/v1/dead-letters", headers=it).json()
+    assert len(letters) == 1 and letters[0]["kind"] == "telemetry"
+    assert client.get("/api/v1/dead-letters/counts", headers=it).json() == {"telemetry": 1}
