@@ -148,3 +148,16 @@ def test_telemetry_is_rolled_up_hourly_and_pruned_after_retention(ctx):
         hours = list(s.scalars(select(TelemetryHourly).order_by(TelemetryHourly.hour)))
     assert [h.samples for h in hours] == [6, 6]
     assert hours[0].cpu_temp_max == 45 and hours[1].cpu_temp_avg == sum(46 + i for i in range(6)) / 6
+
+
+def test_rolling_up_again_rewrites_the_same_hours(ctx):
+    start = ctx.clock()
+    for minute in (0, 30, 60):
+        ctx.clock.now = start + timedelta(minutes=minute)
+        feed(ctx, tele_msg(ctx))
+    ctx.clock.now = start + timedelta(hours=2)
+    for _ in range(2):
+        with ctx.db.session() as s:
+            health.rollup_telemetry(s, now=ctx.clock())
+    with ctx.db.session() as s:
+        assert [h.samples for h in s.scalars(select(TelemetryHourly).order_by(TelemetryHourly.hour))] == [2, 1]
