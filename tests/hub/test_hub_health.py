@@ -160,4 +160,5 @@ def test_rolling_up_again_rewrites_the_same_hours(ctx):
         with ctx.db.session() as s:
             health.rollup_telemetry(s, now=ctx.clock())
     with ctx.db.session() as s:
-        assert [h.samples for h in s.scalars(select(TelemetryHourly).order_by(TelemetryHourly.hour))] == [2, 1]
+        hours = s.scalars(select(TelemetryHourly).order_by(TelemetryHourly.hour))
+        assert [h.samples for h in hours] == [2, 1]
