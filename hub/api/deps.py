@@ -46,7 +46,7 @@ def current_user(hub: Hub, token: Annotated[str | None, Depends(oauth2)]) -> Use
                                  headers={"WWW-Authenticate": "Bearer"})
     if not token:
         raise unauthorized
-    with hub.db.session() as session:
+    with hub.db.session(write=False) as session:
         secret = hub.settings.http.secret_key.get_secret_value()
         user = users.user_from_token(session, token=token, secret=secret, now=hub.clock())
         if user is None:

@@ -62,9 +62,10 @@ class Database:
         return self.url.get_backend_name()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session that commits when the block ends normally and rolls back otherwise."""
-        session = self._factory()
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A session that commits when the block ends normally and rolls back otherwise;
+        ``write=False`` for read-only work (on SQLite it then takes no write lock)."""
+        session = self.new_session(write=write)
         try:
             yield session
             session.commit()

@@ -30,7 +30,7 @@ def metrics(hub: Hub) -> PlainTextResponse:
     extra: dict[str, dict[Labels, float]] = {
         "thanthien_hub_ingest_queue_depth": {(): float(hub.queue_depth())}}
     try:
-        with hub.db.session() as session:
+        with hub.db.session(write=False) as session:
             states = health.state_counts(session)
             extra["thanthien_hub_nodes"] = {(("state", s),): float(states.get(s, 0))
                                             for s in ("online", "offline", "lost", "unknown")}
