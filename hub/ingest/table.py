@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from thanthien.hub.ingest import ratings, state, telemetry
+from thanthien.hub.ingest import cameras, ratings, state, telemetry
 from thanthien.hub.ingest.base import Handler
 
 HANDLERS: dict[str, Handler] = {
     "rating": ratings.handle,
     "node_state": state.handle,
     "telemetry": telemetry.handle,
+    "camera_health": cameras.handle,
 }
 
 SHAREABLE = frozenset({"rating", "telemetry"})

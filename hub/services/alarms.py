@@ -32,6 +32,7 @@ KINDS: dict[str, Audience] = {
     "disk_full": "it",
     "high_temperature": "it",
     "clock_unsynced": "it",
+    "camera_down": "it",
     "negative_spike": "leader",
 }
 

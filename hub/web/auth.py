@@ -1,0 +1,137 @@
+"""The UI's login session: the API's signed token in an HttpOnly cookie, a CSRF token derived
+from it, and role checks that end in a login redirect or a Vietnamese refusal page.
+
+The cookie holds the same token ``POST /api/v1/auth/login`` gives (users.issue_token), so the
+users, roles, argon2 hashes and token versions are the API's: disabling a user or resetting a
+password ends their UI session too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from thanthien.hub.context import HubContext
+from thanthien.hub.services import users
+
+COOKIE = "thanthien_session"
+CSRF_FIELD = "csrf"
+
+ROLE_LABELS = {"admin": "Quản trị hệ thống", "officer": "Cán bộ, công chức", "it": "Cán bộ kỹ thuật (CNTT)",
+               "leader": "Lãnh đạo"}
+
+
+@dataclass(frozen=True)
+class UiUser:
+    """Who is logged in, detached from any database session."""
+
+    id: int
+    username: str
+    full_name: str
+    role: str
+    csrf: str
+
+    @property
+    def display_name(self) -> str:
+        return self.full_name or self.username
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS.get(self.role, self.role)
+
+
+class LoginRequired(Exception):
+    """No valid session: the handler redirects to the login page."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+class Forbidden(Exception):
+    """Logged in, but the role may not open this page: the handler shows a refusal page."""
+
+    def __init__(self, user: UiUser, allowed: tuple[str, ...]) -> None:
+        super().__init__(user.role)
+        self.user = user
+        self.allowed = allowed
+
+
+class BadCsrf(Exception):
+    """A form posted without this session's CSRF token."""
+
+
+def hub_of(request: Request) -> HubContext:
+    return request.app.state.hub  # type: ignore[no-any-return]
+
+
+def _secret(hub: HubContext) -> str:
+    return hub.settings.http.secret_key.get_secret_value()
+
+
+def csrf_for(hub: HubContext, token: str) -> str:
+    return hmac.new(_secret(hub).encode(), b"csrf:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def session_user(request: Request) -> UiUser | None:
+    """The user the session cookie names, if the token is valid and the user active."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    hub = hub_of(request)
+    with hub.db.new_session(write=False) as session:
+        user = users.user_from_token(session, token=token, secret=_secret(hub), now=hub.clock())
+        if user is None:
+            return None
+        return UiUser(id=user.id, username=user.username, full_name=user.full_name, role=user.role,
+                      csrf=csrf_for(hub, token))
+
+
+def _next_url(request: Request) -> str:
+    query = f"?{request.url.query}" if request.url.query else ""
+    return request.url.path + query
+
+
+class Require:
+    """Dependency: the logged-in user with one of ``roles`` (every role when empty)."""
+
+    def __init__(self, *roles: str) -> None:
+        self.roles = roles
+
+    def __call__(self, request: Request) -> UiUser:
+        user = session_user(request)
+        if user is None:
+            raise LoginRequired(_next_url(request))
+        if self.roles and user.role not in self.roles:
+            raise Forbidden(user, self.roles)
+        return user
+
+
+async def check_csrf(request: Request) -> None:
+    """Dependency for every UI form POST."""
+    form = await request.form()
+    token = request.cookies.get(COOKIE, "")
+    sent = str(form.get(CSRF_FIELD, ""))
+    if not token or not hmac.compare_digest(sent, csrf_for(hub_of(request), token)):
+        raise BadCsrf()
+
+
+Csrf = Depends(check_csrf)
+
+
+def login_user(hub: HubContext, *, username: str, password: str) -> tuple[str, Any] | None:
+    """The session token for a right password (and the user), else ``None``."""
+    with hub.db.session() as session:  # commits a re-hashed password
+        user = users.authenticate(session, username=username, password=password)
+        if user is None:
+            return None
+        token = users.issue_token(user=user, secret=_secret(hub), now=hub.clock(),
+                                  ttl_s=hub.settings.http.token_ttl_s)
+        return token, user.role
+
+
+AnyUser = Annotated[UiUser, Depends(Require())]

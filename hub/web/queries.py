@@ -1,0 +1,165 @@
+"""Read-only views the pages need that the hub's services do not give in one call: the
+latest telemetry of each node, a node's state history, and cheap fingerprints that tell the
+live-update stream when something changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Alarm, Counter, Device, Node, Rating, TelemetrySample, Zone
+from thanthien.hub.services import health, registry
+
+RAW_LIMIT = timedelta(days=2)
+"""Charts over a longer period use the hourly roll-ups (raw samples are pruned anyway)."""
+
+
+@dataclass
+class DeviceView:
+    code: str
+    kind: str
+    name: str
+    place: str  # counter name for a rating box, zone name for a speaker
+
+
+@dataclass
+class NodeView:
+    node: Node
+    latest: TelemetrySample | None
+    devices: list[DeviceView] = field(default_factory=list)
+    open_alarms: int = 0
+
+
+def latest_telemetry(session: Session, *, node_id: str) -> TelemetrySample | None:
+    return session.scalar(select(TelemetrySample).where(TelemetrySample.node_id == node_id)
+                          .order_by(TelemetrySample.received_at.desc(), TelemetrySample.id.desc()).limit(1))
+
+
+def _device_views(session: Session) -> dict[str, list[DeviceView]]:
+    counters = {c.id: c.name for c in session.scalars(select(Counter))}
+    zones = {z.id: z.name for z in session.scalars(select(Zone))}
+    out: dict[str, list[DeviceView]] = {}
+    for d in registry.list_devices(session):
+        place = counters.get(d.counter_id, "") if d.counter_id else zones.get(d.zone_id, "") if d.zone_id else ""
+        out.setdefault(d.node_id, []).append(DeviceView(code=d.code, kind=d.kind, name=d.name, place=place))
+    return out
+
+
+def node_overview(session: Session) -> list[NodeView]:
+    """Every node (registered or not) with its devices, latest telemetry and open alarm count.
+    Nodes needing attention (lost, offline, unknown, with alarms) come first."""
+    devices = _device_views(session)
+    open_by_subject = dict(session.execute(
+        select(Alarm.subject, func.count()).where(Alarm.cleared_at.is_(None)).group_by(Alarm.subject)).all())
+    views = [NodeView(node=n, latest=latest_telemetry(session, node_id=n.id), devices=devices.get(n.id, []),
+                      open_alarms=int(open_by_subject.get(n.id, 0)))
+             for n in registry.list_nodes(session)]
+    rank = {"lost": 0, "offline": 1, "unknown": 2, "online": 3}
+    views.sort(key=lambda v: (rank.get(v.node.state, 2), -v.open_alarms, v.node.id))
+    return views
+
+
+def node_devices(session: Session, *, node_id: str) -> list[DeviceView]:
+    return _device_views(session).get(node_id, [])
+
+
+@dataclass(frozen=True)
+class StateChange:
+    at: datetime
+    state: str
+    reason: str
+
+
+def state_history(session: Session, *, node_id: str, start: datetime, end: datetime) -> list[StateChange]:
+    """A node's state changes in [start, end), newest first, from its offline alarms: each one
+    records when the node went offline or lost (and why) and, once cleared, when it came back.
+    A node that never went down has no entries."""
+    rows = session.scalars(select(Alarm).where(
+        Alarm.kind == "node_offline", Alarm.subject == node_id, Alarm.raised_at < end,
+        (Alarm.cleared_at.is_(None)) | (Alarm.cleared_at >= start)).order_by(Alarm.raised_at))
+    out: list[StateChange] = []
+    for alarm in rows:
+        details = alarm.details or {}
+        if start <= alarm.raised_at < end:
+            out.append(StateChange(alarm.raised_at, str(details.get("state", "offline")),
+                                   str(details.get("reason", ""))))
+        if alarm.cleared_at is not None and start <= alarm.cleared_at < end:
+            out.append(StateChange(alarm.cleared_at, "online", ""))
+    out.sort(key=lambda c: c.at, reverse=True)
+    return out
+
+
+@dataclass(frozen=True)
+class Series:
+    """One measurement over time, for a chart: ``points`` are (UTC time, value)."""
+
+    key: str
+    label: str
+    unit: str
+    points: list[tuple[datetime, float]]
+
+
+SERIES = (  # key, label, unit, raw attribute, hourly attribute
+    ("cpu_temp_c", "Nhiệt độ CPU", "°C", "cpu_temp_c", "cpu_temp_max"),
+    ("disk_used_pct", "Bộ nhớ đã dùng", "%", "disk_used_pct", "disk_used_pct_max"),
+    ("outbox_depth", "Lượt đánh giá chờ gửi", "lượt", "outbox_depth", "outbox_depth_max"),
+    ("load_1m", "Tải CPU (1 phút)", "", "load_1m", "load_1m_avg"),
+    ("clock_offset_ms", "Độ lệch đồng hồ", "ms", "clock_offset_ms", None),
+)
+
+
+def telemetry_series(session: Session, *, node_id: str, start: datetime, end: datetime) -> tuple[list[Series], bool]:
+    """The chart series of a node over [start, end) and whether they are hourly roll-ups."""
+    hourly = end - start > RAW_LIMIT
+    if hourly:
+        rows: list = health.hourly_history(session, node_id=node_id, start=start, end=end)
+        if rows:
+            return [Series(key, label, unit, [(r.hour, float(getattr(r, attr))) for r in rows
+                                              if getattr(r, attr) is not None])
+                    for key, label, unit, _raw, attr in SERIES if attr], True
+    rows = health.telemetry_history(session, node_id=node_id, start=start, end=end)
+    return [Series(key, label, unit, [(r.received_at, float(getattr(r, attr))) for r in rows
+                                      if getattr(r, attr) is not None])
+            for key, label, unit, attr, _hourly in SERIES], False
+
+
+# -- fingerprints for the live stream -------------------------------------------------------
+def health_fingerprint(session: Session) -> tuple:
+    """Changes whenever a node's state or heartbeat, its telemetry, or an alarm changes."""
+    nodes = tuple(session.execute(select(Node.id, Node.state, Node.last_seen_at, Node.registered)
+                                  .order_by(Node.id)).all())
+    latest = session.scalar(select(func.max(TelemetrySample.id)))
+    alarm_state = session.execute(select(func.count(), func.max(Alarm.id),
+                                         func.count(Alarm.acknowledged_at), func.count(Alarm.cleared_at))).one()
+    return nodes, latest, tuple(alarm_state)
+
+
+def presses_fingerprint(session: Session, *, since: datetime) -> tuple:
+    """Changes when a press of the period since ``since`` is stored (or attributed anew)."""
+    return tuple(session.execute(select(func.count(), func.max(Rating.id), func.sum(Rating.officer_id))
+                                 .where(Rating.pressed_at >= since)).one())
+
+
+def leader_alarms_fingerprint(session: Session) -> tuple:
+    return tuple(session.execute(select(func.count(), func.max(Alarm.id), func.count(Alarm.acknowledged_at),
+                                        func.count(Alarm.cleared_at)).where(Alarm.audience == "leader")).one())
+
+
+def zone_names(session: Session) -> dict[int, str]:
+    return {z.id: z.name for z in session.scalars(select(Zone))}
+
+
+def speakers_by_zone(session: Session) -> list[tuple[str, list[Device]]]:
+    """Zones with the speakers serving them (for the officers' overview)."""
+    zones = {z.id: z for z in registry.list_zones(session)}
+    grouped: dict[int | None, list[Device]] = {}
+    for d in registry.list_devices(session):
+        if d.kind == "speaker":
+            grouped.setdefault(d.zone_id, []).append(d)
+    out = [(zones[zid].name, grouped.get(zid, [])) for zid in sorted(zones, key=lambda i: zones[i].code)]
+    if None in grouped:
+        out.append(("(chưa gán khu vực phát)", grouped[None]))
+    return out

@@ -1,0 +1,1 @@
+"""The UI's page routes, one module per area; thin: they call the hub's services."""

@@ -1,0 +1,116 @@
+"""Device health for IT staff: every node and device at a glance, open alarms with
+acknowledge, and a node page with telemetry charts and its state history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from thanthien.hub.context import HubContext
+from thanthien.hub.db.models import Alarm
+from thanthien.hub.services import alarms, health, registry
+from thanthien.hub.services.errors import Conflict, NotFound
+from thanthien.hub.web import charts, flash, periods, queries
+from thanthien.hub.web.auth import Csrf, Forbidden, Require, UiUser, hub_of
+from thanthien.hub.web.templating import render
+
+router = APIRouter()
+
+ItUser = Annotated[UiUser, Depends(Require("admin", "it"))]
+AlarmUser = Annotated[UiUser, Depends(Require("admin", "it", "leader"))]
+
+RANGES = {"6h": ("6 giờ", timedelta(hours=6)), "24h": ("24 giờ", timedelta(days=1)),
+          "7d": ("7 ngày", timedelta(days=7)), "30d": ("30 ngày", timedelta(days=30))}
+
+
+def alarm_audience(user: UiUser) -> str | None:
+    """Admins see every alarm; IT staff the device alarms; leaders the rating alarms."""
+    return None if user.role == "admin" else user.role
+
+
+def live_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, Any]:
+    """What the health page shows, also re-rendered for the live stream."""
+    return {
+        "nodes": queries.node_overview(session),
+        "alarms": alarms.list_alarms(session, active=True, audience=alarm_audience(user)),
+        "counts": health.state_counts(session),
+        "thresholds": hub.thresholds,
+        "now": hub.clock(),
+        "tz": hub.settings.hub.timezone,
+        "user": user,
+        "back": "/ui/health",
+    }
+
+
+@router.get("/health", response_class=HTMLResponse)
+def health_page(request: Request, user: ItUser) -> Response:
+    hub = hub_of(request)
+    with hub.db.new_session(write=False) as session:
+        return render(request, "health.html", live_context(session, hub, user), user=user)
+
+
+@router.get("/nodes/{node_id}", response_class=HTMLResponse)
+def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", start: str | None = None,
+              end: str | None = None) -> Response:
+    hub = hub_of(request)
+    tz = hub.settings.hub.timezone
+    now = hub.clock()
+    error = ""
+    if range not in RANGES:
+        range = "24h"
+    span_start, span_end, label = now - RANGES[range][1], now, f"{RANGES[range][0]} qua"
+    if start or end:
+        day = periods.today(now, tz)
+        try:
+            period = periods.parse(start, end, default=periods.Period(day, day, tz))
+            span_start, span_end, label, range = period.start, period.end, period.label, ""
+        except periods.PeriodError as exc:
+            error = str(exc)
+    with hub.db.new_session(write=False) as session:
+        try:
+            node = registry.get_node(session, node_id=node_id)
+        except NotFound:
+            return render(request, "message.html", {"title": "Không tìm thấy thiết bị",
+                                                    "message": f"Không có thiết bị mã {node_id}."},
+                          user=user, status_code=404)
+        series, hourly = queries.telemetry_series(session, node_id=node_id, start=span_start, end=span_end)
+        context = {
+            "node": node,
+            "devices": queries.node_devices(session, node_id=node_id),
+            "latest": queries.latest_telemetry(session, node_id=node_id),
+            "charts": [(s, charts.line_chart(s.points, tz=tz, unit=s.unit, label=s.label,
+                                             lower=None if s.key == "clock_offset_ms" else 0.0))
+                       for s in series],
+            "hourly": hourly,
+            "history": queries.state_history(session, node_id=node_id, start=span_start, end=span_end),
+            "alarms": [a for a in alarms.list_alarms(session, active=True, audience=alarm_audience(user))
+                       if a.subject == node_id],
+            "ranges": [(key, text) for key, (text, _span) in RANGES.items()],
+            "range": range, "span_label": label, "error": error,
+            "start": start or "", "end": end or "", "back": f"/ui/nodes/{node_id}",
+        }
+        return render(request, "node.html", context, user=user)
+
+
+@router.post("/alarms/{alarm_id}/acknowledge", dependencies=[Csrf])
+def acknowledge(request: Request, user: AlarmUser, alarm_id: int,
+                next: Annotated[str, Form()] = "/ui/health") -> Response:
+    hub = hub_of(request)
+    back = flash.safe_next(next)
+    with hub.db.session() as session:
+        alarm = session.get(Alarm, alarm_id)
+        if alarm is None:
+            return flash.redirect(back, message="Cảnh báo không còn tồn tại", error=True)
+        if alarm_audience(user) not in (None, alarm.audience):
+            raise Forbidden(user, ("admin", alarm.audience))
+        try:
+            alarms.acknowledge_alarm(session, alarm_id=alarm_id, username=user.username, now=hub.clock(),
+                                     notify=hub.notify)
+        except Conflict:
+            return flash.redirect(back, message=f"Cảnh báo này đã được {alarm.acknowledged_by} xác nhận trước đó",
+                                  error=True)
+    return flash.redirect(back, message="Đã xác nhận cảnh báo")

@@ -1,0 +1,95 @@
+"""The Jinja2 environment of the UI: Vietnamese labels and local-time filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from thanthien.hub.web import flash
+from thanthien.hub.web.auth import CSRF_FIELD, UiUser, hub_of
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+NODE_STATES = {"online": "Trực tuyến", "offline": "Ngoại tuyến", "lost": "Mất kết nối", "unknown": "Chưa rõ"}
+CAMERA_STATES = {"ok": "Hoạt động tốt", "degraded": "Chập chờn", "down": "Mất tín hiệu",
+                 "frozen": "Đứng hình", "black": "Màn hình đen"}
+DEVICE_KINDS = {"rating_box": "Hộp đánh giá", "speaker": "Cụm loa", "camera": "Camera"}
+SEVERITIES = {"info": "Thông tin", "warning": "Cảnh báo", "major": "Nghiêm trọng", "critical": "Khẩn cấp"}
+ALARM_KINDS = {"node_offline": "Thiết bị ngoại tuyến", "node_unregistered": "Thiết bị chưa đăng ký",
+               "outbox_backlog": "Tồn đọng dữ liệu", "disk_full": "Sắp đầy bộ nhớ",
+               "high_temperature": "Nhiệt độ cao", "clock_unsynced": "Đồng hồ chưa đồng bộ",
+               "negative_spike": "Đánh giá tiêu cực tăng đột biến"}
+STATE_REASONS = {"last will: connection lost": "mất kết nối đột ngột", "clean stop": "tắt bình thường",
+                 "heartbeat expired": "quá thời gian không gửi tín hiệu"}
+
+
+@pass_context
+def _local(ctx: Context, value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
+    """A UTC time in the hub's zone (``tz`` in the template context)."""
+    if value is None:
+        return "—"
+    return value.astimezone(ZoneInfo(ctx["tz"])).strftime(fmt)
+
+
+def _ago(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "chưa bao giờ"
+    seconds = int((now - value).total_seconds())
+    if seconds < 60:
+        return "vừa xong"
+    if seconds < 3600:
+        return f"{seconds // 60} phút trước"
+    if seconds < 86400:
+        return f"{seconds // 3600} giờ trước"
+    return f"{seconds // 86400} ngày trước"
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:,.{digits}f}"
+    return text.replace(",", "\u2009").replace(".", ",")  # Vietnamese: thin-space thousands, decimal comma
+
+
+templates.env.filters.update(local=_local, number=_number)
+templates.env.globals.update(NODE_STATES=NODE_STATES, CAMERA_STATES=CAMERA_STATES, DEVICE_KINDS=DEVICE_KINDS,
+                             SEVERITIES=SEVERITIES, ALARM_KINDS=ALARM_KINDS, STATE_REASONS=STATE_REASONS,
+                             ago=_ago, CSRF_FIELD=CSRF_FIELD)
+
+
+# pages in the menu: (path, label, roles); a page is listed only for roles that may open it
+NAV: list[tuple[str, str, tuple[str, ...]]] = [
+    ("/ui/", "Trang chủ", ("admin", "officer", "it", "leader")),
+    ("/ui/health", "Tình trạng thiết bị", ("admin", "it")),
+    ("/ui/satisfaction", "Mức độ hài lòng", ("admin", "leader")),
+    ("/ui/users", "Người dùng", ("admin",)),
+]
+
+
+def nav_for(role: str) -> list[tuple[str, str]]:
+    return [(path, label) for path, label, roles in NAV if role in roles]
+
+
+def render(request: Request, name: str, context: dict[str, Any], *, user: UiUser | None,
+           status_code: int = 200) -> HTMLResponse:
+    hub = hub_of(request)
+    base = {"tz": hub.settings.hub.timezone, "user": user, "nav": nav_for(user.role) if user else [],
+            "site_name": hub.settings.hub.site_name, "now": hub.clock(), "path": request.url.path,
+            "flash": flash.take(request)}
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    flash.clear(request, response)
+    return response
+
+
+def render_fragment(name: str, context: dict[str, Any]) -> str:
+    """A partial template as a string (for the live-update stream)."""
+    return templates.env.get_template(name).render(**context)
