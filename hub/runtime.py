@@ -17,7 +17,7 @@ from thanthien.hub.db.session import Database
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.scheduler import build_scheduler, unregister_context
 from thanthien.hub.services import registry
-from thanthien.hub.settings import ALL_ROLES, HubSettings, Role
+from thanthien.hub.settings import ALL_ROLES, DEFAULT_SECRET, HubSettings, Role
 from thanthien.mqtt import MqttLink, Will
 from thanthien.protocol.payloads import HubState, utc_now
 
@@ -79,6 +79,9 @@ class HubRuntime:
         link.start()
 
     def _start_api(self) -> None:
+        if self.settings.http.secret_key.get_secret_value() == DEFAULT_SECRET:
+            log.warning("http.secret_key is the built-in default: anyone can forge login tokens; "
+                        "set a long random value (THANTHIEN_HUB_HTTP__SECRET_KEY)")
         app = create_app(self.settings, self.db, self.link, self.scheduler, ctx=self.ctx)
         http = self.settings.http
         config = uvicorn.Config(app, host=http.host, port=http.port, log_config=None, access_log=False)

@@ -14,6 +14,7 @@ from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 Role = Literal["api", "ingest", "scheduler"]
 ALL_ROLES: tuple[Role, ...] = ("api", "ingest", "scheduler")
+DEFAULT_SECRET = "change-me-in-production"
 
 
 class HubSection(Section):
@@ -33,7 +34,7 @@ class HttpSection(Section):
     host: str = Field("127.0.0.1", description="Address the API and UI listen on.")
     port: int = Field(8080, ge=1, le=65535)
     secret_key: SecretStr = Field(
-        SecretStr("change-me-in-production"), min_length=16,
+        SecretStr(DEFAULT_SECRET), min_length=16,
         description="Signs login tokens.",
     )
     token_ttl_s: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600)
