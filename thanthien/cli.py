@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "thanthien.commands.demo",
     "thanthien.commands.edge",
     "thanthien.commands.hub",
+    "thanthien.commands.sim",
 )
 
 

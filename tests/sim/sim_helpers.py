@@ -1,0 +1,50 @@
+"""Helpers for the simulator tests: a hub in this process on the harness broker, waiting on it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from conftest import HUB
+from thanthien.hub.db.models import Node, Rating
+from thanthien.hub.runtime import HubRuntime
+from thanthien.hub.settings import HubSettings
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, every: float = 0.1) -> bool:
+    """Poll a condition that has no event to wait on (database rows, other processes)."""
+    tick = threading.Event()
+    waited = 0.0
+    while not predicate():
+        if waited >= timeout:
+            return False
+        tick.wait(every)
+        waited += every
+    return True
+
+
+def start_hub(tmp_path: Path, broker_port: int, roles: tuple[str, ...] = ("ingest",)) -> HubRuntime:
+    settings = HubSettings(
+        hub={"data_dir": str(tmp_path / "hub")},
+        http={"secret_key": "sim-test-secret-0123456789"},
+        mqtt={"host": "127.0.0.1", "port": broker_port, "username": HUB.username, "password": HUB.password,
+              "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
+        ingest={"client_id": f"hub-sim-{tmp_path.name}"[:60]},
+    )
+    hub = HubRuntime(settings, roles=roles)  # type: ignore[arg-type]
+    hub.start()
+    return hub
+
+
+def rating_count(hub: HubRuntime, nodes: set[str]) -> int:
+    with hub.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Rating).where(Rating.node_id.in_(nodes))) or 0)
+
+
+def node_state(hub: HubRuntime, node_id: str) -> str | None:
+    with hub.db.session() as s:
+        node = s.get(Node, node_id)
+        return node.state if node is not None else None
