@@ -11,6 +11,7 @@ from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
 from thanthien.hub.metrics import Metrics
 from thanthien.hub.settings import HubSettings
+from thanthien.hub.web import install as install_web
 from thanthien.mqtt import MqttLink
 
 API_PREFIX = "/api/v1"
@@ -42,4 +43,5 @@ def create_app(settings: HubSettings, db: Database, mqtt: MqttLink | None = None
     app.include_router(api)
     app.include_router(system.router)
     errors.install(app)
+    install_web(app)  # the Vietnamese web UI under /ui (hub/web)
     return app

@@ -10,6 +10,8 @@ declare -A wanted=(
   [/usr/include/portaudio.h]=portaudio19-dev
   [/usr/bin/espeak-ng]=espeak-ng
   [/usr/bin/ffmpeg]=ffmpeg
+  [/usr/bin/chromium]=chromium            # the web UI's browser tests (headless)
+  [/usr/bin/chromedriver]=chromium-driver
 )
 missing=()
 for probe in "${!wanted[@]}"; do

@@ -55,7 +55,8 @@ def line_chart(points: Sequence[tuple[datetime, float]], *, tz: str, unit: str =
              f'aria-label="{escape(label)}" preserveAspectRatio="none">']
     for frac in (0, 0.5, 1):
         y = y0 + frac * (y1 - y0)
-        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy(y):.1f}" y2="{sy(y):.1f}"/>')
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
+                     f'y1="{sy(y):.1f}" y2="{sy(y):.1f}"/>')
         parts.append(f'<text class="tick" x="{LEFT - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">'
                      f'{escape(_num(y))}{escape(unit)}</text>')
     span_days = (x1 - x0) / 86400
@@ -63,7 +64,8 @@ def line_chart(points: Sequence[tuple[datetime, float]], *, tz: str, unit: str =
     for frac, anchor in ((0, "start"), (0.5, "middle"), (1, "end")):
         x = x0 + frac * (x1 - x0)
         when = datetime.fromtimestamp(x, zone).strftime(fmt)
-        parts.append(f'<text class="tick" x="{sx(x):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{when}</text>')
+        parts.append(f'<text class="tick" x="{sx(x):.1f}" y="{HEIGHT - 8}" '
+                     f'text-anchor="{anchor}">{when}</text>')
     if len(points) == 1:
         parts.append(f'<circle class="line-dot" cx="{sx(xs[0]):.1f}" cy="{sy(ys[0]):.1f}" r="3"/>')
     else:
@@ -72,7 +74,8 @@ def line_chart(points: Sequence[tuple[datetime, float]], *, tz: str, unit: str =
     return Markup("".join(parts))
 
 
-def bar_chart(bars: Sequence[tuple[str, float | None, str]], *, top: float = 100.0, label: str = "") -> Markup:
+def bar_chart(bars: Sequence[tuple[str, float | None, str]], *, top: float = 100.0,
+              label: str = "") -> Markup:
     """Vertical bars: (label under the bar, value or None for no data, text above the bar)."""
     if not bars:
         return _empty("Không có số liệu trong khoảng thời gian này")
@@ -91,7 +94,8 @@ def bar_chart(bars: Sequence[tuple[str, float | None, str]], *, top: float = 100
         if value is not None:
             h = max(0.0, min(value, top)) / top * plot_h
             parts.append(f'<rect class="bar" x="{cx - width / 2:.1f}" y="{TOP + plot_h - h:.1f}" '
-                         f'width="{width:.1f}" height="{h:.1f}"><title>{escape(name)}: {escape(text)}</title></rect>')
+                         f'width="{width:.1f}" height="{h:.1f}">'
+                         f'<title>{escape(name)}: {escape(text)}</title></rect>')
             if len(bars) <= 16:
                 parts.append(f'<text class="bar-value" x="{cx:.1f}" y="{TOP + plot_h - h - 4:.1f}" '
                              f'text-anchor="middle">{escape(text)}</text>')

@@ -43,7 +43,8 @@ def _device_views(session: Session) -> dict[str, list[DeviceView]]:
     zones = {z.id: z.name for z in session.scalars(select(Zone))}
     out: dict[str, list[DeviceView]] = {}
     for d in registry.list_devices(session):
-        place = counters.get(d.counter_id, "") if d.counter_id else zones.get(d.zone_id, "") if d.zone_id else ""
+        place = counters.get(d.counter_id, "") if d.counter_id else ""
+        place = place or (zones.get(d.zone_id, "") if d.zone_id else "")
         out.setdefault(d.node_id, []).append(DeviceView(code=d.code, kind=d.kind, name=d.name, place=place))
     return out
 
@@ -111,7 +112,8 @@ SERIES = (  # key, label, unit, raw attribute, hourly attribute
 )
 
 
-def telemetry_series(session: Session, *, node_id: str, start: datetime, end: datetime) -> tuple[list[Series], bool]:
+def telemetry_series(session: Session, *, node_id: str, start: datetime,
+                     end: datetime) -> tuple[list[Series], bool]:
     """The chart series of a node over [start, end) and whether they are hourly roll-ups."""
     hourly = end - start > RAW_LIMIT
     if hourly:
@@ -132,9 +134,15 @@ def health_fingerprint(session: Session) -> tuple:
     nodes = tuple(session.execute(select(Node.id, Node.state, Node.last_seen_at, Node.registered)
                                   .order_by(Node.id)).all())
     latest = session.scalar(select(func.max(TelemetrySample.id)))
-    alarm_state = session.execute(select(func.count(), func.max(Alarm.id),
-                                         func.count(Alarm.acknowledged_at), func.count(Alarm.cleared_at))).one()
-    return nodes, latest, tuple(alarm_state)
+    return nodes, latest, _alarm_marks(session, None)
+
+
+def _alarm_marks(session: Session, audience: str | None) -> tuple:
+    query = select(func.count(), func.max(Alarm.id), func.count(Alarm.acknowledged_at),
+                   func.count(Alarm.cleared_at))
+    if audience is not None:
+        query = query.where(Alarm.audience == audience)
+    return tuple(session.execute(query).one())
 
 
 def presses_fingerprint(session: Session, *, since: datetime) -> tuple:
@@ -144,12 +152,7 @@ def presses_fingerprint(session: Session, *, since: datetime) -> tuple:
 
 
 def leader_alarms_fingerprint(session: Session) -> tuple:
-    return tuple(session.execute(select(func.count(), func.max(Alarm.id), func.count(Alarm.acknowledged_at),
-                                        func.count(Alarm.cleared_at)).where(Alarm.audience == "leader")).one())
-
-
-def zone_names(session: Session) -> dict[int, str]:
-    return {z.id: z.name for z in session.scalars(select(Zone))}
+    return _alarm_marks(session, "leader")
 
 
 def speakers_by_zone(session: Session) -> list[tuple[str, list[Device]]]:

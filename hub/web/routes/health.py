@@ -111,6 +111,6 @@ def acknowledge(request: Request, user: AlarmUser, alarm_id: int,
             alarms.acknowledge_alarm(session, alarm_id=alarm_id, username=user.username, now=hub.clock(),
                                      notify=hub.notify)
         except Conflict:
-            return flash.redirect(back, message=f"Cảnh báo này đã được {alarm.acknowledged_by} xác nhận trước đó",
-                                  error=True)
+            by = alarm.acknowledged_by
+            return flash.redirect(back, message=f"Cảnh báo này đã được {by} xác nhận trước đó", error=True)
     return flash.redirect(back, message="Đã xác nhận cảnh báo")

@@ -92,8 +92,9 @@ def satisfaction_page(request: Request, user: LeaderUser, start: str | None = No
     default = periods.Period(periods.quarter_of(day, tz).first, day, tz)
     round_a, round_b = periods.survey_rounds(day, tz)
     chosen: list[periods.Period] = []
-    for (s, e, fallback, label) in ((start, end, default, "kỳ báo cáo"), (a_start, a_end, round_a, "kỳ thứ nhất"),
-                                    (b_start, b_end, round_b, "kỳ thứ hai")):
+    asked = ((start, end, default, "kỳ báo cáo"), (a_start, a_end, round_a, "kỳ thứ nhất"),
+             (b_start, b_end, round_b, "kỳ thứ hai"))
+    for (s, e, fallback, label) in asked:
         try:
             chosen.append(periods.parse(s, e, default=fallback, label=label))
         except periods.PeriodError as exc:

@@ -1,0 +1,55 @@
+"""The Vietnamese web UI: server-rendered pages under ``/ui`` on the hub's own app.
+
+``install(app)`` mounts the page routes, the static files and the handlers that turn a
+missing login into a redirect and a role that may not see a page into a refusal page.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from thanthien.hub.web.auth import ROLE_LABELS, BadCsrf, Forbidden, LoginRequired, session_user
+from thanthien.hub.web.flash import safe_next
+from thanthien.hub.web.routes import events, health, satisfaction, session, users
+from thanthien.hub.web.templating import HERE, render
+
+PREFIX = "/ui"
+ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router)
+
+
+def install(app: FastAPI, *, poll_s: float = 2.0) -> None:
+    """Add the UI to the hub's app; ``poll_s`` is how often live pages look for changes."""
+    app.state.ui_poll_s = poll_s
+    for router in ROUTERS:
+        app.include_router(router, prefix=PREFIX, include_in_schema=False)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/", status_code=303)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        if request.url.path == f"{PREFIX}/events":
+            return Response("Cần đăng nhập", status_code=401)
+        return RedirectResponse(f"{PREFIX}/login?next={quote(safe_next(exc.next_url), safe='/')}",
+                                status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        allowed = ", ".join(ROLE_LABELS.get(r, r) for r in exc.allowed)
+        return render(request, "message.html", {
+            "title": "Không có quyền truy cập",
+            "message": f"Tài khoản của bạn ({exc.user.role_label}) không được xem trang này. "
+                       f"Trang này dành cho: {allowed}."}, user=exc.user, status_code=403)
+
+    @app.exception_handler(BadCsrf)
+    async def _csrf(request: Request, _exc: BadCsrf) -> Response:
+        return render(request, "message.html", {
+            "title": "Phiên làm việc đã hết hạn",
+            "message": "Biểu mẫu không còn hợp lệ. Hãy tải lại trang rồi thử lại."},
+            user=session_user(request), status_code=403)

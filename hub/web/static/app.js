@@ -1,0 +1,41 @@
+// Thân Thiện UI: live fragments by server-sent events, and confirmations. No build step.
+(function () {
+  "use strict";
+
+  function live() {
+    var regions = document.querySelectorAll("[data-live]");
+    if (!regions.length || !window.EventSource) { return; }
+    var names = Array.prototype.map.call(regions, function (el) { return el.getAttribute("data-live"); });
+    var status = document.getElementById("live-status");
+    var source = new EventSource("/ui/events?topics=" + encodeURIComponent(names.join(",")));
+    names.forEach(function (name) {
+      source.addEventListener(name, function (event) {
+        document.querySelectorAll('[data-live="' + name + '"]').forEach(function (el) {
+          el.innerHTML = event.data;
+        });
+        document.body.setAttribute("data-live-updates",
+          String(Number(document.body.getAttribute("data-live-updates") || 0) + 1));
+      });
+    });
+    source.onopen = function () {
+      status.hidden = false;
+      status.className = "live-status on";
+      status.textContent = "● Đang cập nhật trực tiếp";
+    };
+    source.onerror = function () {
+      status.hidden = false;
+      status.className = "live-status off";
+      status.textContent = "● Mất kết nối cập nhật, đang thử lại…";
+    };
+  }
+
+  function confirmations() {
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      var question = form.getAttribute && form.getAttribute("data-confirm");
+      if (question && !window.confirm(question)) { event.preventDefault(); }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { live(); confirmations(); });
+})();
