@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +73,45 @@ def telemetry(node: str = "node-a", session: int = 1, at: datetime | None = None
 def node_state(state: str, session: int, node: str = "node-a", at: datetime | None = None) -> NodeState:
     return NodeState(node=node, state=state, session=session, at=at or datetime(2026, 3, 2, 2, 0, tzinfo=UTC),
                      agent_version="0.1.0", capabilities=["rating_box"])
+
+
+class Hook:
+    """A loopback HTTP server that fails the first ``fail`` POSTs with 500."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.bodies: list[dict] = []
+        self._cond = threading.Condition()
+        self.fail = fail
+        self.calls = 0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                body = json.loads(self.rfile.read(length))
+                hook.calls += 1
+                status = 500 if hook.calls <= hook.fail else 204
+                if status == 204:
+                    with hook._cond:
+                        hook.bodies.append(body)
+                        hook._cond.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alarms"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+        """True once ``predicate(bodies)`` holds for the delivered JSON bodies."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.bodies), timeout)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

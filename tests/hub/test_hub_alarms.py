@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from hub.hub_helpers import hub_settings, rating, rating_msg
+from hub.hub_helpers import Hook, hub_settings, rating, rating_msg
 from thanthien.hub import scheduler
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import AlarmNotification
@@ -67,40 +64,6 @@ def test_spike_clears_when_the_window_has_passed(ctx):
     finally:
         scheduler.unregister_context("t-spike")
     assert spike(ctx) is None
-
-
-class Hook:
-    """A loopback HTTP server that fails the first ``fail`` POSTs with 500."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.bodies: list[dict] = []
-        self.fail = fail
-        self.calls = 0
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                body = json.loads(self.rfile.read(length))
-                hook.calls += 1
-                status = 500 if hook.calls <= hook.fail else 204
-                if status == 204:
-                    hook.bodies.append(body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alarms"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from conftest import HUB, NODE_A, NODE_B
 from hub.e2e import REPO, PressingAgent, edge_data, start_hub_process, wait_until, write_toml
-from hub.hub_helpers import hub_settings
+from hub.hub_helpers import Hook, hub_settings
 from support import Collector, connected_link
 from thanthien.hub.db.models import Node, Rating
 from thanthien.hub.runtime import HubRuntime
@@ -108,10 +108,19 @@ def broker(broker_factory):
 
 
 @pytest.fixture
-def live_hub(broker, db, tmp_path):
+def hook():
+    h = Hook()
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def live_hub(broker, db, tmp_path, hook):
     settings = hub_settings(tmp_path, database={"url": db_url(db)}, mqtt=mqtt_section(broker.port),
                             ingest={"client_id": f"hub-health-{uuid.uuid4().hex[:6]}"},
-                            health={"heartbeat_s": 1.0}, alarms={"remind_s": 1.0, "check_s": 0.2})
+                            health={"heartbeat_s": 1.0},
+                            alarms={"remind_s": 1.0, "check_s": 0.2, "webhook_url": hook.url},
+                            registry={"nodes": [{"id": "node-a"}, {"id": "node-b"}]})
     hub = HubRuntime(settings, roles=("ingest", "scheduler"))
     hub.start()
     assert hub.link.wait_connected(10) and hub.link.subscribed.wait(10)
@@ -140,7 +149,8 @@ def test_node_killed_with_sigkill_shows_lost_at_once(broker, live_hub, db, tmp_p
             agent.wait()
 
 
-def test_silent_node_goes_offline_within_two_heartbeats_and_its_alarm_lives_and_clears(broker, live_hub, db):
+def test_silent_node_goes_offline_within_two_heartbeats_and_its_alarm_lives_and_clears(broker, live_hub, db,
+                                                                                        hook):
     node = connected_link(broker.port, NODE_A, f"node-a-quiet-{uuid.uuid4().hex[:6]}")
 
     def say(state: str, session: int) -> None:
@@ -168,12 +178,19 @@ def test_silent_node_goes_offline_within_two_heartbeats_and_its_alarm_lives_and_
         assert wait_until(lambda: (a := offline_alarm()) is not None and a.reminders >= 1, timeout=5)
         with db.session() as s:
             alarms.acknowledge_alarm(s, alarm_id=offline_alarm().id, username="it", now=utc_now(),
-                                     notify=False)
+                                     notify=live_hub.ctx.notify)
         telemetry(7)  # the node speaks again
         assert wait_until(lambda: offline_alarm() is None)
         with db.session() as s:
             raised = s.scalar(select(func.count()).select_from(alarms.Alarm).where(
                 alarms.Alarm.kind == "node_offline", alarms.Alarm.subject == "node-a"))
         assert raised == 1
+
+        def events(bodies) -> list[str]:
+            return [b["event"] for b in bodies if b["alarm"]["kind"] == "node_offline"]
+
+        assert hook.wait_for(lambda bodies: "cleared" in events(bodies))
+        seen = events(hook.bodies)
+        assert seen[0] == "raised" and "reminder" in seen and seen[-2:] == ["acknowledged", "cleared"]
     finally:
         node.stop()
