@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import uuid
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from hub.e2e import write_toml
 from thanthien.hub.db.migrate import current_revision, head_revision
 from thanthien.hub.db.models import Base
+from thanthien.hub.db.session import Database
 
 
 def test_migrated_database_is_at_the_head_revision(db):
@@ -31,3 +37,38 @@ def test_sqlite_database_runs_in_wal_mode(db):
         pytest.skip("journal mode is a SQLite setting")
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def _fresh_url(db, tmp_path, request) -> str:
+    if db.is_sqlite:
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    import psycopg
+
+    from hub.conftest import PG_ADMIN_URL
+
+    name = f"thanthien_fresh_{uuid.uuid4().hex[:8]}"
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    request.addfinalizer(drop)
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_processes_migrating_at_the_same_time_all_succeed(db, tmp_path, request):
+    url = _fresh_url(db, tmp_path, request)
+    config = write_toml(tmp_path / "hub.toml", {"hub": {"data_dir": str(tmp_path)}, "database": {"url": url}})
+    command = [sys.executable, "-m", "thanthien.cli", "hub", "migrate", "--config", str(config)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(3)]
+    outputs = [p.communicate(timeout=60)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    fresh = Database(url)
+    try:
+        assert current_revision(fresh.engine) == head_revision(fresh.engine)
+    finally:
+        fresh.dispose()
