@@ -124,3 +124,25 @@ def test_two_ingest_workers_share_the_ratings_and_store_each_once(broker_factory
         link.stop()
         for runtime in runtimes:
             runtime.stop()
+
+
+def test_every_ack_arrives_after_its_rating_is_committed(hub, broker, db):
+    unseen: list[uuid.UUID] = []
+    checked = Collector()
+
+    def on_ack(message) -> None:
+        ids = decode(Ack, message.payload).event_ids
+        with db.session(write=False) as s:  # what another connection sees when the ack arrives
+            present = set(s.scalars(select(Rating.event_id).where(Rating.event_id.in_(ids))))
+        unseen.extend(i for i in ids if i not in present)
+        checked(message)
+
+    link = connected_link(broker.port, NODE_A, f"node-a-{uuid.uuid4().hex[:6]}", {T.ack("node-a"): on_ack})
+    try:
+        events = [rating(seq=i) for i in range(1, 51)]
+        for e in events:
+            link.publish(T.rating("node-a"), e.to_bytes(), qos=1)
+        assert checked.wait_for(lambda _m: acked_ids(checked) >= {e.event_id for e in events}, timeout=15)
+    finally:
+        link.stop()
+    assert unseen == []
