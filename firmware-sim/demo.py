@@ -1,0 +1,196 @@
+"""`thanthien demo`: a private broker, the hub (``thanthien hub serve`` as a child process)
+and the simulated Mường Ảng town (:mod:`thanthien.sim.town`) in this process.
+
+Everything lives under one directory (default ``var/demo``): ``secrets.json`` (node broker
+passwords, the demo logins, the hub's token key; created once, mode 0600), ``broker/``,
+``hub.toml`` and ``hub/`` (SQLite, log), ``town/`` (node outboxes, WAV sinks, ledger). The
+history is seeded on the first run only, so a second run starts in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from thanthien.broker import Broker
+from thanthien.sim import town
+from thanthien.sim.seed import Login
+
+log = logging.getLogger(__name__)
+
+ROLES = (("admin", "admin", "Quản trị hệ thống"), ("officer", "canbo", "Cán bộ văn phòng"),
+         ("it", "kythuat", "Cán bộ kỹ thuật"), ("leader", "lanhdao", "Chủ tịch UBND thị trấn"))
+
+
+@dataclass
+class DemoSecrets:
+    nodes: dict[str, str]
+    logins: list[Login]
+    token_key: str
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> DemoSecrets:
+        if path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            nodes = data["nodes"]
+            for node in town.node_ids():  # a town grown since the last run
+                nodes.setdefault(node, secrets.token_urlsafe(16))
+            made = cls(nodes, [Login(**x) for x in data["logins"]], data["token_key"])
+        else:
+            logins = [Login(role, user, f"{user}-{secrets.token_hex(3)}", name) for role, user, name in ROLES]
+            made = cls({n: secrets.token_urlsafe(16) for n in town.node_ids()}, logins,
+                       secrets.token_urlsafe(32))
+        made.save(path)
+        return made
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"nodes": self.nodes, "logins": [vars(x) for x in self.logins],
+                                   "token_key": self.token_key}, ensure_ascii=False, indent=1),
+                       encoding="utf-8")
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+
+
+# -- a TOML writer for the hub config (tables, arrays of tables, scalars) -----------------------
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return json.dumps(str(v), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and not _is_tables(v)}
+    lines = [f"{k} = {_value(v)}" for k, v in scalars.items()]
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            lines += ["", f"[{name}]", to_toml(value, name)]
+        elif _is_tables(value):
+            for item in value:
+                lines += ["", f"[[{name}]]", to_toml(item, name)]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def _is_tables(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def hub_config(root: Path, *, broker_port: int, hub_password: str, http_port: int, token_key: str) -> Path:
+    data = {
+        "hub": {"data_dir": str((root / "hub").resolve()), "site_name": town.SITE_NAME},
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "username": "hub", "password": hub_password,
+                 "reconnect_min_s": 0.5, "reconnect_max_s": 5.0},
+        "http": {"host": "127.0.0.1", "port": http_port, "secret_key": token_key},
+        "logging": {"level": "INFO"},
+        "registry": town.registry_declarations(),
+    }
+    path = root / "hub.toml"
+    path.write_text("# Written by `thanthien demo` on every start; edit the town in "
+                    "firmware-sim/town.py instead.\n" + to_toml(data) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class HubProcess:
+    """``thanthien hub serve`` as a child process, its output in ``hub.log``."""
+
+    config: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "thanthien.cli", "hub", "serve", "--config", str(self.config)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_http(self, url: str, stop: threading.Event, timeout: float = 60.0) -> bool:
+        import httpx
+
+        waited = 0.0
+        while waited < timeout and not stop.is_set():
+            if not self.running:
+                return False
+            try:
+                httpx.get(url, timeout=1.0)
+                return True
+            except httpx.HTTPError:
+                pass
+            stop.wait(0.2)
+            waited += 0.2
+        return False
+
+    def log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.error("the hub did not stop within %.0f s; killing it", timeout)
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float | None,
+         now: datetime) -> None:
+    from thanthien.config import load_config
+    from thanthien.hub.db.session import Database
+    from thanthien.hub.settings import HubSettings
+    from thanthien.sim.seed import seed_town
+
+    settings = load_config(HubSettings, config)
+    settings.hub.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    try:
+        db.migrate()
+        start = now - timedelta(days=history_days) if history_days is not None else None
+        report = seed_town(db, now=now, logins=secrets_.logins, start=start)
+    finally:
+        db.dispose()
+    if report.seeded:
+        log.info("seeded %d ratings since %s and %d shifts", report.ratings,
+                 report.start.date() if report.start else "?", report.shifts)
+    else:
+        log.info("the town is already seeded (%s); reusing it", root)
+
+
+def prepare_broker(root: Path, port: int, secrets_: DemoSecrets) -> tuple[Broker, str]:
+    from thanthien.commands.broker import ensure_hub_user
+
+    broker = Broker(root / "broker", port=port)
+    broker.prepare()
+    hub_password = ensure_hub_user(broker, broker.data_dir / "hub.secret")
+    broker.add_users(secrets_.nodes)
+    return broker, hub_password

@@ -1,0 +1,171 @@
+"""Seeding the demo town's history into the hub's database, through the hub's services.
+
+What is seeded, once (everything in one transaction; a second call finds the officers and
+changes nothing):
+
+* the registry of :mod:`thanthien.sim.town` (site, zones, counters, nodes and devices);
+* the officers and their duty roster: every working day (``holidays`` VN, lunar Tết
+  included) each counter is staffed 07:00–17:30 by one of its two officers, alternating by
+  ISO week, from the start of the history to two weeks ahead;
+* a user per role (admin, officer, it, leader);
+* ratings from the citizen model (office hours, holidays, the counter's score mix moving
+  from its October round to its March round) at the office node, stored with
+  ``services.ratings.store_ratings`` so each is attributed to the officer on duty.
+
+The history starts on 1 October of the last survey cycle whose March round is over (at
+least six months back), so that the reports can compare the October and the March rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Officer, Rating
+from thanthien.hub.db.session import Database
+from thanthien.hub.services import ratings, registry, users
+from thanthien.hub.settings import RegistrySection
+from thanthien.protocol.payloads import RatingEvent
+from thanthien.sim import town
+from thanthien.sim.citizens import LOCAL_TZ, CitizenModel
+
+log = logging.getLogger(__name__)
+
+VISITS_PER_HOUR = 4.0
+BATCH = 2000
+SHIFT = (time(7, 0), time(17, 30))
+ROSTER_AHEAD_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Login:
+    role: str
+    username: str
+    password: str
+    full_name: str
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    seeded: bool
+    ratings: int = 0
+    shifts: int = 0
+    start: datetime | None = None
+
+
+def rounds(now: datetime) -> tuple[date, date]:
+    """The October and March survey rounds (first days) of the last cycle whose March is over."""
+    local = now.astimezone(LOCAL_TZ).date()
+    march_year = local.year if local.month >= 4 else local.year - 1
+    return date(march_year - 1, 10, 1), date(march_year, 3, 1)
+
+
+def history_start(now: datetime) -> datetime:
+    october, _march = rounds(now)
+    start = min(datetime.combine(october, time(0), LOCAL_TZ), now - timedelta(days=183))
+    return start.astimezone(UTC)
+
+
+def progress(at: datetime, now: datetime) -> float:
+    """0 during the October round, 1 from the March round on, linear in between."""
+    october, march = rounds(now)
+    a = datetime.combine(october + timedelta(days=14), time(0), LOCAL_TZ)
+    b = datetime.combine(march + timedelta(days=14), time(0), LOCAL_TZ)
+    return min(max((at - a) / (b - a), 0.0), 1.0)
+
+
+def is_seeded(session: Session) -> bool:
+    return session.scalar(select(Officer).where(Officer.code == town.OFFICERS[0].code)) is not None
+
+
+def seed_town(db: Database, *, now: datetime, logins: list[Login], start: datetime | None = None,
+              seed: int = 1) -> SeedReport:
+    """Seed once; returns what was done (``seeded=False`` when the town was already there)."""
+    start = start or history_start(now)
+    with db.session() as session:
+        if is_seeded(session):
+            return SeedReport(seeded=False)
+        registry.apply_declarations(session, registry=RegistrySection(**town.registry_declarations()))
+        officers = _officers(session)
+        shifts = _roster(session, officers, start, now + timedelta(days=ROSTER_AHEAD_DAYS))
+        for login in logins:
+            users.create_user(session, username=login.username, password=login.password, role=login.role,
+                              full_name=login.full_name, now=now)
+        count = _ratings(session, start, now, seed)
+        session.commit()
+    log.info("town seeded: %d ratings since %s, %d shifts, %d users", count, start.date(), shifts,
+             len(logins))
+    return SeedReport(seeded=True, ratings=count, shifts=shifts, start=start)
+
+
+def _officers(session: Session) -> dict[str, list[int]]:
+    by_counter: dict[str, list[int]] = {}
+    for o in town.OFFICERS:
+        row = registry.create_officer(session, code=o.code, full_name=o.full_name, title=o.title)
+        by_counter.setdefault(o.counter, []).append(row.id)
+    return by_counter
+
+
+def _roster(session: Session, officers: dict[str, list[int]], start: datetime, end: datetime) -> int:
+    model = CitizenModel(counters={})
+    day = start.astimezone(LOCAL_TZ).date()
+    last = end.astimezone(LOCAL_TZ).date()
+    n = 0
+    while day <= last:
+        if model.is_open(day):
+            week = day.isocalendar().week
+            begins = datetime.combine(day, SHIFT[0], LOCAL_TZ).astimezone(UTC)
+            ends = datetime.combine(day, SHIFT[1], LOCAL_TZ).astimezone(UTC)
+            for counter in town.COUNTERS:
+                pair = officers[counter.code]
+                registry.add_shift(session, officer_id=pair[week % len(pair)], counter=counter.code,
+                                   starts_at=begins, ends_at=ends)
+                n += 1
+        day += timedelta(days=1)
+    return n
+
+
+def _months(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    local = start.astimezone(LOCAL_TZ)
+    cursor = local
+    out = []
+    while cursor < end:
+        first = cursor.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        nxt = (first + timedelta(days=32)).replace(day=1)
+        out.append((cursor.astimezone(UTC), min(nxt.astimezone(UTC), end)))
+        cursor = nxt
+    return out
+
+
+def _ratings(session: Session, start: datetime, now: datetime, seed: int) -> int:
+    rng = random.Random(seed)
+    seq = int(session.scalar(select(func.max(Rating.seq)).where(Rating.node_id == town.OFFICE_NODE)) or 0)
+    boxes = {c.code: c.box for c in town.COUNTERS}
+    batch: list[RatingEvent] = []
+    total = 0
+    for i, (a, b) in enumerate(_months(start, now)):
+        middle = a + (b - a) / 2
+        model = CitizenModel(counters={c.code: c.mix_at(progress(middle, now)) for c in town.COUNTERS},
+                             visits_per_hour=VISITS_PER_HOUR, seed=seed * 1000 + i)
+        for visit in model.visits(a, b):
+            seq += 1
+            batch.append(RatingEvent(event_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                                     node=town.OFFICE_NODE, seq=seq, box=boxes[visit.counter],
+                                     counter=visit.counter, score=visit.score, pressed_at=visit.at))
+            if len(batch) >= BATCH:
+                total += _store(session, batch)
+                batch = []
+    if batch:
+        total += _store(session, batch)
+    return total
+
+
+def _store(session: Session, batch: list[RatingEvent]) -> int:
+    received = batch[-1].pressed_at + timedelta(seconds=2)
+    return ratings.store_ratings(session, events=batch, now=received).stored_count
