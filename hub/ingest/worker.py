@@ -107,6 +107,12 @@ class IngestWorker:
     def process(self, batch: list[Incoming]) -> None:
         try:
             outcome = self._commit(batch)
+        except OperationalError as exc:  # the database is down or locked: nothing was stored
+            log.error("database unavailable; %d messages not acked (their nodes send them again): %s",
+                      len(batch), exc)
+            self.ctx.metrics.inc("thanthien_hub_ingest_errors_total")
+            self._stop.wait(1.0)  # do not spin while it is down
+            return
         except Exception:
             log.exception("ingest batch of %d failed; retrying one by one", len(batch))
             self.ctx.metrics.inc("thanthien_hub_ingest_errors_total")

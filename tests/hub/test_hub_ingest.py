@@ -153,3 +153,18 @@ def test_message_whose_handler_fails_is_dead_lettered_and_the_rest_of_the_batch_
         letter = s.scalars(select(DeadLetter)).one()
     assert letter.reason == "storage error: RuntimeError: boom"
     assert ctx.metrics.value("thanthien_hub_ingest_errors_total") == 1
+
+
+def test_database_outage_stores_nothing_acks_nothing_and_does_not_raise(tmp_path, clock):
+    from hub.hub_helpers import hub_settings
+    from thanthien.hub.context import HubContext
+    from thanthien.hub.db.session import Database
+
+    down = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    ctx = HubContext(settings=hub_settings(tmp_path), db=down, clock=clock)
+    try:
+        IngestWorker(ctx).process([rating_msg(rating(), clock())])
+    finally:
+        down.dispose()
+    assert ctx.metrics.value("thanthien_hub_ingest_errors_total") == 1
+    assert ctx.metrics.value("thanthien_hub_ingest_batches_total") == 0  # no commit, so no acks
