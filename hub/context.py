@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from thanthien.hub.db.session import Database
 from thanthien.hub.metrics import Metrics
@@ -25,7 +26,7 @@ class HubContext:
     clock: Callable[[], datetime] = utc_now
     queue_depth: Callable[[], int] = lambda: 0
 
-    @property
+    @cached_property
     def topics(self) -> Topics:
         return Topics(self.settings.mqtt.root)
 
