@@ -9,9 +9,9 @@ the fragment into the element with the same ``data-live`` name.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.web import periods, queries
+from thanthien.hub.web import live
 from thanthien.hub.web.auth import AnyUser, UiUser, hub_of, session_user
 from thanthien.hub.web.routes import health, satisfaction
 from thanthien.hub.web.templating import render_fragment
@@ -29,44 +29,34 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 KEEPALIVE_S = 15.0
-
-
-def _today_start(hub: HubContext) -> datetime:
-    tz = hub.settings.hub.timezone
-    day = periods.today(hub.clock(), tz)
-    return periods.Period(day, day, tz).start
+MARK = re.compile(r"^[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
 class Topic:
     roles: tuple[str, ...]
-    fingerprint: Callable[[Session, HubContext], Any]
     template: str
     context: Callable[[Session, HubContext, UiUser], dict[str, Any]]
 
 
 TOPICS: dict[str, Topic] = {
-    "health-nodes": Topic(("admin", "it"), lambda s, _h: queries.health_fingerprint(s),
-                          "partials/nodes.html", health.live_context),
-    "health-alarms": Topic(("admin", "it"), lambda s, _h: queries.health_fingerprint(s),
-                           "partials/alarms.html", health.live_context),
-    "today": Topic(("admin", "leader"), lambda s, h: queries.presses_fingerprint(s, since=_today_start(h)),
-                   "partials/today.html", satisfaction.today_context),
-    "leader-alarms": Topic(("admin", "leader"), lambda s, _h: queries.leader_alarms_fingerprint(s),
-                           "partials/alarms.html", satisfaction.alarms_context),
+    "health-nodes": Topic(("admin", "it"), "partials/nodes.html", health.live_context),
+    "health-alarms": Topic(("admin", "it"), "partials/alarms.html", health.live_context),
+    "today": Topic(("admin", "leader"), "partials/today.html", satisfaction.today_context),
+    "leader-alarms": Topic(("admin", "leader"), "partials/alarms.html", satisfaction.alarms_context),
 }
 
 
-def _poll(hub: HubContext, user: UiUser, names: list[str], seen: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (topic, fragment) pairs whose fingerprint changed since the last poll."""
+def _poll(hub: HubContext, user: UiUser, names: list[str], seen: dict[str, str]) -> list[tuple[str, str]]:
+    """The (topic, fragment) pairs whose mark changed since the page or the last poll."""
     out = []
     with hub.db.new_session(write=False) as session:
         for name in names:
-            topic = TOPICS[name]
-            mark = (hub.clock().date(), topic.fingerprint(session, hub))
-            if seen.get(name) == mark:
+            now = live.mark(session, hub, name)
+            if seen.get(name) == now:
                 continue
-            seen[name] = mark
+            seen[name] = now
+            topic = TOPICS[name]
             out.append((name, render_fragment(topic.template, {**topic.context(session, hub, user),
                                                                "csrf": user.csrf})))
     return out
@@ -79,12 +69,14 @@ def sse(event: str, data: str) -> str:
 
 @router.get("/events")
 async def events(request: Request, user: AnyUser, topics: str = "") -> StreamingResponse:
+    """``topics`` is ``name:mark,…`` with the marks the page was rendered with."""
     hub = hub_of(request)
     poll_s: float = request.app.state.ui_poll_s
-    names = [n for n in dict.fromkeys(topics.split(",")) if n in TOPICS and user.role in TOPICS[n].roles]
+    asked = {name: mark for name, _, mark in (part.partition(":") for part in topics.split(",") if part)}
+    names = [n for n in asked if n in TOPICS and user.role in TOPICS[n].roles]
 
     async def stream() -> AsyncIterator[str]:
-        seen: dict[str, Any] = {}
+        seen = {n: asked[n] for n in names if MARK.match(asked[n])}
         quiet = 0.0
         yield "retry: 3000\n\n"
         while not await request.is_disconnected():

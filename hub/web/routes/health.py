@@ -14,7 +14,7 @@ from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Alarm
 from thanthien.hub.services import alarms, health, registry
 from thanthien.hub.services.errors import Conflict, NotFound
-from thanthien.hub.web import charts, flash, periods, queries
+from thanthien.hub.web import charts, flash, live, periods, queries
 from thanthien.hub.web.auth import Csrf, Forbidden, Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
 
@@ -50,7 +50,9 @@ def live_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, A
 def health_page(request: Request, user: ItUser) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        return render(request, "health.html", live_context(session, hub, user), user=user)
+        context = {**live_context(session, hub, user),
+                   "marks": live.marks(session, hub, "health-nodes", "health-alarms")}
+        return render(request, "health.html", context, user=user)
 
 
 @router.get("/nodes/{node_id}", response_class=HTMLResponse)

@@ -15,7 +15,7 @@ from thanthien.hub.context import HubContext
 from thanthien.hub.services import alarms, registry, reports
 from thanthien.hub.services.ratings import RatingFilter
 from thanthien.hub.services.reports import LEVEL_LABELS, LEVELS, SummaryRow
-from thanthien.hub.web import charts, periods
+from thanthien.hub.web import charts, live, periods
 from thanthien.hub.web.auth import Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
 
@@ -119,6 +119,7 @@ def satisfaction_page(request: Request, user: LeaderUser, start: str | None = No
             "period_a": period_a, "period_b": period_b, "compare": _compare(compare_a, compare_b),
             "totals_a": Totals.of(compare_a), "totals_b": Totals.of(compare_b),
             "export_groups": EXPORT_GROUPS,
+            "marks": live.marks(session, hub, "today", "leader-alarms"),
         }
         return render(request, "satisfaction.html", context, user=user)
 

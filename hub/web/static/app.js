@@ -6,8 +6,12 @@
     var regions = document.querySelectorAll("[data-live]");
     if (!regions.length || !window.EventSource) { return; }
     var names = Array.prototype.map.call(regions, function (el) { return el.getAttribute("data-live"); });
+    var asked = Array.prototype.map.call(regions, function (el) {
+      return el.getAttribute("data-live") + ":" + (el.getAttribute("data-mark") || "");
+    });
     var status = document.getElementById("live-status");
-    var source = new EventSource("/ui/events?topics=" + encodeURIComponent(names.join(",")));
+    // The marks say what the page already shows: only later changes are sent.
+    var source = new EventSource("/ui/events?topics=" + encodeURIComponent(asked.join(",")));
     names.forEach(function (name) {
       source.addEventListener(name, function (event) {
         document.querySelectorAll('[data-live="' + name + '"]').forEach(function (el) {
@@ -18,6 +22,7 @@
       });
     });
     source.onopen = function () {
+      document.body.setAttribute("data-live-open", "1");
       status.hidden = false;
       status.className = "live-status on";
       status.textContent = "● Đang cập nhật trực tiếp";

@@ -1,0 +1,1 @@
+"""Web UI tests (a package, so its conftest does not shadow tests/conftest.py)."""
