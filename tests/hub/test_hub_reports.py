@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import insert
 
 from thanthien.hub.db.models import Officer, Rating
@@ -48,6 +49,7 @@ def expected(rows, keyfunc, flt=lambda r: True):
     return out
 
 
+@pytest.mark.slow
 def test_summary_by_officer_and_month_over_100000_ratings_is_exact(db):
     many = seed(db, 100_000)
     with db.session() as s:
