@@ -60,7 +60,13 @@ def _number(value: float | None, digits: int = 0) -> str:
     return text.replace(",", "\u2009").replace(".", ",")  # Vietnamese: thin-space thousands, decimal comma
 
 
-templates.env.filters.update(local=_local, number=_number)
+def _signed(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return ("+" if value > 0 else "") + _number(value, digits).replace("-", "−")
+
+
+templates.env.filters.update(local=_local, number=_number, signed=_signed)
 templates.env.globals.update(NODE_STATES=NODE_STATES, CAMERA_STATES=CAMERA_STATES, DEVICE_KINDS=DEVICE_KINDS,
                              SEVERITIES=SEVERITIES, ALARM_KINDS=ALARM_KINDS, STATE_REASONS=STATE_REASONS,
                              ago=_ago, CSRF_FIELD=CSRF_FIELD)

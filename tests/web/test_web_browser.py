@@ -112,6 +112,7 @@ def test_node_page_shows_telemetry_charts_and_the_history_of_states(browser, hub
     assert chart.find_element(By.TAG_NAME, "figcaption").text == "Nhiệt độ CPU (°C)"
     assert int(chart.get_attribute("data-points")) >= 48  # a sample every 30 minutes for a day
     assert chart.find_elements(By.CSS_SELECTOR, "svg polyline")
+    browser.execute_script("arguments[0].scrollIntoView()", chart)
     shot(browser, "node-a")
     browser.get(hub_server.url + "/ui/nodes/node-d?range=24h")
     history = css(browser, "table.history tbody tr")
@@ -203,7 +204,9 @@ def test_two_survey_rounds_side_by_side(browser, hub_server, shot):
         b = reports.satisfaction_index(town.counts(start=march.start, end=march.end, counter=code))
         cells = [c.text for c in css_all(browser, f'table.compare tr[data-counter="{code}"] td.num')]
         assert cells[0].startswith(vn(a)) and cells[1].startswith(vn(b))
-        assert cells[2] == f"{round(b - a, 1):+.1f}"
+        change = round(b - a, 1)
+        assert cells[2] == ("+" if change > 0 else "") + vn(change).replace("-", "−")
+    browser.execute_script("arguments[0].scrollIntoView()", css(browser, "table.compare"))
     shot(browser, "compare")
 
 
