@@ -7,8 +7,8 @@ import json
 import uuid
 
 import pytest
-
 from sim_helpers import node_state, rating_count, start_hub, wait_until
+
 from thanthien.sim.fleet import Fleet, FleetOptions, broker_users, make_specs, parse_mix
 from thanthien.sim.group import CitizenHabits
 from thanthien.sim.ledger import compare, hub_ratings, read_ledger
@@ -82,8 +82,8 @@ def test_a_cut_nodes_ratings_reach_the_hub_after_the_cut_ends(setup):
         fleet.apply("resume", [])
 
 
-def test_a_killed_node_shows_lost_and_its_outbox_follows_when_it_comes_back(setup):
-    fleet, hub, ledger, nodes = setup
+def test_a_killed_node_shows_lost_and_is_online_again_when_revived(setup):
+    fleet, hub, _ledger, nodes = setup
     node = sorted(nodes)[1]
     assert wait_until(lambda: node_state(hub, node) == "online", timeout=20)
     fleet.apply("kill", [node])
@@ -95,9 +95,8 @@ def test_a_killed_node_shows_lost_and_its_outbox_follows_when_it_comes_back(setu
 
 
 def test_a_camera_turned_black_is_reported_black(setup, broker):
-    from support import Collector, connected_link
-
     from conftest import HUB
+    from support import Collector, connected_link
     from thanthien.protocol import Topics
 
     fleet, _hub, _ledger, nodes = setup

@@ -1,0 +1,138 @@
+"""`thanthien demo` as a user runs it: it starts, prints the URLs and logins, the API answers,
+and SIGINT (Ctrl-C) leaves no process behind; the town seed is idempotent."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sim_helpers import wait_until
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
+
+from thanthien.broker import free_port
+from thanthien.hub.db.models import Officer, Rating, RosterEntry, User
+from thanthien.hub.db.session import Database
+from thanthien.sim import town
+from thanthien.sim.seed import Login, rounds, seed_town
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> dict[str, str]:
+    """Stdout up to a line matching ``pattern`` (read on a thread); returns the printed logins."""
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(pattern, line):
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"{pattern!r} not printed within {timeout} s; output:\n{''.join(lines)}"
+    return dict(re.findall(r"^\s+\w+\s+(\w+) / (\S+)", "".join(lines), re.M))
+
+
+@pytest.mark.slow
+def test_demo_starts_answers_and_ctrl_c_leaves_no_process(tmp_path):
+    hub_port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thanthien.cli", "demo", "--data", str(tmp_path / "demo"), "--broker-port",
+         str(free_port()), "--hub-port", str(hub_port), "--history-days", "2", "--no-stdin",
+         "--log-level", "WARNING"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        logins = _read_until(proc, r"^Type `help`", timeout=90)
+        assert set(logins) == {"admin", "canbo", "kythuat", "lanhdao"}
+        base = f"http://127.0.0.1:{hub_port}/api/v1"
+        token = httpx.post(f"{base}/auth/login", data={"username": "kythuat", "password": logins["kythuat"]},
+                           timeout=10).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def all_online() -> bool:
+            nodes = httpx.get(f"{base}/nodes", headers=headers, timeout=10).json()
+            return {n["id"] for n in nodes if n["state"] == "online"} >= set(town.node_ids())
+
+        assert wait_until(all_online, timeout=30, every=0.5)
+        children = _children(proc.pid)
+        assert len(children) >= 2  # the broker and the hub
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        assert wait_until(lambda: all(_gone(c) for c in children), timeout=10), \
+            [c for c in children if not _gone(c)]
+    finally:
+        if proc.poll() is None:  # the test failed: stop the demo the way a user would
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _counts(db: Database) -> list[int]:
+    with db.session() as s:
+        return [int(s.scalar(sql_select(func.count()).select_from(m)) or 0)
+                for m in (Rating, Officer, RosterEntry, User)]
+
+
+def test_town_seed_is_idempotent(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'hub.db'}")
+    db.migrate()
+    now = datetime(2026, 4, 20, 3, 0, tzinfo=UTC)
+    logins = [Login("admin", "admin", "admin-password-1", "Quản trị")]
+    try:
+        first = seed_town(db, now=now, logins=logins, start=datetime(2026, 3, 2, tzinfo=UTC))
+        counts = _counts(db)
+        second = seed_town(db, now=now, logins=logins, start=datetime(2026, 3, 2, tzinfo=UTC))
+        again = _counts(db)
+        assert first.seeded and not second.seeded
+        assert counts == again
+        assert counts[0] == first.ratings > 0 and counts[1] == len(town.OFFICERS)
+    finally:
+        db.dispose()
+
+
+def test_history_reaches_back_to_the_october_round_before_the_last_march():
+    assert rounds(datetime(2026, 11, 25, tzinfo=UTC)) == (date(2025, 10, 1), date(2026, 3, 1))
+    assert rounds(datetime(2026, 2, 10, tzinfo=UTC)) == (date(2024, 10, 1), date(2025, 3, 1))
