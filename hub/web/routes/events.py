@@ -62,6 +62,13 @@ def _poll(hub: HubContext, user: UiUser, names: list[str], seen: dict[str, str])
     return out
 
 
+def requested(topics: str, role: str) -> dict[str, str]:
+    """The topics (with the page's marks) this role may follow, from ``name:mark,…``."""
+    asked = {name: mark for name, _, mark in (part.partition(":") for part in topics.split(",") if part)}
+    return {n: (m if MARK.match(m) else "") for n, m in asked.items()
+            if n in TOPICS and role in TOPICS[n].roles}
+
+
 def sse(event: str, data: str) -> str:
     lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
     return f"event: {event}\n{lines}\n"
@@ -72,11 +79,11 @@ async def events(request: Request, user: AnyUser, topics: str = "") -> Streaming
     """``topics`` is ``name:mark,…`` with the marks the page was rendered with."""
     hub = hub_of(request)
     poll_s: float = request.app.state.ui_poll_s
-    asked = {name: mark for name, _, mark in (part.partition(":") for part in topics.split(",") if part)}
-    names = [n for n in asked if n in TOPICS and user.role in TOPICS[n].roles]
+    asked = requested(topics, user.role)
+    names = list(asked)
 
     async def stream() -> AsyncIterator[str]:
-        seen = {n: asked[n] for n in names if MARK.match(asked[n])}
+        seen = {n: m for n, m in asked.items() if m}
         quiet = 0.0
         yield "retry: 3000\n\n"
         while not await request.is_disconnected():
