@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from hub.conftest import _migrated, clock, db, db_url, pg_url  # noqa: F401  (SQLite and PostgreSQL)
 
 from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
@@ -62,11 +63,11 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     """The hub (API and UI) on a free port over a seeded database, for the whole session."""
     data_dir = tmp_path_factory.mktemp("web-hub")
     settings = _settings(data_dir)
-    db = Database(settings.database_url)
-    db.migrate()
-    ctx = HubContext(settings=settings, db=db)
+    database = Database(settings.database_url)
+    database.migrate()
+    ctx = HubContext(settings=settings, db=database)
     town = seed(ctx)
-    app = create_app(settings, db, ctx=ctx)
+    app = create_app(settings, database, ctx=ctx)
     app.state.ui_poll_s = POLL_S
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -77,7 +78,7 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     yield HubServer(url=f"http://127.0.0.1:{port}", ctx=ctx, town=town)
     server.should_exit = True
     thread.join(timeout=10)
-    db.dispose()
+    database.dispose()
 
 
 @pytest.fixture
