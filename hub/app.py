@@ -6,7 +6,17 @@ from fastapi import APIRouter, FastAPI
 
 from thanthien import __version__ as VERSION
 from thanthien.hub.api import errors
-from thanthien.hub.api.routes import auth, health, nodes, officers, places, ratings, system, users
+from thanthien.hub.api.routes import (
+    auth,
+    cameras,
+    health,
+    nodes,
+    officers,
+    places,
+    ratings,
+    system,
+    users,
+)
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
 from thanthien.hub.metrics import Metrics
@@ -16,7 +26,7 @@ from thanthien.mqtt import MqttLink
 
 API_PREFIX = "/api/v1"
 ROUTERS = (auth.router, users.router, places.router, nodes.router, officers.router, health.router,
-           ratings.router)
+           ratings.router, cameras.router)
 
 DESCRIPTION = """API of the Thân Thiện hub: ratings, device registry and health, alarms.
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.services import alarms, health, webhook
+from thanthien.hub.services import alarms, cameras, health, webhook
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,14 @@ def check_alarms(context: str) -> int:
                                          notify=ctx.notify))
 
 
+def check_cameras(context: str) -> int:
+    """Camera alarms for cameras that stay down, frozen or black without new reports."""
+    ctx = _ctx(context)
+    with ctx.db.session() as session:
+        return cameras.check_alarms(session, now=ctx.clock(), tz=ZoneInfo(ctx.settings.hub.timezone),
+                                    alarm_after_s=ctx.settings.cameras.alarm_after_s, notify=ctx.notify)
+
+
 def maintain_telemetry(context: str) -> tuple[int, int]:
     """Hourly roll-ups first, then the raw samples past retention are deleted."""
     ctx = _ctx(context)
@@ -89,6 +98,7 @@ def build_scheduler(ctx: HubContext, name: str = "hub") -> BackgroundScheduler:
     jobs = (
         (check_heartbeats, s.health.heartbeat_s / 4, "heartbeats"),
         (check_alarms, s.alarms.check_s, "alarms"),
+        (check_cameras, s.alarms.check_s, "cameras"),
         (deliver_webhooks, 1.0, "webhooks"),
         (maintain_telemetry, 300.0, "telemetry"),
     )

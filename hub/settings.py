@@ -81,6 +81,12 @@ class AlarmSection(Section):
     spike_ratio: float = Field(0.5, gt=0, le=1, description="Share of the two lowest levels that alarms.")
 
 
+class CameraAlarmSection(Section):
+    alarm_after_s: float = Field(
+        300.0, ge=0, le=24 * 3600,
+        description="A camera down, frozen or black for this long raises an alarm for IT staff.")
+
+
 class SiteDecl(Section):
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str = Field(min_length=1, max_length=200)
@@ -136,6 +142,7 @@ class HubSettings(FileSettings):
     ingest: IngestSection = Field(default_factory=IngestSection)
     health: HealthSection = Field(default_factory=HealthSection)
     alarms: AlarmSection = Field(default_factory=AlarmSection)
+    cameras: CameraAlarmSection = Field(default_factory=CameraAlarmSection)
     registry: RegistrySection = Field(default_factory=RegistrySection)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 

@@ -259,3 +259,32 @@ class DeadLetterOut(Out):
     node_id: str | None
     reason: str
     size: int
+
+
+# -- cameras -------------------------------------------------------------------------------
+class CameraOut(Out):
+    node_id: str
+    camera: str
+    state: str
+    state_label: str = Field(description="The state in Vietnamese, for people.")
+    reason: str
+    since: datetime
+    reported_at: datetime
+    connect_ms: float | None
+    brightness: float | None
+
+
+class CameraPeriodOut(Out):
+    state: str
+    reason: str
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class CameraUptimeOut(Out):
+    node_id: str
+    camera: str
+    period: str = Field(description="First local day of the day or month (YYYY-MM-DD).")
+    uptime_pct: float | None = Field(description="Time ok or degraded over observed time, 0–100.")
+    seconds: dict[str, float] = Field(description="Seconds observed in each state.")
+    unknown_s: float = Field(description="Seconds no report covers (before the first, or ahead).")

@@ -274,3 +274,35 @@ class AlarmNotification(Base):
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
     failed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str] = mapped_column(String(500), default="")
+
+
+# -- cameras (CCTV health, issue 6) --------------------------------------------------------
+class CameraStatus(Base):
+    """A camera's current state as its node last reported it (one row per camera)."""
+
+    __tablename__ = "camera_status"
+    __table_args__ = (UniqueConstraint("node_id", "camera", name="uq_camera_status_node_camera"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    camera: Mapped[str] = mapped_column(String(63))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    reported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    connect_ms: Mapped[float | None] = mapped_column(Float)
+    brightness: Mapped[float | None] = mapped_column(Float)
+
+
+class CameraPeriod(Base):
+    """One stretch of a camera in one state, [started_at, ended_at); open while it lasts.
+    Uptime per day and month is cut from these."""
+
+    __tablename__ = "camera_periods"
+    __table_args__ = (Index("ix_camera_periods_camera_started", "node_id", "camera", "started_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    camera: Mapped[str] = mapped_column(String(63))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -162,19 +162,3 @@ def test_rolling_up_again_rewrites_the_same_hours(ctx):
     with ctx.db.session() as s:
         hours = s.scalars(select(TelemetryHourly).order_by(TelemetryHourly.hour))
         assert [h.samples for h in hours] == [2, 1]
-
-
-def camera_msg(ctx, state: str, reason: str = ""):
-    from thanthien.protocol.payloads import CameraHealth
-
-    payload = CameraHealth(node="node-a", camera="cam-1", state=state, reason=reason, since=ctx.clock(),
-                           at=ctx.clock())
-    return incoming(T.camera_health("node-a", "cam-1"), payload.to_bytes(), ctx.clock())
-
-
-def test_camera_down_raises_an_alarm_that_clears_when_the_camera_is_back(ctx):
-    feed(ctx, camera_msg(ctx, "frozen", "ảnh không đổi trong 60 s"))
-    raised = alarm(ctx, "camera_down", "node-a/cam-1")
-    assert raised is not None and "đứng hình" in raised.message and raised.audience == "it"
-    feed(ctx, camera_msg(ctx, "ok"))
-    assert alarm(ctx, "camera_down", "node-a/cam-1") is None

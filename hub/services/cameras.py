@@ -1,0 +1,191 @@
+"""CCTV health on the hub: each camera's current state, the history of its states, the
+"camera down" alarm and uptime per day or month.
+
+The node already holds a state for several checks before reporting it (edge hysteresis),
+so every report that changes the state starts a new history period. The alarm waits
+longer still: a camera must be down, frozen or black for ``alarm_after_s`` before IT staff
+are paged, and it clears itself when the camera is back.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import CameraPeriod, CameraStatus
+from thanthien.hub.services import alarms
+from thanthien.protocol.payloads import CameraHealth
+
+ALARM_KIND = "camera_down"
+ALARM_STATES = frozenset({"down", "frozen", "black"})
+UP_STATES = frozenset({"ok", "degraded"})
+"""A degraded camera (slow, or one probe failing) still records: it counts as up."""
+
+LABELS = {"ok": "hoạt động bình thường", "degraded": "chập chờn", "down": "mất tín hiệu",
+          "frozen": "đứng hình", "black": "màn hình đen"}
+
+Granularity = Literal["day", "month"]
+
+
+def subject(node_id: str, camera: str) -> str:
+    return f"{node_id}/{camera}"
+
+
+def apply_health(session: Session, *, health: CameraHealth, now: datetime, alarm_after_s: float,
+                 tz: ZoneInfo, notify: bool) -> CameraStatus:
+    """Record one health report: current state, history period, alarm."""
+    since = min(health.since, now)
+    status = session.scalar(select(CameraStatus).where(CameraStatus.node_id == health.node,
+                                                       CameraStatus.camera == health.camera))
+    if status is None:
+        status = CameraStatus(node_id=health.node, camera=health.camera, state=health.state,
+                              reason=health.reason, since=since, reported_at=now)
+        session.add(status)
+        _open_period(session, health, since)
+    elif status.state != health.state:
+        since = max(since, status.since)  # a late report never rewrites the past
+        _close_period(session, health.node, health.camera, since)
+        _open_period(session, health, since)
+        status.state, status.since = health.state, since
+    status.reason = health.reason
+    status.reported_at = now
+    status.connect_ms, status.brightness = health.connect_ms, health.brightness
+    _evaluate_alarm(session, status, now=now, alarm_after_s=alarm_after_s, tz=tz, notify=notify)
+    return status
+
+
+def _open_period(session: Session, health: CameraHealth, start: datetime) -> None:
+    session.add(CameraPeriod(node_id=health.node, camera=health.camera, state=health.state,
+                             reason=health.reason, started_at=start, ended_at=None))
+
+
+def _close_period(session: Session, node_id: str, camera: str, end: datetime) -> None:
+    open_period = session.scalar(select(CameraPeriod).where(
+        CameraPeriod.node_id == node_id, CameraPeriod.camera == camera,
+        CameraPeriod.ended_at.is_(None)))
+    if open_period is not None:
+        open_period.ended_at = max(end, open_period.started_at)
+
+
+def _evaluate_alarm(session: Session, status: CameraStatus, *, now: datetime, alarm_after_s: float,
+                    tz: ZoneInfo, notify: bool) -> None:
+    key = subject(status.node_id, status.camera)
+    if status.state not in ALARM_STATES:
+        alarms.clear_alarm(session, kind=ALARM_KIND, subject=key, now=now, notify=notify)
+        return
+    if (now - status.since).total_seconds() < alarm_after_s:
+        return
+    local_since = status.since.astimezone(tz)
+    message = (f"Camera {status.camera} ({status.node_id}) {LABELS[status.state]} từ "
+               f"{local_since:%H:%M %d/%m/%Y}: {status.reason}")
+    alarms.raise_alarm(session, kind=ALARM_KIND, subject=key, severity="major", now=now,
+                       notify=notify, message=message,
+                       details={"node": status.node_id, "camera": status.camera,
+                                "state": status.state, "reason": status.reason,
+                                "since": status.since.isoformat()})
+
+
+def check_alarms(session: Session, *, now: datetime, alarm_after_s: float, tz: ZoneInfo,
+                 notify: bool) -> int:
+    """For the scheduler: raise the alarms of cameras whose bad state has now lasted long
+    enough (a camera that stays black sends no new report that could do it)."""
+    bad = session.scalars(select(CameraStatus).where(CameraStatus.state.in_(ALARM_STATES))).all()
+    for status in bad:
+        _evaluate_alarm(session, status, now=now, alarm_after_s=alarm_after_s, tz=tz, notify=notify)
+    return len(bad)
+
+
+def list_status(session: Session) -> list[CameraStatus]:
+    return list(session.scalars(select(CameraStatus).order_by(CameraStatus.node_id,
+                                                              CameraStatus.camera)))
+
+
+def history(session: Session, *, node_id: str, camera: str, start: datetime,
+            end: datetime) -> list[CameraPeriod]:
+    """The periods that overlap [start, end] (a period starting at ``end`` is included: the
+    default ``end`` is now, and a state that began just now is news), oldest first."""
+    return list(session.scalars(select(CameraPeriod).where(
+        CameraPeriod.node_id == node_id, CameraPeriod.camera == camera,
+        CameraPeriod.started_at <= end,
+        or_(CameraPeriod.ended_at.is_(None), CameraPeriod.ended_at > start),
+    ).order_by(CameraPeriod.started_at)))
+
+
+@dataclass
+class Uptime:
+    node_id: str
+    camera: str
+    period: date  # first local day of the day or month
+    seconds: dict[str, float] = field(default_factory=dict)  # state -> seconds
+    unknown_s: float = 0.0  # no report covers it (before the first one, or in the future)
+
+    @property
+    def up_s(self) -> float:
+        return sum(s for state, s in self.seconds.items() if state in UP_STATES)
+
+    @property
+    def observed_s(self) -> float:
+        return sum(self.seconds.values())
+
+    @property
+    def uptime_pct(self) -> float | None:
+        """Up time over observed time, 0–100; ``None`` when nothing was observed."""
+        observed = self.observed_s
+        return round(100 * self.up_s / observed, 3) if observed else None
+
+
+def _buckets(start: date, end: date, granularity: Granularity) -> list[date]:
+    out, day = [], start.replace(day=1) if granularity == "month" else start
+    while day < end:
+        out.append(day)
+        if granularity == "day":
+            day += timedelta(days=1)
+        else:
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return out
+
+
+def _next(bucket: date, granularity: Granularity) -> date:
+    return bucket + timedelta(days=1) if granularity == "day" else \
+        (bucket.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def uptime(session: Session, *, start: date, end: date, granularity: Granularity, tz: ZoneInfo,
+           now: datetime, node_id: str | None = None, camera: str | None = None) -> list[Uptime]:
+    """Seconds in each state per camera per local day or month in [start, end) (local dates),
+    cut from the state history; an open period counts up to ``now``."""
+    buckets = _buckets(start, end, granularity)
+    if not buckets:
+        return []
+    lo = datetime.combine(buckets[0], time(), tz)
+    hi = datetime.combine(_next(buckets[-1], granularity), time(), tz)
+    query = select(CameraPeriod).where(CameraPeriod.started_at < hi,
+                                       or_(CameraPeriod.ended_at.is_(None), CameraPeriod.ended_at > lo))
+    if node_id is not None:
+        query = query.where(CameraPeriod.node_id == node_id)
+    if camera is not None:
+        query = query.where(CameraPeriod.camera == camera)
+    per_camera: dict[tuple[str, str], list[CameraPeriod]] = defaultdict(list)
+    for period in session.scalars(query.order_by(CameraPeriod.started_at)):
+        per_camera[(period.node_id, period.camera)].append(period)
+
+    rows: list[Uptime] = []
+    for (node, cam), periods in sorted(per_camera.items()):
+        for bucket in buckets:
+            b_lo = datetime.combine(bucket, time(), tz)
+            b_hi = datetime.combine(_next(bucket, granularity), time(), tz)
+            row = Uptime(node, cam, bucket)
+            for p in periods:
+                p_end = p.ended_at or now
+                overlap = (min(p_end, b_hi) - max(p.started_at, b_lo)).total_seconds()
+                if overlap > 0:
+                    row.seconds[p.state] = row.seconds.get(p.state, 0.0) + overlap
+            row.unknown_s = (b_hi - b_lo).total_seconds() - row.observed_s
+            rows.append(row)
+    return rows
