@@ -16,7 +16,6 @@ import contextlib
 import logging
 import math
 import multiprocessing as mp
-import os
 import random
 import secrets
 import signal
@@ -144,7 +143,7 @@ class Fleet:
     def __init__(self, specs: Sequence[NodeSpec], options: FleetOptions) -> None:
         self.specs = list(specs)
         self.options = options
-        workers = max(1, min(options.workers, len(self.specs)))
+        workers = max(1, min(max(options.workers, default_workers(len(self.specs))), len(self.specs)))
         # The faultable nodes are the first ones overall: give every worker its share.
         faultable_ids = {s.node_id for s in self.specs[: options.faultable]}
         self.shares: list[list[NodeSpec]] = [self.specs[i::workers] for i in range(workers)]
@@ -245,6 +244,12 @@ def broker_users(specs: Sequence[NodeSpec]) -> dict[str, str]:
     return {s.node_id: s.password for s in specs}
 
 
+NODES_PER_WORKER = 100
+"""paho-mqtt waits on its socket with select(), which fails for file descriptors >= 1024
+(the node then closes every new connection before its CONNECT); a node holds about seven
+(outbox database and WAL, lock file, socket, paho's wake-up pair ...), so a worker keeps
+to 100 nodes."""
+
+
 def default_workers(nodes: int) -> int:
-    """One worker per 125 nodes, at most one per CPU plus one."""
-    return max(1, min(math.ceil(nodes / 125), (os.cpu_count() or 1) + 1))
+    return max(1, math.ceil(nodes / NODES_PER_WORKER))

@@ -101,6 +101,7 @@ def run_fleet(args: argparse.Namespace) -> int:
                              status["presses"])
             if deadline is not None and now >= deadline:
                 break
+        _drain(fleet, args.drain_s)
         status = fleet.apply("status", [])
         print(json.dumps({"event": "stopping", **status}), flush=True)
     finally:
@@ -108,6 +109,23 @@ def run_fleet(args: argparse.Namespace) -> int:
         fleet.stop()
         reader.join()
     return 0
+
+
+def _drain(fleet, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Citizens stop; wait (up to ``seconds``) until the hub acked every stored rating, so the
+    ledger and the hub can be compared right after the run."""
+    if seconds <= 0:
+        return
+    fleet.apply("pause", [])
+    tick = threading.Event()
+    waited = 0.0
+    while waited < seconds:
+        depth = fleet.apply("status", [])["outbox"]
+        if depth == 0:
+            return
+        tick.wait(0.5)
+        waited += 0.5
+    log.warning("%d event(s) still unacked after %.0f s; they stay in the node outboxes", depth, seconds)
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -149,7 +167,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--ledger", help="JSON line per rating a node durably stored")
     f.add_argument("--append-ledger", action="store_true", help="keep an existing ledger file")
     f.add_argument("--data", default="var/fleet", help="node data directories (outboxes)")
-    f.add_argument("--workers", type=_positive(int, 1), help="worker processes (default: 1 per 125 nodes)")
+    f.add_argument("--workers", type=_positive(int, 1), help="worker processes (at least 1 per 100 nodes)")
     f.add_argument("--faultable", type=_positive(int), default=20,
                    help="the first N nodes run behind a fault proxy (cut, kill)")
     f.add_argument("--telemetry-s", type=_positive(float, 1), default=30.0)
@@ -163,6 +181,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = f.add_mutually_exclusive_group()
     group.add_argument("--duration", type=_positive(float), default=60.0, help="seconds to run (default 60)")
     group.add_argument("--until-stopped", action="store_true", help="run until Ctrl-C, SIGTERM or `stop`")
+    f.add_argument("--drain-s", type=_positive(float), default=30.0,
+                   help="at the end, citizens stop and the fleet waits this long for the hub's acks")
     f.add_argument("--control", help="a FIFO (created) that takes control commands")
     f.add_argument("--stdin-control", action="store_true", help="read control commands from stdin")
     f.add_argument("--report-s", type=_positive(float, 1), default=10.0)
