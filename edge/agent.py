@@ -120,7 +120,8 @@ class EdgeAgent:
         if self._audio is None:
             a = self.settings.audio
             try:
-                self._audio = open_output(a.output, wav_dir=a.wav_dir, device_index=a.device_index)
+                self._audio = open_output(a.output, wav_dir=a.wav_dir, device_index=a.device_index,
+                                          realtime=a.realtime)
             except Exception as exc:  # no sound card must not stop the buttons from working
                 log.error("audio output %r unavailable (%s); continuing without sound", a.output, exc)
                 self._audio = NullOutput()

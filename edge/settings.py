@@ -51,6 +51,8 @@ class AudioSection(Section):
     )
     wav_dir: Path | None = Field(None, description="Where the `wav` output writes its files.")
     device_index: int | None = Field(None, ge=0, description="PyAudio output device (default one).")
+    realtime: bool = Field(
+        False, description="`wav` output: each clip takes as long as it lasts (as a sound card would).")
 
 
 class ButtonSection(Section):

@@ -8,8 +8,10 @@ from thanthien import __version__ as VERSION
 from thanthien.hub.api import errors
 from thanthien.hub.api.routes import (
     auth,
+    broadcasts,
     cameras,
     health,
+    media,
     nodes,
     officers,
     places,
@@ -26,7 +28,7 @@ from thanthien.mqtt import MqttLink
 
 API_PREFIX = "/api/v1"
 ROUTERS = (auth.router, users.router, places.router, nodes.router, officers.router, health.router,
-           ratings.router, cameras.router)
+           ratings.router, cameras.router, media.router, broadcasts.router)
 
 DESCRIPTION = """API of the Thân Thiện hub: ratings, device registry and health, alarms.
 
@@ -51,6 +53,7 @@ def create_app(settings: HubSettings, db: Database, mqtt: MqttLink | None = None
     for router in ROUTERS:
         api.include_router(router)
     app.include_router(api)
+    app.include_router(media.node_router, prefix=API_PREFIX)  # speaker nodes' downloads (node token)
     app.include_router(system.router)
     errors.install(app)
     install_web(app)  # the Vietnamese web UI under /ui (hub/web)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from thanthien.hub import broadcast_jobs
 from thanthien.hub.context import HubContext
 from thanthien.hub.services import alarms, cameras, health, webhook
 
@@ -28,6 +29,7 @@ def register_context(name: str, ctx: HubContext) -> None:
 
 def unregister_context(name: str) -> None:
     _CONTEXTS.pop(name, None)
+    broadcast_jobs.uninstall(name)
 
 
 def _ctx(name: str) -> HubContext:
@@ -106,4 +108,5 @@ def build_scheduler(ctx: HubContext, name: str = "hub") -> BackgroundScheduler:
         scheduler.add_job(func, "interval", seconds=seconds, args=[name], id=job_id, replace_existing=True)
     scheduler.add_job(maintain_telemetry, "date", run_date=datetime.now(UTC) + timedelta(seconds=2),
                       args=[name], id="telemetry-at-start")
+    broadcast_jobs.install(scheduler, ctx, name)  # broadcasts: plans and delivery checks
     return scheduler

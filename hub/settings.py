@@ -10,6 +10,9 @@ from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
+from thanthien.hub.services.media import MediaSettings
+from thanthien.hub.services.schedule import BroadcastSettings
+from thanthien.hub.services.tts import TtsSettings
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 Role = Literal["api", "ingest", "scheduler"]
@@ -144,6 +147,9 @@ class HubSettings(FileSettings):
     alarms: AlarmSection = Field(default_factory=AlarmSection)
     cameras: CameraAlarmSection = Field(default_factory=CameraAlarmSection)
     registry: RegistrySection = Field(default_factory=RegistrySection)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
+    broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @property

@@ -306,3 +306,132 @@ class CameraPeriod(Base):
     reason: Mapped[str] = mapped_column(String(500), default="")
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# -- broadcasts (media library, schedules, plans, delivery reports; issue 5) ---------------
+class MediaItem(Base):
+    """A playback file of the media library (the file itself is ``<media dir>/<sha[:2]>/<sha>.wav``)."""
+
+    __tablename__ = "media_items"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    duration_s: Mapped[float] = mapped_column(Float)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    source_format: Mapped[str] = mapped_column(String(16))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    tts_text: Mapped[str | None] = mapped_column(Text)
+    tts_voice: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class NodeMediaToken(Base):
+    """A speaker node's bearer token for media downloads; only its SHA-256 is kept."""
+
+    __tablename__ = "node_media_tokens"
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Broadcast(Base):
+    """A broadcast (bản tin) and its schedule; ``status`` is draft, approved or archived.
+    Play-now commands are stored as broadcasts of ``schedule_kind`` ``now``."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    media_sha256: Mapped[str] = mapped_column(ForeignKey("media_items.sha256", ondelete="RESTRICT"))
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target_zones: Mapped[list[str]] = mapped_column(JSON, default=list)
+    target_nodes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    volume: Mapped[int] = mapped_column(Integer, default=100)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    schedule_kind: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    local_time: Mapped[str | None] = mapped_column(String(5))
+    weekdays: Mapped[list[int]] = mapped_column(JSON, default=list)
+    rrule: Mapped[str | None] = mapped_column(String(500))
+    holidays: Mapped[list[str]] = mapped_column(JSON, default=list)
+    valid_from: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class BroadcastAudit(Base):
+    """Every change to a broadcast: who, when, what (the values after the change)."""
+
+    __tablename__ = "broadcast_audit"
+    __table_args__ = (Index("ix_broadcast_audit_broadcast", "broadcast_id", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    broadcast_id: Mapped[int] = mapped_column(BigId)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Occurrence(Base):
+    """One time a broadcast plays (materialised for the plan horizon), with its targets in
+    ``deliveries``. ``id`` is the occurrence id the nodes report."""
+
+    __tablename__ = "broadcast_occurrences"
+    __table_args__ = (UniqueConstraint("broadcast_id", "start_at", name="uq_broadcast_occurrences_start"),
+                      Index("ix_broadcast_occurrences_start_at", "start_at"))
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_s: Mapped[float] = mapped_column(Float)
+    media_sha256: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16))
+    volume: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    command: Mapped[bool] = mapped_column(Boolean, default=False)
+    checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Delivery(Base):
+    """What one node did with one occurrence: pending until it reports."""
+
+    __tablename__ = "broadcast_deliveries"
+    __table_args__ = (UniqueConstraint("occurrence_id", "node_id", name="uq_broadcast_deliveries_node"),
+                      Index("ix_broadcast_deliveries_node", "node_id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    occurrence_id: Mapped[str] = mapped_column(ForeignKey("broadcast_occurrences.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class PlaybackReport(Base):
+    """Every playback event once (unique per node and event id): the ingest's dedup log."""
+
+    __tablename__ = "playback_events"
+    __table_args__ = (UniqueConstraint("node_id", "event_id", name="uq_playback_events_node_event"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    occurrence_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class NodePlan(Base):
+    """The plan last published to a speaker node: its revision and a digest of its items."""
+
+    __tablename__ = "node_plans"
+    node_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+    items: Mapped[int] = mapped_column(Integer)
+    generated_at: Mapped[datetime] = mapped_column(UtcDateTime)

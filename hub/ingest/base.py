@@ -32,6 +32,7 @@ class Outcome:
     """What a batch did: acks to publish after the commit, and metric increments."""
 
     acks: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
+    playback_acks: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def count(self, metric: str, label: str = "", n: int = 1) -> None:

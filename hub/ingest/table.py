@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from thanthien.hub.ingest import cameras, ratings, state, telemetry
+from thanthien.hub.ingest import cameras, playback, ratings, state, telemetry
 from thanthien.hub.ingest.base import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -10,8 +10,9 @@ HANDLERS: dict[str, Handler] = {
     "node_state": state.handle,
     "telemetry": telemetry.handle,
     "camera_health": cameras.handle,
+    "playback": playback.handle,
 }
 
-SHAREABLE = frozenset({"rating", "telemetry"})
+SHAREABLE = frozenset({"rating", "telemetry", "playback"})
 """Kinds several ingest workers may split through an MQTT v5 shared subscription. Retained node
 states are not delivered to shared subscriptions, so every worker subscribes to them."""

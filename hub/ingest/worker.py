@@ -71,6 +71,10 @@ class IngestWorker:
         self._thread = threading.Thread(target=self._run, name="hub-ingest", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop."""
         self._stop.set()
@@ -161,13 +165,15 @@ class IngestWorker:
                 metrics.inc(name, n)
         for node, ids in outcome.acks.items():
             self._publish_acks(node, ids)
+        for node, ids in outcome.playback_acks.items():
+            self._publish_acks(node, ids, kind="playback")
 
-    def _publish_acks(self, node: str, ids: list[UUID]) -> None:
+    def _publish_acks(self, node: str, ids: list[UUID], kind: str = "rating") -> None:
         link = self.ctx.mqtt
         if link is None:
             return
         for start in range(0, len(ids), MAX_ACK_IDS):
-            ack = Ack(kind="rating", event_ids=ids[start:start + MAX_ACK_IDS], at=self.ctx.clock())
+            ack = Ack(kind=kind, event_ids=ids[start:start + MAX_ACK_IDS], at=self.ctx.clock())  # type: ignore[arg-type]
             link.publish(self.ctx.topics.ack(node), ack.to_bytes(), qos=1)
             self.ctx.metrics.inc("thanthien_hub_acks_published_total")
 

@@ -1,0 +1,38 @@
+"""``node/{node}/event/playback``: store each report once, move the delivery report, ack
+stored and duplicate ids alike (``Ack(kind="playback")``)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from thanthien.hub.context import HubContext
+from thanthien.hub.ingest.base import Incoming, Outcome, accept
+from thanthien.hub.services import deliveries, health
+from thanthien.protocol.payloads import PlaybackEvent
+
+
+def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcome) -> None:
+    events: list[PlaybackEvent] = []
+    for msg in batch:
+        event = accept(session, msg, PlaybackEvent, out)
+        if event is not None:
+            events.append(event)
+    if not events:
+        return
+    now = batch[-1].received_at
+    for node_id in sorted({e.node for e in events}):
+        health.seen(session, node_id=node_id, now=now, notify=ctx.notify)
+    result = deliveries.store_playback(session, events=events, now=now)
+    deliveries.refresh_alarms(
+        session,
+        occurrence_ids=result.occurrences,
+        now=now,
+        notify=ctx.notify,
+        tz=ZoneInfo(ctx.settings.hub.timezone),
+    )
+    for node_id, ids in result.acks.items():
+        out.playback_acks[node_id].extend(ids)
+    out.count("thanthien_hub_playback_stored_total", n=result.stored)
+    out.count("thanthien_hub_playback_duplicate_total", n=result.duplicates)

@@ -1,0 +1,339 @@
+"""Broadcasts (bản tin): create and edit drafts, approve, archive; every change audited.
+
+An officer drafts; a leader or admin approves (the API checks the roles). Editing an approved
+broadcast puts it back to draft, so what plays has always been approved as it is. A schedule
+is refused when a non-emergency occurrence would play inside quiet hours, and a one-off time
+must lie ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Broadcast, BroadcastAudit, Device, MediaItem, Node, Zone
+from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.services.schedule import (
+    HOLIDAYS,
+    BroadcastSettings,
+    Schedule,
+    compile_rrule,
+    in_quiet_hours,
+    occurrences,
+    parse_hhmm,
+)
+
+log = logging.getLogger(__name__)
+
+Priority = Literal["normal", "priority", "emergency"]
+TargetKind = Literal["all", "zones", "nodes"]
+PRIORITY_LABELS = {"normal": "thông thường", "priority": "ưu tiên", "emergency": "khẩn cấp"}
+STATUS_LABELS = {"draft": "bản nháp", "approved": "đã phê duyệt", "archived": "đã lưu trữ"}
+
+
+class BroadcastSpec(BaseModel):
+    """What an officer fills in (the API body of create and update)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    media_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    target_kind: TargetKind = "all"
+    target_zones: list[str] = Field(default_factory=list, max_length=500)
+    target_nodes: list[str] = Field(default_factory=list, max_length=5000)
+    volume: int = Field(100, ge=0, le=100)
+    priority: Priority = "normal"
+    schedule_kind: Literal["once", "daily", "weekdays", "rrule", "holiday"]
+    start_at: datetime | None = Field(None, description="once: when (ISO 8601 with offset).")
+    local_time: str | None = Field(None, description="daily, weekdays, holiday: HH:MM in the hub's zone.")
+    weekdays: list[int] = Field(default_factory=list, description="weekdays: 1 = Monday .. 7 = Sunday.")
+    rrule: str | None = Field(None, max_length=500, description="rrule: an RFC 5545 RRULE line.")
+    holidays: list[str] = Field(default_factory=list, description=f"holiday: keys of {sorted(HOLIDAYS)}.")
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+
+def schedule_of(b: Broadcast) -> Schedule:
+    return Schedule(
+        kind=b.schedule_kind,
+        start_at=b.start_at,
+        local_time=b.local_time,
+        weekdays=tuple(b.weekdays or ()),
+        rrule=b.rrule,
+        holidays=tuple(b.holidays or ()),
+        valid_from=b.valid_from,
+        valid_until=b.valid_until,
+    )
+
+
+def _snapshot(b: Broadcast) -> dict[str, Any]:
+    return {
+        "title": b.title,
+        "media_sha256": b.media_sha256,
+        "target_kind": b.target_kind,
+        "target_zones": list(b.target_zones or []),
+        "target_nodes": list(b.target_nodes or []),
+        "volume": b.volume,
+        "priority": b.priority,
+        "schedule_kind": b.schedule_kind,
+        "start_at": b.start_at.isoformat() if b.start_at else None,
+        "local_time": b.local_time,
+        "weekdays": list(b.weekdays or []),
+        "rrule": b.rrule,
+        "holidays": list(b.holidays or []),
+        "valid_from": b.valid_from.isoformat() if b.valid_from else None,
+        "valid_until": b.valid_until.isoformat() if b.valid_until else None,
+        "status": b.status,
+    }
+
+
+def audit(
+    session: Session,
+    *,
+    broadcast: Broadcast,
+    username: str,
+    action: str,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    session.flush()
+    session.add(
+        BroadcastAudit(
+            broadcast_id=broadcast.id,
+            at=now,
+            username=username,
+            action=action,
+            details={**_snapshot(broadcast), **(extra or {})},
+        )
+    )
+
+
+# -- validation ----------------------------------------------------------------------------
+def _check(
+    session: Session, spec: BroadcastSpec, *, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
+) -> Schedule:
+    media = session.get(MediaItem, spec.media_sha256)
+    if media is None:
+        raise Invalid("Chưa chọn tệp âm thanh có trong thư viện.")
+    if spec.target_kind == "zones":
+        if not spec.target_zones:
+            raise Invalid("Chọn ít nhất một khu vực phát.")
+        known = set(session.scalars(select(Zone.code).where(Zone.code.in_(spec.target_zones))))
+        if missing := sorted(set(spec.target_zones) - known):
+            raise Invalid(f"Không có khu vực phát: {', '.join(missing)}.")
+    if spec.target_kind == "nodes":
+        if not spec.target_nodes:
+            raise Invalid("Chọn ít nhất một cụm loa.")
+        known = set(
+            session.scalars(
+                select(Device.node_id).where(Device.node_id.in_(spec.target_nodes), Device.kind == "speaker")
+            )
+        )
+        if missing := sorted(set(spec.target_nodes) - known):
+            raise Invalid(f"Không phải cụm loa đã đăng ký: {', '.join(missing)}.")
+    sched = Schedule(
+        kind=spec.schedule_kind,
+        start_at=spec.start_at,
+        local_time=spec.local_time,
+        weekdays=tuple(sorted(set(spec.weekdays))),
+        rrule=spec.rrule,
+        holidays=tuple(dict.fromkeys(spec.holidays)),
+        valid_from=spec.valid_from,
+        valid_until=spec.valid_until,
+    )
+    for value in (spec.start_at, spec.valid_from, spec.valid_until):
+        if value is not None and value.tzinfo is None:
+            raise Invalid("Thời điểm phải có múi giờ (ví dụ 2026-03-02T07:00:00+07:00).")
+    kind = spec.schedule_kind
+    if kind == "once":
+        if spec.start_at is None:
+            raise Invalid("Chọn thời điểm phát.")
+        if spec.start_at <= now:
+            raise Invalid("Thời điểm phát đã qua.")
+    elif kind == "rrule":
+        try:
+            compile_rrule(spec.rrule or "", spec.valid_from or now, tz)
+        except ValueError as exc:
+            raise Invalid(str(exc)[:1].upper() + str(exc)[1:]) from None
+    else:
+        try:
+            parse_hhmm(spec.local_time or "")
+        except ValueError:
+            raise Invalid("Giờ phát phải có dạng HH:MM, ví dụ 06:30.") from None
+        if kind == "weekdays" and (not spec.weekdays or any(d < 1 or d > 7 for d in spec.weekdays)):
+            raise Invalid("Chọn các thứ trong tuần (1 = Thứ Hai … 7 = Chủ nhật).")
+        if kind == "holiday":
+            if not spec.holidays:
+                raise Invalid("Chọn ít nhất một ngày lễ.")
+            if unknown := [h for h in spec.holidays if h not in HOLIDAYS]:
+                raise Invalid(f"Ngày lễ không có trong danh mục: {', '.join(unknown)}.")
+    if spec.valid_from and spec.valid_until and spec.valid_until <= spec.valid_from:
+        raise Invalid("Ngày kết thúc phải sau ngày bắt đầu.")
+    if spec.priority != "emergency":
+        _check_quiet(sched, media.duration_s, now=now, tz=tz, cfg=cfg)
+    return sched
+
+
+def _check_quiet(
+    sched: Schedule, duration_s: float, *, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
+) -> None:
+    horizon = now + timedelta(days=cfg.rrule_check_days)
+    if sched.kind == "holiday":
+        horizon = now + timedelta(days=max(cfg.rrule_check_days, 400))
+    for at in occurrences(sched, start=now, end=horizon, tz=tz, limit=2000):
+        if in_quiet_hours(at, duration_s, tz=tz, quiet_start=cfg.quiet_start, quiet_end=cfg.quiet_end):
+            raise Invalid(
+                f"Lịch phát rơi vào giờ yên tĩnh ({cfg.quiet_start}–{cfg.quiet_end}): lần phát lúc "
+                f"{at.astimezone(tz):%H:%M %d/%m/%Y} (dài {duration_s:.0f} giây). Chỉ bản tin khẩn cấp "
+                "được phát trong giờ yên tĩnh; hãy chọn giờ khác."
+            )
+
+
+def _apply(b: Broadcast, spec: BroadcastSpec, sched: Schedule) -> None:
+    b.title, b.media_sha256, b.volume, b.priority = (
+        spec.title.strip(),
+        spec.media_sha256,
+        spec.volume,
+        spec.priority,
+    )
+    b.target_kind = spec.target_kind
+    b.target_zones = sorted(set(spec.target_zones)) if spec.target_kind == "zones" else []
+    b.target_nodes = sorted(set(spec.target_nodes)) if spec.target_kind == "nodes" else []
+    b.schedule_kind = spec.schedule_kind
+    b.start_at = spec.start_at if spec.schedule_kind == "once" else None
+    b.local_time = spec.local_time if spec.schedule_kind in ("daily", "weekdays", "holiday") else None
+    b.weekdays = list(sched.weekdays) if spec.schedule_kind == "weekdays" else []
+    b.rrule = spec.rrule.strip() if spec.schedule_kind == "rrule" and spec.rrule else None
+    b.holidays = list(sched.holidays) if spec.schedule_kind == "holiday" else []
+    b.valid_from, b.valid_until = spec.valid_from, spec.valid_until
+
+
+# -- commands ------------------------------------------------------------------------------
+def create_broadcast(
+    session: Session,
+    *,
+    spec: BroadcastSpec,
+    username: str,
+    now: datetime,
+    tz: ZoneInfo,
+    cfg: BroadcastSettings,
+) -> Broadcast:
+    sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
+    b = Broadcast(status="draft", created_by=username, created_at=now, updated_at=now)
+    _apply(b, spec, sched)
+    if b.schedule_kind == "rrule" and b.valid_from is None:
+        b.valid_from = now  # the rule's DTSTART
+    session.add(b)
+    audit(session, broadcast=b, username=username, action="created", now=now)
+    return b
+
+
+def get_broadcast(session: Session, *, broadcast_id: int) -> Broadcast:
+    b = session.get(Broadcast, broadcast_id)
+    if b is None:
+        raise NotFound(f"Không có bản tin #{broadcast_id}")
+    return b
+
+
+def update_broadcast(
+    session: Session,
+    *,
+    broadcast_id: int,
+    spec: BroadcastSpec,
+    username: str,
+    now: datetime,
+    tz: ZoneInfo,
+    cfg: BroadcastSettings,
+) -> Broadcast:
+    b = get_broadcast(session, broadcast_id=broadcast_id)
+    if b.status == "archived" or b.schedule_kind == "now":
+        raise Conflict("Bản tin đã lưu trữ hoặc đã phát ngay, không sửa được.")
+    sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
+    was = b.status
+    _apply(b, spec, sched)
+    if b.schedule_kind == "rrule" and b.valid_from is None:
+        b.valid_from = now
+    b.status, b.updated_at, b.approved_by, b.approved_at = "draft", now, None, None
+    audit(session, broadcast=b, username=username, action="updated", now=now, extra={"previous_status": was})
+    return b
+
+
+def approve_broadcast(
+    session: Session, *, broadcast_id: int, username: str, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
+) -> Broadcast:
+    b = get_broadcast(session, broadcast_id=broadcast_id)
+    if b.status != "draft":
+        raise Conflict(f"Chỉ phê duyệt được bản nháp (bản tin này: {STATUS_LABELS.get(b.status, b.status)}).")
+    if b.schedule_kind == "once" and b.start_at is not None and b.start_at <= now:
+        raise Invalid("Thời điểm phát đã qua; hãy sửa lịch trước khi phê duyệt.")
+    if b.priority != "emergency":
+        media = session.get(MediaItem, b.media_sha256)
+        _check_quiet(schedule_of(b), media.duration_s if media else 0.0, now=now, tz=tz, cfg=cfg)
+    b.status, b.approved_by, b.approved_at, b.updated_at = "approved", username, now, now
+    audit(session, broadcast=b, username=username, action="approved", now=now)
+    return b
+
+
+def archive_broadcast(session: Session, *, broadcast_id: int, username: str, now: datetime) -> Broadcast:
+    b = get_broadcast(session, broadcast_id=broadcast_id)
+    if b.status == "archived":
+        raise Conflict("Bản tin đã được lưu trữ.")
+    b.status, b.updated_at = "archived", now
+    audit(session, broadcast=b, username=username, action="archived", now=now)
+    return b
+
+
+def list_broadcasts(
+    session: Session, *, status: str | None = None, include_now: bool = False
+) -> list[Broadcast]:
+    q = select(Broadcast).order_by(Broadcast.id.desc())
+    if status is not None:
+        q = q.where(Broadcast.status == status)
+    if not include_now:
+        q = q.where(Broadcast.schedule_kind != "now")
+    return list(session.scalars(q))
+
+
+def audit_log(session: Session, *, broadcast_id: int) -> list[BroadcastAudit]:
+    get_broadcast(session, broadcast_id=broadcast_id)
+    return list(
+        session.scalars(
+            select(BroadcastAudit)
+            .where(BroadcastAudit.broadcast_id == broadcast_id)
+            .order_by(BroadcastAudit.at, BroadcastAudit.id)
+        )
+    )
+
+
+# -- targets -------------------------------------------------------------------------------
+def speaker_nodes(session: Session) -> dict[str, set[str]]:
+    """Registered nodes with a speaker device -> the zone codes their speakers serve."""
+    rows = session.execute(
+        select(Device.node_id, Zone.code)
+        .join(Node, Node.id == Device.node_id)
+        .outerjoin(Zone, Zone.id == Device.zone_id)
+        .where(Device.kind == "speaker", Node.registered.is_(True))
+    )
+    out: dict[str, set[str]] = {}
+    for node_id, zone in rows:
+        out.setdefault(node_id, set())
+        if zone is not None:
+            out[node_id].add(zone)
+    return out
+
+
+def resolve_targets(
+    kind: str, zones: list[str], nodes: list[str], speakers: dict[str, set[str]]
+) -> list[str]:
+    if kind == "all":
+        return sorted(speakers)
+    if kind == "zones":
+        wanted = set(zones)
+        return sorted(n for n, z in speakers.items() if z & wanted)
+    return sorted(n for n in set(nodes) if n in speakers)

@@ -1,0 +1,260 @@
+"""Playback reports from the speaker nodes and the delivery report of each occurrence.
+
+Every ``PlaybackEvent`` is stored once (unique node + event id, like ratings) and acked
+whether it was new or a repeat. It moves the node's delivery row of its occurrence:
+``started`` marks it playing (unless a final report came first), ``finished``,
+``interrupted``, ``failed`` and ``missed`` are final. The occurrence's deadline is its end
+plus ``report_grace_s``: then the hub counts every node that has not reported as missed
+(``Không nhận được báo cáo``) and raises ``broadcast_missed`` when not every node played.
+Reports that arrive later (a node that was offline) still fill the report in, and the alarm
+clears itself once every node has played.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Delivery, Occurrence, PlaybackReport
+from thanthien.hub.services import alarms
+from thanthien.hub.services.errors import NotFound
+from thanthien.protocol.payloads import PlaybackEvent
+
+log = logging.getLogger(__name__)
+
+FINAL = ("finished", "interrupted", "failed", "missed")
+PLAYED = ("started", "finished", "interrupted")
+NO_REPORT = "Không nhận được báo cáo từ cụm loa"
+ALARM_KIND = "broadcast_missed"
+STATUS_LABELS = {
+    "pending": "chờ phát",
+    "started": "đang phát",
+    "finished": "đã phát",
+    "interrupted": "bị ngắt",
+    "failed": "lỗi",
+    "missed": "bỏ lỡ",
+}
+
+
+@dataclass
+class PlaybackResult:
+    acks: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
+    stored: int = 0
+    duplicates: int = 0
+    occurrences: set[str] = field(default_factory=set)
+
+
+def _insert(session: Session) -> Any:
+    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(PlaybackReport).on_conflict_do_nothing(index_elements=["node_id", "event_id"])
+
+
+def store_playback(session: Session, *, events: list[PlaybackEvent], now: datetime) -> PlaybackResult:
+    result = PlaybackResult()
+    by_node: dict[str, dict[UUID, PlaybackEvent]] = defaultdict(dict)
+    for e in events:
+        by_node[e.node].setdefault(e.event_id, e)
+    fresh: list[PlaybackEvent] = []
+    for node_id, batch in by_node.items():
+        known = set(
+            session.scalars(
+                select(PlaybackReport.event_id).where(
+                    PlaybackReport.node_id == node_id, PlaybackReport.event_id.in_(list(batch))
+                )
+            )
+        )
+        result.acks[node_id].extend(batch)
+        result.duplicates += len(known)
+        fresh += [e for eid, e in batch.items() if eid not in known]
+    if not fresh:
+        return result
+    session.execute(
+        _insert(session),
+        [
+            {
+                "node_id": e.node,
+                "event_id": e.event_id,
+                "occurrence_id": e.occurrence_id,
+                "status": e.status,
+                "at": e.at,
+                "received_at": now,
+                "detail": e.detail,
+            }
+            for e in fresh
+        ],
+    )
+    result.stored = len(fresh)
+    for e in sorted(fresh, key=lambda e: (e.at, e.status != "started")):
+        d = session.scalar(
+            select(Delivery).where(Delivery.occurrence_id == e.occurrence_id, Delivery.node_id == e.node)
+        )
+        if d is None:
+            log.info(
+                "playback report for %s from %s, which it was not sent (kept, not counted)",
+                e.occurrence_id,
+                e.node,
+            )
+            continue
+        _apply(d, e, now)
+        result.occurrences.add(e.occurrence_id)
+    session.flush()
+    return result
+
+
+def _apply(d: Delivery, e: PlaybackEvent, now: datetime) -> None:
+    reported_final = d.reported_at is not None and d.status in FINAL
+    if e.status == "started":
+        d.started_at = e.at
+        if not reported_final:
+            d.status, d.detail = "started", e.detail
+    else:
+        d.status, d.ended_at, d.detail = e.status, e.at, e.detail
+    d.reported_at = now
+
+
+def deadline(o: Occurrence, grace_s: float) -> datetime:
+    return o.start_at + timedelta(seconds=o.duration_s + grace_s)
+
+
+def check_due(
+    session: Session,
+    *,
+    now: datetime,
+    grace_s: float,
+    notify: bool,
+    tz: ZoneInfo,
+    broadcast_id: int | None = None,
+) -> list[str]:
+    """Occurrences past their deadline and not yet checked: silent nodes count as missed, the
+    alarm is raised when not every node played. Returns the ids checked."""
+    q = select(Occurrence).where(
+        Occurrence.checked_at.is_(None), Occurrence.start_at <= now - timedelta(seconds=grace_s)
+    )
+    if broadcast_id is not None:
+        q = q.where(Occurrence.broadcast_id == broadcast_id)
+    checked = []
+    for o in session.scalars(q.order_by(Occurrence.start_at)):
+        if deadline(o, grace_s) > now:
+            continue
+        for d in session.scalars(
+            select(Delivery).where(Delivery.occurrence_id == o.id, Delivery.status == "pending")
+        ):
+            d.status, d.detail = "missed", NO_REPORT
+        o.checked_at = now
+        evaluate_alarm(session, occurrence=o, now=now, notify=notify, tz=tz)
+        checked.append(o.id)
+    session.flush()
+    return checked
+
+
+def evaluate_alarm(
+    session: Session, *, occurrence: Occurrence, now: datetime, notify: bool, tz: ZoneInfo
+) -> None:
+    if occurrence.checked_at is None:
+        return
+    rows = list(session.scalars(select(Delivery).where(Delivery.occurrence_id == occurrence.id)))
+    bad = sorted(d.node_id for d in rows if d.status not in PLAYED)
+    if bad:
+        local = occurrence.start_at.astimezone(tz)
+        message = (
+            f"Bản tin “{occurrence.title}” lúc {local:%H:%M %d/%m/%Y}: {len(bad)}/{len(rows)} cụm loa "
+            f"không phát ({', '.join(bad[:10])}{'…' if len(bad) > 10 else ''})"
+        )
+        alarms.raise_alarm(
+            session,
+            kind=ALARM_KIND,
+            subject=occurrence.id[:128],
+            severity="critical" if occurrence.priority == "emergency" else "major",
+            message=message[:500],
+            now=now,
+            notify=notify,
+            details={
+                "occurrence_id": occurrence.id,
+                "broadcast_id": occurrence.broadcast_id,
+                "nodes": bad[:100],
+            },
+        )
+    else:
+        alarms.clear_alarm(session, kind=ALARM_KIND, subject=occurrence.id[:128], now=now, notify=notify)
+
+
+def refresh_alarms(
+    session: Session, *, occurrence_ids: set[str], now: datetime, notify: bool, tz: ZoneInfo
+) -> None:
+    """After late reports: the alarm of a checked occurrence follows its deliveries."""
+    for oid in sorted(occurrence_ids):
+        o = session.get(Occurrence, oid)
+        if o is not None:
+            evaluate_alarm(session, occurrence=o, now=now, notify=notify, tz=tz)
+
+
+# -- reports -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeliveryReport:
+    occurrence: Occurrence
+    deliveries: list[Delivery]
+    counts: dict[str, int]
+    start_spread_s: float | None
+    first_start: datetime | None
+    last_start: datetime | None
+    max_start_error_s: float | None
+
+
+def report(session: Session, *, occurrence_id: str) -> DeliveryReport:
+    o = session.get(Occurrence, occurrence_id)
+    if o is None:
+        raise NotFound(f"Không có lần phát {occurrence_id}")
+    return _report(
+        o,
+        list(
+            session.scalars(select(Delivery).where(Delivery.occurrence_id == o.id).order_by(Delivery.node_id))
+        ),
+    )
+
+
+def _report(o: Occurrence, rows: list[Delivery]) -> DeliveryReport:
+    counts = {s: 0 for s in STATUS_LABELS}
+    for d in rows:
+        counts[d.status] = counts.get(d.status, 0) + 1
+    starts = sorted(d.started_at for d in rows if d.started_at is not None)
+    spread = (starts[-1] - starts[0]).total_seconds() if starts else None
+    error = max((abs((s - o.start_at).total_seconds()) for s in starts), default=None)
+    return DeliveryReport(
+        o, rows, counts, spread, starts[0] if starts else None, starts[-1] if starts else None, error
+    )
+
+
+def broadcast_reports(session: Session, *, broadcast_id: int, limit: int = 100) -> list[DeliveryReport]:
+    occs = list(
+        session.scalars(
+            select(Occurrence)
+            .where(Occurrence.broadcast_id == broadcast_id)
+            .order_by(Occurrence.start_at.desc())
+            .limit(limit)
+        )
+    )
+    if not occs:
+        return []
+    rows: dict[str, list[Delivery]] = defaultdict(list)
+    for d in session.scalars(
+        select(Delivery).where(Delivery.occurrence_id.in_([o.id for o in occs])).order_by(Delivery.node_id)
+    ):
+        rows[d.occurrence_id].append(d)
+    return [_report(o, rows[o.id]) for o in occs]
+
+
+def next_deadline(session: Session, *, broadcast_id: int, grace_s: float) -> datetime | None:
+    """When the next unchecked occurrence of the broadcast is due for checking."""
+    occs = session.scalars(
+        select(Occurrence).where(Occurrence.broadcast_id == broadcast_id, Occurrence.checked_at.is_(None))
+    )
+    return min((deadline(o, grace_s) for o in occs), default=None)

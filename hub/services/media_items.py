@@ -1,0 +1,168 @@
+"""The media library in the database (``media_items``) and the speaker nodes' download tokens.
+
+Files are validated, converted and stored by :class:`MediaLibrary` first; a row is written
+only for a file that was stored, and a refused upload leaves neither a file nor a row.
+
+Node tokens: ``tn_<random>`` (256 bits), shown once when issued; only their SHA-256 is kept.
+A node's token lets it download only the media of occurrences targeted at that node (its
+plan or a play-now command it was sent): a stolen token reveals no other village's audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Broadcast, Delivery, MediaItem, Node, NodeMediaToken, Occurrence
+from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.services.media import MediaError, MediaLibrary, MediaRecord, MediaSettings
+from thanthien.hub.services.tts import Tts, TtsRequest, TtsSettings
+
+TOKEN_PREFIX = "tn_"
+
+
+def library(data_dir: Path, settings: MediaSettings) -> MediaLibrary:
+    return MediaLibrary(Path(data_dir) / "media", settings)
+
+
+def _row(
+    session: Session,
+    record: MediaRecord,
+    *,
+    title: str,
+    username: str,
+    now: datetime,
+    tts: TtsRequest | None = None,
+) -> MediaItem:
+    item = session.get(MediaItem, record.sha256)
+    if item is None:
+        item = MediaItem(
+            sha256=record.sha256,
+            title=title[:255] or record.original_name,
+            duration_s=record.duration_s,
+            size_bytes=record.size_bytes,
+            source_format=record.source_format,
+            source_sha256=record.source_sha256,
+            tts_text=tts.text if tts else None,
+            tts_voice=tts.voice if tts else None,
+            created_at=now,
+            created_by=username,
+        )
+        session.add(item)
+        session.flush()
+    return item
+
+
+def add_upload(
+    session: Session,
+    *,
+    lib: MediaLibrary,
+    data: bytes,
+    filename: str,
+    title: str,
+    username: str,
+    now: datetime,
+) -> MediaItem:
+    """Validate, convert and store an upload; :class:`Invalid` with the Vietnamese reason if
+    it is refused (then nothing is stored)."""
+    try:
+        record = lib.add_bytes(data, filename or "upload")
+    except MediaError as exc:
+        raise Invalid(exc.message) from None
+    return _row(session, record, title=title or filename, username=username, now=now)
+
+
+def add_tts(
+    session: Session,
+    *,
+    lib: MediaLibrary,
+    settings: TtsSettings,
+    request: TtsRequest,
+    title: str,
+    username: str,
+    now: datetime,
+) -> MediaItem:
+    try:
+        record = Tts(lib, settings).render(request)
+    except MediaError as exc:
+        raise Invalid(exc.message) from None
+    return _row(session, record, title=title or request.text[:80], username=username, now=now, tts=request)
+
+
+def list_media(session: Session) -> list[MediaItem]:
+    return list(session.scalars(select(MediaItem).order_by(MediaItem.created_at.desc())))
+
+
+def get_media(session: Session, *, sha256: str) -> MediaItem:
+    item = session.get(MediaItem, sha256)
+    if item is None:
+        raise NotFound(f"Không có tệp âm thanh {sha256[:12]}")
+    return item
+
+
+def delete_media(session: Session, *, lib: MediaLibrary, sha256: str) -> None:
+    item = get_media(session, sha256=sha256)
+    used = session.scalar(
+        select(Broadcast.id).where(Broadcast.media_sha256 == sha256, Broadcast.status != "archived").limit(1)
+    )
+    if used is not None:
+        raise Conflict(f"Tệp âm thanh đang được bản tin #{used} sử dụng, không xóa được.")
+    session.execute(delete(Broadcast).where(Broadcast.media_sha256 == sha256, Broadcast.status == "archived"))
+    session.delete(item)
+    session.flush()
+    lib.path_for(sha256).unlink(missing_ok=True)
+
+
+# -- node tokens ---------------------------------------------------------------------------
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_node_token(session: Session, *, node_id: str, now: datetime) -> str:
+    """A new token for the node (replacing its old one); returned once, stored as a hash."""
+    if session.get(Node, node_id) is None:
+        raise NotFound(f"Không có nút {node_id!r}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = session.get(NodeMediaToken, node_id)
+    if row is None:
+        session.add(NodeMediaToken(node_id=node_id, token_sha256=_digest(token), created_at=now))
+    else:
+        row.token_sha256, row.created_at = _digest(token), now
+    session.flush()
+    return token
+
+
+def revoke_node_token(session: Session, *, node_id: str) -> None:
+    session.execute(delete(NodeMediaToken).where(NodeMediaToken.node_id == node_id))
+
+
+def node_for_token(session: Session, *, token: str) -> str | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    return session.scalar(select(NodeMediaToken.node_id).where(NodeMediaToken.token_sha256 == _digest(token)))
+
+
+def node_may_fetch(session: Session, *, node_id: str, sha256: str) -> bool:
+    """True when an occurrence targeted at the node plays this file."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Delivery.node_id == node_id,
+                    Delivery.occurrence_id == Occurrence.id,
+                    Occurrence.media_sha256 == sha256,
+                )
+            )
+        )
+    )
+
+
+def check_sha(sha256: str) -> str:
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise Invalid("Mã tệp âm thanh phải là 64 chữ số hex thường (sha256).")
+    return sha256

@@ -1,0 +1,305 @@
+"""Occurrences and the speaker nodes' plans.
+
+``materialise`` turns every approved broadcast into occurrence rows (``broadcast_occurrences``)
+for the plan horizon, each with one ``broadcast_deliveries`` row per targeted speaker node;
+drafts and archived broadcasts lose their future occurrences. ``node_plan`` is what one node
+must play: its occurrences from ``plan_keep_past_s`` ago to ``plan_days`` ahead.
+``publish_plans`` sends each node its plan, retained, and gives the plan the next revision
+whenever its items changed (a digest of the items is kept in ``node_plans``).
+
+Play-now: a broadcast of schedule kind ``now`` with one occurrence, sent as a ``play-now``
+command to each targeted node (args per ``edge/speaker/device.py``), with a common
+``start_at`` ``play_now_lead_s`` ahead so that the nodes start together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Broadcast, Delivery, MediaItem, NodePlan, Occurrence
+from thanthien.hub.services.broadcasts import audit, resolve_targets, schedule_of, speaker_nodes
+from thanthien.hub.services.errors import Invalid
+from thanthien.hub.services.schedule import BroadcastSettings, occurrences
+from thanthien.protocol.payloads import MAX_PLAN_ITEMS, Command, Plan, PlanItem
+
+log = logging.getLogger(__name__)
+
+
+def occurrence_id(broadcast_id: int, start: datetime) -> str:
+    return f"b{broadcast_id}-{start:%Y%m%dT%H%M%SZ}"
+
+
+def media_url(sha256: str) -> str:
+    """Relative to the node's ``speakers.hub_url`` (the hub's ``/api/v1/``)."""
+    return f"media/{sha256}"
+
+
+def _targets(session: Session, b: Broadcast, speakers: dict[str, set[str]]) -> list[str]:
+    return resolve_targets(b.target_kind, list(b.target_zones or []), list(b.target_nodes or []), speakers)
+
+
+def _sync_deliveries(session: Session, occ: Occurrence, targets: list[str]) -> None:
+    have = {d.node_id: d for d in session.scalars(select(Delivery).where(Delivery.occurrence_id == occ.id))}
+    for node in targets:
+        if node not in have:
+            session.add(Delivery(occurrence_id=occ.id, node_id=node, status="pending", detail=""))
+    for node, d in have.items():
+        if node not in targets and d.status == "pending":
+            session.delete(d)
+
+
+def _drop(session: Session, ids: list[str]) -> None:
+    if ids:
+        session.execute(delete(Delivery).where(Delivery.occurrence_id.in_(ids)))
+        session.execute(delete(Occurrence).where(Occurrence.id.in_(ids)))
+
+
+def materialise(session: Session, *, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings) -> int:
+    """Bring the occurrence rows in line with the broadcasts; returns how many were added."""
+    lo = now - timedelta(seconds=cfg.plan_keep_past_s)
+    hi = now + timedelta(days=cfg.plan_days)
+    speakers = speaker_nodes(session)
+    added = 0
+    for b in session.scalars(select(Broadcast).where(Broadcast.schedule_kind != "now")):
+        future = {
+            o.id: o
+            for o in session.scalars(
+                select(Occurrence).where(Occurrence.broadcast_id == b.id, Occurrence.start_at > now)
+            )
+        }
+        if b.status != "approved":
+            _drop(session, list(future))
+            continue
+        media = session.get(MediaItem, b.media_sha256)
+        if media is None:
+            continue
+        targets = _targets(session, b, speakers)
+        wanted = occurrences(schedule_of(b), start=lo, end=hi, tz=tz, limit=MAX_PLAN_ITEMS)
+        wanted_ids = {occurrence_id(b.id, at): at for at in wanted}
+        _drop(session, [oid for oid in future if oid not in wanted_ids])
+        for oid, at in wanted_ids.items():
+            occ = session.get(Occurrence, oid)
+            if occ is None:
+                occ = Occurrence(
+                    id=oid,
+                    broadcast_id=b.id,
+                    start_at=at,
+                    duration_s=media.duration_s,
+                    media_sha256=b.media_sha256,
+                    priority=b.priority,
+                    volume=b.volume,
+                    title=b.title,
+                    command=False,
+                )
+                session.add(occ)
+                session.flush()
+                added += 1
+            elif at > now:
+                occ.media_sha256, occ.priority, occ.volume, occ.title = (
+                    b.media_sha256,
+                    b.priority,
+                    b.volume,
+                    b.title,
+                )
+                occ.duration_s = media.duration_s
+            if at > now:
+                _sync_deliveries(session, occ, targets)
+    session.flush()
+    return added
+
+
+def node_plan_items(
+    session: Session, *, node_id: str, now: datetime, cfg: BroadcastSettings
+) -> list[PlanItem]:
+    lo = now - timedelta(seconds=cfg.plan_keep_past_s)
+    hi = now + timedelta(days=cfg.plan_days)
+    rows = session.scalars(
+        select(Occurrence)
+        .join(Delivery, Delivery.occurrence_id == Occurrence.id)
+        .where(
+            Delivery.node_id == node_id,
+            Occurrence.command.is_(False),
+            Occurrence.start_at >= lo,
+            Occurrence.start_at < hi,
+        )
+        .order_by(Occurrence.start_at, Occurrence.id)
+        .limit(MAX_PLAN_ITEMS)
+    )
+    return [
+        PlanItem(
+            occurrence_id=o.id,
+            broadcast_id=o.broadcast_id,
+            title=o.title,
+            start_at=o.start_at,
+            media_sha256=o.media_sha256,
+            media_url=media_url(o.media_sha256),
+            duration_s=max(o.duration_s, 0.001),
+            priority=o.priority,  # type: ignore[arg-type]
+            volume=o.volume,
+        )
+        for o in rows
+    ]
+
+
+def _digest(items: list[PlanItem]) -> str:
+    body = json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlanOut:
+    node_id: str
+    plan: Plan
+    changed: bool
+
+
+def plans_to_publish(
+    session: Session, *, now: datetime, cfg: BroadcastSettings, force: bool
+) -> list[PlanOut]:
+    """Each speaker node's plan; those whose items changed get the next revision. Only the
+    changed ones unless ``force`` (periodic republish)."""
+    nodes = set(speaker_nodes(session)) | set(session.scalars(select(NodePlan.node_id)))
+    out = []
+    for node_id in sorted(nodes):
+        items = node_plan_items(session, node_id=node_id, now=now, cfg=cfg)
+        digest = _digest(items)
+        row = session.get(NodePlan, node_id)
+        changed = row is None or row.digest != digest
+        if row is None:
+            row = NodePlan(node_id=node_id, revision=1, digest=digest, items=len(items), generated_at=now)
+            session.add(row)
+        elif changed:
+            row.revision, row.digest, row.items = row.revision + 1, digest, len(items)
+        if changed or force:
+            row.generated_at = now
+            plan = Plan(
+                node=node_id,
+                revision=row.revision,
+                generated_at=now,
+                valid_until=now + timedelta(days=cfg.plan_days),
+                items=items,
+            )
+            out.append(PlanOut(node_id, plan, changed))
+    session.flush()
+    return out
+
+
+# -- play now ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlayNow:
+    broadcast: Broadcast
+    occurrence: Occurrence
+    targets: list[str]
+
+
+def create_play_now(
+    session: Session,
+    *,
+    media_sha256: str,
+    title: str,
+    priority: str,
+    volume: int,
+    target_kind: str,
+    target_zones: list[str],
+    target_nodes: list[str],
+    username: str,
+    now: datetime,
+    cfg: BroadcastSettings,
+) -> PlayNow:
+    media = session.get(MediaItem, media_sha256)
+    if media is None:
+        raise Invalid("Chưa chọn tệp âm thanh có trong thư viện.")
+    speakers = speaker_nodes(session)
+    targets = resolve_targets(target_kind, target_zones, target_nodes, speakers)
+    if not targets:
+        raise Invalid("Không có cụm loa nào trong phạm vi đã chọn.")
+    start = now + timedelta(seconds=cfg.play_now_lead_s)
+    b = Broadcast(
+        title=title.strip() or media.title[:200],
+        media_sha256=media_sha256,
+        target_kind=target_kind,
+        target_zones=sorted(set(target_zones)) if target_kind == "zones" else [],
+        target_nodes=sorted(set(target_nodes)) if target_kind == "nodes" else [],
+        volume=volume,
+        priority=priority,
+        schedule_kind="now",
+        start_at=start,
+        weekdays=[],
+        holidays=[],
+        status="approved",
+        created_by=username,
+        created_at=now,
+        updated_at=now,
+        approved_by=username,
+        approved_at=now,
+    )
+    session.add(b)
+    session.flush()
+    occ = Occurrence(
+        id=f"now{b.id}-{uuid.uuid4().hex[:8]}",
+        broadcast_id=b.id,
+        start_at=start,
+        duration_s=media.duration_s,
+        media_sha256=media_sha256,
+        priority=priority,
+        volume=volume,
+        title=b.title,
+        command=True,
+    )
+    session.add(occ)
+    session.flush()
+    for node in targets:
+        session.add(Delivery(occurrence_id=occ.id, node_id=node, status="pending", detail=""))
+    audit(session, broadcast=b, username=username, action="play_now", now=now, extra={"targets": targets})
+    return PlayNow(b, occ, targets)
+
+
+def play_now_command(p: PlayNow, *, now: datetime, cfg: BroadcastSettings) -> Command:
+    o = p.occurrence
+    return Command(
+        args={
+            "occurrence_id": o.id,
+            "broadcast_id": o.broadcast_id,
+            "media_sha256": o.media_sha256,
+            "media_url": media_url(o.media_sha256),
+            "priority": o.priority,
+            "volume": o.volume,
+            "title": o.title[:200],
+            "duration_s": round(max(o.duration_s, 0.001), 3),
+            "start_at": o.start_at.isoformat(),
+        },
+        issued_at=now,
+        expires_at=now + timedelta(seconds=cfg.command_ttl_s),
+    )
+
+
+def stop_targets(
+    session: Session, *, target_kind: str, target_zones: list[str], target_nodes: list[str]
+) -> list[str]:
+    targets = resolve_targets(target_kind, target_zones, target_nodes, speaker_nodes(session))
+    if not targets:
+        raise Invalid("Không có cụm loa nào trong phạm vi đã chọn.")
+    return targets
+
+
+def upcoming(session: Session, *, start: datetime, end: datetime) -> list[tuple[Occurrence, int]]:
+    """Occurrences in ``[start, end)`` with their number of targeted nodes (the calendar)."""
+    from sqlalchemy import func
+
+    rows = session.execute(
+        select(Occurrence, func.count(Delivery.id))
+        .outerjoin(Delivery, Delivery.occurrence_id == Occurrence.id)
+        .where(Occurrence.start_at >= start, Occurrence.start_at < end)
+        .group_by(Occurrence.id)
+        .order_by(Occurrence.start_at, Occurrence.id)
+    )
+    return [(o, int(n)) for o, n in rows]
