@@ -95,6 +95,13 @@ class HubRuntime:
         return (self._server_thread is not None and not self._server_thread.is_alive()
                 and self.server is not None and not self.server.should_exit)
 
+    def healthy(self) -> bool:
+        """What the systemd watchdog checks: the ingest thread and the scheduler still run
+        (a broker outage is not ill health: the link reconnects by itself)."""
+        if self.worker is not None and not self.worker.alive:
+            return False
+        return not (self.scheduler is not None and not self.scheduler.running)
+
     def wait_http(self, timeout: float) -> bool:
         stop = threading.Event()
         deadline = timeout
