@@ -75,10 +75,6 @@ class IngestWorker:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def stop(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop."""
         self._stop.set()
