@@ -316,7 +316,7 @@ def test_the_page_asked_for_opens_after_logging_in(browser, hub_server):
     css(browser, "input[name=username]").send_keys("it")
     css(browser, "input[name=password]").send_keys(PASSWORDS["it"])
     css(browser, "form button[type=submit]").click()
-    wait(browser).until(lambda d: "/ui/nodes/node-a" in d.current_url)
+    wait(browser).until(lambda d: d.current_url.endswith("/ui/nodes/node-a?range=6h"))
     assert css(browser, "h1").text.startswith("Hộp đánh giá quầy 1")
     assert "6 giờ qua" in css(browser, ".card h2 + nav").find_element(By.XPATH, "..").text
 

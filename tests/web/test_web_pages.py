@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +15,7 @@ from thanthien.hub.db.models import Alarm, User
 from thanthien.hub.services import alarms
 from thanthien.hub.web.auth import COOKIE, CSRF_FIELD, csrf_for
 from web.conftest import login_client
-from web.town import OFFICER, TZ
+from web.town import OFFICER, PASSWORDS, TZ
 
 PAGES = ["/ui/", "/ui/health", "/ui/nodes/node-a", "/ui/satisfaction", "/ui/satisfaction/export?format=csv",
          "/ui/users"]
@@ -180,4 +181,22 @@ def test_the_live_stream_follows_only_the_topics_a_role_may_see():
 def test_a_fragment_of_several_lines_is_one_event():
     from thanthien.hub.web.routes.events import sse
 
-    assert sse("today", "<p>\n1 lượt\n</p>") == "event: today\ndata: <p>\ndata: 1 lượt\ndata: </p>\n\n"
+    assert sse("today", "<p>\n1 lượt\n</p>", "today:0123456789abcdef") == \
+        "event: today\nid: today:0123456789abcdef\ndata: <p>\ndata: 1 lượt\ndata: </p>\n\n"
+
+
+def test_a_reconnecting_stream_sends_what_changed_after_the_last_event_id(hub_server):
+    import httpx
+
+    with httpx.Client(base_url=hub_server.url, timeout=10) as http:
+        http.post("/ui/login", data={"username": "leader", "password": PASSWORDS["leader"]})
+        headers = {"Last-Event-ID": "today:0000000000000000"}  # a mark older than anything now
+        with http.stream("GET", "/ui/events", params={"topics": "today"}, headers=headers) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = (line for line in response.iter_lines() if line)
+            assert next(lines) == "retry: 1000"
+            event = [next(lines) for _ in range(3)]
+    assert event[0] == "event: today"
+    assert re.fullmatch(r"id: today:[0-9a-f]{16}", event[1]) and event[1] != "id: today:0000000000000000"
+    assert event[2].startswith("data: ")

@@ -28,7 +28,8 @@ from thanthien.hub.web.templating import render_fragment
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-KEEPALIVE_S = 15.0
+MAX_STREAM_S = 15.0
+RETRY_MS = 1000
 MARK = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -69,24 +70,30 @@ def requested(topics: str, role: str) -> dict[str, str]:
             if n in TOPICS and role in TOPICS[n].roles}
 
 
-def sse(event: str, data: str) -> str:
+def sse(event: str, data: str, event_id: str) -> str:
     lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
-    return f"event: {event}\n{lines}\n"
+    return f"event: {event}\nid: {event_id}\n{lines}\n"
 
 
 @router.get("/events")
 async def events(request: Request, user: AnyUser, topics: str = "") -> StreamingResponse:
-    """``topics`` is ``name:mark,…`` with the marks the page was rendered with."""
+    """``topics`` is ``name:mark,…`` with the marks the page was rendered with.
+
+    A stream lasts at most MAX_STREAM_S (a hub that stops is not held up by open pages); the
+    browser reconnects by itself and sends the marks of the last event as Last-Event-ID, so
+    nothing is sent twice or missed across reconnects."""
     hub = hub_of(request)
     poll_s: float = request.app.state.ui_poll_s
     asked = requested(topics, user.role)
+    resumed = requested(request.headers.get("last-event-id", ""), user.role)
+    asked.update({n: m for n, m in resumed.items() if m})
     names = list(asked)
 
     async def stream() -> AsyncIterator[str]:
         seen = {n: m for n, m in asked.items() if m}
-        quiet = 0.0
-        yield "retry: 3000\n\n"
-        while not await request.is_disconnected():
+        ends = anyio.current_time() + MAX_STREAM_S
+        yield f"retry: {RETRY_MS}\n\n"
+        while anyio.current_time() < ends and not await request.is_disconnected():
             try:
                 if await anyio.to_thread.run_sync(session_user, request) is None:
                     break  # logged out, disabled or password reset: the stream ends with the session
@@ -94,12 +101,9 @@ async def events(request: Request, user: AnyUser, topics: str = "") -> Streaming
             except Exception as exc:  # a database hiccup must not end the stream; the next poll retries
                 log.warning("live updates: poll failed: %s", exc)
                 changed = []
+            marks = ",".join(f"{n}:{m}" for n, m in seen.items())
             for name, html in changed:
-                yield sse(name, html)
-            quiet = 0.0 if changed else quiet + poll_s
-            if quiet >= KEEPALIVE_S:
-                quiet = 0.0
-                yield ": keep-alive\n\n"
+                yield sse(name, html, marks)
             await anyio.sleep(poll_s)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
