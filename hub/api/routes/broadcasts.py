@@ -274,9 +274,7 @@ def list_occurrences(
     start = start or hub.clock()
     end = end or start + timedelta(days=7)
     if end <= start or end - start > timedelta(days=62):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, "Khoảng thời gian phải dương và tối đa 62 ngày"
-        )
+        raise HTTPException(422, "Khoảng thời gian phải dương và tối đa 62 ngày")
     tz = _tz(hub)
     return [
         OccurrenceOut(
@@ -383,7 +381,7 @@ def archive_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast
 def play_now(hub: Hub, session: DbSession, user: CurrentUser, body: PlayNowIn) -> PlayNowOut:
     if body.priority == "emergency" and not body.confirm:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             "Phát khẩn cấp sẽ ngắt mọi bản tin đang phát: cần xác nhận (confirm = true).",
         )
     if hub.mqtt is None:

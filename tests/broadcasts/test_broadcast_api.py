@@ -1,0 +1,197 @@
+"""The media and broadcast API (SQLite and PostgreSQL): uploads and TTS refused with clear
+messages and nothing stored, node tokens for downloads, roles, drafts and approval."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from media.audio_tools import make_tone
+from sqlalchemy import func, select
+
+from broadcasts.support import speakers
+from thanthien.hub.api.deps import EVERYONE
+from thanthien.hub.app import create_app
+from thanthien.hub.db.models import MediaItem
+from thanthien.hub.services import users
+
+PASSWORD = "mat-khau-123"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashes(monkeypatch):
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture
+def client(ctx):
+    with ctx.db.session() as s:
+        for role in EVERYONE:
+            users.create_user(s, username=role, password=PASSWORD, role=role, now=ctx.clock())
+        speakers(s, {"ban-a": ["loa-1"], "ban-b": ["loa-2"]})
+    with TestClient(create_app(ctx.settings, ctx.db, ctx=ctx)) as c:
+        yield c
+
+
+@pytest.fixture
+def as_role(client):
+    tokens: dict[str, dict[str, str]] = {}
+
+    def headers(role: str) -> dict[str, str]:
+        if role not in tokens:
+            r = client.post("/api/v1/auth/login", data={"username": role, "password": PASSWORD})
+            tokens[role] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        return tokens[role]
+
+    return headers
+
+
+def stored(ctx) -> tuple[int, list]:
+    media_dir = ctx.settings.hub.data_dir / "media"
+    with ctx.db.session() as s:
+        rows = s.scalar(select(func.count()).select_from(MediaItem))
+    return rows, sorted(p.name for p in media_dir.glob("??/*")) if media_dir.exists() else []
+
+
+@pytest.fixture
+def uploaded(client, as_role, tmp_path) -> dict:
+    tone = make_tone(tmp_path / "chuong.mp3", 1.0)
+    r = client.post(
+        "/api/v1/media",
+        headers=as_role("officer"),
+        data={"title": "Chuông"},
+        files={"file": ("chuong.mp3", tone.read_bytes(), "audio/mpeg")},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_an_upload_that_is_not_audio_is_refused_with_a_clear_message_and_nothing_is_stored(
+    client, as_role, ctx
+):
+    r = client.post(
+        "/api/v1/media",
+        headers=as_role("officer"),
+        files={"file": ("thong-bao.mp3", b"<html>not audio</html>" * 50, "audio/mpeg")},
+    )
+    assert r.status_code == 422
+    assert "âm thanh" in r.json()["detail"]
+    assert stored(ctx) == (0, [])
+
+
+def test_an_uploaded_file_is_stored_normalised_and_can_be_previewed(client, as_role, ctx, uploaded):
+    assert uploaded["source_format"] == "MP3" and uploaded["title"] == "Chuông"
+    assert 0.9 < uploaded["duration_s"] < 1.2
+    preview = client.get(f"/api/v1/media/{uploaded['sha256']}/preview", headers=as_role("leader"))
+    assert preview.status_code == 200 and preview.headers["content-type"] == "audio/wav"
+    assert hashlib.sha256(preview.content).hexdigest() == uploaded["sha256"]
+    assert stored(ctx) == (1, [f"{uploaded['sha256']}.wav"])
+
+
+@pytest.mark.parametrize(("text", "message"), [(" \n ", "trống"), ("a" * 3001, "quá dài")])
+def test_an_empty_or_too_long_tts_text_is_refused_and_nothing_is_stored(client, as_role, ctx, text, message):
+    r = client.post("/api/v1/media/tts", headers=as_role("officer"), json={"text": text})
+    assert r.status_code == 422 and message in r.json()["detail"]
+    assert stored(ctx) == (0, [])
+
+
+def test_a_tts_announcement_is_rendered_and_kept_with_its_text(client, as_role):
+    r = client.post(
+        "/api/v1/media/tts",
+        headers=as_role("officer"),
+        json={"text": "Kính mời bà con đến họp thôn.", "voice": "southern", "chime": False},
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["tts_text"], r.json()["tts_voice"], r.json()["source_format"]) == (
+        "Kính mời bà con đến họp thôn.",
+        "southern",
+        "TTS",
+    )
+
+
+def test_only_admin_and_it_issue_node_tokens(client, as_role):
+    assert client.post("/api/v1/nodes/loa-1/media-token", headers=as_role("officer")).status_code == 403
+    assert client.post("/api/v1/nodes/loa-1/media-token", headers=as_role("it")).status_code == 200
+
+
+def test_a_node_downloads_only_with_its_own_token_and_only_media_of_its_plan(client, as_role, ctx, uploaded):
+    sha = uploaded["sha256"]
+    token_1 = client.post("/api/v1/nodes/loa-1/media-token", headers=as_role("it")).json()["token"]
+    token_2 = client.post("/api/v1/nodes/loa-2/media-token", headers=as_role("it")).json()["token"]
+    url = f"/api/v1/media/{sha}"
+    body = {
+        "title": "Họp thôn",
+        "media_sha256": sha,
+        "target_kind": "zones",
+        "target_zones": ["ban-a"],
+        "schedule_kind": "once",
+        "start_at": (ctx.clock() + timedelta(hours=1)).isoformat(),
+    }
+    bid = client.post("/api/v1/broadcasts", headers=as_role("officer"), json=body).json()["id"]
+    assert client.get(url, headers={"Authorization": f"Bearer {token_1}"}).status_code == 403  # a draft
+    assert client.post(f"/api/v1/broadcasts/{bid}/approve", headers=as_role("leader")).status_code == 200
+    ok = client.get(url, headers={"Authorization": f"Bearer {token_1}"})
+    assert ok.status_code == 200 and hashlib.sha256(ok.content).hexdigest() == sha
+    assert client.get(url, headers={"Authorization": f"Bearer {token_2}"}).status_code == 403  # not its zone
+    assert client.get(url, headers={"Authorization": "Bearer tn_wrong"}).status_code == 401
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers=as_role("admin")).status_code == 401  # a login is not a node token
+    rotated = client.post("/api/v1/nodes/loa-1/media-token", headers=as_role("it")).json()["token"]
+    assert client.get(url, headers={"Authorization": f"Bearer {token_1}"}).status_code == 401
+    assert client.get(url, headers={"Authorization": f"Bearer {rotated}"}).status_code == 200
+
+
+def test_officers_draft_leaders_approve_and_the_audit_names_them(client, as_role, ctx, uploaded):
+    body = {
+        "title": "Bản tin sáng",
+        "media_sha256": uploaded["sha256"],
+        "schedule_kind": "weekdays",
+        "weekdays": [1, 3, 5],
+        "local_time": "06:30",
+    }
+    created = client.post("/api/v1/broadcasts", headers=as_role("officer"), json=body)
+    assert created.status_code == 201 and created.json()["status"] == "draft"
+    assert created.json()["schedule_text"] == "Thứ Hai, Thứ Tư, Thứ Sáu lúc 06:30"
+    bid = created.json()["id"]
+    assert client.post(f"/api/v1/broadcasts/{bid}/approve", headers=as_role("officer")).status_code == 403
+    assert (
+        client.post(f"/api/v1/broadcasts/{bid}/approve", headers=as_role("leader")).json()["status"]
+        == "approved"
+    )
+    audit = client.get(f"/api/v1/broadcasts/{bid}/audit", headers=as_role("it")).json()
+    assert [(a["action"], a["username"]) for a in audit] == [("created", "officer"), ("approved", "leader")]
+    calendar = client.get("/api/v1/occurrences", headers=as_role("officer")).json()
+    assert {o["start_at_local"][11:16] for o in calendar} == {"06:30"} and calendar[0]["targets"] == 2
+
+
+def test_a_slot_in_quiet_hours_is_refused_through_the_api_with_the_reason(client, as_role, uploaded):
+    body = {
+        "title": "Muộn",
+        "media_sha256": uploaded["sha256"],
+        "schedule_kind": "daily",
+        "local_time": "22:15",
+    }
+    r = client.post("/api/v1/broadcasts", headers=as_role("officer"), json=body)
+    assert r.status_code == 422 and "giờ yên tĩnh (21:30–05:30)" in r.json()["detail"]
+    assert client.get("/api/v1/broadcasts", headers=as_role("officer")).json() == []
+
+
+def test_an_emergency_play_now_needs_confirmation(client, as_role, uploaded):
+    body = {"media_sha256": uploaded["sha256"], "priority": "emergency"}
+    r = client.post("/api/v1/broadcasts/play-now", headers=as_role("leader"), json=body)
+    assert r.status_code == 422 and "xác nhận" in r.json()["detail"]
+    assert (
+        client.post(
+            "/api/v1/broadcasts/play-now", headers=as_role("officer"), json={**body, "confirm": True}
+        ).status_code
+        == 403
+    )
+
+
+def test_holiday_catalogue_lists_tet_with_its_next_dates(client, as_role):
+    rows = {h["key"]: h for h in client.get("/api/v1/broadcasts/holidays", headers=as_role("officer")).json()}
+    assert rows["tet_1"]["name"] == "Mùng một Tết Nguyên Đán"
+    assert rows["tet_1"]["next_dates"] == ["2027-02-06", "2028-01-26"]
