@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Alarm, Counter, Device, Node, Rating, TelemetrySample, Zone
-from thanthien.hub.services import health, registry
+from thanthien.hub.db.models import Alarm, CameraStatus, Counter, Device, Node, Rating, TelemetrySample, Zone
+from thanthien.hub.services import cameras, health, registry
 
 RAW_LIMIT = timedelta(days=2)
 """Charts over a longer period use the hourly roll-ups (raw samples are pruned anyway)."""
@@ -23,6 +23,8 @@ class DeviceView:
     kind: str
     name: str
     place: str  # counter name for a rating box, zone name for a speaker
+    camera: CameraStatus | None = None  # a camera's last reported state
+    declared: bool = True  # False: a camera that reports but is not in the registry
 
 
 @dataclass
@@ -41,22 +43,36 @@ def latest_telemetry(session: Session, *, node_id: str) -> TelemetrySample | Non
 def _device_views(session: Session) -> dict[str, list[DeviceView]]:
     counters = {c.id: c.name for c in session.scalars(select(Counter))}
     zones = {z.id: z.name for z in session.scalars(select(Zone))}
+    statuses = {(s.node_id, s.camera): s for s in cameras.list_status(session)}
     out: dict[str, list[DeviceView]] = {}
     for d in registry.list_devices(session):
         place = counters.get(d.counter_id, "") if d.counter_id else ""
         place = place or (zones.get(d.zone_id, "") if d.zone_id else "")
-        out.setdefault(d.node_id, []).append(DeviceView(code=d.code, kind=d.kind, name=d.name, place=place))
+        camera = statuses.pop((d.node_id, d.code), None) if d.kind == "camera" else None
+        out.setdefault(d.node_id, []).append(DeviceView(code=d.code, kind=d.kind, name=d.name, place=place,
+                                                        camera=camera))
+    for (node_id, code), status in statuses.items():
+        out.setdefault(node_id, []).append(DeviceView(code=code, kind="camera", name="", place="",
+                                                      camera=status, declared=False))
     return out
+
+
+def camera_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(CameraStatus.state, func.count()).group_by(CameraStatus.state)).all()
+    return {state: int(n) for state, n in rows}
 
 
 def node_overview(session: Session) -> list[NodeView]:
     """Every node (registered or not) with its devices, latest telemetry and open alarm count.
     Nodes needing attention (lost, offline, unknown, with alarms) come first."""
     devices = _device_views(session)
-    open_by_subject = dict(session.execute(
-        select(Alarm.subject, func.count()).where(Alarm.cleared_at.is_(None)).group_by(Alarm.subject)).all())
+    open_by_node: dict[str, int] = {}
+    for subject, n in session.execute(select(Alarm.subject, func.count()).where(Alarm.cleared_at.is_(None))
+                                      .group_by(Alarm.subject)):
+        node_id = subject.split("/", 1)[0]  # a camera alarm's subject is "<node>/<camera>"
+        open_by_node[node_id] = open_by_node.get(node_id, 0) + int(n)
     views = [NodeView(node=n, latest=latest_telemetry(session, node_id=n.id), devices=devices.get(n.id, []),
-                      open_alarms=int(open_by_subject.get(n.id, 0)))
+                      open_alarms=open_by_node.get(n.id, 0))
              for n in registry.list_nodes(session)]
     rank = {"lost": 0, "offline": 1, "unknown": 2, "online": 3}
     views.sort(key=lambda v: (rank.get(v.node.state, 2), -v.open_alarms, v.node.id))
@@ -130,11 +146,13 @@ def telemetry_series(session: Session, *, node_id: str, start: datetime,
 
 # -- fingerprints for the live stream -------------------------------------------------------
 def health_fingerprint(session: Session) -> tuple:
-    """Changes whenever a node's state or heartbeat, its telemetry, or an alarm changes."""
+    """Changes whenever a node's state or heartbeat, its telemetry, a camera's state, or an alarm changes."""
     nodes = tuple(session.execute(select(Node.id, Node.state, Node.last_seen_at, Node.registered)
                                   .order_by(Node.id)).all())
     latest = session.scalar(select(func.max(TelemetrySample.id)))
-    return nodes, latest, _alarm_marks(session, None)
+    cams = tuple(session.execute(select(CameraStatus.node_id, CameraStatus.camera, CameraStatus.state,
+                                        CameraStatus.reason).order_by(CameraStatus.id)).all())
+    return nodes, latest, cams, _alarm_marks(session, None)
 
 
 def _alarm_marks(session: Session, audience: str | None) -> tuple:

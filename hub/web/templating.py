@@ -20,14 +20,14 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 NODE_STATES = {"online": "Trực tuyến", "offline": "Ngoại tuyến", "lost": "Mất kết nối", "unknown": "Chưa rõ"}
-CAMERA_STATES = {"ok": "Hoạt động tốt", "degraded": "Chập chờn", "down": "Mất tín hiệu",
+CAMERA_STATES = {"ok": "Bình thường", "degraded": "Chập chờn", "down": "Mất tín hiệu",
                  "frozen": "Đứng hình", "black": "Màn hình đen"}
 DEVICE_KINDS = {"rating_box": "Hộp đánh giá", "speaker": "Cụm loa", "camera": "Camera"}
 SEVERITIES = {"info": "Thông tin", "warning": "Cảnh báo", "major": "Nghiêm trọng", "critical": "Khẩn cấp"}
 ALARM_KINDS = {"node_offline": "Thiết bị ngoại tuyến", "node_unregistered": "Thiết bị chưa đăng ký",
                "outbox_backlog": "Tồn đọng dữ liệu", "disk_full": "Sắp đầy bộ nhớ",
                "high_temperature": "Nhiệt độ cao", "clock_unsynced": "Đồng hồ chưa đồng bộ",
-               "negative_spike": "Đánh giá tiêu cực tăng đột biến"}
+               "camera_down": "Camera gặp sự cố", "negative_spike": "Đánh giá tiêu cực tăng đột biến"}
 STATE_REASONS = {"last will: connection lost": "mất kết nối đột ngột", "clean stop": "tắt bình thường",
                  "heartbeat expired": "quá thời gian không gửi tín hiệu"}
 

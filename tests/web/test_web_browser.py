@@ -17,7 +17,7 @@ from thanthien.hub.services import health, reports, users
 from thanthien.hub.web import periods
 from web.conftest import wait_until
 from web.pages import attr, css, css_all, live_connected, log_in, menu, overflow_px, text, visible, wait
-from web.town import COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ, press, state, survey_years
+from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ, press, state, survey_years
 
 MENUS = {
     "admin": ["Trang chủ", "Tình trạng thiết bị", "Mức độ hài lòng", "Người dùng"],
@@ -86,6 +86,16 @@ def test_node_going_offline_turns_red_on_the_health_page_without_a_reload(browse
         with ctx.db.session() as session:
             health.apply_node_state(session, state=state("node-c", "online", ctx.clock(), session=6),
                                     now=ctx.clock(), notify=False)
+
+
+def test_health_page_shows_each_camera_with_its_state_and_reason(browser, hub_server, shot):
+    log_in(browser, hub_server.url, "it")
+    browser.get(hub_server.url + "/ui/health")
+    camera = css(browser, '.node-row[data-node="node-a"] [data-camera="cam-1"]')
+    assert camera.get_attribute("data-camera-state") == "frozen"
+    assert "Đứng hình" in camera.text and CAMERA_REASON in camera.text
+    assert css(browser, 'b[data-camera-count="frozen"]').text == "1"
+    shot(browser, "camera")
 
 
 def test_it_acknowledges_an_open_alarm(browser, hub_server, shot):

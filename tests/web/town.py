@@ -14,15 +14,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.services import health, ratings, registry, users
+from thanthien.hub.services import cameras, health, ratings, registry, users
 from thanthien.hub.web import periods
-from thanthien.protocol.payloads import NodeState, RatingEvent, Telemetry
+from thanthien.protocol.payloads import CameraHealth, NodeState, RatingEvent, Telemetry
 
 TZ = "Asia/Ho_Chi_Minh"
 PASSWORDS = {role: f"mat-khau-{role}-2026" for role in users.ROLES}
 COUNTERS = {"quay-1": "Quầy Tư pháp – Hộ tịch", "quay-2": "Quầy Đất đai"}
 FULL_NAMES = {"admin": "Quản trị viên", "officer": "Trần Văn Bình", "it": "Lò Văn Hùng",
               "leader": "Phạm Thị Hoa"}
+CAMERA_REASON = "Hình ảnh không thay đổi trong 60 giây"
 OFFICER = "Nguyễn Thị Lan"  # on duty at quay-1 the whole time; quay-2 has nobody rostered
 
 
@@ -134,6 +135,10 @@ def seed(ctx: HubContext) -> Town:
             health.record_telemetry(session, t=_telemetry(node, now), now=now, thresholds=th, notify=notify)
         health.apply_node_state(session, state=state("node-d", "lost", now - timedelta(minutes=20)),
                                 now=now - timedelta(minutes=20), notify=notify)
+        frozen = now - timedelta(minutes=12)
+        cameras.apply_health(session, health=CameraHealth(
+            node="node-a", camera="cam-1", state="frozen", reason=CAMERA_REASON, since=frozen, at=now),
+            now=now, alarm_after_s=300, tz=ZoneInfo(TZ), notify=notify)
     today = periods.today(now, TZ)
     start = local_day_start(today)
     plan = [("quay-1", 4), ("quay-1", 4), ("quay-1", 3), ("quay-1", 3), ("quay-1", 2), ("quay-1", 4),

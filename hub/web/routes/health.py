@@ -38,6 +38,7 @@ def live_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, A
         "nodes": queries.node_overview(session),
         "alarms": alarms.list_alarms(session, active=True, audience=alarm_audience(user)),
         "counts": health.state_counts(session),
+        "camera_counts": queries.camera_counts(session),
         "thresholds": hub.thresholds,
         "now": hub.clock(),
         "tz": hub.settings.hub.timezone,
