@@ -170,6 +170,24 @@ def test_a_new_press_arrives_live_on_the_satisfaction_page(browser, hub_server, 
     shot(browser, "live-press")
 
 
+def test_trend_by_month_over_last_quarter(browser, hub_server, shot):
+    town = hub_server.town
+    last = periods.quarter_of(periods.today(hub_server.ctx.clock(), TZ), TZ, back=1)
+    log_in(browser, hub_server.url, "leader")
+    browser.get(hub_server.url + f"/ui/satisfaction?start={last.first}&end={last.last}")
+    browser.find_element(By.LINK_TEXT, "Theo tháng").click()
+    wait(browser).until(lambda d: "trend=month" in d.current_url)
+    rows = css_all(browser, "table.trend tbody tr")
+    months = [periods.month(last.first.year, last.first.month + i, TZ) for i in range(3)]
+    assert [r.get_attribute("data-period") for r in rows] == [f"{m.first:%Y-%m}" for m in months]
+    for row, month in zip(rows, months, strict=True):
+        expected = town.counts(start=month.start, end=month.end)
+        assert row.find_element(By.CSS_SELECTOR, "td.total").text == str(sum(expected.values()))
+    assert len(css_all(browser, "svg.chart rect.bar")) == 3
+    browser.execute_script("arguments[0].scrollIntoView()", css(browser, "table.trend"))
+    shot(browser, "trend")
+
+
 def _downloaded(folder: Path, suffix: str) -> list[Path]:
     return [p for p in folder.iterdir() if p.suffix == suffix]
 

@@ -200,3 +200,23 @@ def test_a_reconnecting_stream_sends_what_changed_after_the_last_event_id(hub_se
     assert event[0] == "event: today"
     assert re.fullmatch(r"id: today:[0-9a-f]{16}", event[1]) and event[1] != "id: today:0000000000000000"
     assert event[2].startswith("data: ")
+
+
+def test_a_leader_sees_and_acknowledges_a_negative_press_spike(client, hub_server):
+    with hub_server.ctx.db.session() as session:
+        message = "Quầy quay-2: 3/4 lượt đánh giá trong 15 phút qua là Bình thường hoặc Không hài lòng (75%)"
+        alarm = alarms.raise_alarm(session, kind="negative_spike", subject="quay-2", severity="major",
+                                   message=message, now=hub_server.ctx.clock(), notify=False).alarm
+        session.flush()
+        alarm_id = alarm.id
+    login_client(client, "leader")
+    page = client.get("/ui/satisfaction").text
+    assert f'data-alarm="{alarm_id}"' in page and "Đánh giá tiêu cực tăng đột biến" in page
+    response = client.post(f"/ui/alarms/{alarm_id}/acknowledge", data={CSRF_FIELD: _csrf(client),
+                                                                       "next": "/ui/satisfaction"})
+    assert response.headers["location"] == "/ui/satisfaction"
+    assert "Đã xác nhận bởi leader" in client.get("/ui/satisfaction").text
+    with hub_server.ctx.db.session() as session:
+        assert session.get(Alarm, alarm_id).acknowledged_by == "leader"
+        alarms.clear_alarm(session, kind="negative_spike", subject="quay-2", now=hub_server.ctx.clock(),
+                           notify=False)
