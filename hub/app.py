@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from thanthien import __version__ as VERSION
 from thanthien.hub.api import errors
+from thanthien.hub.api.limits import ENVELOPE_BYTES, BodyLimit
 from thanthien.hub.api.routes import (
     auth,
     broadcasts,
@@ -56,5 +57,6 @@ def create_app(settings: HubSettings, db: Database, mqtt: MqttLink | None = None
     app.include_router(media.node_router, prefix=API_PREFIX)  # speaker nodes' downloads (node token)
     app.include_router(system.router)
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.media.max_bytes + ENVELOPE_BYTES)
     install_web(app)  # the Vietnamese web UI under /ui (hub/web)
     return app
