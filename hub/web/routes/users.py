@@ -104,6 +104,8 @@ def set_active(request: Request, user: AdminUser, user_id: int,
 def reset_password(request: Request, user: AdminUser, user_id: int) -> Response:
     """A new random password, shown once on this page (never put in a URL or cookie); the
     user's sessions end."""
+    if user_id == user.id:
+        return flash.redirect(BACK, message="Không thể tự đặt lại mật khẩu của chính mình ở đây", error=True)
     password = secrets.token_urlsafe(9)
     hub = hub_of(request)
     try:
