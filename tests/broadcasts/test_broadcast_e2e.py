@@ -26,6 +26,7 @@ def town_factory(broker_factory, tmp_path):
         broker = broker_factory(HUB, *accounts)
         zones = {a.username: ("ban-a" if i % 2 else "ban-b") for i, a in enumerate(accounts)}
         town = Town(tmp_path, broker.port, HUB, accounts, zones=zones, **kw)
+        town.broker = broker
         towns.append(town)
         return town.start()
 
@@ -113,8 +114,8 @@ def test_an_emergency_play_now_interrupts_a_normal_broadcast_which_is_reported_i
         ]
 
 
-def test_a_node_with_a_wrong_token_cannot_download_and_its_failure_is_reported(town_factory, tmp_path):
-    town = town_factory(2, wrong_token=("loa-02",))
+def test_a_node_with_a_wrong_token_cannot_download_and_its_failure_is_reported(town_factory, tmp_path, db):
+    town = town_factory(2, wrong_token=("loa-02",), db_url=db.url.render_as_string(hide_password=False))
     media = town.upload_tone(make_tone(tmp_path / "tb.wav", 1.0, freq=500), "Thông báo")
     start = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
     bid = town.schedule_once(media["sha256"], start)
@@ -128,3 +129,24 @@ def test_a_node_with_a_wrong_token_cannot_download_and_its_failure_is_reported(t
     assert statuses["loa-02"][0] == "failed" and "HTTP 401" in statuses["loa-02"][1]
     assert not town.speaker("loa-02").cache.has(media["sha256"])  # type: ignore[union-attr]
     assert town.playlog("loa-02") == []
+
+
+def test_with_the_broker_stopped_before_the_start_every_node_plays_on_time_and_reports_later(
+    town_factory, tmp_path
+):
+    town = town_factory(3)
+    media = town.upload_tone(make_tone(tmp_path / "tb.wav", 1.0, freq=700), "Thông báo")
+    start = (datetime.now(UTC) + timedelta(seconds=13)).replace(microsecond=0)
+    bid = town.schedule_once(media["sha256"], start)
+    [occ] = town.get(f"/broadcasts/{bid}/reports")
+    town.wait_cached(media["sha256"])
+    assert datetime.now(UTC) < start - timedelta(seconds=10), "set-up too slow for this test"
+    assert wait_until(lambda: datetime.now(UTC) >= start - timedelta(seconds=10), 15)
+    town.broker.stop()
+    played = town.wait_played(sorted(town.agents), label_of(media["sha256"]), timeout=20)
+    for node, entry in played.items():
+        error = (datetime.fromisoformat(entry["started_at"]) - start).total_seconds()
+        assert abs(error) < START_TOLERANCE_S, (node, error)
+    town.broker.start()
+    report = town.wait_report(occ["occurrence_id"], lambda r: r["counts"]["finished"] == 3, timeout=30)
+    assert report["start_spread_s"] < START_TOLERANCE_S
