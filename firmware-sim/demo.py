@@ -164,11 +164,12 @@ class HubProcess:
 
 
 def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float | None,
-         now: datetime) -> None:
+         now: datetime) -> dict[str, str]:
+    """Seed on the first run; returns fresh media tokens for the speaker nodes."""
     from thanthien.config import load_config
     from thanthien.hub.db.session import Database
     from thanthien.hub.settings import HubSettings
-    from thanthien.sim.seed import seed_town
+    from thanthien.sim.seed import issue_speaker_tokens, seed_town
 
     settings = load_config(HubSettings, config)
     settings.hub.data_dir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,8 @@ def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float
     try:
         db.migrate()
         start = now - timedelta(days=history_days) if history_days is not None else None
-        report = seed_town(db, now=now, logins=secrets_.logins, start=start)
+        report = seed_town(db, now=now, logins=secrets_.logins, start=start, settings=settings)
+        tokens = issue_speaker_tokens(db, now=now)
     finally:
         db.dispose()
     if report.seeded:
@@ -184,6 +186,7 @@ def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float
                  report.start.date() if report.start else "?", report.shifts)
     else:
         log.info("the town is already seeded (%s); reusing it", root)
+    return tokens
 
 
 def prepare_broker(root: Path, port: int, secrets_: DemoSecrets) -> tuple[Broker, str]:

@@ -8,6 +8,9 @@ changes nothing):
   included) each counter is staffed 07:00–17:30 by one of its two officers, alternating by
   ISO week, from the start of the history to two weeks ahead;
 * a user per role (admin, officer, it, leader);
+* with the hub's settings, three approved broadcasts rendered with the hub's Vietnamese TTS
+  (the morning and afternoon bulletins on working days, the chairman's greeting on the first
+  day of Tết) to every speaker, unless espeak-ng or ffmpeg is missing (then a warning);
 * ratings from the citizen model (office hours, holidays, the counter's score mix moving
   from its October round to its March round) at the office node, stored with
   ``services.ratings.store_ratings`` so each is attributed to the officer on duty.
@@ -23,6 +26,8 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,6 +39,9 @@ from thanthien.hub.settings import RegistrySection
 from thanthien.protocol.payloads import RatingEvent
 from thanthien.sim import town
 from thanthien.sim.citizens import LOCAL_TZ, CitizenModel
+
+if TYPE_CHECKING:
+    from thanthien.hub.settings import HubSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,7 @@ def is_seeded(session: Session) -> bool:
 
 
 def seed_town(db: Database, *, now: datetime, logins: list[Login], start: datetime | None = None,
-              seed: int = 1) -> SeedReport:
+              seed: int = 1, settings: HubSettings | None = None) -> SeedReport:
     """Seed once; returns what was done (``seeded=False`` when the town was already there)."""
     start = start or history_start(now)
     with db.session() as session:
@@ -98,10 +106,64 @@ def seed_town(db: Database, *, now: datetime, logins: list[Login], start: dateti
             users.create_user(session, username=login.username, password=login.password, role=login.role,
                               full_name=login.full_name, now=now)
         count = _ratings(session, start, now, seed)
+        if settings is not None:
+            _broadcasts(session, settings, now, approver=_approver(logins))
         session.commit()
     log.info("town seeded: %d ratings since %s, %d shifts, %d users", count, start.date(), shifts,
              len(logins))
     return SeedReport(seeded=True, ratings=count, shifts=shifts, start=start)
+
+
+BROADCASTS = (
+    ("Bản tin buổi sáng", "weekdays", "06:30", [],
+     "Đài truyền thanh thị trấn Mường Ảng xin kính chào bà con. Sau đây là bản tin buổi sáng. "
+     "Bộ phận một cửa Ủy ban nhân dân thị trấn làm việc từ bảy giờ ba mươi đến mười một giờ ba mươi "
+     "và từ mười ba giờ ba mươi đến mười bảy giờ các ngày trong tuần. Xin cảm ơn bà con đã lắng nghe."),
+    ("Bản tin buổi chiều", "weekdays", "17:15", [],
+     "Đài truyền thanh thị trấn Mường Ảng thông báo: bà con chú ý phòng chống cháy rừng trong mùa khô, "
+     "không đốt nương khi trời hanh khô và gió lớn. Xin cảm ơn bà con."),
+    ("Lời chúc Tết của Chủ tịch UBND thị trấn", "holiday", "06:30", ["tet_1"],
+     "Nhân dịp năm mới, thay mặt Ủy ban nhân dân thị trấn Mường Ảng, xin kính chúc bà con các bản "
+     "và các tổ dân phố một năm mới mạnh khỏe, an khang, hạnh phúc."),
+)
+
+
+def _approver(logins: list[Login]) -> str:
+    return next((x.username for x in logins if x.role == "leader"), "demo")
+
+
+def _broadcasts(session: Session, settings: HubSettings, now: datetime, *, approver: str) -> None:
+    from thanthien.hub.services import broadcasts, media_items
+    from thanthien.hub.services.errors import ServiceError
+    from thanthien.hub.services.tts import TtsRequest
+
+    tz = ZoneInfo(settings.hub.timezone)
+    lib = media_items.library(settings.hub.data_dir, settings.media)
+    for title, kind, at, holidays, text in BROADCASTS:
+        try:
+            media = media_items.add_tts(session, lib=lib, settings=settings.tts,
+                                        request=TtsRequest(text=text), title=title, username="demo", now=now)
+            spec = broadcasts.BroadcastSpec(
+                title=title, media_sha256=media.sha256, schedule_kind=kind, local_time=at, holidays=holidays,
+                weekdays=[1, 2, 3, 4, 5] if kind == "weekdays" else [],
+                priority="priority" if kind == "holiday" else "normal")
+            b = broadcasts.create_broadcast(session, spec=spec, username="canbo", now=now, tz=tz,
+                                            cfg=settings.broadcasts)
+            session.flush()
+            broadcasts.approve_broadcast(session, broadcast_id=b.id, username=approver, now=now, tz=tz,
+                                         cfg=settings.broadcasts)
+        except ServiceError as exc:
+            log.warning("broadcast %r not seeded: %s", title, exc)
+
+
+def issue_speaker_tokens(db: Database, *, now: datetime) -> dict[str, str]:
+    """A fresh media token for every speaker node of the town (the old ones stop working)."""
+    from thanthien.hub.services import media_items
+
+    with db.session() as session:
+        tokens = {z.node: media_items.issue_node_token(session, node_id=z.node, now=now) for z in town.ZONES}
+        session.commit()
+    return tokens
 
 
 def _officers(session: Session) -> dict[str, list[int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,6 +95,16 @@ def test_demo_starts_answers_and_ctrl_c_leaves_no_process(tmp_path):
             return {n["id"] for n in nodes if n["state"] == "online"} >= set(town.node_ids())
 
         assert wait_until(all_online, timeout=30, every=0.5)
+
+        def cameras_reported() -> bool:
+            cams = httpx.get(f"{base}/cameras", headers=headers, timeout=10).json()
+            return {c["camera"] for c in cams if c["state"] == "ok"} == {code for code, _ in town.CAMERAS}
+
+        assert wait_until(cameras_reported, timeout=30, every=0.5)
+        if shutil.which("espeak-ng") and shutil.which("ffmpeg"):  # the seeded bulletins are TTS
+            titles = {b["title"] for b in httpx.get(f"{base}/broadcasts", headers=headers, timeout=10).json()
+                      if b["status"] == "approved"}
+            assert "Bản tin buổi sáng" in titles
         children = _children(proc.pid)
         assert len(children) >= 2  # the broker and the hub
         proc.send_signal(signal.SIGINT)

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         except BrokerError as exc:
             log.error("%s", exc)
             return 1
-        seed(root, hub.config, secrets_, history_days=args.history_days, now=utc_now())
+        tokens = seed(root, hub.config, secrets_, history_days=args.history_days, now=utc_now())
         if stop.is_set():
             return 0
         hub.start()
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         ledger = Ledger(root / "town" / "ledger.jsonl")
         env = SimEnv("127.0.0.1", broker.port, root / "town", ledger=ledger, hub_url=f"{base}/api/v1/",
-                     telemetry_s=30.0, camera_interval_s=10.0, camera_publish_s=60.0, wav_thank_you=True)
+                     telemetry_s=30.0, camera_interval_s=10.0, camera_publish_s=60.0, wav_thank_you=True,
+                     speaker_tokens=tokens)
         specs = town.node_specs(secrets_.nodes)
         group = NodeGroup(specs, env, habits=CitizenHabits(press_rate=args.press_rate),
                           faultable={s.node_id for s in specs}, seed=args.seed)
