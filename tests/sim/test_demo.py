@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sim_helpers import wait_until
+from sim_helpers import descendants, gone, wait_until
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
@@ -26,33 +26,6 @@ from thanthien.sim import town
 from thanthien.sim.seed import Login, rounds, seed_town
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out += kids
-        todo += kids
-    return out
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state == "Z"
 
 
 def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> dict[str, str]:
@@ -105,12 +78,12 @@ def test_demo_starts_answers_and_ctrl_c_leaves_no_process(tmp_path):
             titles = {b["title"] for b in httpx.get(f"{base}/broadcasts", headers=headers, timeout=10).json()
                       if b["status"] == "approved"}
             assert "Bản tin buổi sáng" in titles
-        children = _children(proc.pid)
+        children = descendants(proc.pid)
         assert len(children) >= 2  # the broker and the hub
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
-        assert wait_until(lambda: all(_gone(c) for c in children), timeout=10), \
-            [c for c in children if not _gone(c)]
+        assert wait_until(lambda: all(gone(c) for c in children), timeout=10), \
+            [c for c in children if not gone(c)]
     finally:
         if proc.poll() is None:  # the test failed: stop the demo the way a user would
             proc.send_signal(signal.SIGINT)
