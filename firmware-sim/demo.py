@@ -121,7 +121,8 @@ class HubProcess:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "thanthien.cli", "hub", "serve", "--config", str(self.config)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)  # Ctrl-C reaches the demo only; it stops the hub in order
 
     @property
     def running(self) -> bool:
@@ -192,7 +193,7 @@ def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float
 def prepare_broker(root: Path, port: int, secrets_: DemoSecrets) -> tuple[Broker, str]:
     from thanthien.commands.broker import ensure_hub_user
 
-    broker = Broker(root / "broker", port=port)
+    broker = Broker(root / "broker", port=port, own_session=True)
     broker.prepare()
     hub_password = ensure_hub_user(broker, broker.data_dir / "hub.secret")
     broker.add_users(secrets_.nodes)

@@ -112,8 +112,11 @@ class Broker:
 
     def __init__(self, data_dir: Path | str, *, port: int = 0, bind: str = "127.0.0.1",
                  root: str = DEFAULT_ROOT, hub_user: str = "hub",
-                 tls: BrokerTls | None = None) -> None:
+                 tls: BrokerTls | None = None, own_session: bool = False) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.own_session = own_session
+        """Start Mosquitto in its own session, so a terminal's Ctrl-C reaches only the parent,
+        which then stops it in order (the demo stops its nodes before their broker)."""
         self.tls = tls
         self.bind = bind
         self.port = port or free_port(bind)
@@ -188,7 +191,7 @@ class Broker:
         self._proc = subprocess.Popen(
             [_require("mosquitto"), "-c", str(self.conf_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace",
+            text=True, errors="replace", start_new_session=self.own_session,
         )
         (self.data_dir / "mosquitto.pid").write_text(str(self._proc.pid))
         self._reader = threading.Thread(target=self._read_output, args=(self._proc,),
