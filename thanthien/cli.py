@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "thanthien.commands.edge",
     "thanthien.commands.hub",
     "thanthien.commands.sim",
+    "thanthien.commands.bench",
 )
 
 
