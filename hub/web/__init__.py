@@ -14,11 +14,11 @@ from fastapi.staticfiles import StaticFiles
 
 from thanthien.hub.web.auth import ROLE_LABELS, BadCsrf, Forbidden, LoginRequired, session_user
 from thanthien.hub.web.flash import safe_next
-from thanthien.hub.web.routes import events, health, satisfaction, session, users
+from thanthien.hub.web.routes import broadcasts, events, health, satisfaction, session, users
 from thanthien.hub.web.templating import HERE, render
 
 PREFIX = "/ui"
-ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router)
+ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router, broadcasts.router)
 
 
 def install(app: FastAPI, *, poll_s: float = 2.0) -> None:

@@ -77,6 +77,8 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("/ui/", "Trang chủ", ("admin", "officer", "it", "leader")),
     ("/ui/health", "Tình trạng thiết bị", ("admin", "it")),
     ("/ui/satisfaction", "Mức độ hài lòng", ("admin", "leader")),
+    ("/ui/broadcasts", "Lịch phát thanh", ("admin", "officer", "leader")),
+    ("/ui/media", "Thư viện âm thanh", ("admin", "officer", "leader")),
     ("/ui/users", "Người dùng", ("admin",)),
 ]
 

@@ -20,10 +20,11 @@ from web.pages import attr, css, css_all, live_connected, log_in, menu, overflow
 from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ, press, state, survey_years
 
 MENUS = {
-    "admin": ["Trang chủ", "Tình trạng thiết bị", "Mức độ hài lòng", "Người dùng"],
-    "officer": ["Trang chủ"],
+    "admin": ["Trang chủ", "Tình trạng thiết bị", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
+              "Người dùng"],
+    "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh"],
     "it": ["Trang chủ", "Tình trạng thiết bị"],
-    "leader": ["Trang chủ", "Mức độ hài lòng"],
+    "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh"],
 }
 NAMES = FULL_NAMES
 

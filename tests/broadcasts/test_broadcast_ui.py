@@ -1,0 +1,138 @@
+"""Broadcast pages of the web UI (SQLite and PostgreSQL): calendar, drafting with the
+quiet-hours refusal shown, approval by a leader, media upload/TTS refusals, previews."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from media.audio_tools import make_tone
+
+from broadcasts.support import media_row, speakers
+from thanthien.hub.app import create_app
+from thanthien.hub.services import users
+from thanthien.hub.web.auth import csrf_for
+
+PASSWORD = "mat-khau-123"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashes(monkeypatch):
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture
+def sha(ctx):
+    with ctx.db.session() as s:
+        for role in ("admin", "officer", "leader", "it"):
+            users.create_user(s, username=role, password=PASSWORD, role=role, now=ctx.clock())
+        speakers(s, {"ban-a": ["loa-1", "loa-2"]})
+        return media_row(s, ctx.clock(), name="Bản tin sáng", duration_s=60.0)
+
+
+@pytest.fixture
+def ui(ctx, sha):
+    app = create_app(ctx.settings, ctx.db, ctx=ctx)
+
+    def client(role: str) -> tuple[TestClient, str]:
+        c = TestClient(app, follow_redirects=False)
+        r = c.post("/ui/login", data={"username": role, "password": PASSWORD})
+        assert r.status_code == 303, r.text
+        return c, csrf_for(ctx, c.cookies["thanthien_session"])
+
+    return client
+
+
+def draft(client: TestClient, csrf: str, sha: str, **over: str) -> object:
+    form = {
+        "csrf": csrf,
+        "title": "Thông báo họp",
+        "media_sha256": sha,
+        "target_kind": "zones",
+        "target_zones": "ban-a",
+        "priority": "normal",
+        "volume": "90",
+        "schedule_kind": "daily",
+        "local_time": "06:30",
+        **over,
+    }
+    return client.post("/ui/broadcasts", data=form)
+
+
+def test_an_officer_drafts_and_a_leader_approves_then_the_calendar_shows_it(ui, sha):
+    officer, csrf = ui("officer")
+    r = draft(officer, csrf, sha)
+    assert r.status_code == 303, r.text
+    page = r.headers["location"]
+    assert "bản nháp" in officer.get(page).text
+    assert officer.post(f"{page}/approve", data={"csrf": csrf}).status_code == 403
+    leader, lcsrf = ui("leader")
+    assert leader.post(f"{page}/approve", data={"csrf": lcsrf}).status_code == 303
+    detail = leader.get(page).text
+    assert "đã phê duyệt" in detail and "Hằng ngày lúc 06:30" in detail
+    assert "officer: created" in detail and "leader: approved" in detail
+    calendar = officer.get("/ui/broadcasts").text
+    assert calendar.count("<b>06:30</b>") == 3  # the plan horizon: the next three mornings
+
+
+def test_a_slot_in_quiet_hours_is_refused_on_the_page_with_the_reason_and_the_form_kept(ui, sha):
+    officer, csrf = ui("officer")
+    r = draft(officer, csrf, sha, local_time="22:00", title="Muộn quá")
+    assert r.status_code == 422
+    assert "giờ yên tĩnh (21:30–05:30)" in r.text and 'value="Muộn quá"' in r.text
+
+
+def test_an_emergency_play_now_needs_confirmation_and_officers_may_not_send_it(ui, sha):
+    officer, csrf = ui("officer")
+    assert officer.post("/ui/play-now", data={"csrf": csrf, "media_sha256": sha}).status_code == 403
+    leader, lcsrf = ui("leader")
+    r = leader.post("/ui/play-now", data={"csrf": lcsrf, "media_sha256": sha, "priority": "emergency"})
+    assert r.status_code == 303 and "x%C3%A1c%20nh%E1%BA%ADn" in r.headers["set-cookie"]  # "xác nhận"
+
+
+def test_a_tts_text_that_is_empty_is_refused_on_the_media_page(ui):
+    officer, csrf = ui("officer")
+    r = officer.post(
+        "/ui/media/tts", data={"csrf": csrf, "text": "   ", "voice": "central", "speed_wpm": "150"}
+    )
+    assert r.status_code == 422 and "Nội dung thông báo trống" in r.text
+
+
+def test_an_upload_is_listed_with_a_preview_only_for_logged_in_users(ui, ctx, tmp_path):
+    officer, csrf = ui("officer")
+    tone = make_tone(tmp_path / "loa.ogg", 1.0)
+    r = officer.post(
+        "/ui/media",
+        data={"csrf": csrf, "title": "Chuông báo"},
+        files={"file": ("loa.ogg", tone.read_bytes(), "audio/ogg")},
+    )
+    assert r.status_code == 303, r.text
+    page = officer.get("/ui/media").text
+    assert "Chuông báo" in page
+    stored = next((ctx.settings.hub.data_dir / "media").glob("??/*.wav"))
+    preview = officer.get(f"/ui/media/{stored.stem}.wav")
+    assert preview.status_code == 200 and hashlib.sha256(preview.content).hexdigest() == stored.stem
+    anonymous = TestClient(officer.app, follow_redirects=False)
+    assert anonymous.get(f"/ui/media/{stored.stem}.wav").status_code == 303  # to the login page
+    it, _ = ui("it")
+    assert it.get("/ui/broadcasts").status_code == 403
+
+
+def test_a_not_audio_upload_is_refused_on_the_page_and_nothing_is_stored(ui, ctx):
+    officer, csrf = ui("officer")
+    r = officer.post(
+        "/ui/media", data={"csrf": csrf}, files={"file": ("x.mp3", b"hello" * 100, "audio/mpeg")}
+    )
+    assert r.status_code == 422 and "notice error" in r.text
+    assert not list((ctx.settings.hub.data_dir / "media").glob("??/*.wav"))
+
+
+def test_the_calendar_can_show_the_next_week(ui, ctx, sha):
+    officer, _ = ui("officer")
+    page = officer.get("/ui/broadcasts?week=1").text
+    first = (ctx.clock() + timedelta(days=7)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%d/%m")
+    assert first in page
