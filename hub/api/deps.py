@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -75,3 +75,9 @@ class RoleGuard:
 def allow(*roles: str) -> Any:
     """``dependencies=[allow(ADMIN, IT)]`` on a route or router."""
     return Depends(RoleGuard(tuple(roles)))
+
+
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row id (1 .. 2^63-1).")]
+"""A path id no database column can overflow on (SQLite and PostgreSQL BIGINT)."""
+OptionalRowId = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]

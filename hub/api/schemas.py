@@ -140,7 +140,7 @@ class OfficerIn(Body):
     code: str = Code
     full_name: str = Field(min_length=1, max_length=200)
     title: str = Field("", max_length=200)
-    user_id: int | None = None
+    user_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
 class OfficerOut(Out):

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Counter, Device, Node, Officer, Rating, RosterEntry, Site, Zone
+from thanthien.hub.db.models import Counter, Device, Node, Officer, Rating, RosterEntry, Site, User, Zone
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.settings import RegistrySection
 
@@ -206,6 +206,8 @@ def list_officers(session: Session) -> list[Officer]:
 def create_officer(session: Session, *, code: str, full_name: str, title: str = "",
                    user_id: int | None = None) -> Officer:
     _unique(session, Officer, code)
+    if user_id is not None and session.get(User, user_id) is None:
+        raise Invalid(f"user {user_id} does not exist")
     officer = Officer(code=code, full_name=full_name, title=title, user_id=user_id)
     session.add(officer)
     session.flush()

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from thanthien.hub import broadcast_jobs
-from thanthien.hub.api.deps import ADMIN, EVERYONE, LEADER, OFFICER, CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.deps import ADMIN, EVERYONE, LEADER, OFFICER, CurrentUser, DbSession, Hub, RowId, allow
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Broadcast, BroadcastAudit
 from thanthien.hub.services import broadcasts, deliveries, plans
@@ -239,14 +239,14 @@ def list_broadcasts(
 
 
 @router.get("/broadcasts/{broadcast_id}", response_model=BroadcastOut, dependencies=[allow(*EVERYONE)])
-def get_broadcast(hub: Hub, session: DbSession, broadcast_id: int) -> BroadcastOut:
+def get_broadcast(hub: Hub, session: DbSession, broadcast_id: RowId) -> BroadcastOut:
     return BroadcastOut.of(broadcasts.get_broadcast(session, broadcast_id=broadcast_id), _tz(hub))
 
 
 @router.get(
     "/broadcasts/{broadcast_id}/audit", response_model=list[AuditOut], dependencies=[allow(*EVERYONE)]
 )
-def get_audit(session: DbSession, broadcast_id: int) -> list[BroadcastAudit]:
+def get_audit(session: DbSession, broadcast_id: RowId) -> list[BroadcastAudit]:
     return broadcasts.audit_log(session, broadcast_id=broadcast_id)
 
 
@@ -256,7 +256,7 @@ def get_audit(session: DbSession, broadcast_id: int) -> list[BroadcastAudit]:
     dependencies=[allow(*EVERYONE)],
     summary="Delivery report of each occurrence, newest first",
 )
-def get_reports(hub: Hub, session: DbSession, broadcast_id: int) -> list[ReportOut]:
+def get_reports(hub: Hub, session: DbSession, broadcast_id: RowId) -> list[ReportOut]:
     broadcasts.get_broadcast(session, broadcast_id=broadcast_id)
     tz = _tz(hub)
     return [ReportOut.of(r, tz) for r in deliveries.broadcast_reports(session, broadcast_id=broadcast_id)]
@@ -320,7 +320,7 @@ def create_broadcast(hub: Hub, session: DbSession, user: CurrentUser, body: Broa
     summary="Edit a broadcast (it goes back to draft)",
 )
 def update_broadcast(
-    hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: int, body: BroadcastSpec
+    hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId, body: BroadcastSpec
 ) -> BroadcastOut:
     b = broadcasts.update_broadcast(
         session,
@@ -340,7 +340,7 @@ def update_broadcast(
 @router.post(
     "/broadcasts/{broadcast_id}/approve", response_model=BroadcastOut, dependencies=[allow(*APPROVERS)]
 )
-def approve_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: int) -> BroadcastOut:
+def approve_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId) -> BroadcastOut:
     b = broadcasts.approve_broadcast(
         session,
         broadcast_id=broadcast_id,
@@ -361,7 +361,7 @@ def approve_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast
     dependencies=[allow(*EDITORS)],
     summary="Archive a broadcast: its future occurrences leave the plans",
 )
-def archive_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: int) -> BroadcastOut:
+def archive_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId) -> BroadcastOut:
     b = broadcasts.archive_broadcast(
         session, broadcast_id=broadcast_id, username=user.username, now=hub.clock()
     )

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from thanthien.hub.api.deps import ADMIN, IT, LEADER, CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.deps import ADMIN, IT, LEADER, MAX_ROW_ID, CurrentUser, DbSession, Hub, RowId, allow
 from thanthien.hub.api.schemas import AlarmOut, DeadLetterOut, TelemetryHourlyOut, TelemetryOut
 from thanthien.hub.services import alarms, deadletters, health
 
@@ -39,7 +39,7 @@ def telemetry_hourly(hub: Hub, session: DbSession, node_id: str, start: AwareDat
             summary="Alarms (IT staff see device alarms, leaders rating alarms, admins all)")
 def list_alarms(session: DbSession, user: CurrentUser, active: bool | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                offset: Annotated[int, Query(ge=0)] = 0) -> list[AlarmOut]:
+                offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0) -> list[AlarmOut]:
     audience = None if user.role == ADMIN else user.role
     return [AlarmOut.model_validate(a)
             for a in alarms.list_alarms(session, active=active, audience=audience, limit=limit,
@@ -49,7 +49,7 @@ def list_alarms(session: DbSession, user: CurrentUser, active: bool | None = Non
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmOut,
              dependencies=[allow(ADMIN, IT, LEADER)],
              summary="Xác nhận cảnh báo: stops the reminders; the alarm clears when its condition ends")
-def acknowledge(hub: Hub, session: DbSession, user: CurrentUser, alarm_id: int) -> AlarmOut:
+def acknowledge(hub: Hub, session: DbSession, user: CurrentUser, alarm_id: RowId) -> AlarmOut:
     alarm = alarms.acknowledge_alarm(session, alarm_id=alarm_id, username=user.username, now=hub.clock(),
                                      notify=hub.notify)
     session.commit()
@@ -58,7 +58,7 @@ def acknowledge(hub: Hub, session: DbSession, user: CurrentUser, alarm_id: int) 
 
 @router.get("/dead-letters", response_model=list[DeadLetterOut], dependencies=[allow(ADMIN, IT)])
 def list_dead_letters(session: DbSession, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                      offset: Annotated[int, Query(ge=0)] = 0) -> list[DeadLetterOut]:
+                      offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0) -> list[DeadLetterOut]:
     return [DeadLetterOut.model_validate(d)
             for d in deadletters.list_dead_letters(session, limit=limit, offset=offset)]
 

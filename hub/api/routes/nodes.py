@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from thanthien.hub.api.deps import ADMIN, EVERYONE, IT, DbSession, allow
+from thanthien.hub.api.deps import ADMIN, EVERYONE, IT, DbSession, RowId, allow
 from thanthien.hub.api.schemas import DeviceIn, DeviceOut, NodeIn, NodeOut, NodeUpdate
 from thanthien.hub.db.models import Device, Node
 from thanthien.hub.services import registry
@@ -61,6 +61,6 @@ def put_device(session: DbSession, body: DeviceIn) -> DeviceOut:
 
 @router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT,
                dependencies=[allow(ADMIN, IT)])
-def delete_device(session: DbSession, device_id: int) -> None:
+def delete_device(session: DbSession, device_id: RowId) -> None:
     registry.delete_row(session, model=Device, ident=device_id)
     session.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import AwareDatetime
 
-from thanthien.hub.api.deps import ADMIN, LEADER, OFFICER, DbSession, allow
+from thanthien.hub.api.deps import ADMIN, LEADER, OFFICER, DbSession, RowId, allow
 from thanthien.hub.api.schemas import OfficerIn, OfficerOut, ShiftIn, ShiftOut
 from thanthien.hub.db.models import Officer
 from thanthien.hub.services import registry
@@ -29,7 +29,7 @@ def create_officer(session: DbSession, body: OfficerIn) -> OfficerOut:
 
 
 @router.delete("/officers/{officer_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
-def delete_officer(session: DbSession, officer_id: int) -> None:
+def delete_officer(session: DbSession, officer_id: RowId) -> None:
     registry.delete_row(session, model=Officer, ident=officer_id)
     session.commit()
 
@@ -51,6 +51,6 @@ def add_shift(session: DbSession, body: ShiftIn) -> ShiftOut:
 
 
 @router.delete("/roster/{entry_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
-def remove_shift(session: DbSession, entry_id: int) -> None:
+def remove_shift(session: DbSession, entry_id: RowId) -> None:
     registry.remove_shift(session, entry_id=entry_id)
     session.commit()

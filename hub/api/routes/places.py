@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from thanthien.hub.api.deps import ADMIN, EVERYONE, DbSession, allow
+from thanthien.hub.api.deps import ADMIN, EVERYONE, DbSession, RowId, allow
 from thanthien.hub.api.schemas import CounterIn, CounterOut, SiteIn, SiteOut, ZoneIn, ZoneOut
 from thanthien.hub.db.models import Counter, Site, Zone
 from thanthien.hub.services import registry
@@ -26,7 +26,7 @@ def create_site(session: DbSession, body: SiteIn) -> SiteOut:
 
 
 @router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
-def delete_site(session: DbSession, site_id: int) -> None:
+def delete_site(session: DbSession, site_id: RowId) -> None:
     registry.delete_row(session, model=Site, ident=site_id)
     session.commit()
 
@@ -45,7 +45,7 @@ def create_zone(session: DbSession, body: ZoneIn) -> ZoneOut:
 
 
 @router.delete("/zones/{zone_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
-def delete_zone(session: DbSession, zone_id: int) -> None:
+def delete_zone(session: DbSession, zone_id: RowId) -> None:
     registry.delete_row(session, model=Zone, ident=zone_id)
     session.commit()
 
@@ -64,6 +64,6 @@ def create_counter(session: DbSession, body: CounterIn) -> CounterOut:
 
 
 @router.delete("/counters/{counter_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
-def delete_counter(session: DbSession, counter_id: int) -> None:
+def delete_counter(session: DbSession, counter_id: RowId) -> None:
     registry.delete_row(session, model=Counter, ident=counter_id)
     session.commit()

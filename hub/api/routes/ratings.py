@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from thanthien.hub.api.deps import ADMIN, LEADER, DbSession, Hub, allow
+from thanthien.hub.api.deps import ADMIN, LEADER, DbSession, Hub, OptionalRowId, allow
 from thanthien.hub.api.schemas import RatingOut, RatingPage, Summary, SummaryRowOut
 from thanthien.hub.services import reports
 from thanthien.hub.services.ratings import RatingFilter, list_ratings
@@ -35,9 +35,9 @@ def _filter(start: str | None, end: str | None, counter: str | None, officer_id:
 
 @router.get("", response_model=RatingPage)
 def ratings_page(session: DbSession, start: Start = None, end: str | None = None, counter: str | None = None,
-                 officer_id: int | None = None, node: str | None = None,
+                 officer_id: OptionalRowId = None, node: str | None = None,
                  score: Annotated[int | None, Query(ge=1, le=4)] = None,
-                 page: Annotated[int, Query(ge=1)] = 1,
+                 page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
                  page_size: Annotated[int, Query(ge=1, le=500)] = 50) -> RatingPage:
     flt = _filter(start, end, counter, officer_id, node, score)
     rows, total = list_ratings(session, flt=flt, limit=page_size, offset=(page - 1) * page_size)
@@ -71,7 +71,7 @@ GroupBy = Annotated[str, Query(description="comma-separated: counter, officer, d
             description="index = 100 × Σ(score − 1) / (3 × n): Rất hài lòng counts 1, Hài lòng 2/3, "
                         "Bình thường 1/3, Không hài lòng 0. Periods are cut in the hub's time zone.")
 def summary(hub: Hub, session: DbSession, group_by: GroupBy = "counter", start: Start = None,
-            end: str | None = None, counter: str | None = None, officer_id: int | None = None) -> Summary:
+            end: str | None = None, counter: str | None = None, officer_id: OptionalRowId = None) -> Summary:
     dims, flt, rows = _summary(hub, session, group_by, start, end, counter, officer_id)
     overall: dict[int, int] = dict.fromkeys(reports.LEVELS, 0)
     for row in rows:
@@ -88,7 +88,7 @@ def summary(hub: Hub, session: DbSession, group_by: GroupBy = "counter", start: 
             responses={200: {"content": {"text/csv": {}, reports.XLSX_MIME: {}}}})
 def export(hub: Hub, session: DbSession, format: Literal["csv", "xlsx"] = "xlsx",
            group_by: GroupBy = "counter", start: Start = None, end: str | None = None,
-           counter: str | None = None, officer_id: int | None = None) -> Response:
+           counter: str | None = None, officer_id: OptionalRowId = None) -> Response:
     dims, _flt, rows = _summary(hub, session, group_by, start, end, counter, officer_id)
     name = "tong-hop-danh-gia-" + "-".join(dims)
     if format == "csv":

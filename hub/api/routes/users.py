@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from thanthien.hub.api.deps import ADMIN, DbSession, Hub, allow
+from thanthien.hub.api.deps import ADMIN, DbSession, Hub, RowId, allow
 from thanthien.hub.api.schemas import UserCreate, UserOut, UserUpdate
 from thanthien.hub.services import users
 
@@ -25,7 +25,7 @@ def create_user(hub: Hub, session: DbSession, body: UserCreate) -> UserOut:
 
 
 @router.patch("/{user_id}", response_model=UserOut)
-def update_user(session: DbSession, user_id: int, body: UserUpdate) -> UserOut:
+def update_user(session: DbSession, user_id: RowId, body: UserUpdate) -> UserOut:
     user = users.update_user(session, user_id=user_id, role=body.role, active=body.active,
                              password=body.password, full_name=body.full_name)
     session.commit()
