@@ -114,10 +114,18 @@ def _worker_main(conn: Connection, specs: list[NodeSpec], options: FleetOptions,
     faultable = {s.node_id for s in specs[: max(options.faultable, 0)]} if options.faultable else set()
     group = NodeGroup(specs, env, habits=options.habits, faultable=faultable,
                       seed=options.seed * 1000 + index, start_rate=options.start_rate)
+    failed = threading.Event()
+
+    def start() -> None:
+        try:
+            group.start()
+        except Exception:
+            log.exception("worker %d: nodes could not start", index)
+            failed.set()
+
     try:
-        starter = threading.Thread(target=group.start, name="group-start", daemon=True)
-        starter.start()
-        while True:
+        threading.Thread(target=start, name="group-start", daemon=True).start()
+        while not failed.is_set():
             if not conn.poll(1.0):
                 continue
             try:
