@@ -1,7 +1,7 @@
 """Periods people pick on the pages: whole local days, converted to UTC for the queries.
 
 A period is [first day 00:00, day after the last day 00:00) in the hub's time zone. The
-plan's two satisfaction survey rounds are October and the following March.
+plan's satisfaction survey rounds run in October and March, five months apart.
 """
 
 from __future__ import annotations
@@ -78,9 +78,12 @@ def quarter_of(day: date, tz: str, back: int = 0) -> Period:
 
 
 def survey_rounds(day: date, tz: str) -> tuple[Period, Period]:
-    """The latest October round that has begun, and the March round after it."""
-    year = day.year if day.month >= 10 else day.year - 1
-    return month(year, 10, tz), month(year + 1, 3, tz)
+    """The two latest survey rounds that have begun (rounds run in March and October), older first."""
+    if day.month >= 10:
+        return month(day.year, 3, tz), month(day.year, 10, tz)
+    if day.month >= 3:
+        return month(day.year - 1, 10, tz), month(day.year, 3, tz)
+    return month(day.year - 1, 3, tz), month(day.year - 1, 10, tz)
 
 
 def presets(day: date, tz: str) -> list[tuple[str, Period]]:

@@ -327,7 +327,10 @@ def test_every_page_fits_a_390_px_phone(browser, hub_server, shot, role):
         browser.get(hub_server.url + path)
         assert css(browser, "h1").text
         assert overflow_px(browser) <= 0, f"{path} is wider than 390 px"
-        shot(browser, "phone" + path.replace("/", "-").rstrip("-"))
+        name = "phone" + path.replace("/", "-").rstrip("-")
+        shot(browser, name)
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        shot(browser, name + "-end")
 
 
 def test_login_page_fits_a_390_px_phone(browser, hub_server, shot):

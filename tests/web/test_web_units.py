@@ -18,12 +18,15 @@ def test_a_period_is_whole_local_days_in_utc():
     assert p.label == "01/03/2026 – 31/03/2026"
 
 
-def test_survey_rounds_are_the_latest_october_and_the_march_after_it():
-    october, march = periods.survey_rounds(date(2026, 11, 25), TZ)
-    assert (october.first, october.last) == (date(2026, 10, 1), date(2026, 10, 31))
-    assert (march.first, march.last) == (date(2027, 3, 1), date(2027, 3, 31))
-    october, march = periods.survey_rounds(date(2026, 4, 2), TZ)
-    assert (october.first, march.last) == (date(2025, 10, 1), date(2026, 3, 31))
+@pytest.mark.parametrize(("today", "older", "newer"), [
+    (date(2026, 11, 25), date(2026, 3, 1), date(2026, 10, 1)),
+    (date(2026, 4, 2), date(2025, 10, 1), date(2026, 3, 1)),
+    (date(2026, 2, 10), date(2025, 3, 1), date(2025, 10, 1)),
+])
+def test_survey_rounds_are_the_two_latest_that_have_begun(today, older, newer):
+    first, second = periods.survey_rounds(today, TZ)
+    assert (first.first, second.first) == (older, newer)
+    assert second.last == periods.month(newer.year, newer.month, TZ).last
 
 
 def test_last_quarter_crosses_the_year():
