@@ -150,6 +150,8 @@ def _check(
     for value in (spec.start_at, spec.valid_from, spec.valid_until):
         if value is not None and value.tzinfo is None:
             raise Invalid("Thời điểm phải có múi giờ (ví dụ 2026-03-02T07:00:00+07:00).")
+        if value is not None and not 2000 <= value.year <= 2200:
+            raise Invalid("Thời điểm phải nằm trong các năm 2000–2200.")
     kind = spec.schedule_kind
     if kind == "once":
         if spec.start_at is None:

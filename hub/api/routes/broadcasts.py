@@ -272,6 +272,8 @@ def list_occurrences(
     hub: Hub, session: DbSession, start: AwareDatetime | None = None, end: AwareDatetime | None = None
 ) -> list[OccurrenceOut]:
     start = start or hub.clock()
+    if not 2000 <= start.year <= 2200 or (end is not None and not 2000 <= end.year <= 2200):
+        raise HTTPException(422, "Thời điểm phải nằm trong các năm 2000–2200")
     end = end or start + timedelta(days=7)
     if end <= start or end - start > timedelta(days=62):
         raise HTTPException(422, "Khoảng thời gian phải dương và tối đa 62 ngày")

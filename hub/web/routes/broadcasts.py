@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from thanthien.hub import broadcast_jobs
+from thanthien.hub.api.deps import RowId
 from thanthien.hub.db.models import MediaItem, Zone
 from thanthien.hub.services import broadcasts, deliveries, media_items, plans
 from thanthien.hub.services.broadcasts import PRIORITY_LABELS, STATUS_LABELS, BroadcastSpec
@@ -196,7 +197,7 @@ async def create_broadcast(request: Request, user: Editor) -> Response:
 
 
 @router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
-def broadcast_page(request: Request, user: Editor, broadcast_id: int) -> Response:
+def broadcast_page(request: Request, user: Editor, broadcast_id: RowId) -> Response:
     hub = hub_of(request)
     tz = _tz(request)
     with hub.db.new_session(write=False) as session:
@@ -243,12 +244,12 @@ def _act(request: Request, user: UiUser, broadcast_id: int, action: str) -> Resp
 
 
 @router.post("/broadcasts/{broadcast_id}/approve", dependencies=[Csrf])
-def approve(request: Request, user: Approver, broadcast_id: int) -> Response:
+def approve(request: Request, user: Approver, broadcast_id: RowId) -> Response:
     return _act(request, user, broadcast_id, "approve")
 
 
 @router.post("/broadcasts/{broadcast_id}/archive", dependencies=[Csrf])
-def archive(request: Request, user: Editor, broadcast_id: int) -> Response:
+def archive(request: Request, user: Editor, broadcast_id: RowId) -> Response:
     return _act(request, user, broadcast_id, "archive")
 
 
