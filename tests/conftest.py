@@ -49,3 +49,25 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     yield factory
     for b in started:
         b.stop()
+
+
+# -- chaos summaries, printed at the end of the run ---------------------------------------
+_CHAOS_REPORTS: list[str] = []
+
+
+@pytest.fixture
+def chaos_report() -> Callable[..., None]:
+    """Records what a chaos drill did and found; the terminal summary prints it."""
+
+    def report(events: list[str], comparison: str, expected: int, stored_rows: int) -> None:
+        lines = [f"  - {e}" for e in events]
+        _CHAOS_REPORTS.append("\n".join(["chaos drill:", *lines,
+                                         f"  result: {comparison}; {expected} ratings stored by the "
+                                         f"devices, {stored_rows} rows at the hub"]))
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for text in _CHAOS_REPORTS:
+        terminalreporter.write_line(text)
