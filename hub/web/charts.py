@@ -29,7 +29,8 @@ def _empty(message: str) -> Markup:
 
 def line_chart(points: Sequence[tuple[datetime, float]], *, tz: str, unit: str = "", label: str = "",
                lower: float | None = 0.0) -> Markup:
-    """A line over time; the y range covers the data (and ``lower`` when given)."""
+    """A line over time; the y range covers the data (and ``lower`` when given). The unit goes
+    in the tooltip; the page's caption names it (tick labels stay short enough for a phone)."""
     if not points:
         return _empty("Không có số liệu trong khoảng thời gian này")
     zone = ZoneInfo(tz)
@@ -50,16 +51,16 @@ def line_chart(points: Sequence[tuple[datetime, float]], *, tz: str, unit: str =
     def sy(y: float) -> float:
         return TOP + (1 - (y - y0) / (y1 - y0)) * plot_h
 
-    suffix = f" {unit}" if unit[:1].isalpha() else unit
     path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=True))
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             f'aria-label="{escape(label)}">']
+             f'aria-label="{escape(label)}"><title>{escape(label)} ({escape(unit)}): '
+             f'{escape(_num(min(ys)))}–{escape(_num(max(ys)))}</title>']
     for frac in (0, 0.5, 1):
         y = y0 + frac * (y1 - y0)
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
                      f'y1="{sy(y):.1f}" y2="{sy(y):.1f}"/>')
         parts.append(f'<text class="tick" x="{LEFT - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">'
-                     f'{escape(_num(y))}{escape(suffix)}</text>')
+                     f'{escape(_num(y))}</text>')
     span_days = (x1 - x0) / 86400
     fmt = "%H:%M" if span_days <= 1 else "%d/%m %H:%M" if span_days <= 3 else "%d/%m"
     for frac, anchor in ((0, "start"), (0.5, "middle"), (1, "end")):
