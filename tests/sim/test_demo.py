@@ -23,6 +23,7 @@ from thanthien.broker import free_port
 from thanthien.hub.db.models import Officer, Rating, RosterEntry, User
 from thanthien.hub.db.session import Database
 from thanthien.sim import town
+from thanthien.sim.citizens import LOCAL_TZ
 from thanthien.sim.seed import Login, rounds, seed_town
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,8 +101,31 @@ def _counts(db: Database) -> list[int]:
                 for m in (Rating, Officer, RosterEntry, User)]
 
 
-def test_town_seed_is_idempotent(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'hub.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+        return
+    import psycopg
+
+    admin = os.environ.get("THANTHIEN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    admin = admin.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {admin} ({str(exc).strip()[:100]})")
+    name = f"thanthien_sim_seed_{os.getpid()}"
+    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    finally:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+def test_town_seed_is_idempotent(db_url):
+    db = Database(db_url)
     db.migrate()
     now = datetime(2026, 4, 20, 3, 0, tzinfo=UTC)
     logins = [Login("admin", "admin", "admin-password-1", "Quản trị")]
@@ -120,3 +144,24 @@ def test_town_seed_is_idempotent(tmp_path):
 def test_history_reaches_back_to_the_october_round_before_the_last_march():
     assert rounds(datetime(2026, 11, 25, tzinfo=UTC)) == (date(2025, 10, 1), date(2026, 3, 1))
     assert rounds(datetime(2026, 2, 10, tzinfo=UTC)) == (date(2024, 10, 1), date(2025, 3, 1))
+
+
+def test_seeded_history_shows_the_march_round_better_than_october(tmp_path):
+    from thanthien.hub.services.ratings import RatingFilter
+    from thanthien.hub.services.reports import summarize
+
+    db = Database(f"sqlite:///{tmp_path / 'rounds.db'}")
+    db.migrate()
+    now = datetime(2026, 4, 6, 3, 0, tzinfo=UTC)
+    try:
+        report = seed_town(db, now=now, logins=[])
+        assert report.start is not None and report.start.astimezone(LOCAL_TZ).date() == date(2025, 10, 1)
+        with db.session() as s:
+            months = {r.key["month"]: r for r in summarize(s, group_by=["month"], flt=RatingFilter(),
+                                                           tz="Asia/Ho_Chi_Minh")}
+            officers = summarize(s, group_by=["officer"], flt=RatingFilter(), tz="Asia/Ho_Chi_Minh")
+        assert months["2025-10"].total > 1000 and months["2026-03"].total > 1000
+        assert months["2026-03"].index > months["2025-10"].index + 5
+        assert {r.key["officer"] for r in officers} == {o.full_name for o in town.OFFICERS}
+    finally:
+        db.dispose()
