@@ -151,7 +151,11 @@ class Fleet:
     def __init__(self, specs: Sequence[NodeSpec], options: FleetOptions) -> None:
         self.specs = list(specs)
         self.options = options
-        workers = max(1, min(max(options.workers, default_workers(len(self.specs))), len(self.specs)))
+        needed = default_workers(len(self.specs))
+        if options.workers < needed:
+            log.info("fleet: %d workers instead of %d (at most %d nodes per worker)", needed, options.workers,
+                     NODES_PER_WORKER)
+        workers = max(1, min(max(options.workers, needed), len(self.specs)))
         # The faultable nodes are the first ones overall: give every worker its share.
         faultable_ids = {s.node_id for s in self.specs[: options.faultable]}
         self.shares: list[list[NodeSpec]] = [self.specs[i::workers] for i in range(workers)]
