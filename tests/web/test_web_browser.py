@@ -82,6 +82,8 @@ def test_node_going_offline_turns_red_on_the_health_page_without_a_reload(browse
         badge = css(browser, f"{row} .badge")
         assert badge.text == "Mất kết nối"
         assert badge.value_of_css_property("background-color") == "rgba(198, 40, 40, 1)"  # var(--bad)
+        alarms_region = '[data-live="health-alarms"]'
+        wait(browser).until(lambda d: "Hộp đánh giá quầy 2 mất kết nối" in text(d, alarms_region))
         shot(browser, "offline")
     finally:
         with ctx.db.session() as session:
