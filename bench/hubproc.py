@@ -117,10 +117,12 @@ class HubProcess:
 
 
 def hub_settings(data_dir: str, port: int, password: str, *, database_url: str | None = None,
-                 nodes: list[str] | None = None, **ingest: Any) -> dict[str, Any]:
-    """Hub settings with declared rating-box nodes (one counter each) on the bench broker."""
+                 nodes: list[str] | None = None, boxes: bool = True, heartbeat_s: float = 30.0,
+                 **ingest: Any) -> dict[str, Any]:
+    """Hub settings with declared nodes (with a rating box at one of 50 counters unless
+    ``boxes`` is false) on the bench broker."""
     nodes = nodes or []
-    counters = sorted({f"quay-{i % 50 + 1}" for i in range(len(nodes))})
+    counters = sorted({f"quay-{i % 50 + 1}" for i in range(len(nodes))}) if boxes else []
     return {
         "hub": {"data_dir": data_dir},
         "http": {"secret_key": "bench-secret-key-0123456789"},
@@ -128,10 +130,11 @@ def hub_settings(data_dir: str, port: int, password: str, *, database_url: str |
         "mqtt": {"host": "127.0.0.1", "port": port, "username": "hub", "password": password,
                  "reconnect_min_s": 0.1, "reconnect_max_s": 1.0},
         "ingest": ingest,
+        "health": {"heartbeat_s": heartbeat_s},
         "registry": {
             "counters": [{"code": c, "name": f"Quầy {c[5:]}"} for c in counters],
             "nodes": [{"id": n, "devices": [{"code": "box-1", "kind": "rating_box",
-                                             "counter": f"quay-{i % 50 + 1}"}]}
+                                             "counter": f"quay-{i % 50 + 1}"}] if boxes else []}
                       for i, n in enumerate(nodes)],
         },
     }

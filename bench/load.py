@@ -49,6 +49,11 @@ def start_broker(data_dir: Path, nodes: list[str]) -> BenchBroker:
     data_dir.mkdir(parents=True, exist_ok=True)
     broker = Broker(data_dir, hub_user="hub")
     broker.prepare()
+    # The project's broker drops QoS 1 messages for a client once 10,000 wait for it; a
+    # benchmark's burst would be cut there (the edge outbox would re-send them; the baseline
+    # would simply lose them), so the bench broker queues without limit. The later line wins.
+    with broker.conf_path.open("a", encoding="utf-8") as conf:
+        conf.write("\n# thanthien bench: no queue limit\nmax_queued_messages 0\n")
     passwords = {name: secrets.token_hex(8) for name in ["hub", *nodes]}
     broker.add_users(passwords)
     broker.start()
@@ -182,7 +187,7 @@ class Publisher:
 
 # -- the bare baseline ----------------------------------------------------------------------------
 def _bare(conn: Connection, port: int, password: str, db_path: str, batch_size: int, flush_s: float,
-          topics: list[str]) -> None:
+          topics: list[str], keep_ids: bool) -> None:
     """paho subscriber -> queue -> one writer thread -> executemany into SQLite (WAL,
     synchronous=FULL like the hub), commit per batch; no parsing, no validation, no acks."""
     import paho.mqtt.client as paho
@@ -215,8 +220,12 @@ def _bare(conn: Connection, port: int, password: str, db_path: str, batch_size: 
                     break
             db.executemany("INSERT INTO messages (topic, payload, received_at) VALUES (?, ?, ?)", batch)
             db.commit()
-            commits.times.append(time.monotonic())
+            now = time.monotonic()
+            commits.times.append(now)
             commits.sizes.append(len(batch))
+            if keep_ids:  # the payload is the message's id (latency benchmarks)
+                for _topic, payload, _at in batch:
+                    commits.acked[payload.decode(errors="replace")] = now
 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=paho.MQTTv5)
     client.username_pw_set("hub", password)
@@ -248,12 +257,13 @@ class BareSubscriber:
     """Same interface as :class:`bench.hubproc.HubProcess`."""
 
     def __init__(self, port: int, password: str, db_path: Path, *, batch_size: int = 500,
-                 flush_ms: float = 20.0, topics: list[str] | None = None) -> None:
+                 flush_ms: float = 20.0, topics: list[str] | None = None, keep_ids: bool = False) -> None:
         ctx = mp.get_context("spawn")
         self._parent, child = ctx.Pipe()
         topics = topics or [T.wildcard("rating"), T.wildcard("telemetry")]
         self._proc = ctx.Process(target=_bare, args=(child, port, password, str(db_path), batch_size,
-                                                     flush_ms / 1000, topics), daemon=True, name="bench-bare")
+                                                     flush_ms / 1000, topics, keep_ids),
+                                 daemon=True, name="bench-bare")
         self.pid: int | None = None
 
     def start(self, timeout: float = 60.0) -> BareSubscriber:
