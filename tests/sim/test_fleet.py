@@ -56,13 +56,15 @@ def test_the_ledger_and_the_hub_hold_the_same_ratings(setup):
         fleet.apply("resume", [])
 
 
-def test_a_cut_nodes_ratings_reach_the_hub_after_the_cut_ends(setup):
+@pytest.mark.parametrize("mode", ["reset", "blackhole"])
+def test_a_cut_nodes_ratings_reach_the_hub_after_the_cut_ends(setup, mode):
     fleet, hub, ledger, nodes = setup
-    node = sorted(nodes)[0]
+    node = sorted(nodes)[0 if mode == "reset" else 2]
     fleet.apply("pause", [])
     try:
-        fleet.apply("cut", [node, "reset"])
-        assert wait_until(lambda: not fleet.apply("status", [node])["detail"][0]["connected"], timeout=10)
+        fleet.apply("cut", [node, mode])
+        if mode == "reset":
+            assert wait_until(lambda: not fleet.apply("status", [node])["detail"][0]["connected"], timeout=10)
         before = rating_count(hub, {node})
         stored = len([k for k in read_ledger(ledger) if k[0] == node])
 
@@ -74,7 +76,7 @@ def test_a_cut_nodes_ratings_reach_the_hub_after_the_cut_ends(setup):
         assert fleet.apply("status", [node])["detail"][0]["outbox"] >= 1
         assert rating_count(hub, {node}) == before  # nothing got through the cut
         fleet.apply("restore", [node])
-        assert wait_until(lambda: fleet.apply("status", [node])["detail"][0]["outbox"] == 0, timeout=30)
+        assert wait_until(lambda: fleet.apply("status", [node])["detail"][0]["outbox"] == 0, timeout=40)
         result = _compare(hub, ledger, {node})
         assert result.same, result.summary()
     finally:
