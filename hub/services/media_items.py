@@ -106,13 +106,12 @@ def get_media(session: Session, *, sha256: str) -> MediaItem:
 
 
 def delete_media(session: Session, *, lib: MediaLibrary, sha256: str) -> None:
+    """Delete a file no broadcast ever used; one that was used stays, with the broadcasts'
+    delivery reports and audit (archive the broadcast instead)."""
     item = get_media(session, sha256=sha256)
-    used = session.scalar(
-        select(Broadcast.id).where(Broadcast.media_sha256 == sha256, Broadcast.status != "archived").limit(1)
-    )
+    used = session.scalar(select(Broadcast.id).where(Broadcast.media_sha256 == sha256).limit(1))
     if used is not None:
-        raise Conflict(f"Tệp âm thanh đang được bản tin #{used} sử dụng, không xóa được.")
-    session.execute(delete(Broadcast).where(Broadcast.media_sha256 == sha256, Broadcast.status == "archived"))
+        raise Conflict(f"Tệp âm thanh đã được dùng cho bản tin #{used}; được giữ lại cùng kết quả phát.")
     session.delete(item)
     session.flush()
     lib.path_for(sha256).unlink(missing_ok=True)

@@ -195,3 +195,23 @@ def test_holiday_catalogue_lists_tet_with_its_next_dates(client, as_role):
     rows = {h["key"]: h for h in client.get("/api/v1/broadcasts/holidays", headers=as_role("officer")).json()}
     assert rows["tet_1"]["name"] == "Mùng một Tết Nguyên Đán"
     assert rows["tet_1"]["next_dates"] == ["2027-02-06", "2028-01-26"]
+
+
+def test_an_unused_file_can_be_deleted_but_one_a_broadcast_used_is_kept(
+    client, as_role, ctx, uploaded, tmp_path
+):
+    sha = uploaded["sha256"]
+    body = {"title": "Họp", "media_sha256": sha, "schedule_kind": "daily", "local_time": "07:00"}
+    bid = client.post("/api/v1/broadcasts", headers=as_role("officer"), json=body).json()["id"]
+    client.delete(f"/api/v1/broadcasts/{bid}", headers=as_role("officer"))  # archived, reports kept
+    refused = client.delete(f"/api/v1/media/{sha}", headers=as_role("officer"))
+    assert refused.status_code == 409 and f"#{bid}" in refused.json()["detail"]
+    other = make_tone(tmp_path / "khac.wav", 1.0, freq=880)
+    unused = client.post(
+        "/api/v1/media",
+        headers=as_role("officer"),
+        files={"file": ("khac.wav", other.read_bytes(), "audio/wav")},
+    ).json()["sha256"]
+    assert stored(ctx)[0] == 2
+    assert client.delete(f"/api/v1/media/{unused}", headers=as_role("officer")).status_code == 204
+    assert stored(ctx) == (1, [f"{sha}.wav"])
