@@ -84,7 +84,9 @@ class HubRuntime:
                         "set a long random value (THANTHIEN_HUB_HTTP__SECRET_KEY)")
         app = create_app(self.settings, self.db, self.link, self.scheduler, ctx=self.ctx)
         http = self.settings.http
-        config = uvicorn.Config(app, host=http.host, port=http.port, log_config=None, access_log=False)
+        # A slow request (or an open event stream) may hold a stopping hub at most 2 s.
+        config = uvicorn.Config(app, host=http.host, port=http.port, log_config=None, access_log=False,
+                                timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self._server_thread = threading.Thread(target=self.server.run, name="hub-http", daemon=True)
         self._server_thread.start()

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 REASON_WILL = "last will: connection lost"
 REASON_CLEAN = "clean stop"
 REASON_HEARTBEAT = "heartbeat expired"
+REASON_TEXT = {REASON_WILL: "mất kết nối đột ngột", REASON_CLEAN: "dừng có chủ đích",
+               REASON_HEARTBEAT: "quá thời gian không gửi tín hiệu"}
+"""Reasons as people read them (alarm messages); the English ones stay in logs and the API."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ def _offline_alarm(session: Session, node: Node, now: datetime, notify: bool) ->
     label = {"lost": "mất kết nối", "offline": "ngoại tuyến"}[node.state]
     alarms.raise_alarm(session, kind="node_offline", subject=node.id, severity=severity, now=now,
                        notify=notify,
-                       message=f"Thiết bị {node.name or node.id} {label} ({node.state_reason})",
+                       message=f"Thiết bị {node.name or node.id} {label} "
+                               f"({REASON_TEXT.get(node.state_reason, node.state_reason)})",
                        details={"node": node.id, "state": node.state, "reason": node.state_reason})
 
 
