@@ -2,10 +2,11 @@
 the faults applied to them. The fleet runs one group per worker process; the demo town runs
 one group in its own process.
 
-Citizens arrive at each box as a Poisson process of ``press_rate`` visits per minute (round
-the clock: the live simulation is there to be watched; the seeded history follows office
-hours), score drawn from the box's mix, with the citizen model's repeat presses (ignored by
-the box's response interval) and bouncing contacts.
+Citizens arrive at each box as a Poisson process of ``press_rate`` visits per minute, score
+drawn from the box's mix, with the citizen model's repeat presses (ignored by the box's
+response interval) and bouncing contacts. By default they come round the clock (the live
+simulation is there to be watched); with ``office_hours`` the rate follows the citizen
+model's office hours, peaks and holidays (nobody at night, at weekends or at Tết).
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from thanthien.sim.citizens import LOCAL_TZ, CitizenModel
 from thanthien.sim.node import FaultError, NodeSpec, SimEnv, SimNode, prepare_sounds
 
 log = logging.getLogger(__name__)
 
 PRESS_THREADS = 4
+PEAK = 1.5
+"""The citizen model's highest rate factor (at the morning and afternoon peaks)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class CitizenHabits:
     """Visits per box per minute (0: nobody comes)."""
     repeat_probability: float = 0.08
     bounce_probability: float = 0.3
+    office_hours: bool = False
+    """Follow :meth:`CitizenModel.rate_factor` (thinning the arrivals) instead of round the clock."""
 
 
 class NodeGroup:
@@ -48,6 +55,7 @@ class NodeGroup:
             s.node_id: SimNode(s, env, faultable=s.node_id in faultable, seed=seed) for s in specs}
         self.stop_event = threading.Event()
         self.rng = random.Random(seed)
+        self._model = CitizenModel(counters={})
         self._pool = ThreadPoolExecutor(PRESS_THREADS, thread_name_prefix="citizen")
         self._thread: threading.Thread | None = None
         self.presses = 0
@@ -98,7 +106,16 @@ class NodeGroup:
 
     # -- citizens -------------------------------------------------------------------------
     def _next_gap(self) -> float:
-        return self.rng.expovariate(self.habits.press_rate / 60)
+        # With office hours, arrivals are drawn at the peak rate and thinned (as the model does).
+        peak = PEAK if self.habits.office_hours else 1.0
+        return self.rng.expovariate(peak * self.habits.press_rate / 60)
+
+    def comes(self, local: datetime) -> bool:
+        """Whether a citizen drawn at ``local`` time really comes (always, round the clock;
+        with office hours, thinned by the citizen model's rate factor)."""
+        if not self.habits.office_hours:
+            return True
+        return self.rng.random() * PEAK < self._model.rate_factor(local)
 
     def _arrivals(self) -> None:
         now = time.monotonic()
@@ -116,13 +133,15 @@ class NodeGroup:
             if repeat_score is not None:
                 self._submit(node, box, repeat_score, self.rng.random() < self.habits.bounce_probability)
                 continue
+            heapq.heappush(queue, (due + self._next_gap(), node_id, box, None))
+            if not self.comes(datetime.now(LOCAL_TZ)):
+                continue  # closed, or a quiet moment
             spec = node.spec.boxes[box]
             score = spec.mix.draw(self.rng)
             bouncy = self.rng.random() < self.habits.bounce_probability
             self._submit(node, box, score, bouncy)
             if self.rng.random() < self.habits.repeat_probability:
                 heapq.heappush(queue, (due + self.rng.uniform(0.5, 3.0), node_id, box, score))
-            heapq.heappush(queue, (due + self._next_gap(), node_id, box, None))
 
     def _submit(self, node: SimNode, box: int, score: int, bouncy: bool) -> None:
         with self._lock:

@@ -117,3 +117,20 @@ def test_control_lines_are_checked_before_anything_runs():
     assert ran == []
     assert json.loads(answer("kill n1", lambda c: {"killed": c.args[0]}, lambda: None)) == \
         {"ok": True, "result": {"killed": "n1"}}
+
+
+def test_live_citizens_keep_office_hours_when_asked(tmp_path):
+    from datetime import datetime as dt
+
+    from thanthien.sim.citizens import LOCAL_TZ
+
+    env = SimEnv("127.0.0.1", 1, tmp_path)
+    specs = [NodeSpec("n-1", "x", boxes=(BoxSpec("box-1", "quay-1"),))]
+    office = NodeGroup(specs, env, habits=CitizenHabits(office_hours=True))
+    always = NodeGroup(specs, env, habits=CitizenHabits())
+    sunday, tet, monday_peak = (dt(2026, 3, 1, 9, 0, tzinfo=LOCAL_TZ), dt(2026, 2, 17, 9, 0, tzinfo=LOCAL_TZ),
+                                dt(2026, 3, 2, 9, 0, tzinfo=LOCAL_TZ))
+    assert not any(office.comes(t) for t in (sunday, tet, dt(2026, 3, 2, 22, 0, tzinfo=LOCAL_TZ))
+                   for _ in range(50))
+    assert sum(office.comes(monday_peak) for _ in range(200)) > 150
+    assert all(always.comes(sunday) for _ in range(50))

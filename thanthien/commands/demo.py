@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
                      telemetry_s=30.0, camera_interval_s=10.0, camera_publish_s=60.0, wav_thank_you=True,
                      speaker_tokens=tokens)
         specs = town.node_specs(secrets_.nodes)
-        group = NodeGroup(specs, env, habits=CitizenHabits(press_rate=args.press_rate),
-                          faultable={s.node_id for s in specs}, seed=args.seed)
+        habits = CitizenHabits(press_rate=args.press_rate, office_hours=args.office_hours)
+        group = NodeGroup(specs, env, habits=habits, faultable={s.node_id for s in specs}, seed=args.seed)
         group.start()
         _banner(base, secrets_, broker.port, root)
         reader = ControlReader(lambda c: group.apply(c.name, c.args), stop.set, stop,
@@ -117,6 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--broker-port", type=int, default=18830)
     p.add_argument("--hub-port", type=int, default=8080, help="the hub's HTTP API and dashboard")
     p.add_argument("--press-rate", type=float, default=1.0, help="citizens per counter per minute")
+    p.add_argument("--office-hours", action="store_true",
+                   help="citizens come only in office hours on working days (default: round the clock)")
     p.add_argument("--history-days", type=float,
                    help="seed only this many days of history (default: from the last October survey round)")
     p.add_argument("--seed", type=int, default=1)

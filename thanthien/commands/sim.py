@@ -66,7 +66,8 @@ def run_fleet(args: argparse.Namespace) -> int:
     options = FleetOptions(
         broker_host=args.broker_host, broker_port=args.broker_port, data_root=Path(args.data), ledger=ledger,
         workers=args.workers or default_workers(args.nodes),
-        habits=CitizenHabits(press_rate=args.press_rate), faultable=args.faultable, seed=args.seed,
+        habits=CitizenHabits(press_rate=args.press_rate, office_hours=args.office_hours),
+        faultable=args.faultable, seed=args.seed,
         start_rate=args.start_rate, log_level=args.worker_log_level,
         env={"telemetry_s": args.telemetry_s, "keepalive_s": args.keepalive, "hub_url": args.hub_url,
              "camera_interval_s": args.camera_interval_s})
@@ -162,6 +163,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="node kinds and their weights: rating, speaker, office (2 boxes + a camera)")
     f.add_argument("--press-rate", type=_positive(float), default=1.0,
                    help="citizens per rating box per minute (0: none)")
+    f.add_argument("--office-hours", action="store_true",
+                   help="citizens come only in office hours on working days (default: round the clock)")
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--prefix", default="sim", help="node ids are PREFIX-0001 ...")
     f.add_argument("--ledger", help="JSON line per rating a node durably stored")
