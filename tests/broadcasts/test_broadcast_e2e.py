@@ -150,3 +150,18 @@ def test_with_the_broker_stopped_before_the_start_every_node_plays_on_time_and_r
     town.broker.start()
     report = town.wait_report(occ["occurrence_id"], lambda r: r["counts"]["finished"] == 3, timeout=30)
     assert report["start_spread_s"] < START_TOLERANCE_S
+
+
+def test_a_stop_command_ends_the_broadcast_playing_which_is_reported_interrupted(town_factory, tmp_path):
+    town = town_factory(1, realtime=True)
+    media = town.upload_tone(make_tone(tmp_path / "dai.wav", 8.0, freq=300), "Bản tin dài")
+    start = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+    bid = town.schedule_once(media["sha256"], start)
+    [occ] = town.get(f"/broadcasts/{bid}/reports")
+    town.wait_report(occ["occurrence_id"], lambda r: r["counts"]["started"] == 1, timeout=15)
+    r = town.post("/broadcasts/stop", "leader", json={"target_kind": "zones", "target_zones": ["ban-b"]})
+    assert r.status_code == 200 and r.json() == ["loa-01"]
+    report = town.wait_report(occ["occurrence_id"], lambda r: r["counts"]["interrupted"] == 1, timeout=10)
+    assert report["deliveries"][0]["detail"] == "dừng theo lệnh"
+    [entry] = town.playlog("loa-01")
+    assert entry["interrupted"] is True
