@@ -14,7 +14,7 @@ class SpeakerSection(Section):
     hub_url: str = Field(
         pattern=r"^https?://[^\s/]+(/\S*)?$",
         description="Base URL of the hub's API; plan items' media URLs are relative to it "
-                    "(e.g. http://hub.local:8080/api/).",
+                    "(the hub serves them under /api/v1/, e.g. http://hub.local:8080/api/v1/).",
     )
     token: SecretStr | None = Field(
         None, description="This node's bearer token for media downloads (never logged).")
