@@ -88,6 +88,8 @@ def materialise(session: Session, *, now: datetime, tz: ZoneInfo, cfg: Broadcast
         _drop(session, [oid for oid in future if oid not in wanted_ids])
         for oid, at in wanted_ids.items():
             occ = session.get(Occurrence, oid)
+            if occ is None and at <= now:
+                continue  # never invent an occurrence already due: nodes would play it late
             if occ is None:
                 occ = Occurrence(
                     id=oid,

@@ -179,3 +179,11 @@ def test_a_plan_keeps_an_occurrence_for_a_while_after_its_start(ctx, sha):
         assert len(plans.node_plan_items(s, node_id="loa-1", now=ctx.clock(), cfg=CFG)) == 1
         ctx.clock.advance(2)
         assert plans.node_plan_items(s, node_id="loa-1", now=ctx.clock(), cfg=CFG) == []
+
+
+def test_a_recurring_broadcast_approved_just_after_its_time_does_not_play_late_today(ctx, sha):
+    bid = create(ctx, sha, local_time="08:55")  # now is 09:00 local
+    approve(ctx, bid)
+    with ctx.db.session() as s:
+        starts = [o.start_at for o in s.scalars(select(Occurrence))]
+    assert starts and min(starts) > ctx.clock()
