@@ -102,9 +102,7 @@ def seed_town(db: Database, *, now: datetime, logins: list[Login], start: dateti
         registry.apply_declarations(session, registry=RegistrySection(**town.registry_declarations()))
         officers = _officers(session)
         shifts = _roster(session, officers, start, now + timedelta(days=ROSTER_AHEAD_DAYS))
-        for login in logins:
-            users.create_user(session, username=login.username, password=login.password, role=login.role,
-                              full_name=login.full_name, now=now)
+        _logins(session, logins, now)
         count = _ratings(session, start, now, seed)
         if settings is not None:
             _broadcasts(session, settings, now, approver=_approver(logins))
@@ -126,6 +124,20 @@ BROADCASTS = (
      "Nhân dịp năm mới, thay mặt Ủy ban nhân dân thị trấn Mường Ảng, xin kính chúc bà con các bản "
      "và các tổ dân phố một năm mới mạnh khỏe, an khang, hạnh phúc."),
 )
+
+
+def _logins(session: Session, logins: list[Login], now: datetime) -> None:
+    """A user per login; one that already exists (a hub made by hand in the same directory)
+    gets the demo password and role, so the printed logins work."""
+    from thanthien.hub.db.models import User
+
+    for login in logins:
+        user = session.scalar(select(User).where(User.username == login.username))
+        if user is None:
+            users.create_user(session, username=login.username, password=login.password, role=login.role,
+                              full_name=login.full_name, now=now)
+        else:
+            users.update_user(session, user_id=user.id, role=login.role, active=True, password=login.password)
 
 
 def _approver(logins: list[Login]) -> str:

@@ -165,3 +165,22 @@ def test_seeded_history_shows_the_march_round_better_than_october(tmp_path):
         assert {r.key["officer"] for r in officers} == {o.full_name for o in town.OFFICERS}
     finally:
         db.dispose()
+
+
+def test_seed_takes_over_a_user_that_already_exists(tmp_path):
+    from thanthien.hub.services import users
+    from thanthien.protocol.payloads import utc_now
+
+    db = Database(f"sqlite:///{tmp_path / 'taken.db'}")
+    db.migrate()
+    try:
+        with db.session() as s:
+            users.create_user(s, username="admin", password="older-password", role="officer", now=utc_now())
+            s.commit()
+        seed_town(db, now=datetime(2026, 4, 20, 3, 0, tzinfo=UTC), start=datetime(2026, 4, 13, tzinfo=UTC),
+                  logins=[Login("admin", "admin", "the-demo-password", "Quản trị")])
+        with db.session() as s:
+            user = users.authenticate(s, username="admin", password="the-demo-password")
+            assert user is not None and user.role == "admin"
+    finally:
+        db.dispose()
