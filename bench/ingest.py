@@ -28,7 +28,8 @@ STALL_S = 10.0
 TITLE = "Ingest: committed and acked per second vs a bare paho → SQLite subscriber"
 
 
-def _variant(label: str, consumers: list[Any], publisher_args: tuple, expect_acks: bool) -> dict[str, Any]:
+def _variant(label: str, consumers: list[Any], publisher_args: tuple, expect_acks: bool,
+             stall_s: float = STALL_S) -> dict[str, Any]:
     started: list[Any] = []
     publisher = None
     try:
@@ -40,13 +41,14 @@ def _variant(label: str, consumers: list[Any], publisher_args: tuple, expect_ack
         total = len(publisher_args[2])
         progress = {"n": -1, "at": time.monotonic()}
 
-        def done() -> bool:  # all committed, or nothing new for STALL_S (messages lost)
+        def done() -> bool:  # all committed, or nothing new for stall_s (lost)
             n = sum(c.stats()["messages"] for c in started)
             if n != progress["n"]:
                 progress.update(n=n, at=time.monotonic())
-            return n >= total or time.monotonic() - progress["at"] > STALL_S
+            return n >= total or time.monotonic() - progress["at"] > stall_s
         wait_for(done, timeout=3600, every=0.2)
-        acks = publisher.finish() if not expect_acks else _finish_with_acks(publisher, publisher_args[2])
+        msgs = publisher_args[2]
+        acks = _finish_with_acks(publisher, msgs, stall_s) if expect_acks else publisher.finish()
         publisher = None
         commits: list[Commits] = [c.stop() for c in started]
         started = []
@@ -64,8 +66,8 @@ def _variant(label: str, consumers: list[Any], publisher_args: tuple, expect_ack
             "publish_s": pub["t_published"] - pub["t0"], "batches": sum(len(c.sizes) for c in commits)}
 
 
-def _finish_with_acks(publisher: Publisher, msgs: list) -> dict[str, Any]:
-    """Wait until every rating is acked at its node (or nothing new for STALL_S), then collect."""
+def _finish_with_acks(publisher: Publisher, msgs: list, stall_s: float) -> dict[str, Any]:
+    """Wait until every rating is acked at its node (or nothing new for stall_s), then collect."""
     wanted = sum(1 for m in msgs if m[3] is not None)
     progress = {"n": -1, "at": time.monotonic()}
 
@@ -73,7 +75,7 @@ def _finish_with_acks(publisher: Publisher, msgs: list) -> dict[str, Any]:
         n = publisher.acked()
         if n != progress["n"]:
             progress.update(n=n, at=time.monotonic())
-        return n >= wanted or time.monotonic() - progress["at"] > STALL_S
+        return n >= wanted or time.monotonic() - progress["at"] > stall_s
     wait_for(done, timeout=3600, every=0.2)
     result = publisher.finish()
     if result["acked"] < wanted:
@@ -87,7 +89,7 @@ def run(opts: Options) -> Result:
 
 def _body(result: Result, opts: Options) -> None:
     n_nodes = opts.pick(20, 10, 4)
-    total = opts.pick(20_000, 4_000, 400)
+    total = opts.pick(20_000, 4_000, 200)
     work = opts.work_dir / "ingest"
     shutil.rmtree(work, ignore_errors=True)
     nodes = node_ids(n_nodes)
@@ -120,7 +122,8 @@ def _body(result: Result, opts: Options) -> None:
             two: list[Callable[[], HubProcess]] = [
                 lambda i=i: hub(f"hub-two-{i}", url, client_id=f"bench-hub-w{i}", shared_group="bench")
                 for i in (1, 2)]
-            runs["hub_two_workers"] = _variant(label, [f() for f in two], pub_args, expect_acks=True)
+            runs["hub_two_workers"] = _variant(label, [f() for f in two], pub_args, expect_acks=True,
+                                               stall_s=opts.pick(STALL_S, STALL_S, 3.0))
     finally:
         broker.stop()
     base = runs["bare"]["rate"]

@@ -45,15 +45,22 @@ class BenchBroker:
         self.broker.stop()
 
 
+class UnboundedBroker(Broker):
+    """The project's broker config, except that QoS 1 messages for a client are queued
+    without limit: the project's broker drops them once 10,000 wait for one client, and a
+    benchmark's burst would be cut there (the edge outbox would re-send dropped ratings; the
+    bare baseline would simply lose them). The later line of the config wins."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        with self.conf_path.open("a", encoding="utf-8") as conf:
+            conf.write("\n# thanthien bench: no queue limit\nmax_queued_messages 0\n")
+
+
 def start_broker(data_dir: Path, nodes: list[str]) -> BenchBroker:
     data_dir.mkdir(parents=True, exist_ok=True)
-    broker = Broker(data_dir, hub_user="hub")
+    broker = UnboundedBroker(data_dir, hub_user="hub")
     broker.prepare()
-    # The project's broker drops QoS 1 messages for a client once 10,000 wait for it; a
-    # benchmark's burst would be cut there (the edge outbox would re-send them; the baseline
-    # would simply lose them), so the bench broker queues without limit. The later line wins.
-    with broker.conf_path.open("a", encoding="utf-8") as conf:
-        conf.write("\n# thanthien bench: no queue limit\nmax_queued_messages 0\n")
     passwords = {name: secrets.token_hex(8) for name in ["hub", *nodes]}
     broker.add_users(passwords)
     broker.start()

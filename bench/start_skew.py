@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from thanthien.bench.common import Options, Result, Target, percentile, run_measured
+from thanthien.bench.common import Options, Result, Target, percentile, run_measured, wait_for
 from thanthien.bench.load import node_ids, start_broker
 from thanthien.protocol import Topics
 
@@ -132,6 +132,9 @@ def _worker(conn: Connection, nodes: list[str], passwords: dict[str, str], port:
                 links.append(link)
             ok = all(lk.wait_connected(60) and lk.subscribed.wait(60) for lk in links)
             conn.send(ok)
+        elif command == "count":
+            with lock:
+                conn.send(len(started))
         elif command == "collect":
             with lock:
                 conn.send({"started": dict(started), "received": dict(received)})
@@ -208,8 +211,8 @@ def run(opts: Options) -> Result:
 
 def _body(result: Result, opts: Options) -> None:
     sizes = opts.pick((100, 500), (100, 500), (10, 20))
-    lead = opts.pick(60.0, 15.0, 3.0)
-    bare_lead = opts.pick(5.0, 3.0, 2.0)
+    lead = opts.pick(60.0, 15.0, 2.0)
+    bare_lead = opts.pick(5.0, 3.0, 1.0)
     work = opts.work_dir / "start_skew"
     shutil.rmtree(work, ignore_errors=True)
     nodes = node_ids(max(sizes), "spk")
@@ -224,7 +227,8 @@ def _body(result: Result, opts: Options) -> None:
             base = _stats(_errors(stamps, at))
             at = time.time() + lead
             workers.ask_split("plan", n, at)
-            threading.Event().wait(max(0.0, at - time.time()) + 3.0)
+            threading.Event().wait(max(0.0, at - time.time()))
+            wait_for(lambda n=n: sum(workers.ask("count")) >= n, 3.0, every=0.1)
             got = {k: v for part in workers.ask("collect") for k, v in part["started"].items()}
             if len(got) < n:
                 result.notes.append(f"{n} nodes: only {len(got)} started their scheduled broadcast.")
@@ -254,7 +258,7 @@ def _body(result: Result, opts: Options) -> None:
         t0 = time.time()
         for node in nodes[:n]:
             hub.publish(T.command(node, "play-now"), cmd, qos=1)
-        threading.Event().wait(5.0)
+        wait_for(lambda: sum(workers.ask("count")) >= n, 5.0, every=0.1)
         collected = workers.ask("collect")
         hub.stop()
         started = {k: v for part in collected for k, v in part["started"].items()}
