@@ -5,8 +5,11 @@ store; the tables are the truth):
 
 ``plans`` (interval, ``broadcasts.plan_republish_s``)
     materialise occurrences for the horizon, republish every speaker node's plan (retained),
-    and re-derive the per-broadcast jobs. Also run once at start-up and, through
-    :func:`after_change`, right after every change made through the API.
+    and re-derive the per-broadcast jobs. Also run once at start-up.
+``plans-check`` (interval, ``broadcasts.plan_check_s``)
+    the same, publishing only the plans whose items changed (a speaker added to a zone, the
+    horizon moving on); :func:`after_change` does this right after every change made through
+    the API or the UI.
 ``broadcast-<id>`` (date job per approved broadcast with an unchecked occurrence)
     at the next occurrence's end plus ``report_grace_s``: silent nodes count as missed and the
     ``broadcast_missed`` alarm is raised; the job then re-arms itself for the next one.
@@ -53,6 +56,15 @@ def refresh_plans(context: str) -> int:
     """Materialise, publish every plan (forced), re-derive the per-broadcast jobs."""
     ctx = _CONTEXTS[context]
     sent = sync_plans(ctx, force=True)
+    sync_jobs(context)
+    return sent
+
+
+def check_plans(context: str) -> int:
+    """Materialise and publish only the plans that changed (registry edits, the horizon
+    moving on), re-derive the per-broadcast jobs."""
+    ctx = _CONTEXTS[context]
+    sent = sync_plans(ctx, force=False)
     sync_jobs(context)
     return sent
 
@@ -162,6 +174,17 @@ def install(scheduler: BaseScheduler, ctx: HubContext, name: str) -> None:
         replace_existing=True,
         coalesce=True,
         misfire_grace_time=max(1, int(every)),
+    )
+    check = ctx.settings.broadcasts.plan_check_s
+    scheduler.add_job(
+        check_plans,
+        "interval",
+        seconds=check,
+        args=[name],
+        id="plans-check",
+        replace_existing=True,
+        coalesce=True,
+        misfire_grace_time=max(1, int(check)),
     )
     scheduler.add_job(
         refresh_plans,

@@ -72,6 +72,13 @@ class BroadcastSettings(Section):
         description="Plans are recomputed this often (and at once after every change); a plan whose "
         "items changed gets the next revision.",
     )
+    plan_check_s: float = Field(
+        60.0,
+        ge=1,
+        le=86400,
+        description="Plans are recomputed this often and published when their items changed "
+        "(registry edits, the horizon moving on).",
+    )
     plan_keep_past_s: float = Field(
         900.0,
         ge=0,

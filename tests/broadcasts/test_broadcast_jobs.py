@@ -44,7 +44,7 @@ def test_jobs_are_rebuilt_from_the_tables_with_a_check_at_each_next_deadline(
     start = ctx.clock() + timedelta(minutes=30)
     once = approved(ctx, schedule_kind="once", local_time=None, start_at=start)
     daily = approved(ctx, local_time="10:00")
-    assert {j.id for j in scheduler.get_jobs()} >= {"plans", "plans-at-start"}
+    assert {j.id for j in scheduler.get_jobs()} >= {"plans", "plans-check", "plans-at-start"}
     broadcast_jobs.refresh_plans("jobs-test")  # what the start-up job does
     jobs = {j.id: j for j in scheduler.get_jobs() if j.id.startswith(broadcast_jobs.JOB_PREFIX)}
     assert set(jobs) == {f"broadcast-{once}", f"broadcast-{daily}"}

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from broadcasts.support import media_row, speakers, spec
 from thanthien.hub.db.models import Broadcast, BroadcastAudit, Delivery, Occurrence
-from thanthien.hub.services import broadcasts, plans
+from thanthien.hub.services import broadcasts, plans, registry
 from thanthien.hub.services.errors import Conflict, Invalid
 from thanthien.hub.services.schedule import BroadcastSettings
 
@@ -187,3 +187,17 @@ def test_a_recurring_broadcast_approved_just_after_its_time_does_not_play_late_t
     with ctx.db.session() as s:
         starts = [o.start_at for o in s.scalars(select(Occurrence))]
     assert starts and min(starts) > ctx.clock()
+
+
+def test_a_speaker_added_to_a_targeted_zone_gets_the_coming_occurrences_in_its_plan(ctx, sha):
+    bid = create(ctx, sha, target_kind="zones", target_zones=["ban-b"])
+    approve(ctx, bid)
+    with ctx.db.session() as s:
+        plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, force=False)
+    with ctx.db.session() as s:
+        registry.register_node(s, node_id="loa-4")
+        registry.upsert_device(s, node_id="loa-4", code="loa", kind="speaker", zone="ban-b")
+    with ctx.db.session() as s:
+        plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
+        out = {p.node_id: p.plan for p in plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, force=False)}
+    assert list(out) == ["loa-4"] and len(out["loa-4"].items) == 3
