@@ -7,7 +7,7 @@ stdin and from a control FIFO (``--control PATH``), answered with one JSON line.
     restore NODE                   give it back
     kill NODE                      the node dies (no goodbye: the broker marks it lost)
     revive NODE                    start a killed node again on its data (outbox re-sent)
-    camera NODE CAMERA MODE        e.g. ``camera mot-cua cam-1 black``; ok brings it back
+    camera NODE CAMERA MODE        e.g. camera mot-cua cam-sanh-cho black; mode ok brings it back
     press NODE BOX SCORE           one press now (box index from 0, score 1-4)
     stop                           stop everything (as Ctrl-C)
 """
