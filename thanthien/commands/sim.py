@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import signal
 import sys
@@ -49,6 +50,16 @@ def run_fleet(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    ledger = Path(args.ledger) if args.ledger else None
+    if ledger is not None:
+        try:
+            ledger.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"error: ledger {ledger}: {exc}", file=sys.stderr)
+            return 2
+        if not os.access(ledger.parent, os.W_OK) or (ledger.exists() and not os.access(ledger, os.W_OK)):
+            print(f"error: ledger {ledger}: not writable", file=sys.stderr)
+            return 2
     _raise_fd_limit()
     specs = make_specs(args.nodes, mix, seed=args.seed, prefix=args.prefix, clock_skew_s=args.clock_skew)
     if args.broker_data:
@@ -60,7 +71,6 @@ def run_fleet(args: argparse.Namespace) -> int:
             return 2
         if not reload_running(data):
             log.warning("no running broker found in %s; its users are written for its next start", data)
-    ledger = Path(args.ledger) if args.ledger else None
     if ledger is not None and ledger.exists() and not args.append_ledger:
         ledger.unlink()
     options = FleetOptions(
