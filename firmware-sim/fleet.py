@@ -252,6 +252,21 @@ class Fleet:
         self.stop()
 
 
+def registry_declarations(specs: Sequence[NodeSpec]) -> dict[str, list[dict[str, Any]]]:
+    """A hub ``[registry]`` for the fleet, so the hub knows its nodes (else it lists them as
+    unregistered, one alarm each)."""
+    counters = [{"code": b.counter, "name": f"Quầy mô phỏng {b.counter}"} for s in specs for b in s.boxes]
+    nodes = []
+    for s in specs:
+        devices: list[dict[str, Any]] = [{"code": b.id, "kind": "rating_box", "counter": b.counter}
+                                         for b in s.boxes]
+        devices += [{"code": c, "kind": "camera"} for c in s.cameras]
+        if s.speaker:
+            devices.append({"code": "loa", "kind": "speaker"})
+        nodes.append({"id": s.node_id, "name": f"Nút mô phỏng {s.node_id}", "devices": devices})
+    return {"counters": counters, "nodes": nodes}
+
+
 def broker_users(specs: Sequence[NodeSpec]) -> dict[str, str]:
     return {s.node_id: s.password for s in specs}
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from thanthien.sim.fleet import NODES_PER_WORKER, default_workers, make_specs, parse_mix
+from thanthien.sim.fleet import DEFAULT_MIX, NODES_PER_WORKER, default_workers, make_specs, parse_mix
 
 
 def test_kinds_follow_the_mix_and_ids_are_unique():
@@ -35,3 +35,18 @@ def test_bad_mix_is_refused_with_the_reason(text, reason):
 def test_a_worker_holds_at_most_100_nodes():
     assert default_workers(500) == 5 and default_workers(1) == 1
     assert default_workers(NODES_PER_WORKER + 1) == 2
+
+
+def test_registry_of_a_fleet_is_a_valid_hub_registry():
+    import tomllib
+
+    from thanthien.config import validate_data
+    from thanthien.hub.settings import HubSettings
+    from thanthien.sim.demo import to_toml
+    from thanthien.sim.fleet import registry_declarations
+
+    specs = make_specs(20, parse_mix(DEFAULT_MIX), seed=4)
+    settings = validate_data(HubSettings, tomllib.loads(to_toml({"registry": registry_declarations(specs)})))
+    assert [n.id for n in settings.registry.nodes] == [s.node_id for s in specs]
+    kinds = {d.kind for n in settings.registry.nodes for d in n.devices}
+    assert kinds == {"rating_box", "speaker", "camera"}

@@ -139,6 +139,22 @@ def _drain(fleet, seconds: float) -> None:  # type: ignore[no-untyped-def]
     log.warning("%d event(s) still unacked after %.0f s; they stay in the node outboxes", depth, seconds)
 
 
+def run_registry(args: argparse.Namespace) -> int:
+    from thanthien.sim.demo import to_toml
+    from thanthien.sim.fleet import make_specs, parse_mix, registry_declarations
+
+    try:
+        mix = parse_mix(args.mix)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    specs = make_specs(args.nodes, mix, seed=args.seed, prefix=args.prefix)
+    print(f"# The fleet of `thanthien sim fleet --nodes {args.nodes} --mix {args.mix} --seed {args.seed} "
+          f"--prefix {args.prefix}`; append to the hub config.")
+    print(to_toml({"registry": registry_declarations(specs)}))
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from thanthien.sim.ledger import compare, hub_ratings, read_ledger
 
@@ -202,6 +218,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--log-level", default="INFO")
     f.add_argument("--worker-log-level", default="WARNING")
     f.set_defaults(func=run_fleet)
+
+    r = ssub.add_parser("registry", help="the hub [registry] TOML declaring a fleet's nodes (same arguments)")
+    r.add_argument("--nodes", type=_positive(int, 1), default=10)
+    r.add_argument("--mix", default="rating=0.6,speaker=0.35,office=0.05")
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--prefix", default="sim")
+    r.set_defaults(func=run_registry)
 
     c = ssub.add_parser("compare", help="the ledger against the hub's stored ratings (exit 1 if they differ)")
     c.add_argument("--ledger", required=True)
