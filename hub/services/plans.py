@@ -305,3 +305,30 @@ def upcoming(session: Session, *, start: datetime, end: datetime) -> list[tuple[
         .order_by(Occurrence.start_at, Occurrence.id)
     )
     return [(o, int(n)) for o, n in rows]
+
+
+@dataclass(frozen=True)
+class CalendarEntry:
+    start_at: datetime
+    broadcast_id: int
+    title: str
+    priority: str
+    status: str
+    targets: int
+
+
+def calendar(session: Session, *, start: datetime, end: datetime, tz: ZoneInfo) -> list[CalendarEntry]:
+    """What plays in ``[start, end)`` from the schedules themselves (any week, not only the plan
+    horizon), drafts included, plus the play-now commands sent in that window."""
+    speakers = speaker_nodes(session)
+    out = []
+    for b in session.scalars(
+        select(Broadcast).where(Broadcast.status.in_(("draft", "approved")), Broadcast.schedule_kind != "now")
+    ):
+        targets = len(_targets(session, b, speakers))
+        for at in occurrences(schedule_of(b), start=start, end=end, tz=tz, limit=MAX_PLAN_ITEMS):
+            out.append(CalendarEntry(at, b.id, b.title, b.priority, b.status, targets))
+    for occ, n in upcoming(session, start=start, end=end):
+        if occ.command:
+            out.append(CalendarEntry(occ.start_at, occ.broadcast_id, occ.title, occ.priority, "now", n))
+    return sorted(out, key=lambda e: (e.start_at, e.broadcast_id))

@@ -76,7 +76,7 @@ def test_an_officer_drafts_and_a_leader_approves_then_the_calendar_shows_it(ui, 
     assert "đã phê duyệt" in detail and "Hằng ngày lúc 06:30" in detail
     assert "officer: created" in detail and "leader: approved" in detail
     calendar = officer.get("/ui/broadcasts").text
-    assert calendar.count("<b>06:30</b>") == 3  # the plan horizon: the next three mornings
+    assert calendar.count("<b>06:30</b>") == 7  # every day of the week shown, from today
 
 
 def test_a_slot_in_quiet_hours_is_refused_on_the_page_with_the_reason_and_the_form_kept(ui, sha):
@@ -131,8 +131,17 @@ def test_a_not_audio_upload_is_refused_on_the_page_and_nothing_is_stored(ui, ctx
     assert not list((ctx.settings.hub.data_dir / "media").glob("??/*.wav"))
 
 
-def test_the_calendar_can_show_the_next_week(ui, ctx, sha):
-    officer, _ = ui("officer")
-    page = officer.get("/ui/broadcasts?week=1").text
-    first = (ctx.clock() + timedelta(days=7)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%d/%m")
-    assert first in page
+def test_the_calendar_shows_any_week_from_the_schedules_with_drafts_marked(ui, ctx, sha):
+    officer, csrf = ui("officer")
+    assert (
+        draft(officer, csrf, sha, schedule_kind="weekdays", weekdays="1", local_time="07:15").status_code
+        == 303
+    )
+    page = officer.get("/ui/broadcasts?week=5").text  # far beyond the plan horizon
+    monday = (ctx.clock() + timedelta(weeks=5)).astimezone(
+        ZoneInfo("Asia/Ho_Chi_Minh")
+    )  # the clock is a Monday
+    day = page[page.index(f"Thứ Hai {monday:%d/%m}") :]
+    day = day[: day.index("</div>")]
+    assert "<b>07:15</b>" in day and "bản nháp" in day
+    assert page.count("<b>07:15</b>") == 1

@@ -75,9 +75,9 @@ def _calendar(request: Request, session: Any, week: int) -> list[tuple[str, list
     for i in range(7):
         d = today + timedelta(days=i)
         days[f"{WEEKDAY_LABELS[d.weekday()]} {d:%d/%m}"] = []
-    for occ, targets in plans.upcoming(session, start=start, end=start + timedelta(days=7)):
-        d = occ.start_at.astimezone(tz).date()
-        days[f"{WEEKDAY_LABELS[d.weekday()]} {d:%d/%m}"].append((occ, targets))
+    for entry in plans.calendar(session, start=start, end=start + timedelta(days=7), tz=tz):
+        d = entry.start_at.astimezone(tz).date()
+        days[f"{WEEKDAY_LABELS[d.weekday()]} {d:%d/%m}"].append(entry)
     return list(days.items())
 
 
