@@ -35,6 +35,13 @@ Priority = Literal["normal", "priority", "emergency"]
 TargetKind = Literal["all", "zones", "nodes"]
 PRIORITY_LABELS = {"normal": "thông thường", "priority": "ưu tiên", "emergency": "khẩn cấp"}
 STATUS_LABELS = {"draft": "bản nháp", "approved": "đã phê duyệt", "archived": "đã lưu trữ"}
+AUDIT_LABELS = {
+    "created": "tạo bản nháp",
+    "updated": "sửa (về bản nháp)",
+    "approved": "phê duyệt",
+    "archived": "lưu trữ",
+    "play_now": "phát ngay",
+}
 
 
 class BroadcastSpec(BaseModel):

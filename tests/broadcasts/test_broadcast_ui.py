@@ -74,7 +74,7 @@ def test_an_officer_drafts_and_a_leader_approves_then_the_calendar_shows_it(ui, 
     assert leader.post(f"{page}/approve", data={"csrf": lcsrf}).status_code == 303
     detail = leader.get(page).text
     assert "đã phê duyệt" in detail and "Hằng ngày lúc 06:30" in detail
-    assert "officer: created" in detail and "leader: approved" in detail
+    assert "officer: tạo bản nháp" in detail and "leader: phê duyệt" in detail
     calendar = officer.get("/ui/broadcasts").text
     assert calendar.count("<b>06:30</b>") == 7  # every day of the week shown, from today
 

@@ -21,7 +21,7 @@ from thanthien.hub import broadcast_jobs
 from thanthien.hub.api.deps import RowId
 from thanthien.hub.db.models import MediaItem, Zone
 from thanthien.hub.services import broadcasts, deliveries, media_items, plans
-from thanthien.hub.services.broadcasts import PRIORITY_LABELS, STATUS_LABELS, BroadcastSpec
+from thanthien.hub.services.broadcasts import AUDIT_LABELS, PRIORITY_LABELS, STATUS_LABELS, BroadcastSpec
 from thanthien.hub.services.errors import ServiceError
 from thanthien.hub.services.schedule import HOLIDAYS, WEEKDAY_LABELS, describe
 from thanthien.hub.services.tts import VOICE_LABELS, TtsRequest
@@ -212,6 +212,7 @@ def broadcast_page(request: Request, user: Editor, broadcast_id: RowId) -> Respo
             "audit": broadcasts.audit_log(session, broadcast_id=broadcast_id),
             "reports": deliveries.broadcast_reports(session, broadcast_id=broadcast_id, limit=20),
             "delivery_labels": deliveries.STATUS_LABELS,
+            "audit_labels": AUDIT_LABELS,
             "can_approve": user.role in APPROVERS,
             "item": session.get(MediaItem, b.media_sha256),
         }
