@@ -164,6 +164,30 @@ class HubProcess:
         self.proc = None
 
 
+def next_broadcast(base: str, login: Login, stop: threading.Event, timeout: float = 10.0) -> str | None:
+    """The next scheduled broadcast as the hub's API shows it (waits for the scheduler to lay
+    out the occurrences), e.g. ``Bản tin buổi sáng, 2026-11-26 06:30 (12 cụm loa)``."""
+    import httpx
+
+    waited = 0.0
+    try:
+        token = httpx.post(f"{base}/api/v1/auth/login", timeout=5,
+                           data={"username": login.username, "password": login.password}
+                           ).json()["access_token"]
+        while waited < timeout and not stop.is_set():
+            items = httpx.get(f"{base}/api/v1/occurrences", headers={"Authorization": f"Bearer {token}"},
+                              timeout=5).json()
+            if isinstance(items, list) and items:
+                first = min(items, key=lambda o: o["start_at"])
+                local = datetime.fromisoformat(first["start_at_local"])
+                return f"{first['title']}, {local:%Y-%m-%d %H:%M} ({first['targets']} cụm loa)"
+            stop.wait(0.5)
+            waited += 0.5
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        log.warning("could not read the next broadcast: %s", exc)
+    return None
+
+
 def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float | None,
          now: datetime) -> dict[str, str]:
     """Seed on the first run; returns fresh media tokens for the speaker nodes."""

@@ -29,8 +29,9 @@ from thanthien.sim.seed import Login, rounds, seed_town
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> dict[str, str]:
-    """Stdout up to a line matching ``pattern`` (read on a thread); returns the printed logins."""
+def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> tuple[dict[str, str], str]:
+    """Stdout up to a line matching ``pattern`` (read on a thread); returns the printed logins
+    and the whole text."""
     lines: list[str] = []
     found = threading.Event()
 
@@ -44,7 +45,8 @@ def _read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> di
 
     threading.Thread(target=read, daemon=True).start()
     assert found.wait(timeout), f"{pattern!r} not printed within {timeout} s; output:\n{''.join(lines)}"
-    return dict(re.findall(r"^\s+\w+\s+(\w+) / (\S+)", "".join(lines), re.M))
+    text = "".join(lines)
+    return dict(re.findall(r"^\s+\w+\s+(\w+) / (\S+)", text, re.M)), text
 
 
 @pytest.mark.slow
@@ -57,7 +59,7 @@ def test_demo_starts_answers_and_ctrl_c_leaves_no_process(tmp_path):
          "--log-level", "WARNING"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        logins = _read_until(proc, r"^Type `help`", timeout=90)
+        logins, banner = _read_until(proc, r"^Type `help`", timeout=90)
         assert set(logins) == {"admin", "canbo", "kythuat", "lanhdao"}
         base = f"http://127.0.0.1:{hub_port}/api/v1"
         token = httpx.post(f"{base}/auth/login", data={"username": "kythuat", "password": logins["kythuat"]},
@@ -79,6 +81,7 @@ def test_demo_starts_answers_and_ctrl_c_leaves_no_process(tmp_path):
             titles = {b["title"] for b in httpx.get(f"{base}/broadcasts", headers=headers, timeout=10).json()
                       if b["status"] == "approved"}
             assert "Bản tin buổi sáng" in titles
+            assert re.search(r"^Next broadcast: (Bản tin buổi|Lời chúc Tết)", banner, re.M), banner
         children = descendants(proc.pid)
         assert len(children) >= 2  # the broker and the hub
         proc.send_signal(signal.SIGINT)

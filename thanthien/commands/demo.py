@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from thanthien.protocol.payloads import utc_now
     from thanthien.sim import town
     from thanthien.sim.control import ControlReader
-    from thanthien.sim.demo import DemoSecrets, HubProcess, hub_config, prepare_broker, seed
+    from thanthien.sim.demo import DemoSecrets, HubProcess, hub_config, next_broadcast, prepare_broker, seed
     from thanthien.sim.group import CitizenHabits, NodeGroup
     from thanthien.sim.ledger import Ledger
     from thanthien.sim.node import SimEnv
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         habits = CitizenHabits(press_rate=args.press_rate, office_hours=args.office_hours)
         group = NodeGroup(specs, env, habits=habits, faultable={s.node_id for s in specs}, seed=args.seed)
         group.start()
-        _banner(base, secrets_, broker.port, root)
+        officer = next(x for x in secrets_.logins if x.role == "officer")
+        _banner(base, secrets_, broker.port, root, next_broadcast(base, officer, stop))
         reader = ControlReader(lambda c: group.apply(c.name, c.args), stop.set, stop,
                                stdin=sys.stdin if not args.no_stdin else None).start()
         while not stop.wait(1.0):
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("demo stopped")
 
 
-def _banner(base: str, secrets_, broker_port: int, root: Path) -> None:  # type: ignore[no-untyped-def]
+def _banner(base: str, secrets_, broker_port: int, root: Path,  # type: ignore[no-untyped-def]
+            upcoming: str | None) -> None:
     from thanthien.sim import town
 
     lines = [
@@ -103,6 +105,7 @@ def _banner(base: str, secrets_, broker_port: int, root: Path) -> None:  # type:
         f"Dashboard: {base}/ui/",
         f"API: {base}/api/v1/docs",
         f"Broker: mqtt://127.0.0.1:{broker_port}   data: {root}",
+        f"Next broadcast: {upcoming or '(none scheduled)'}",
         "Logins:",
         *[f"  {x.role:<8} {x.username} / {x.password}   ({x.full_name})" for x in secrets_.logins],
         "Type `help` for fault commands (cut, kill, camera ... black); Ctrl-C stops everything.",
