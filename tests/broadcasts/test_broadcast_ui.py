@@ -145,3 +145,39 @@ def test_the_calendar_shows_any_week_from_the_schedules_with_drafts_marked(ui, c
     day = day[: day.index("</div>")]
     assert "<b>07:15</b>" in day and "bản nháp" in day
     assert page.count("<b>07:15</b>") == 1
+
+
+def test_editing_an_approved_broadcast_on_its_page_returns_it_to_draft(ui, sha):
+    officer, csrf = ui("officer")
+    page = draft(officer, csrf, sha).headers["location"]
+    leader, lcsrf = ui("leader")
+    leader.post(f"{page}/approve", data={"csrf": lcsrf})
+    assert 'value="06:30"' in officer.get(page).text  # the edit form shows the current values
+    bad = officer.post(
+        page,
+        data={
+            "csrf": csrf,
+            "title": "Thông báo họp",
+            "media_sha256": sha,
+            "target_kind": "all",
+            "schedule_kind": "daily",
+            "local_time": "23:00",
+            "volume": "90",
+        },
+    )
+    assert bad.status_code == 422 and "giờ yên tĩnh" in bad.text and "đã phê duyệt" in bad.text
+    ok = officer.post(
+        page,
+        data={
+            "csrf": csrf,
+            "title": "Thông báo họp",
+            "media_sha256": sha,
+            "target_kind": "all",
+            "schedule_kind": "daily",
+            "local_time": "07:45",
+            "volume": "90",
+        },
+    )
+    assert ok.status_code == 303
+    detail = officer.get(page).text
+    assert "bản nháp" in detail and "Hằng ngày lúc 07:45" in detail and "officer: sửa (về bản nháp)" in detail

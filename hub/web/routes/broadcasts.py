@@ -121,11 +121,21 @@ def _local_dt(text: str, tz: ZoneInfo) -> datetime | None:
         return None
 
 
-@router.post("/broadcasts", dependencies=[Csrf], response_class=HTMLResponse)
-async def create_broadcast(request: Request, user: Editor) -> Response:
+FIELD_NAMES = {
+    "title": "tiêu đề",
+    "media_sha256": "tệp âm thanh",
+    "volume": "âm lượng",
+    "schedule_kind": "kiểu lịch phát",
+    "target_kind": "phạm vi phát",
+    "priority": "mức ưu tiên",
+}
+
+
+async def _read_form(request: Request) -> tuple[dict[str, Any], BroadcastSpec | str]:
+    """The posted fields (to show again) and the spec, or why it is not one."""
     raw = await request.form()
-    form = {
-        k: raw.get(k, "")
+    form: dict[str, Any] = {
+        k: str(raw.get(k, ""))
         for k in (
             "title",
             "media_sha256",
@@ -138,66 +148,85 @@ async def create_broadcast(request: Request, user: Editor) -> Response:
             "rrule",
         )
     }
-    form["target_zones"] = [str(z) for z in raw.getlist("target_zones")]
-    form["target_nodes"] = [str(n) for n in raw.getlist("target_nodes")]
-    form["weekdays"] = [str(d) for d in raw.getlist("weekdays")]
-    form["holidays"] = [str(h) for h in raw.getlist("holidays")]
+    for key in ("target_zones", "target_nodes", "weekdays", "holidays"):
+        form[key] = [str(v) for v in raw.getlist(key)]
     tz = _tz(request)
-    hub = hub_of(request)
-    kind = str(form["schedule_kind"])
-    if kind == "once" and _local_dt(str(form["start_at"]), tz) is None:
-        return _page(request, user, form=form, message="Chọn ngày giờ phát.", status_code=422)
+    kind = form["schedule_kind"]
+    start_at = _local_dt(form["start_at"], tz)
+    if kind == "once" and start_at is None:
+        return form, "Chọn ngày giờ phát."
     try:
-        spec = BroadcastSpec(
-            title=str(form["title"]).strip(),
-            media_sha256=str(form["media_sha256"]),
+        return form, BroadcastSpec(
+            title=form["title"].strip(),
+            media_sha256=form["media_sha256"],
             target_kind=form["target_kind"] or "all",
-            target_zones=form["target_zones"],  # type: ignore[arg-type]
+            target_zones=form["target_zones"],
             target_nodes=form["target_nodes"],
-            volume=int(str(form["volume"]) or 100),
+            volume=int(form["volume"] or 100),
             priority=form["priority"] or "normal",
-            schedule_kind=kind,  # type: ignore[arg-type]
-            start_at=_local_dt(str(form["start_at"]), tz) if kind == "once" else None,
-            local_time=str(form["local_time"]) or None,
+            schedule_kind=kind,
+            start_at=start_at if kind == "once" else None,  # type: ignore[arg-type]
+            local_time=form["local_time"] or None,
             weekdays=[int(d) for d in form["weekdays"]],
-            rrule=str(form["rrule"]) or None,
+            rrule=form["rrule"] or None,
             holidays=form["holidays"],
         )
-    except (ValidationError, ValueError) as exc:
-        field = (
-            exc.errors()[0]["loc"][0] if isinstance(exc, ValidationError) and exc.errors()[0]["loc"] else ""
-        )
-        names = {
-            "title": "tiêu đề",
-            "media_sha256": "tệp âm thanh",
-            "volume": "âm lượng",
-            "schedule_kind": "kiểu lịch phát",
-        }
-        return _page(
-            request,
-            user,
-            form=form,
-            status_code=422,
-            message=f"Thông tin chưa hợp lệ: {names.get(str(field), str(field) or 'biểu mẫu')}.",
-        )
+    except ValidationError as exc:
+        loc = exc.errors()[0]["loc"]
+        field = str(loc[0]) if loc else ""
+        return form, f"Thông tin chưa hợp lệ: {FIELD_NAMES.get(field, field or 'biểu mẫu')}."
+    except ValueError:
+        return form, "Thông tin chưa hợp lệ: âm lượng và các thứ phải là số."
+
+
+def _form_of(b: Any, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "title": b.title,
+        "media_sha256": b.media_sha256,
+        "target_kind": b.target_kind,
+        "volume": b.volume,
+        "priority": b.priority,
+        "schedule_kind": b.schedule_kind,
+        "start_at": b.start_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if b.start_at else "",
+        "local_time": b.local_time or "",
+        "rrule": b.rrule or "",
+        "target_zones": list(b.target_zones or []),
+        "target_nodes": list(b.target_nodes or []),
+        "weekdays": [str(d) for d in b.weekdays or []],
+        "holidays": list(b.holidays or []),
+    }
+
+
+@router.post("/broadcasts", dependencies=[Csrf], response_class=HTMLResponse)
+async def create_broadcast(request: Request, user: Editor) -> Response:
+    form, spec = await _read_form(request)
+    if isinstance(spec, str):
+        return _page(request, user, form=form, message=spec, status_code=422)
+    hub = hub_of(request)
     try:
         with hub.db.session() as session:
-            b = broadcasts.create_broadcast(
+            bid = broadcasts.create_broadcast(
                 session,
                 spec=spec,
                 username=user.username,
                 now=hub.clock(),
-                tz=tz,
+                tz=_tz(request),
                 cfg=hub.settings.broadcasts,
-            )
-            bid = b.id
+            ).id
     except ServiceError as exc:
         return _page(request, user, form=form, message=str(exc), status_code=422)
     return flash.redirect(f"{BACK}/{bid}", message="Đã lưu bản nháp; chờ lãnh đạo phê duyệt.")
 
 
-@router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
-def broadcast_page(request: Request, user: Editor, broadcast_id: RowId) -> Response:
+def _detail(
+    request: Request,
+    user: UiUser,
+    broadcast_id: int,
+    *,
+    form: dict[str, Any] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> Response:
     hub = hub_of(request)
     tz = _tz(request)
     with hub.db.new_session(write=False) as session:
@@ -215,8 +244,41 @@ def broadcast_page(request: Request, user: Editor, broadcast_id: RowId) -> Respo
             "audit_labels": AUDIT_LABELS,
             "can_approve": user.role in APPROVERS,
             "item": session.get(MediaItem, b.media_sha256),
+            "form": form or _form_of(b, tz),
+            "notice": (message, True) if message else None,
+            "quiet": hub.settings.broadcasts,
         }
-        return render(request, "broadcast_detail.html", context, user=user)
+        return render(request, "broadcast_detail.html", context, user=user, status_code=status_code)
+
+
+@router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
+def broadcast_page(request: Request, user: Editor, broadcast_id: RowId) -> Response:
+    return _detail(request, user, broadcast_id)
+
+
+@router.post("/broadcasts/{broadcast_id}", dependencies=[Csrf], response_class=HTMLResponse)
+async def edit_broadcast(request: Request, user: Editor, broadcast_id: RowId) -> Response:
+    form, spec = await _read_form(request)
+    if isinstance(spec, str):
+        return _detail(request, user, broadcast_id, form=form, message=spec, status_code=422)
+    hub = hub_of(request)
+    try:
+        with hub.db.session() as session:
+            broadcasts.update_broadcast(
+                session,
+                broadcast_id=broadcast_id,
+                spec=spec,
+                username=user.username,
+                now=hub.clock(),
+                tz=_tz(request),
+                cfg=hub.settings.broadcasts,
+            )
+    except ServiceError as exc:
+        return _detail(request, user, broadcast_id, form=form, message=str(exc), status_code=422)
+    broadcast_jobs.after_change(hub)
+    return flash.redirect(
+        f"{BACK}/{broadcast_id}", message="Đã lưu thay đổi; bản tin cần được phê duyệt lại."
+    )
 
 
 def _act(request: Request, user: UiUser, broadcast_id: int, action: str) -> Response:
