@@ -1,7 +1,8 @@
 """Press to commit: the time from a button press on a mock pin (gpiozero MockFactory) of a
 real edge agent to its rating being committed at the hub, p50/p99/max, while presses arrive
-at a fixed rate spread over many agents (open loop: each agent presses on a schedule; a
-press that cannot start on time starts at once and still counts from its scheduled time).
+at a fixed rate (1,000/s, the target, then 250/s, below the hub's saturation) spread over
+many agents (open loop: each agent presses on a schedule; a press that cannot start on time
+starts at once and still counts from its scheduled time).
 
 The agents run in this process, the hub (ingest role) in its own; a commit is stamped by the
 hub right after it (CLOCK_MONOTONIC is shared by both). Baseline, in the same run at the same
@@ -16,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from thanthien.bench.common import Options, Result, Target, percentile, run_measured, wait_for
@@ -108,86 +110,103 @@ def run(opts: Options) -> Result:
     return run_measured(NAME, TITLE, opts, lambda r: _body(r, opts))
 
 
+def _round(rate: float, seconds: float, nodes: list[str], broker: Any, work: Path,
+           stop: threading.Event) -> dict[str, Any]:
+    """One press rate: the platform, then the bare baseline at the same rate."""
+    n_agents = len(nodes)
+    per_agent = max(1, int(rate * seconds / n_agents))
+    interval = n_agents / rate
+    # -- the platform: agents -> broker -> hub -------------------------------------------------
+    hub = HubProcess(hub_settings(str(work / "hub"), broker.port, broker.passwords["hub"], nodes=nodes),
+                     keep_ids=True).start()
+    agents = [PressedAgent(n, broker.port, broker.passwords[n], str(work / n)) for n in nodes]
+    try:
+        for a in agents:
+            a.start()
+        if not wait_for(lambda: all(a.agent.link is not None and a.agent.link.connected.is_set()
+                                    for a in agents), 60):
+            raise RuntimeError("the agents did not connect")
+        begin = time.monotonic() + 0.5
+        _run_threads([lambda a=a, i=i: _paced(per_agent, interval, begin + i * interval / n_agents,
+                                               a.press, stop) for i, a in enumerate(agents)])
+        pressing_s = time.monotonic() - begin
+        pressed = {k: v for a in agents for k, v in a.events.items()}
+        wait_for(lambda: hub.stats()["messages"] >= len(pressed), 120, every=0.2)
+    finally:
+        for a in agents:
+            a.stop()
+        commits = hub.stop()
+    lat = _latencies(pressed, commits.acked)
+    # -- the baseline: bare publishers -> broker -> bare subscriber ------------------------------
+    bare = BareSubscriber(broker.port, broker.passwords["hub"], work / "bare.db",
+                          topics=[T.wildcard("rating")], keep_ids=True).start()
+    sent: dict[str, float] = {}
+    try:
+        clients = [_bare_client(n, broker.port, broker.passwords[n]) for n in nodes]
+
+        def publish(client: Any, node: str) -> Any:
+            def act(at: float) -> None:
+                key = str(uuid.uuid4())
+                sent[key] = at
+                client.publish(T.rating(node), key.encode(), qos=1)
+            return act
+        begin = time.monotonic() + 0.5
+        _run_threads([lambda c=c, n=n, i=i: _paced(per_agent, interval, begin + i * interval / n_agents,
+                                                    publish(c, n), stop)
+                      for i, (c, n) in enumerate(zip(clients, nodes, strict=True))])
+        wait_for(lambda: bare.stats()["messages"] >= len(sent), 60, every=0.2)
+        for c in clients:
+            c.disconnect()
+            c.loop_stop()
+    finally:
+        bare_commits = bare.stop()
+    base = _latencies(sent, bare_commits.acked)
+    if not lat or not base:
+        raise RuntimeError("no latencies measured")
+    return {"lat": lat, "base": base, "achieved": len(pressed) / pressing_s, "pressed": len(pressed),
+            "committed": len(lat), "not_stored": sum(a.missed for a in agents),
+            "baseline_messages": len(base)}
+
+
 def _body(result: Result, opts: Options) -> None:
-    rate = opts.pick(1000.0, 500.0, 50.0)
+    rates = opts.pick((1000.0, 250.0), (500.0, 100.0), (50.0,))
     seconds = opts.pick(20.0, 8.0, 2.0)
     n_agents = opts.pick(40, 20, 4)
-    per_agent = int(rate * seconds / n_agents)
-    interval = n_agents / rate
     work = opts.work_dir / "press_to_commit"
     shutil.rmtree(work, ignore_errors=True)
     nodes = node_ids(n_agents, "press")
     broker = start_broker(work / "broker", nodes)
     stop = threading.Event()
-    result.params = {"target_rate_per_s": rate, "seconds": seconds, "agents": n_agents,
-                     "presses": per_agent * n_agents, "bounce_ms": 1, "response_interval_s": 0}
+    result.params = {"rates_per_s": list(rates), "seconds": seconds, "agents": n_agents, "bounce_ms": 1,
+                     "response_interval_s": 0}
+    rounds: dict[float, dict[str, Any]] = {}
     try:
-        # -- the platform: agents -> broker -> hub ---------------------------------------------
-        hub = HubProcess(hub_settings(str(work / "hub"), broker.port, broker.passwords["hub"], nodes=nodes),
-                         keep_ids=True).start()
-        agents = [PressedAgent(n, broker.port, broker.passwords[n], str(work / n)) for n in nodes]
-        try:
-            for a in agents:
-                a.start()
-            if not wait_for(lambda: all(a.agent.link is not None and a.agent.link.connected.is_set()
-                                        for a in agents), 60):
-                raise RuntimeError("the agents did not connect")
-            begin = time.monotonic() + 0.5
-            t0 = time.monotonic()
-            _run_threads([lambda a=a, i=i: _paced(per_agent, interval, begin + i * interval / n_agents,
-                                                   a.press, stop) for i, a in enumerate(agents)])
-            pressing_s = time.monotonic() - t0 - 0.5
-            pressed = {k: v for a in agents for k, v in a.events.items()}
-            wait_for(lambda: hub.stats()["messages"] >= len(pressed), 120, every=0.2)
-        finally:
-            for a in agents:
-                a.stop()
-            commits = hub.stop()
-        lat = _latencies(pressed, commits.acked)
-        # -- the baseline: bare publishers -> broker -> bare subscriber --------------------------
-        bare = BareSubscriber(broker.port, broker.passwords["hub"], work / "bare.db",
-                              topics=[T.wildcard("rating")], keep_ids=True).start()
-        sent: dict[str, float] = {}
-        try:
-            clients = [_bare_client(n, broker.port, broker.passwords[n]) for n in nodes]
-
-            def publish(client: Any, node: str) -> Any:
-                def act(at: float) -> None:
-                    key = str(uuid.uuid4())
-                    sent[key] = at
-                    client.publish(T.rating(node), key.encode(), qos=1)
-                return act
-            begin = time.monotonic() + 0.5
-            _run_threads([lambda c=c, n=n, i=i: _paced(per_agent, interval, begin + i * interval / n_agents,
-                                                        publish(c, n), stop)
-                          for i, (c, n) in enumerate(zip(clients, nodes, strict=True))])
-            wait_for(lambda: bare.stats()["messages"] >= len(sent), 60, every=0.2)
-            for c in clients:
-                c.disconnect()
-                c.loop_stop()
-        finally:
-            bare_commits = bare.stop()
-        base = _latencies(sent, bare_commits.acked)
+        for rate in rates:
+            rounds[rate] = _round(rate, seconds, nodes, broker, work / f"rate-{int(rate)}", stop)
     finally:
         stop.set()
         broker.stop()
-    if not lat or not base:
-        raise RuntimeError("no latencies measured")
-    result.figures = _stats(lat)
-    result.baseline = _stats(base)
-    result.ratio = {k: round(result.figures[k] / result.baseline[k], 2) for k in result.figures
-                    if result.baseline[k] > 0}
-    achieved = len(pressed) / pressing_s
-    result.figures["press_rate_per_s"] = round(achieved, 1)
-    result.params.update(pressed=len(pressed), committed=len(lat), not_stored=sum(a.missed for a in agents),
-                         baseline_messages=len(base))
-    p99 = result.figures["p99_ms"]
-    met = p99 <= 100 and achieved >= 0.95 * 1000 if rate >= 1000 else None
+    for rate, r in rounds.items():
+        tag = f"at_{int(rate)}_per_s"
+        figures, base = _stats(r["lat"]), _stats(r["base"])
+        for k, v in figures.items():
+            result.figures[f"{k}_{tag}"] = v
+            result.baseline[f"{k}_{tag}"] = base[k]
+            if base[k] > 0:
+                result.ratio[f"{k}_{tag}"] = round(v / base[k], 2)
+        result.figures[f"press_rate_{tag}"] = round(r["achieved"], 1)
+        result.params[tag] = {k: v for k, v in r.items() if k not in ("lat", "base")}
+    rate = rates[0]
+    first = rounds[rate]
+    p99 = result.figures[f"p99_ms_at_{int(rate)}_per_s"]
+    achieved = first["achieved"]
+    met = (p99 <= 100 and achieved >= 0.95 * 1000) if rate >= 1000 else None
     why = ""
     if met is False:
-        why = (f"p99 {p99:.0f} ms at {achieved:.0f} presses/s; the agents, the broker, the hub and the "
-               "other engineers' test runs share 2 cores here, so presses queue for the CPU; see the "
-               "baseline (bare paho, no validation) at the same rate for what the machine alone costs.")
+        why = (f"p99 {p99:,.0f} ms with {achieved:.0f} presses/s achieved: 1,000 presses/s is above what the "
+               "hub commits per second on this shared 2-core VM (see the ingest benchmark), so presses queue "
+               "and the latency grows for as long as the load lasts; the lower rate shows the latency "
+               "below saturation, the bare baseline what the machine alone costs.")
     elif met is None:
         why = "only judged at 1,000 presses/s (the default size)"
     result.targets.append(Target("press to commit p99 at 1,000 presses/s", "≤ 100 ms", p99, "ms", met, why))
