@@ -122,8 +122,16 @@ class HubRuntime:
             if self._server_thread is not None:
                 self._server_thread.join(10)
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=True)
+            # Jobs that start from now on find no context and return. APScheduler 3 holds its
+            # job-store lock while it waits for running jobs, so a job that calls back into
+            # the scheduler (re-arming a delivery check) would wait forever: bound the wait.
             unregister_context(self._context_name)
+            stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+                                       name="scheduler-stop", daemon=True)
+            stopper.start()
+            stopper.join(10)
+            if stopper.is_alive():
+                log.error("scheduler jobs still running after 10 s; stopping without them")
         if self.worker is not None:
             self.worker.stop()
         if self.link is not None:

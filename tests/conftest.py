@@ -10,21 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from support import Account
+from support import HUB, NODE_A, NODE_B, Account, make_broker
 from thanthien.broker import Broker
 
-HUB = Account("hub", "hub-secret")
-NODE_A = Account("node-a", "node-a-secret")
-NODE_B = Account("node-b", "node-b-secret")
-
-
-def make_broker(data_dir: Path, accounts: tuple[Account, ...] = (HUB, NODE_A, NODE_B)) -> Broker:
-    broker = Broker(data_dir, hub_user=HUB.username)
-    broker.prepare()
-    for account in accounts:
-        broker.add_user(account.username, account.password)
-    return broker
-
+__all__ = ["HUB", "NODE_A", "NODE_B", "make_broker"]  # older imports: prefer support
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:

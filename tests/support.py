@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from thanthien.broker import Broker
 from thanthien.config import MqttSettings
 from thanthien.mqtt import Message, MqttLink
 
@@ -14,6 +16,32 @@ from thanthien.mqtt import Message, MqttLink
 class Account:
     username: str
     password: str
+
+
+HUB = Account("hub", "hub-secret")
+NODE_A = Account("node-a", "node-a-secret")
+NODE_B = Account("node-b", "node-b-secret")
+
+
+def make_broker(data_dir: Path, accounts: tuple[Account, ...] = (HUB, NODE_A, NODE_B)) -> Broker:
+    """A prepared (not started) broker with the project's config and these users."""
+    broker = Broker(data_dir, hub_user=HUB.username)
+    broker.prepare()
+    for account in accounts:
+        broker.add_user(account.username, account.password)
+    return broker
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, every: float = 0.05) -> bool:
+    """Poll a condition that has no event to wait on (database rows, other processes)."""
+    tick = threading.Event()
+    waited = 0.0
+    while not predicate():
+        if waited >= timeout:
+            return False
+        tick.wait(every)
+        waited += every
+    return True
 
 
 def mqtt_settings(port: int, account: Account | None, **overrides: object) -> MqttSettings:

@@ -8,8 +8,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from conftest import HUB, NODE_A, NODE_B
-from support import Account, Collector, connected_link, mqtt_settings
+from support import HUB, NODE_A, NODE_B, Account, Collector, connected_link, mqtt_settings
 from thanthien.mqtt import MqttLink, PublishError
 from thanthien.protocol import Topics
 

@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HUB
-from support import Account, connected_link
+from support import HUB, Account, connected_link
 from thanthien.cli import main
 from thanthien.config import load_config
 from thanthien.edge.settings import EdgeSettings

@@ -8,8 +8,7 @@ import time
 import pytest
 from camera_support import PASSWORD, USER, sim_factory_fixture, sim_fixture  # noqa: F401 (fixtures)
 
-from conftest import HUB, NODE_A
-from support import Collector, connected_link
+from support import HUB, NODE_A, Collector, connected_link
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.settings import EdgeSettings

@@ -21,11 +21,9 @@ from typing import Any
 import pytest
 from edge.edge_helpers import edge_config, to_toml
 from hub.e2e import start_hub_process, write_toml
-from sim.sim_helpers import wait_until
 from sqlalchemy import create_engine, func, select
 
-from conftest import HUB
-from support import Account, connected_link
+from support import HUB, Account, connected_link, wait_until
 from thanthien.hub.db.models import Rating
 from thanthien.protocol import Topics
 from thanthien.protocol.payloads import RatingEvent

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HUB, make_broker
-from support import Account, mqtt_settings
+from support import HUB, Account, make_broker, mqtt_settings
 from thanthien.broker import BrokerTls, free_port
 from thanthien.cli import main
 from thanthien.config import load_config

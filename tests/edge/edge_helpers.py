@@ -14,8 +14,7 @@ from uuid import UUID
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from conftest import HUB, NODE_A
-from support import Account, Collector, connected_link
+from support import HUB, NODE_A, Account, Collector, connected_link
 from thanthien.config import validate_data
 from thanthien.edge.devices.rating_box import PressOutcome
 from thanthien.edge.settings import EdgeSettings

@@ -18,8 +18,7 @@ from edge_helpers import (
     to_toml,
 )
 
-from conftest import HUB
-from support import Collector, connected_link
+from support import HUB, Collector, connected_link
 from thanthien.config import load_config
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.devices.rating_box import RatingBoxes

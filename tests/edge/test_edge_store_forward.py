@@ -24,8 +24,7 @@ from edge_helpers import (
     watch_state,
 )
 
-from conftest import HUB
-from support import Collector, connected_link
+from support import HUB, Collector, connected_link
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.devices.rating_box import RatingBoxes
 from thanthien.edge.outbox import Outbox

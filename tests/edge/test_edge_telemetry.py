@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from edge_helpers import BOX_1_PINS, FakeClock, Outcomes, T, bouncy_press, edge_settings
 
-from conftest import HUB
-from support import Collector, connected_link
+from support import HUB, Collector, connected_link
 from thanthien.edge.agent import AGENT_VERSION, EdgeAgent
 from thanthien.edge.devices.rating_box import RatingBoxes
 from thanthien.edge.telemetry import (

@@ -6,10 +6,10 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from support import wait_until  # noqa: F401  (re-exported: tests/broadcasts import it from here)
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.devices.rating_box import PressOutcome, RatingBoxes
@@ -19,16 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 PINS = {4: 5, 3: 6, 2: 13, 1: 19}  # the default buttons of a rating box (score -> BCM pin)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, every: float = 0.05) -> bool:
-    """Poll a condition that has no event to wait on (database rows, another process)."""
-    tick = threading.Event()
-    waited = 0.0
-    while not predicate():
-        if waited >= timeout:
-            return False
-        tick.wait(every)
-        waited += every
-    return True
 
 
 def edge_data(node_dir: Path, port: int, username: str, password: str, *, telemetry_s: float = 30.0,

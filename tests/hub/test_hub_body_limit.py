@@ -8,7 +8,7 @@ import socket
 import pytest
 import uvicorn
 
-from hub.e2e import wait_until
+from support import wait_until
 from thanthien.broker import free_port
 from thanthien.hub.app import create_app
 

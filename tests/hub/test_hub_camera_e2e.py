@@ -9,9 +9,8 @@ import uuid
 import pytest
 from cameras.camera_support import PASSWORD, USER, sim_factory_fixture, sim_fixture  # noqa: F401 (fixtures)
 
-from conftest import HUB, NODE_A
-from hub.e2e import wait_until
 from hub.hub_helpers import hub_settings
+from support import HUB, NODE_A, wait_until
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.settings import EdgeSettings

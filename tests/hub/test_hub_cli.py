@@ -7,7 +7,8 @@ import io
 import httpx
 import pytest
 
-from hub.e2e import start_hub_process, wait_until, write_toml
+from hub.e2e import start_hub_process, write_toml
+from support import wait_until
 from thanthien.broker import free_port
 from thanthien.cli import main
 from thanthien.hub.db.migrate import current_revision, head_revision

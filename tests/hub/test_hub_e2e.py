@@ -11,10 +11,9 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from conftest import HUB, NODE_A, NODE_B
-from hub.e2e import REPO, PressingAgent, edge_data, start_hub_process, wait_until, write_toml
+from hub.e2e import REPO, PressingAgent, edge_data, start_hub_process, write_toml
 from hub.hub_helpers import Hook, hub_settings
-from support import Collector, connected_link
+from support import HUB, NODE_A, NODE_B, Collector, connected_link, wait_until
 from thanthien.hub.db.models import Node, Rating
 from thanthien.hub.runtime import HubRuntime
 from thanthien.hub.services import alarms

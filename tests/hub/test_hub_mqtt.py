@@ -7,9 +7,8 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from conftest import HUB, NODE_A
 from hub.hub_helpers import hub_settings, rating
-from support import Collector, connected_link
+from support import HUB, NODE_A, Collector, connected_link
 from thanthien.hub.db.models import DeadLetter, Rating
 from thanthien.hub.runtime import HubRuntime
 from thanthien.protocol import Topics

@@ -9,8 +9,7 @@ from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from conftest import HUB
-from support import connected_link
+from support import HUB, connected_link
 from thanthien.hub.app import create_app
 from thanthien.hub.services import users
 

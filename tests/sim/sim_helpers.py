@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
 
-from conftest import HUB
+from support import HUB
 from thanthien.hub.db.models import Node, Rating
 from thanthien.hub.runtime import HubRuntime
 from thanthien.hub.settings import HubSettings
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, every: float = 0.1) -> bool:
-    """Poll a condition that has no event to wait on (database rows, other processes)."""
-    tick = threading.Event()
-    waited = 0.0
-    while not predicate():
-        if waited >= timeout:
-            return False
-        tick.wait(every)
-        waited += every
-    return True
 
 
 def start_hub(tmp_path: Path, broker_port: int, roles: tuple[str, ...] = ("ingest",)) -> HubRuntime:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sim_helpers import descendants, gone, wait_until
+from sim_helpers import descendants, gone
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
+from support import wait_until
 from thanthien.broker import free_port
 from thanthien.hub.db.models import Officer, Rating, RosterEntry, User
 from thanthien.hub.db.session import Database

@@ -7,8 +7,9 @@ import json
 import uuid
 
 import pytest
-from sim_helpers import node_state, rating_count, start_hub, wait_until
+from sim_helpers import node_state, rating_count, start_hub
 
+from support import wait_until
 from thanthien.sim.fleet import Fleet, FleetOptions, broker_users, make_specs, parse_mix
 from thanthien.sim.group import CitizenHabits
 from thanthien.sim.ledger import compare, hub_ratings, read_ledger

@@ -12,7 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from sim_helpers import descendants, gone, wait_until
+from sim_helpers import descendants, gone
+
+from support import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

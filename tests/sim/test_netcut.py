@@ -6,8 +6,7 @@ import threading
 
 import pytest
 
-from conftest import HUB, NODE_A
-from support import Collector, connected_link, mqtt_settings
+from support import HUB, NODE_A, Collector, connected_link, mqtt_settings
 from thanthien.mqtt import MqttLink, Will
 from thanthien.protocol import Topics
 from thanthien.sim.netcut import NetCut

@@ -13,10 +13,8 @@ from datetime import datetime, timedelta
 from functools import partial
 
 import pytest
-from sim_helpers import wait_until
 
-from conftest import HUB
-from support import connected_link
+from support import HUB, connected_link, wait_until
 from thanthien.edge.audio import AudioClip
 from thanthien.edge.sounds import chime
 from thanthien.mqtt import request_properties

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from speaker_support import NODE, TOKEN, MediaServer, in_s, item, media_server, wav_and_sha
 
-from conftest import HUB, NODE_A
-from support import Collector, connected_link
+from support import HUB, NODE_A, Collector, connected_link
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.audio import WavSink

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from hub.conftest import _migrated, clock, db, db_url, pg_url  # noqa: F401  (SQLite and PostgreSQL)
 
+from support import wait_until
 from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
@@ -27,17 +28,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(os.environ.get("THANTHIEN_TEST_ARTIFACTS", "var/test-artifacts")) / "web"
 POLL_S = 0.2
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> bool:
-    """Waits on a condition with a timeout (an Event that is never set paces the checks)."""
-    pause = threading.Event()
-    deadline = timeout / step
-    for _ in range(int(deadline) + 1):
-        if predicate():
-            return True
-        pause.wait(step)
-    return predicate()
 
 
 @dataclass

@@ -12,10 +12,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 from sqlalchemy import select
 
+from support import wait_until
 from thanthien.hub.db.models import Alarm, User
 from thanthien.hub.services import health, reports, users
 from thanthien.hub.web import periods
-from web.conftest import wait_until
 from web.pages import attr, css, css_all, live_connected, log_in, menu, overflow_px, text, visible, wait
 from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ, press, state, survey_years
 
