@@ -13,7 +13,6 @@ import pytest
 from support import HUB, NODE_A, NODE_B, Account, make_broker
 from thanthien.broker import Broker
 
-__all__ = ["HUB", "NODE_A", "NODE_B", "make_broker"]  # older imports: prefer support
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:

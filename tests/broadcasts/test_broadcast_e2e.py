@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hub.e2e import wait_until
 from media.audio_tools import make_tone
 
 from broadcasts.town import Town, label_of, node_accounts, wav_frames
-from conftest import HUB
+from support import HUB, wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.chaos]
 

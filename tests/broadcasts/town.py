@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hub.e2e import wait_until
 
-from support import Account
+from support import Account, wait_until
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.settings import EdgeSettings

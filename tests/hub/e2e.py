@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from support import wait_until  # noqa: F401  (re-exported: tests/broadcasts import it from here)
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.devices.rating_box import PressOutcome, RatingBoxes
