@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -215,3 +216,16 @@ def test_an_unused_file_can_be_deleted_but_one_a_broadcast_used_is_kept(
     assert stored(ctx)[0] == 2
     assert client.delete(f"/api/v1/media/{unused}", headers=as_role("officer")).status_code == 204
     assert stored(ctx) == (1, [f"{sha}.wav"])
+
+
+def test_a_file_name_with_path_tricks_writes_nowhere_but_the_library(client, as_role, ctx, tmp_path):
+    tone = make_tone(tmp_path / "t.wav", 0.5)
+    trick = "../../../../../tmp/thanthien-evil.wav"
+    r = client.post("/api/v1/media", headers=as_role("officer"),
+                    files={"file": (trick, tone.read_bytes(), "audio/wav")})
+    assert r.status_code == 201, r.text
+    sha = r.json()["sha256"]
+    assert stored(ctx) == (1, [f"{sha}.wav"])  # content-addressed, the name is only a label
+    assert not Path("/tmp/thanthien-evil.wav").exists()
+    data_root = ctx.settings.hub.data_dir
+    assert [p.name for p in data_root.parent.rglob("thanthien-evil*")] == []
