@@ -218,7 +218,8 @@ def test_chaos_ends_with_the_ledger_equal_to_the_stored_ratings(broker_factory, 
         assert wait_until(lambda: len(hub.stored(all_nodes)) >= len(want), timeout=60)
         result = compare(want, hub.stored(all_nodes))
         rows, distinct = hub.count_rows()
-        chaos_report(events, result.summary(), len(want), rows)
+        chaos_report(events, f"{result.summary()}; {len(want)} ratings stored by the devices, "
+                             f"{rows} rows at the hub")
         assert result.same, result.summary()
         assert rows == distinct == len(want)
     finally:
