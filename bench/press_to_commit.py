@@ -101,6 +101,20 @@ def _latencies(pressed: dict[str, float], committed: dict[str, float]) -> list[f
     return [1000 * (committed[k] - v) for k, v in pressed.items() if k in committed]
 
 
+def _timeline(pressed: dict[str, float], committed: dict[str, float]) -> list[list[float]]:
+    """[second since the first press, presses, p50 ms, max ms] per second: shows whether slow
+    presses cluster (a stall) or spread (saturation)."""
+    if not pressed:
+        return []
+    t0 = min(pressed.values())
+    by_second: dict[int, list[float]] = {}
+    for key, at in pressed.items():
+        if key in committed:
+            by_second.setdefault(int(at - t0), []).append(1000 * (committed[key] - at))
+    return [[sec, len(v), round(percentile(v, 50), 1), round(max(v), 1)]
+            for sec, v in sorted(by_second.items())]
+
+
 def _stats(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(percentile(values, 50), 1), "p99_ms": round(percentile(values, 99), 1),
             "max_ms": round(max(values), 1)}
@@ -137,6 +151,7 @@ def _round(rate: float, seconds: float, nodes: list[str], broker: Any, work: Pat
             a.stop()
         commits = hub.stop()
     lat = _latencies(pressed, commits.acked)
+    timeline = _timeline(pressed, commits.acked)
     # -- the baseline: bare publishers -> broker -> bare subscriber ------------------------------
     bare = BareSubscriber(broker.port, broker.passwords["hub"], work / "bare.db",
                           topics=[T.wildcard("rating")], keep_ids=True).start()
@@ -164,7 +179,7 @@ def _round(rate: float, seconds: float, nodes: list[str], broker: Any, work: Pat
     if not lat or not base:
         raise RuntimeError("no latencies measured")
     return {"lat": lat, "base": base, "achieved": len(pressed) / pressing_s, "pressed": len(pressed),
-            "committed": len(lat), "not_stored": sum(a.missed for a in agents),
+            "committed": len(lat), "not_stored": sum(a.missed for a in agents), "timeline": timeline,
             "baseline_messages": len(base)}
 
 
