@@ -190,17 +190,21 @@ def _body(result: Result, opts: Options) -> None:
     work = opts.work_dir / "press_to_commit"
     shutil.rmtree(work, ignore_errors=True)
     nodes = node_ids(n_agents, "press")
-    broker = start_broker(work / "broker", nodes)
     stop = threading.Event()
     result.params = {"rates_per_s": list(rates), "seconds": seconds, "agents": n_agents, "bounce_ms": 1,
                      "response_interval_s": 0}
     rounds: dict[float, dict[str, Any]] = {}
     try:
         for rate in rates:
-            rounds[rate] = _round(rate, seconds, nodes, broker, work / f"rate-{int(rate)}", stop)
+            # a broker per rate: the hub's persistent session would otherwise hold the previous
+            # round's baseline messages and spend the start of the next round on them
+            broker = start_broker(work / f"rate-{int(rate)}" / "broker", nodes)
+            try:
+                rounds[rate] = _round(rate, seconds, nodes, broker, work / f"rate-{int(rate)}", stop)
+            finally:
+                broker.stop()
     finally:
         stop.set()
-        broker.stop()
     for rate, r in rounds.items():
         tag = f"at_{int(rate)}_per_s"
         figures, base = _stats(r["lat"]), _stats(r["base"])
