@@ -7,8 +7,10 @@ from __future__ import annotations
 import array
 import logging
 import math
+import os
 import shutil
 import subprocess
+import threading
 import wave
 from pathlib import Path
 
@@ -27,7 +29,8 @@ def render_speech(text: str, target: Path, voice: str = "vi") -> bool:
     if tool is None:
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.wav")
+    # A private temporary name: several processes (a simulated fleet) may render at once.
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.{threading.get_ident()}.tmp.wav")
     try:
         proc = subprocess.run([tool, "-v", voice, "-w", str(tmp), text],
                               capture_output=True, text=True, timeout=30, check=False)

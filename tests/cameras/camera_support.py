@@ -28,7 +28,7 @@ def sim_factory_fixture() -> Iterator[Callable[..., SimCamera]]:
     cams: list[SimCamera] = []
 
     def make(**auth: Any) -> SimCamera:
-        slow = auth.pop("slow_delay_s", 0.3)
+        slow = auth.pop("slow_delay_s", 0.5)
         hang_up = auth.pop("hang_up_after_401", False)
         cam = SimCamera(AuthPolicy(**{"username": USER, "password": PASSWORD, **auth}), slow_delay_s=slow,
                         hang_up_after_401=hang_up)
@@ -51,7 +51,7 @@ def camera_config(cam: SimCamera, snapshot: bool = True, **overrides: Any) -> Ca
     values: dict[str, Any] = {
         "id": "cam-1", "rtsp_url": cam.rtsp_url, "snapshot_url": cam.snapshot_url if snapshot else None,
         "username": USER, "password": PASSWORD, "interval_s": 0.1, "connect_timeout_s": 1.0,
-        "rtsp_timeout_s": 2.0, "snapshot_timeout_s": 2.0, "frame_timeout_s": 5.0, "slow_ms": 150,
+        "rtsp_timeout_s": 2.0, "snapshot_timeout_s": 2.0, "frame_timeout_s": 5.0, "slow_ms": 300,
         "frozen_checks": 3, "hold_checks": 2,
     }
     values.update(overrides)

@@ -25,7 +25,7 @@ def _settings(tmp_path, port, sim) -> EdgeSettings:
                  "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
         "audio": {"output": "null"},
         "cameras": [{"id": "cam-quay-1", "rtsp_url": sim.rtsp_url, "snapshot_url": sim.snapshot_url,
-                     "username": USER, "password": PASSWORD, "interval_s": 0.1, "slow_ms": 150,
+                     "username": USER, "password": PASSWORD, "interval_s": 0.1, "slow_ms": 300,
                      "hold_checks": 2, "publish_interval_s": 60}],
     })
 

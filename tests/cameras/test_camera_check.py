@@ -40,7 +40,7 @@ def test_a_stream_without_video_is_down(sim):
 def test_a_slow_camera_is_degraded(sim):
     obs = _check(sim, "slow")
     assert obs.state == "degraded"
-    assert obs.reason.startswith("slow (limit 150 ms): RTSP ")
+    assert obs.reason.startswith("slow (limit 300 ms): RTSP ")
     assert "snapshot took" in obs.reason
 
 

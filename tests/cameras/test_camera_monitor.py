@@ -23,7 +23,7 @@ def test_each_failure_mode_is_published_with_its_reason_and_recovery_too(sim):
     expected = {
         "down": f"TCP connect to 127.0.0.1:{sim.rtsp_port} refused",
         "wrong_credentials": "RTSP DESCRIBE answered 401 Unauthorized",
-        "slow": "slow (limit 150 ms): RTSP",
+        "slow": "slow (limit 300 ms): RTSP",
         "black": "picture is black",
         "frozen": "picture unchanged over the last 2 checks",
     }

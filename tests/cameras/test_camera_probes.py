@@ -100,7 +100,7 @@ def test_rtsp_probe_is_cut_at_its_timeout_when_the_camera_never_answers(sim):
 def test_rtsp_probe_measures_a_slow_camera(sim):
     sim.set_mode("slow")
     result = _rtsp(sim)
-    assert result.slowest_ms >= 250  # the simulator waits 0.3 s before each answer
+    assert result.slowest_ms >= 450  # the simulator waits 0.5 s before each answer
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def agent(tmp_path, broker, sim, hub):
                  "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
         "audio": {"output": "null"},
         "cameras": [{"id": "cam-quay-1", "rtsp_url": sim.rtsp_url, "snapshot_url": sim.snapshot_url,
-                     "username": USER, "password": PASSWORD, "interval_s": 0.1, "slow_ms": 150,
+                     "username": USER, "password": PASSWORD, "interval_s": 0.1, "slow_ms": 300,
                      "frozen_checks": 3, "hold_checks": 2, "publish_interval_s": 60}],
     })
     with EdgeAgent(settings) as running:
