@@ -315,7 +315,7 @@ def test_admin_resets_a_password_and_only_the_new_one_works(browser, hub_server,
 
 PHONE_PAGES = {
     "admin": ["/ui/", "/ui/health", "/ui/nodes/node-a", "/ui/satisfaction", "/ui/users"],
-    "officer": ["/ui/", "/ui/users"],
+    "officer": ["/ui/", "/ui/users", "/ui/broadcasts", "/ui/media"],
     "it": ["/ui/health", "/ui/nodes/node-d"],
     "leader": ["/ui/satisfaction"],
 }
