@@ -54,4 +54,10 @@ def test_broker_command_starts_in_the_foreground_and_stops_on_sigterm(tmp_path: 
         link.stop()
     finally:
         proc.terminate()
-        assert proc.wait(10) == 0
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a broker behind, even when the test fails
+            proc.wait()
+            raise
+    assert code == 0
