@@ -120,7 +120,7 @@ def run(opts: Options) -> Result:
 
 
 def _body(result: Result, opts: Options) -> None:
-    levels = opts.pick((1000, 2000, 4000, 6000), (500, 1000), (50, 100))
+    levels = opts.pick((2000, 5000, 10000, 15000), (500, 1000), (50, 100))
     interval = opts.pick(30.0, 10.0, 2.0)
     window = opts.pick(30.0, 10.0, 3.0)
     work = opts.work_dir / "fleet_scale"
