@@ -108,9 +108,24 @@ class IngestWorker:
                 break
         return batch
 
+    def _commit_retrying(self, batch: list[Incoming]) -> Outcome:
+        """Commit, retrying at once when the database chose this transaction as the victim
+        of a deadlock or a serialization conflict (two ingest workers touching the same node
+        rows): the transaction rolled back whole, and trying again is the standard answer."""
+        for attempt in range(1, RETRIES_ON_CONFLICT + 1):
+            try:
+                return self._commit(batch)
+            except OperationalError as exc:
+                if attempt == RETRIES_ON_CONFLICT or not _is_conflict(exc):
+                    raise
+                log.info("batch of %d lost a database conflict (%s); retrying", len(batch),
+                         getattr(exc.orig, "sqlstate", "?"))
+                self.ctx.metrics.inc("thanthien_hub_ingest_retries_total")
+        raise AssertionError("unreachable")
+
     def process(self, batch: list[Incoming]) -> None:
         try:
-            outcome = self._commit(batch)
+            outcome = self._commit_retrying(batch)
         except OperationalError as exc:  # the database is down or locked: nothing was stored
             log.error("database unavailable; %d messages not acked (their nodes send them again): %s",
                       len(batch), exc)
@@ -176,6 +191,14 @@ class IngestWorker:
             ack = Ack(kind=kind, event_ids=ids[start:start + MAX_ACK_IDS], at=self.ctx.clock())  # type: ignore[arg-type]
             link.publish(self.ctx.topics.ack(node), ack.to_bytes(), qos=1)
             self.ctx.metrics.inc("thanthien_hub_acks_published_total")
+
+
+RETRIES_ON_CONFLICT = 5
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def _is_conflict(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in CONFLICT_SQLSTATES
 
 
 def _runs(batch: list[Incoming]) -> Iterator[tuple[str, list[Incoming]]]:

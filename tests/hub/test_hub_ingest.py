@@ -168,3 +168,26 @@ def test_database_outage_stores_nothing_acks_nothing_and_does_not_raise(tmp_path
         down.dispose()
     assert ctx.metrics.value("thanthien_hub_ingest_errors_total") == 1
     assert ctx.metrics.value("thanthien_hub_ingest_batches_total") == 0  # no commit, so no acks
+
+
+def test_a_batch_that_loses_a_deadlock_is_retried_at_once_and_acked(ctx, monkeypatch):
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    worker = IngestWorker(ctx)
+    real_commit = worker._commit
+    calls: list[int] = []
+
+    def deadlock_once(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:  # what PostgreSQL answers the victim of two workers' lock cycle
+            raise OperationalError("UPDATE nodes ...", {}, psycopg.errors.DeadlockDetected("deadlock"))
+        return real_commit(batch)
+
+    monkeypatch.setattr(worker, "_commit", deadlock_once)
+    events = [rating(seq=i) for i in range(1, 4)]
+    worker.process([rating_msg(e, ctx.clock()) for e in events])
+    assert calls == [3, 3]
+    with ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Rating)) == 3
+    assert ctx.metrics.value("thanthien_hub_ingest_retries_total") == 1
