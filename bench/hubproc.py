@@ -79,24 +79,25 @@ def _child(conn: Connection, settings: dict[str, Any], roles: tuple[str, ...], k
             return
 
 
-class HubProcess:
-    """Start with :meth:`start`, read :meth:`stats` while it runs, :meth:`stop` returns the
-    commits."""
+class PipedProcess:
+    """A benchmark child process driven over a pipe: ``start`` waits for its ready message,
+    ``stats`` asks for figures while it runs, ``stop`` returns its commits."""
 
-    def __init__(self, settings: dict[str, Any], roles: tuple[str, ...] = ("ingest",),
-                 keep_ids: bool = False) -> None:
-        self._ctx = mp.get_context("spawn")
-        self._parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_child, args=(child, settings, roles, keep_ids),
-                                       name="bench-hub", daemon=True)
+    what = "child process"
+
+    def __init__(self, target: Any, args: tuple[Any, ...], name: str) -> None:
+        ctx = mp.get_context("spawn")
+        self._parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=target, args=(child, *args), name=name, daemon=True)
         self.pid: int | None = None
 
-    def start(self, timeout: float = 120.0) -> HubProcess:
+    def start(self, timeout: float = 120.0) -> PipedProcess:
         self._proc.start()
         if not self._parent.poll(timeout):
             self._proc.kill()
-            raise RuntimeError("the hub process did not become ready")
-        self.pid = self._parent.recv()["pid"]
+            raise RuntimeError(f"the {self.what} did not become ready")
+        self._parent.recv()
+        self.pid = self._proc.pid
         return self
 
     def stats(self) -> dict[str, Any]:
@@ -107,7 +108,7 @@ class HubProcess:
         self._parent.send("stop")
         if not self._parent.poll(timeout):
             self._proc.kill()
-            raise RuntimeError("the hub process did not stop")
+            raise RuntimeError(f"the {self.what} did not stop")
         commits = self._parent.recv()
         self._proc.join(10)
         return commits
@@ -116,6 +117,16 @@ class HubProcess:
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join(5)
+
+
+class HubProcess(PipedProcess):
+    """The hub (``roles``) in its own process, so its CPU can be measured alone."""
+
+    what = "hub process"
+
+    def __init__(self, settings: dict[str, Any], roles: tuple[str, ...] = ("ingest",),
+                 keep_ids: bool = False) -> None:
+        super().__init__(_child, (settings, roles, keep_ids), "bench-hub")
 
 
 def hub_settings(data_dir: str, port: int, password: str, *, database_url: str | None = None,

@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from thanthien.bench.hubproc import Commits
+from thanthien.bench.hubproc import Commits, PipedProcess
 from thanthien.broker import Broker
 from thanthien.protocol import Topics
 from thanthien.protocol.payloads import RatingEvent, Telemetry
@@ -260,41 +260,13 @@ def _bare(conn: Connection, port: int, password: str, db_path: str, batch_size: 
             return
 
 
-class BareSubscriber:
-    """Same interface as :class:`bench.hubproc.HubProcess`."""
+class BareSubscriber(PipedProcess):
+    """The baseline: a bare paho subscriber inserting into SQLite, no validation."""
+
+    what = "bare subscriber"
 
     def __init__(self, port: int, password: str, db_path: Path, *, batch_size: int = 500,
                  flush_ms: float = 20.0, topics: list[str] | None = None, keep_ids: bool = False) -> None:
-        ctx = mp.get_context("spawn")
-        self._parent, child = ctx.Pipe()
         topics = topics or [T.wildcard("rating"), T.wildcard("telemetry")]
-        self._proc = ctx.Process(target=_bare, args=(child, port, password, str(db_path), batch_size,
-                                                     flush_ms / 1000, topics, keep_ids),
-                                 daemon=True, name="bench-bare")
-        self.pid: int | None = None
-
-    def start(self, timeout: float = 60.0) -> BareSubscriber:
-        self._proc.start()
-        if not self._parent.poll(timeout):
-            self._proc.kill()
-            raise RuntimeError("the bare subscriber did not become ready")
-        self._parent.recv()
-        self.pid = self._proc.pid
-        return self
-
-    def stats(self) -> dict[str, Any]:
-        self._parent.send("stats")
-        return self._parent.recv()
-
-    def stop(self, timeout: float = 60.0) -> Commits:
-        self._parent.send("stop")
-        if not self._parent.poll(timeout):
-            self._proc.kill()
-            raise RuntimeError("the bare subscriber did not stop")
-        commits = self._parent.recv()
-        self._proc.join(10)
-        return commits
-
-    def kill(self) -> None:
-        if self._proc.is_alive():
-            self._proc.kill()
+        super().__init__(_bare, (port, password, str(db_path), batch_size, flush_ms / 1000, topics,
+                                 keep_ids), "bench-bare")

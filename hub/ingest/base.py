@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
+from thanthien.hub.services import health
 from thanthien.hub.services.deadletters import record_dead_letter
 from thanthien.protocol.payloads import Payload, PayloadError, decode
 
@@ -62,3 +63,14 @@ def accept(session: Session, msg: Incoming, model: type[P], out: Outcome) -> P |
         dead_letter(session, msg, reason, out)
         return None
     return payload
+
+
+def accept_from_nodes(session: Session, ctx: HubContext, batch: list[Incoming], model: type[P],
+                      out: Outcome) -> list[P]:
+    """The valid events of a batch (the rest dead-lettered), their nodes marked as seen."""
+    events = [e for e in (accept(session, msg, model, out) for msg in batch) if e is not None]
+    if events:
+        now = batch[-1].received_at
+        for node_id in sorted({e.node for e in events}):
+            health.seen(session, node_id=node_id, now=now, notify=ctx.notify)
+    return events

@@ -8,22 +8,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.ingest.base import Incoming, Outcome, accept
-from thanthien.hub.services import deliveries, health
+from thanthien.hub.ingest.base import Incoming, Outcome, accept_from_nodes
+from thanthien.hub.services import deliveries
 from thanthien.protocol.payloads import PlaybackEvent
 
 
 def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcome) -> None:
-    events: list[PlaybackEvent] = []
-    for msg in batch:
-        event = accept(session, msg, PlaybackEvent, out)
-        if event is not None:
-            events.append(event)
+    events = accept_from_nodes(session, ctx, batch, PlaybackEvent, out)
     if not events:
         return
     now = batch[-1].received_at
-    for node_id in sorted({e.node for e in events}):
-        health.seen(session, node_id=node_id, now=now, notify=ctx.notify)
     result = deliveries.store_playback(session, events=events, now=now)
     deliveries.refresh_alarms(
         session,

@@ -5,22 +5,16 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.ingest.base import Incoming, Outcome, accept
-from thanthien.hub.services import alarms, health, ratings
+from thanthien.hub.ingest.base import Incoming, Outcome, accept_from_nodes
+from thanthien.hub.services import alarms, ratings
 from thanthien.protocol.payloads import RatingEvent
 
 
 def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcome) -> None:
-    events: list[RatingEvent] = []
-    for msg in batch:
-        event = accept(session, msg, RatingEvent, out)
-        if event is not None:
-            events.append(event)
+    events = accept_from_nodes(session, ctx, batch, RatingEvent, out)
     if not events:
         return
     now = batch[-1].received_at
-    for node_id in sorted({e.node for e in events}):
-        health.seen(session, node_id=node_id, now=now, notify=ctx.notify)
     result = ratings.store_ratings(session, events=events, now=now)
     for node_id, ids in result.ack_ids().items():
         out.acks[node_id].extend(ids)
