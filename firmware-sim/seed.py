@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Officer, Rating
 from thanthien.hub.db.session import Database
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import ratings, registry, users
 from thanthien.hub.settings import RegistrySection
 from thanthien.protocol.payloads import RatingEvent
@@ -137,7 +138,8 @@ def _logins(session: Session, logins: list[Login], now: datetime) -> None:
             users.create_user(session, username=login.username, password=login.password, role=login.role,
                               full_name=login.full_name, now=now)
         else:
-            users.update_user(session, user_id=user.id, role=login.role, active=True, password=login.password)
+            users.update_user(session, actor=SYSTEM, user_id=user.id, role=login.role, active=True,
+                              password=login.password)
 
 
 def _approver(logins: list[Login]) -> str:

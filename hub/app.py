@@ -22,6 +22,7 @@ from thanthien.hub.api.routes import (
 )
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
+from thanthien.hub.jobs.broadcasts import follow_changes
 from thanthien.hub.metrics import Metrics
 from thanthien.hub.settings import HubSettings
 from thanthien.hub.web import install as install_web
@@ -49,6 +50,7 @@ def create_app(settings: HubSettings, db: Database, mqtt: MqttLink | None = None
     app = FastAPI(title="Thân Thiện hub", version=VERSION, description=DESCRIPTION,
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None)
     app.state.hub = ctx
+    follow_changes(ctx)  # a broadcast change made through this app republishes the plans on commit
     app.state.scheduler = scheduler
     api = APIRouter(prefix=API_PREFIX)
     for router in ROUTERS:

@@ -11,6 +11,8 @@ from thanthien.hub.db.session import Database
 from thanthien.hub.metrics import Metrics
 from thanthien.hub.services.alarms import SpikeRule
 from thanthien.hub.services.health import Thresholds
+from thanthien.hub.services.media import MediaLibrary
+from thanthien.hub.services.media_items import library
 from thanthien.hub.settings import HubSettings
 from thanthien.mqtt import MqttLink
 from thanthien.protocol import Topics
@@ -29,6 +31,11 @@ class HubContext:
     @cached_property
     def topics(self) -> Topics:
         return Topics(self.settings.mqtt.root)
+
+    @cached_property
+    def media(self) -> MediaLibrary:
+        """The media library of this hub (built once per process, not per request)."""
+        return library(self.settings.hub.data_dir, self.settings.media)
 
     @property
     def notify(self) -> bool:

@@ -15,25 +15,26 @@ from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
 from thanthien.hub.ingest.worker import IngestWorker
-from thanthien.hub.scheduler import build_scheduler, unregister_context
+from thanthien.hub.jobs.scheduler import build_scheduler, unregister_context
 from thanthien.hub.services import registry
-from thanthien.hub.settings import ALL_ROLES, DEFAULT_SECRET, HubSettings, Role
+from thanthien.hub.settings import ALL_PROCESS_ROLES, DEFAULT_SECRET, HubSettings, ProcessRole
 from thanthien.mqtt import MqttLink, Will
 from thanthien.protocol.payloads import HubState, utc_now
 
 log = logging.getLogger(__name__)
 
 
-def parse_roles(text: str) -> tuple[Role, ...]:
+def parse_roles(text: str) -> tuple[ProcessRole, ...]:
     roles = tuple(r.strip() for r in text.split(",") if r.strip())
-    bad = [r for r in roles if r not in ALL_ROLES]
+    bad = [r for r in roles if r not in ALL_PROCESS_ROLES]
     if bad or not roles:
-        raise ValueError(f"roles must be a comma-separated subset of {','.join(ALL_ROLES)} (got {text!r})")
+        raise ValueError(
+            f"roles must be a comma-separated subset of {','.join(ALL_PROCESS_ROLES)} (got {text!r})")
     return roles  # type: ignore[return-value]
 
 
 class HubRuntime:
-    def __init__(self, settings: HubSettings, roles: Iterable[Role] = ALL_ROLES,
+    def __init__(self, settings: HubSettings, roles: Iterable[ProcessRole] = ALL_PROCESS_ROLES,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
         self.roles = tuple(roles)

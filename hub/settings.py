@@ -15,8 +15,8 @@ from thanthien.hub.services.schedule import BroadcastSettings
 from thanthien.hub.services.tts import TtsSettings
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
-Role = Literal["api", "ingest", "scheduler"]
-ALL_ROLES: tuple[Role, ...] = ("api", "ingest", "scheduler")
+ProcessRole = Literal["api", "ingest", "scheduler"]
+ALL_PROCESS_ROLES: tuple[ProcessRole, ...] = ("api", "ingest", "scheduler")
 DEFAULT_SECRET = "change-me-in-production"
 
 

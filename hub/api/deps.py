@@ -11,15 +11,10 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import User
+from thanthien.hub.roles import Role
 from thanthien.hub.services import users
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
-
-ADMIN = "admin"
-OFFICER = "officer"
-IT = "it"
-LEADER = "leader"
-EVERYONE = (ADMIN, OFFICER, IT, LEADER)
 
 
 def get_hub(request: Request) -> HubContext:
@@ -61,7 +56,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 class RoleGuard:
     """Lets through only users with one of ``roles`` (401 without a valid token, 403 otherwise)."""
 
-    def __init__(self, roles: tuple[str, ...]) -> None:
+    def __init__(self, roles: tuple[Role, ...]) -> None:
         self.roles = roles
 
     def __call__(self, user: CurrentUser) -> User:
@@ -72,8 +67,8 @@ class RoleGuard:
         return user
 
 
-def allow(*roles: str) -> Any:
-    """``dependencies=[allow(ADMIN, IT)]`` on a route or router."""
+def allow(*roles: Role) -> Any:
+    """``dependencies=[allow(*DEVICE_STAFF)]`` on a route or router (permissions: ``hub/roles.py``)."""
     return Depends(RoleGuard(tuple(roles)))
 
 

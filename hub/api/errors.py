@@ -5,12 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from thanthien.hub.services.errors import Conflict, Invalid, NotFound, ServiceError
-
-STATUS = {NotFound: 404, Conflict: 409, Invalid: 422}
+from thanthien.hub.services.errors import ServiceError, http_status
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=STATUS.get(type(exc), 400))
+        return JSONResponse({"detail": str(exc)}, status_code=http_status(exc))

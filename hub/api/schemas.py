@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from thanthien.hub.roles import Role
+from thanthien.hub.services import deliveries, users
+from thanthien.hub.services.broadcasts import BroadcastView
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 Code = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -32,22 +36,29 @@ class UserOut(Out):
     id: int
     username: str
     full_name: str
-    role: str
+    role: Role
     active: bool
 
 
+# The limits come from the users service, which checks them for every caller; here they
+# only make the OpenAPI document say what the service will accept.
 class UserCreate(Body):
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=8, max_length=200)
-    role: Literal["admin", "officer", "it", "leader"]
-    full_name: str = Field("", max_length=200)
+    username: str = Field(max_length=users.MAX_USERNAME, pattern=users.USERNAME_PATTERN)
+    password: str = Field(min_length=users.MIN_PASSWORD, max_length=users.MAX_PASSWORD)
+    role: Role
+    full_name: str = Field("", max_length=users.MAX_FULL_NAME)
 
 
 class UserUpdate(Body):
-    role: Literal["admin", "officer", "it", "leader"] | None = None
+    role: Role | None = None
     active: bool | None = None
-    password: str | None = Field(None, min_length=8, max_length=200)
-    full_name: str | None = Field(None, max_length=200)
+    password: str | None = Field(None, min_length=users.MIN_PASSWORD, max_length=users.MAX_PASSWORD)
+    full_name: str | None = Field(None, max_length=users.MAX_FULL_NAME)
+
+
+class PasswordReset(Out):
+    user: UserOut
+    password: str = Field(description="The new password, shown once; the user's sessions have ended.")
 
 
 class SiteIn(Body):
@@ -288,3 +299,96 @@ class CameraUptimeOut(Out):
     uptime_pct: float | None = Field(description="Time ok or degraded over observed time, 0–100.")
     seconds: dict[str, float] = Field(description="Seconds observed in each state.")
     unknown_s: float = Field(description="Seconds no report covers (before the first, or ahead).")
+
+
+# -- broadcasts ------------------------------------------------------------------------------
+BroadcastOut = BroadcastView
+"""A broadcast as the API answers it (the service's one public shape)."""
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    username: str
+    action: str
+    details: dict[str, Any]
+
+
+class DeliveryOut(BaseModel):
+    node_id: str
+    status: str
+    status_label: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    start_error_s: float | None
+    detail: str
+
+
+class ReportOut(BaseModel):
+    occurrence_id: str
+    broadcast_id: int
+    title: str
+    start_at: datetime
+    start_at_local: str
+    priority: str
+    checked: bool
+    counts: dict[str, int]
+    played: int
+    start_spread_s: float | None
+    max_start_error_s: float | None
+    deliveries: list[DeliveryOut]
+
+    @classmethod
+    def of(cls, r: deliveries.DeliveryReport, tz: ZoneInfo) -> ReportOut:
+        o = r.occurrence
+        return cls(
+            occurrence_id=o.id,
+            broadcast_id=o.broadcast_id,
+            title=o.title,
+            start_at=o.start_at,
+            start_at_local=o.start_at.astimezone(tz).isoformat(),
+            priority=o.priority,
+            checked=o.checked_at is not None,
+            counts=r.counts,
+            played=sum(r.counts.get(s, 0) for s in ("finished", "interrupted", "started")),
+            start_spread_s=r.start_spread_s,
+            max_start_error_s=r.max_start_error_s,
+            deliveries=[
+                DeliveryOut(
+                    node_id=d.node_id,
+                    status=d.status,
+                    status_label=deliveries.STATUS_LABELS.get(d.status, d.status),
+                    started_at=d.started_at,
+                    ended_at=d.ended_at,
+                    detail=d.detail,
+                    start_error_s=(d.started_at - o.start_at).total_seconds() if d.started_at else None,
+                )
+                for d in r.deliveries
+            ],
+        )
+
+
+class OccurrenceOut(BaseModel):
+    occurrence_id: str
+    broadcast_id: int
+    title: str
+    start_at: datetime
+    start_at_local: str
+    duration_s: float
+    priority: str
+    targets: int
+    command: bool
+
+
+class PlayNowOut(BaseModel):
+    broadcast_id: int
+    occurrence_id: str
+    start_at: datetime
+    targets: list[str]
+
+
+class HolidayOut(BaseModel):
+    key: str
+    name: str
+    next_dates: list[str]

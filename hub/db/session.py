@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,16 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+_CHANGES = "thanthien.changed"
+
+
+def mark_changed(session: Session, topic: str) -> None:
+    """Say that this unit of work changed ``topic`` (e.g. ``"broadcasts"``): once it commits,
+    whoever follows the topic on the :class:`Database` is called (see :meth:`Database.follow`).
+    A service marks what it changed, so no route has to remember the follow-up."""
+    session.info.setdefault(_CHANGES, set()).add(topic)
+
+
 class Database:
     """One engine for the process; ``session()`` gives a unit of work."""
 
@@ -52,6 +62,33 @@ class Database:
             reader = self.engine.execution_options(sqlite_begin="DEFERRED")
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._read_factory = sessionmaker(reader, expire_on_commit=False)
+        self._followers: dict[str, dict[Hashable, Callable[[], None]]] = {}
+        event.listen(self._factory, "after_commit", self._after_commit)
+        event.listen(self._factory, "after_soft_rollback", self._forget_changes)
+
+    def follow(self, topic: str, key: Hashable, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every commit that marked ``topic`` changed; one callback per
+        ``key`` (following again under the same key replaces it)."""
+        self._followers.setdefault(topic, {})[key] = callback
+
+    def unfollow(self, key: Hashable | None = None) -> None:
+        """Stop one follower (``key``), or every follower (a database reused by another hub)."""
+        for followers in self._followers.values():
+            if key is None:
+                followers.clear()
+            followers.pop(key, None)
+
+    def _after_commit(self, session: Session) -> None:
+        for topic in sorted(session.info.pop(_CHANGES, ())):
+            for callback in list(self._followers.get(topic, {}).values()):
+                try:
+                    callback()
+                except Exception:  # committed already: a failed follow-up is logged, the next job retries
+                    log.exception("follow-up of a %s change failed", topic)
+
+    @staticmethod
+    def _forget_changes(session: Session, _previous: Any) -> None:
+        session.info.pop(_CHANGES, None)
 
     @property
     def is_sqlite(self) -> bool:

@@ -16,7 +16,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Alarm, AlarmNotification, Rating
-from thanthien.hub.services.errors import Conflict, NotFound
+from thanthien.hub.roles import ADMIN, ALARM_HANDLERS, IT, LEADER, Actor
+from thanthien.hub.services.errors import Conflict, Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,25 @@ Audience = Literal["it", "leader"]
 
 # kind -> audience: device problems go to IT staff, rating spikes to the leaders.
 KINDS: dict[str, Audience] = {
-    "node_offline": "it",
-    "node_unregistered": "it",
-    "outbox_backlog": "it",
-    "disk_full": "it",
-    "high_temperature": "it",
-    "clock_unsynced": "it",
-    "camera_down": "it",
-    "negative_spike": "leader",
+    "node_offline": IT,
+    "node_unregistered": IT,
+    "outbox_backlog": IT,
+    "disk_full": IT,
+    "high_temperature": IT,
+    "clock_unsynced": IT,
+    "camera_down": IT,
+    "negative_spike": LEADER,
 }
+
+
+def audience_of(actor: Actor) -> Audience | None:
+    """The alarms a user handles: admins every alarm (``None``), IT staff the device alarms,
+    leaders the rating alarms; other roles none (refused)."""
+    if actor.role == ADMIN:
+        return None
+    if actor.role not in ALARM_HANDLERS:
+        raise Forbidden(f"Vai trò {actor.role!r} không xem hay xác nhận cảnh báo")
+    return actor.role  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -103,15 +114,19 @@ def clear_alarm(session: Session, *, kind: str, subject: str, now: datetime, not
     return Change(alarm, "cleared")
 
 
-def acknowledge_alarm(session: Session, *, alarm_id: int, username: str, now: datetime,
+def acknowledge_alarm(session: Session, *, alarm_id: int, actor: Actor, now: datetime,
                       notify: bool) -> Alarm:
+    """Xác nhận: stops the reminders. Only the alarm's audience (or an admin) may."""
     alarm = session.get(Alarm, alarm_id)
     if alarm is None:
-        raise NotFound(f"alarm {alarm_id} not found")
+        raise NotFound("Cảnh báo không còn tồn tại")
+    audience = audience_of(actor)
+    if audience not in (None, alarm.audience):
+        raise Forbidden(f"Cảnh báo này dành cho {alarm.audience}; vai trò {actor.role!r} không xác nhận được")
     if alarm.acknowledged_at is not None:
-        raise Conflict(f"alarm {alarm_id} was already acknowledged by {alarm.acknowledged_by}")
+        raise Conflict(f"Cảnh báo này đã được {alarm.acknowledged_by} xác nhận trước đó")
     alarm.acknowledged_at = now
-    alarm.acknowledged_by = username
+    alarm.acknowledged_by = actor.username
     _notify(session, alarm, "acknowledged", now, notify)
     return alarm
 
@@ -129,8 +144,15 @@ def send_reminders(session: Session, *, now: datetime, remind_s: float, notify: 
     return due
 
 
+def alarms_for(session: Session, *, viewer: Actor, active: bool | None = None, subject: str | None = None,
+               limit: int = 200, offset: int = 0) -> list[Alarm]:
+    """The alarms this user handles (see :func:`audience_of`)."""
+    return list_alarms(session, active=active, audience=audience_of(viewer), subject=subject, limit=limit,
+                       offset=offset)
+
+
 def list_alarms(session: Session, *, active: bool | None = None, audience: str | None = None,
-                limit: int = 200, offset: int = 0) -> list[Alarm]:
+                subject: str | None = None, limit: int = 200, offset: int = 0) -> list[Alarm]:
     query = select(Alarm).order_by(Alarm.raised_at.desc(), Alarm.id.desc())
     if active is True:
         query = query.where(Alarm.cleared_at.is_(None))
@@ -138,6 +160,8 @@ def list_alarms(session: Session, *, active: bool | None = None, audience: str |
         query = query.where(Alarm.cleared_at.is_not(None))
     if audience is not None:
         query = query.where(Alarm.audience == audience)
+    if subject is not None:
+        query = query.where(Alarm.subject == subject)
     return list(session.scalars(query.limit(limit).offset(offset)))
 
 

@@ -18,12 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Broadcast, BroadcastAudit, Device, MediaItem, Node, Zone
+from thanthien.hub.db.session import mark_changed
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.services.schedule import (
     HOLIDAYS,
     BroadcastSettings,
     Schedule,
     compile_rrule,
+    describe,
     in_quiet_hours,
     occurrences,
     parse_hhmm,
@@ -79,25 +81,62 @@ def schedule_of(b: Broadcast) -> Schedule:
     )
 
 
+BROADCAST_CHANGES = "broadcasts"
+"""The change topic (``db.session.mark_changed``) after which plans and jobs follow."""
+
+
+class BroadcastView(BaseModel):
+    """The one public shape of a broadcast: the API's answer, the audit snapshot and the
+    edit form all read it (times in UTC, plus ``*_local`` in the hub's zone)."""
+
+    id: int
+    title: str
+    media_sha256: str
+    target_kind: str
+    target_zones: list[str]
+    target_nodes: list[str]
+    volume: int
+    priority: str
+    schedule_kind: str
+    schedule_text: str
+    start_at: datetime | None
+    start_at_local: str | None
+    local_time: str | None
+    weekdays: list[int]
+    rrule: str | None
+    holidays: list[str]
+    valid_from: datetime | None
+    valid_until: datetime | None
+    status: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    approved_by: str | None
+    approved_at: datetime | None
+
+    @classmethod
+    def of(cls, b: Broadcast, tz: ZoneInfo) -> BroadcastView:
+        return cls(
+            id=b.id, title=b.title, media_sha256=b.media_sha256, target_kind=b.target_kind,
+            target_zones=list(b.target_zones or []), target_nodes=list(b.target_nodes or []),
+            volume=b.volume, priority=b.priority, schedule_kind=b.schedule_kind,
+            schedule_text=describe(schedule_of(b), tz), start_at=b.start_at,
+            start_at_local=b.start_at.astimezone(tz).isoformat() if b.start_at else None,
+            local_time=b.local_time, weekdays=list(b.weekdays or []), rrule=b.rrule,
+            holidays=list(b.holidays or []), valid_from=b.valid_from, valid_until=b.valid_until,
+            status=b.status, created_by=b.created_by, created_at=b.created_at, updated_at=b.updated_at,
+            approved_by=b.approved_by, approved_at=b.approved_at,
+        )
+
+
+# What the audit log keeps of a broadcast after each change: what it is, not who made it when.
+_SNAPSHOT = {"title", "media_sha256", "target_kind", "target_zones", "target_nodes", "volume", "priority",
+             "schedule_kind", "start_at", "local_time", "weekdays", "rrule", "holidays", "valid_from",
+             "valid_until", "status"}
+
+
 def _snapshot(b: Broadcast) -> dict[str, Any]:
-    return {
-        "title": b.title,
-        "media_sha256": b.media_sha256,
-        "target_kind": b.target_kind,
-        "target_zones": list(b.target_zones or []),
-        "target_nodes": list(b.target_nodes or []),
-        "volume": b.volume,
-        "priority": b.priority,
-        "schedule_kind": b.schedule_kind,
-        "start_at": b.start_at.isoformat() if b.start_at else None,
-        "local_time": b.local_time,
-        "weekdays": list(b.weekdays or []),
-        "rrule": b.rrule,
-        "holidays": list(b.holidays or []),
-        "valid_from": b.valid_from.isoformat() if b.valid_from else None,
-        "valid_until": b.valid_until.isoformat() if b.valid_until else None,
-        "status": b.status,
-    }
+    return BroadcastView.of(b, ZoneInfo("UTC")).model_dump(mode="json", include=_SNAPSHOT)
 
 
 def audit(
@@ -270,6 +309,7 @@ def update_broadcast(
         b.valid_from = now
     b.status, b.updated_at, b.approved_by, b.approved_at = "draft", now, None, None
     audit(session, broadcast=b, username=username, action="updated", now=now, extra={"previous_status": was})
+    mark_changed(session, BROADCAST_CHANGES)
     return b
 
 
@@ -286,6 +326,7 @@ def approve_broadcast(
         _check_quiet(schedule_of(b), media.duration_s if media else 0.0, now=now, tz=tz, cfg=cfg)
     b.status, b.approved_by, b.approved_at, b.updated_at = "approved", username, now, now
     audit(session, broadcast=b, username=username, action="approved", now=now)
+    mark_changed(session, BROADCAST_CHANGES)
     return b
 
 
@@ -295,6 +336,7 @@ def archive_broadcast(session: Session, *, broadcast_id: int, username: str, now
         raise Conflict("Bản tin đã được lưu trữ.")
     b.status, b.updated_at = "archived", now
     audit(session, broadcast=b, username=username, action="archived", now=now)
+    mark_changed(session, BROADCAST_CHANGES)
     return b
 
 

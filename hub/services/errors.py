@@ -1,4 +1,4 @@
-"""Errors the services raise; the API maps them to HTTP statuses."""
+"""Errors the services raise; the API and the web UI map them to HTTP statuses."""
 
 
 class ServiceError(Exception):
@@ -15,3 +15,20 @@ class Conflict(ServiceError):
 
 class Invalid(ServiceError):
     pass
+
+
+class Forbidden(ServiceError):
+    """The acting user's role may not do this (to this thing)."""
+
+
+class Unavailable(ServiceError):
+    """A part the request needs is not running in this process (e.g. no MQTT link)."""
+
+
+# error -> HTTP status, for the API's handler and the web's refusal pages alike
+HTTP_STATUS: dict[type[ServiceError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403,
+                                              Unavailable: 503}
+
+
+def http_status(exc: ServiceError) -> int:
+    return next((code for kind, code in HTTP_STATUS.items() if isinstance(exc, kind)), 400)

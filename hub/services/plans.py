@@ -26,7 +26,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Broadcast, Delivery, MediaItem, NodePlan, Occurrence
-from thanthien.hub.services.broadcasts import audit, resolve_targets, schedule_of, speaker_nodes
+from thanthien.hub.db.session import mark_changed
+from thanthien.hub.services.broadcasts import (
+    BROADCAST_CHANGES,
+    audit,
+    resolve_targets,
+    schedule_of,
+    speaker_nodes,
+)
 from thanthien.hub.services.errors import Invalid
 from thanthien.hub.services.schedule import BroadcastSettings, occurrences
 from thanthien.protocol.payloads import MAX_PLAN_ITEMS, Command, Plan, PlanItem
@@ -262,6 +269,7 @@ def create_play_now(
     for node in targets:
         session.add(Delivery(occurrence_id=occ.id, node_id=node, status="pending", detail=""))
     audit(session, broadcast=b, username=username, action="play_now", now=now, extra={"targets": targets})
+    mark_changed(session, BROADCAST_CHANGES)
     return PlayNow(b, occ, targets)
 
 

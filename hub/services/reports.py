@@ -67,6 +67,29 @@ class SummaryRow:
         return satisfaction_index(self.counts)
 
 
+@dataclass(frozen=True)
+class Totals:
+    """The counts per level over a set of summary rows, with their total and index."""
+
+    counts: dict[int, int]
+
+    @classmethod
+    def of(cls, rows: list[SummaryRow]) -> Totals:
+        counts = dict.fromkeys(LEVELS, 0)
+        for row in rows:
+            for level, n in row.counts.items():
+                counts[level] += n
+        return cls(counts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def index(self) -> float | None:
+        return satisfaction_index(self.counts)
+
+
 def _hour_bucket(session: Session) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return func.date_trunc("hour", func.timezone("UTC", Rating.pressed_at))
@@ -173,3 +196,26 @@ def export_xlsx(session: Session, *, rows: list[SummaryRow], group_by: list[str]
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+ExportFormat = Literal["csv", "xlsx"]
+MEDIA_TYPES: dict[ExportFormat, str] = {"csv": "text/csv; charset=utf-8", "xlsx": XLSX_MIME}
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file for the browser: its bytes, type and name (the API and the web send it alike)."""
+
+    data: bytes
+    media_type: str
+    filename: str
+
+
+def export_summary(session: Session, *, rows: list[SummaryRow], group_by: list[str], format: ExportFormat,
+                   title: str, name: str) -> Download:
+    """The summary table as CSV or XLSX; ``name`` is the file name without its extension."""
+    if format == "csv":
+        data = export_csv(session, rows=rows, group_by=group_by)
+    else:
+        data = export_xlsx(session, rows=rows, group_by=group_by, title=title)
+    return Download(data=data, media_type=MEDIA_TYPES[format], filename=f"{name}.{format}")

@@ -6,8 +6,9 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import secrets
 from datetime import datetime
-from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,29 +16,66 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import User
-from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.roles import ROLE_LABELS, ROLES, Actor
+from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 
-UserRole = Literal["admin", "officer", "it", "leader"]
-ROLES: tuple[UserRole, ...] = ("admin", "officer", "it", "leader")
+# The rules of an account, used by the checks below and by the API schema (so OpenAPI shows them).
+USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+MAX_USERNAME = 64
+MAX_FULL_NAME = 200
 MIN_PASSWORD = 8
+MAX_PASSWORD = 200
+_USERNAME = re.compile(USERNAME_PATTERN)
 
 _hasher = PasswordHasher()
 # A hash to verify against when the user does not exist, so timing does not reveal usernames.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
+def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Swap the argon2 parameters (tests use cheap ones); returns the hasher it replaced."""
+    global _hasher, _DUMMY_HASH
+    previous, _hasher = _hasher, hasher
+    _DUMMY_HASH = hasher.hash("not-a-real-password")
+    return previous
+
+
+def check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise Invalid(f"Mật khẩu phải có từ {MIN_PASSWORD} đến {MAX_PASSWORD} ký tự")
+    return password
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise Invalid(f"Vai trò không hợp lệ: hãy chọn một trong {', '.join(ROLE_LABELS.values())}")
+    return role
+
+
+def check_full_name(full_name: str) -> str:
+    full_name = full_name.strip()
+    if len(full_name) > MAX_FULL_NAME:
+        raise Invalid(f"Họ tên quá dài (tối đa {MAX_FULL_NAME} ký tự)")
+    return full_name
+
+
+def check_username(username: str) -> str:
+    username = username.strip()
+    if not _USERNAME.match(username):
+        raise Invalid(f"Tên đăng nhập chỉ gồm chữ không dấu, số và . _ @ - (tối đa {MAX_USERNAME} ký tự)")
+    return username
+
+
 def hash_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD:
-        raise Invalid(f"mật khẩu phải có ít nhất {MIN_PASSWORD} ký tự")
-    return _hasher.hash(password)
+    return _hasher.hash(check_password(password))
 
 
 def create_user(session: Session, *, username: str, password: str, role: str, now: datetime,
                 full_name: str = "") -> User:
-    if role not in ROLES:
-        raise Invalid(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    username, role, full_name = check_username(username), check_role(role), check_full_name(full_name)
+    check_password(password)
     if session.scalar(select(User).where(User.username == username)) is not None:
-        raise Conflict(f"user {username!r} already exists")
+        raise Conflict(f"Tên đăng nhập {username} đã có người dùng")
     user = User(username=username, full_name=full_name, role=role,
                 password_hash=hash_password(password), active=True, token_version=0, created_at=now)
     session.add(user)
@@ -48,7 +86,7 @@ def create_user(session: Session, *, username: str, password: str, role: str, no
 def get_user(session: Session, *, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound("Không tìm thấy người dùng")
     return user
 
 
@@ -56,13 +94,16 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
-def update_user(session: Session, *, user_id: int, role: str | None = None, active: bool | None = None,
-                password: str | None = None, full_name: str | None = None) -> User:
+def update_user(session: Session, *, actor: Actor, user_id: int, role: str | None = None,
+                active: bool | None = None, password: str | None = None,
+                full_name: str | None = None) -> User:
+    """Change an account. Nobody changes their own role or locks themselves out (a hub whose
+    only admin demoted themselves has no admin left)."""
     user = get_user(session, user_id=user_id)
+    if user.id == actor.id and ((role is not None and role != user.role) or active is False):
+        raise Forbidden("Không thể tự đổi vai trò hay khóa tài khoản của chính mình")
     if role is not None:
-        if role not in ROLES:
-            raise Invalid(f"unknown role {role!r}")
-        user.role = role
+        user.role = check_role(role)
     if active is not None:
         user.active = active
         if not active:
@@ -71,9 +112,17 @@ def update_user(session: Session, *, user_id: int, role: str | None = None, acti
         user.password_hash = hash_password(password)
         user.token_version += 1  # existing tokens stop working
     if full_name is not None:
-        user.full_name = full_name
+        user.full_name = check_full_name(full_name)
     session.flush()
     return user
+
+
+def reset_password(session: Session, *, actor: Actor, user_id: int) -> tuple[User, str]:
+    """A new random password for someone else (shown once to the admin); their sessions end."""
+    if user_id == actor.id:
+        raise Forbidden("Không thể tự đặt lại mật khẩu của chính mình; hãy đổi mật khẩu của mình")
+    password = secrets.token_urlsafe(9)
+    return update_user(session, actor=actor, user_id=user_id, password=password), password
 
 
 def authenticate(session: Session, *, username: str, password: str) -> User | None:

@@ -12,13 +12,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from thanthien.hub.web.auth import ROLE_LABELS, BadCsrf, Forbidden, LoginRequired, session_user
+from thanthien.hub.roles import ROLE_LABELS
+from thanthien.hub.services.errors import ServiceError, http_status
+from thanthien.hub.web.auth import BadCsrf, Forbidden, LoginRequired, session_user
 from thanthien.hub.web.flash import safe_next
-from thanthien.hub.web.routes import broadcasts, events, health, satisfaction, session, users
+from thanthien.hub.web.routes import broadcasts, events, health, media, satisfaction, session, users
 from thanthien.hub.web.templating import HERE, render
 
 PREFIX = "/ui"
-ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router, broadcasts.router)
+ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router, broadcasts.router,
+           media.router)
+REFUSALS = {403: "Không có quyền thực hiện", 404: "Không tìm thấy", 409: "Không thực hiện được",
+            422: "Thông tin chưa hợp lệ", 503: "Dịch vụ tạm thời không sẵn sàng"}
 
 
 def install(app: FastAPI, *, poll_s: float = 2.0) -> None:
@@ -39,9 +44,22 @@ def install(app: FastAPI, *, poll_s: float = 2.0) -> None:
         return RedirectResponse(f"{PREFIX}/login?next={quote(safe_next(exc.next_url), safe='/')}",
                                 status_code=303)
 
+    api_errors = app.exception_handlers.get(ServiceError)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        """A service's refusal on a page the handler did not catch: a Vietnamese page with the
+        same status the API answers (the API's own JSON answer elsewhere)."""
+        if not request.url.path.startswith(f"{PREFIX}/") and api_errors is not None:
+            return await api_errors(request, exc)  # type: ignore[no-any-return, misc]
+        code = http_status(exc)
+        return render(request, "message.html", {"title": REFUSALS.get(code, "Không thực hiện được"),
+                                                "message": str(exc)},
+                      user=session_user(request), status_code=code)
+
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
-        allowed = ", ".join(ROLE_LABELS.get(r, r) for r in exc.allowed)
+        allowed = ", ".join(ROLE_LABELS[r] for r in exc.allowed)
         return render(request, "message.html", {
             "title": "Không có quyền truy cập",
             "message": f"Tài khoản của bạn ({exc.user.role_label}) không được xem trang này. "

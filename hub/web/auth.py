@@ -16,13 +16,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from thanthien.hub.context import HubContext
+from thanthien.hub.roles import ROLE_LABELS, Role
 from thanthien.hub.services import users
 
 COOKIE = "thanthien_session"
 CSRF_FIELD = "csrf"
-
-ROLE_LABELS = {"admin": "Quản trị hệ thống", "officer": "Cán bộ, công chức", "it": "Cán bộ kỹ thuật (CNTT)",
-               "leader": "Lãnh đạo"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class UiUser:
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS.get(self.role, self.role)
+        return ROLE_LABELS.get(self.role, self.role)  # type: ignore[call-overload]
 
 
 class LoginRequired(Exception):
@@ -55,7 +53,7 @@ class LoginRequired(Exception):
 class Forbidden(Exception):
     """Logged in, but the role may not open this page: the handler shows a refusal page."""
 
-    def __init__(self, user: UiUser, allowed: tuple[str, ...]) -> None:
+    def __init__(self, user: UiUser, allowed: tuple[Role, ...]) -> None:
         super().__init__(user.role)
         self.user = user
         self.allowed = allowed
@@ -97,9 +95,10 @@ def _next_url(request: Request) -> str:
 
 
 class Require:
-    """Dependency: the logged-in user with one of ``roles`` (every role when empty)."""
+    """Dependency: the logged-in user with one of ``roles`` (every role when empty); pass a
+    permission of ``hub/roles.py``, the same the API route checks: ``Require(*DEVICE_STAFF)``."""
 
-    def __init__(self, *roles: str) -> None:
+    def __init__(self, *roles: Role) -> None:
         self.roles = roles
 
     def __call__(self, request: Request) -> UiUser:

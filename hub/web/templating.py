@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from thanthien.hub.roles import ADMINS, BROADCAST_EDITORS, DEVICE_STAFF, EVERYONE, REPORT_READERS, Role
 from thanthien.hub.web import flash
 from thanthien.hub.web.auth import CSRF_FIELD, UiUser, hub_of
 
@@ -73,14 +74,15 @@ templates.env.globals.update(NODE_STATES=NODE_STATES, CAMERA_STATES=CAMERA_STATE
                              ago=_ago, CSRF_FIELD=CSRF_FIELD)
 
 
-# pages in the menu: (path, label, roles); a page is listed only for roles that may open it
-NAV: list[tuple[str, str, tuple[str, ...]]] = [
-    ("/ui/", "Trang chủ", ("admin", "officer", "it", "leader")),
-    ("/ui/health", "Tình trạng thiết bị", ("admin", "it")),
-    ("/ui/satisfaction", "Mức độ hài lòng", ("admin", "leader")),
-    ("/ui/broadcasts", "Lịch phát thanh", ("admin", "officer", "leader")),
-    ("/ui/media", "Thư viện âm thanh", ("admin", "officer", "leader")),
-    ("/ui/users", "Người dùng", ("admin",)),
+# pages in the menu: (path, label, roles); a page is listed only for roles that may open it,
+# with the same permission its routes require (hub/roles.py)
+NAV: list[tuple[str, str, tuple[Role, ...]]] = [
+    ("/ui/", "Trang chủ", EVERYONE),
+    ("/ui/health", "Tình trạng thiết bị", DEVICE_STAFF),
+    ("/ui/satisfaction", "Mức độ hài lòng", REPORT_READERS),
+    ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_EDITORS),
+    ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),
+    ("/ui/users", "Người dùng", ADMINS),
 ]
 
 

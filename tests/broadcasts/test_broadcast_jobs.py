@@ -10,8 +10,8 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from broadcasts.support import media_row, speakers, spec
-from thanthien.hub import broadcast_jobs
-from thanthien.hub.scheduler import build_scheduler, unregister_context
+from thanthien.hub.jobs import broadcasts as broadcast_jobs
+from thanthien.hub.jobs.scheduler import build_scheduler, unregister_context
 from thanthien.hub.services import broadcasts
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 
 from hub.hub_helpers import Hook, hub_settings, rating, rating_msg
-from thanthien.hub import scheduler
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import AlarmNotification
 from thanthien.hub.ingest.worker import IngestWorker
+from thanthien.hub.jobs import contexts, maintenance
+from thanthien.hub.roles import LEADER, ActingUser
 from thanthien.hub.services import alarms, registry
 
 
@@ -58,11 +59,11 @@ def test_spike_clears_when_the_window_has_passed(ctx):
     press(ctx, 1, 1, 2, 2)
     assert spike(ctx) is not None
     ctx.clock.advance(16 * 60)
-    scheduler.register_context("t-spike", ctx)
+    contexts.register("t-spike", ctx)
     try:
-        scheduler.check_alarms("t-spike")
+        maintenance.check_alarms("t-spike")
     finally:
-        scheduler.unregister_context("t-spike")
+        contexts.unregister("t-spike")
     assert spike(ctx) is None
 
 
@@ -78,19 +79,19 @@ def hooked(db, clock, tmp_path, hook):
     settings = hub_settings(tmp_path, alarms={"webhook_url": hook.url, "webhook_backoff_s": 1,
                                               "webhook_attempts": 5})
     ctx = HubContext(settings=settings, db=db, clock=clock)
-    scheduler.register_context("t-hook", ctx)
+    contexts.register("t-hook", ctx)
     yield ctx
-    scheduler.unregister_context("t-hook")
+    contexts.unregister("t-hook")
 
 
 def test_webhook_gets_the_alarm_as_json_after_retries(hooked, hook):
     press(hooked, 1, 1, 1, 1)
-    assert scheduler.deliver_webhooks("t-hook") == (0, 1)
-    assert scheduler.deliver_webhooks("t-hook") == (0, 0)  # not due before the backoff
+    assert maintenance.deliver_webhooks("t-hook") == (0, 1)
+    assert maintenance.deliver_webhooks("t-hook") == (0, 0)  # not due before the backoff
     hooked.clock.advance(1)
-    assert scheduler.deliver_webhooks("t-hook") == (0, 1)
+    assert maintenance.deliver_webhooks("t-hook") == (0, 1)
     hooked.clock.advance(2)
-    assert scheduler.deliver_webhooks("t-hook") == (1, 0)
+    assert maintenance.deliver_webhooks("t-hook") == (1, 0)
     [body] = hook.bodies
     assert body["event"] == "raised" and body["alarm"]["kind"] == "negative_spike"
     assert body["alarm"]["subject"] == "quay-1" and body["site"] == "UBND"
@@ -100,7 +101,7 @@ def test_webhook_gives_up_after_the_configured_attempts(hooked, hook):
     hook.fail = 100
     press(hooked, 1, 1, 1, 1)
     for _ in range(5):
-        scheduler.deliver_webhooks("t-hook")
+        maintenance.deliver_webhooks("t-hook")
         hooked.clock.advance(3600)
     with hooked.db.session() as s:
         note = s.query(AlarmNotification).one()
@@ -112,9 +113,9 @@ def test_acknowledge_and_clear_are_sent_too(hooked, hook):
     hook.fail = 0
     press(hooked, 1, 1, 1, 1)
     with hooked.db.session() as s:
-        alarms.acknowledge_alarm(s, alarm_id=spike(hooked).id, username="lanhdao", now=hooked.clock(),
-                                 notify=True)
+        alarms.acknowledge_alarm(s, alarm_id=spike(hooked).id, actor=ActingUser("lanhdao", LEADER),
+                                 now=hooked.clock(), notify=True)
     hooked.clock.advance(timedelta(minutes=20).total_seconds())
-    scheduler.check_alarms("t-hook")
-    scheduler.deliver_webhooks("t-hook")
+    maintenance.check_alarms("t-hook")
+    maintenance.deliver_webhooks("t-hook")
     assert [b["event"] for b in hook.bodies] == ["raised", "acknowledged", "cleared"]

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from hub.hub_helpers import incoming
-from thanthien.hub import scheduler
 from thanthien.hub.app import create_app
 from thanthien.hub.db.models import Alarm, CameraPeriod, CameraStatus
 from thanthien.hub.ingest.worker import IngestWorker
+from thanthien.hub.jobs import contexts, maintenance
 from thanthien.hub.services import alarms, cameras, registry, users
 from thanthien.protocol import Topics
 from thanthien.protocol.payloads import CameraHealth
@@ -72,19 +72,19 @@ def test_state_change_closes_the_period_and_opens_the_next(ctx):
 def test_short_outage_raises_no_alarm(ctx):
     report(ctx, "down", "TCP connect refused")
     ctx.clock.advance(ALARM_AFTER_S - 10)
-    scheduler.register_context("cam-test", ctx)
-    assert scheduler.check_cameras("cam-test") == 1
+    contexts.register("cam-test", ctx)
+    assert maintenance.check_cameras("cam-test") == 1
     report(ctx, "ok")
     assert camera_alarm(ctx) is None
 
 
 def test_camera_down_longer_than_the_limit_alarms_once_then_clears(ctx):
     report(ctx, "down", "RTSP DESCRIBE answered 401 Unauthorized")
-    scheduler.register_context("cam-test", ctx)
+    contexts.register("cam-test", ctx)
     ctx.clock.advance(ALARM_AFTER_S + 1)
-    scheduler.check_cameras("cam-test")
+    maintenance.check_cameras("cam-test")
     ctx.clock.advance(60)
-    scheduler.check_cameras("cam-test")
+    maintenance.check_cameras("cam-test")
     raised = camera_alarm(ctx)
     assert raised is not None and raised.audience == "it"
     assert "mất tín hiệu" in raised.message and "401 Unauthorized" in raised.message

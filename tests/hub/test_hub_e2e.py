@@ -15,6 +15,7 @@ from hub.e2e import REPO, PressingAgent, edge_data, start_hub_process, write_tom
 from hub.hub_helpers import Hook, hub_settings
 from support import HUB, NODE_A, NODE_B, Collector, connected_link, wait_until
 from thanthien.hub.db.models import Node, Rating
+from thanthien.hub.roles import IT, ActingUser
 from thanthien.hub.runtime import HubRuntime
 from thanthien.hub.services import alarms
 from thanthien.protocol import Topics
@@ -176,8 +177,8 @@ def test_silent_node_goes_offline_within_two_heartbeats_and_its_alarm_lives_and_
         assert (went_offline - silent_since).total_seconds() <= 2 * 1.0 + 0.3
         assert wait_until(lambda: (a := offline_alarm()) is not None and a.reminders >= 1, timeout=5)
         with db.session() as s:
-            alarms.acknowledge_alarm(s, alarm_id=offline_alarm().id, username="it", now=utc_now(),
-                                     notify=live_hub.ctx.notify)
+            alarms.acknowledge_alarm(s, alarm_id=offline_alarm().id, actor=ActingUser("it", IT),
+                                     now=utc_now(), notify=live_hub.ctx.notify)
         telemetry(7)  # the node speaks again
         assert wait_until(lambda: offline_alarm() is None)
         with db.session() as s:

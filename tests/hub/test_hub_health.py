@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.hub_helpers import incoming, node_state, telemetry
-from thanthien.hub import scheduler
 from thanthien.hub.db.models import Alarm, Node, TelemetryHourly, TelemetrySample
 from thanthien.hub.ingest.worker import IngestWorker
+from thanthien.hub.jobs import contexts, maintenance
+from thanthien.hub.roles import IT, ActingUser
 from thanthien.hub.services import alarms, health, registry
 from thanthien.protocol import Topics
 
@@ -89,11 +90,11 @@ def test_silent_node_is_offline_within_two_heartbeats(ctx):
 def test_telemetry_after_heartbeat_expiry_brings_node_back_and_clears_alarm(ctx):
     feed(ctx, state_msg(ctx, "online", 1))
     ctx.clock.advance(100)
-    scheduler.register_context("t-hb", ctx)
+    contexts.register("t-hb", ctx)
     try:
-        assert scheduler.check_heartbeats("t-hb") == ["node-a"]
+        assert maintenance.check_heartbeats("t-hb") == ["node-a"]
     finally:
-        scheduler.unregister_context("t-hb")
+        contexts.unregister("t-hb")
     assert alarm(ctx) is not None
     feed(ctx, tele_msg(ctx))
     assert node(ctx).state == "online"
@@ -111,7 +112,8 @@ def test_offline_alarm_is_raised_once_reminds_is_acknowledged_and_clears(ctx):
         assert len(alarms.send_reminders(s, now=ctx.clock(), remind_s=remind, notify=False)) == 1
         assert alarms.send_reminders(s, now=ctx.clock(), remind_s=remind, notify=False) == []
     with ctx.db.session() as s:
-        alarms.acknowledge_alarm(s, alarm_id=alarm(ctx).id, username="it1", now=ctx.clock(), notify=False)
+        alarms.acknowledge_alarm(s, alarm_id=alarm(ctx).id, actor=ActingUser("it1", IT), now=ctx.clock(),
+                                 notify=False)
     ctx.clock.advance(remind + 1)
     with ctx.db.session() as s:
         assert alarms.send_reminders(s, now=ctx.clock(), remind_s=remind, notify=False) == []
@@ -137,11 +139,11 @@ def test_telemetry_is_rolled_up_hourly_and_pruned_after_retention(ctx):
         ctx.clock.now = start + timedelta(minutes=minute)
         feed(ctx, tele_msg(ctx, cpu_temp_c=40 + minute / 10))
     ctx.clock.now = start + timedelta(days=31)
-    scheduler.register_context("t-tel", ctx)
+    contexts.register("t-tel", ctx)
     try:
-        rolled, pruned = scheduler.maintain_telemetry("t-tel")
+        rolled, pruned = maintenance.maintain_telemetry("t-tel")
     finally:
-        scheduler.unregister_context("t-tel")
+        contexts.unregister("t-tel")
     assert (rolled, pruned) == (2, 12)
     with ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(TelemetrySample)) == 0

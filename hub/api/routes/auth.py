@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from thanthien.hub.api.deps import EVERYONE, CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, allow
 from thanthien.hub.api.schemas import Token, UserOut
+from thanthien.hub.roles import EVERYONE
 from thanthien.hub.services import users
 
 router = APIRouter(prefix="/auth", tags=["auth"])

@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, status
 from pydantic import AwareDatetime
 
-from thanthien.hub.api.deps import ADMIN, IT, LEADER, DbSession, Hub, allow
+from thanthien.hub.api.deps import DbSession, Hub, allow
 from thanthien.hub.api.schemas import CameraOut, CameraPeriodOut, CameraUptimeOut
+from thanthien.hub.roles import CAMERA_READERS
 from thanthien.hub.services import cameras
 
-router = APIRouter(prefix="/cameras", tags=["cameras"], dependencies=[allow(ADMIN, IT, LEADER)])
+router = APIRouter(prefix="/cameras", tags=["cameras"], dependencies=[allow(*CAMERA_READERS)])
 
 MAX_UPTIME_DAYS = 3 * 366
 

@@ -15,7 +15,8 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, s
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from thanthien.hub.api.deps import ADMIN, EVERYONE, IT, LEADER, OFFICER, CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, allow
+from thanthien.hub.roles import BROADCAST_EDITORS, DEVICE_STAFF, EVERYONE
 from thanthien.hub.services import media_items
 from thanthien.hub.services.errors import Invalid
 from thanthien.hub.services.media import MediaLibrary
@@ -24,7 +25,6 @@ from thanthien.hub.services.tts import DEFAULT_WPM, MAX_WPM, MIN_WPM, TtsRequest
 router = APIRouter(tags=["media"])
 node_router = APIRouter(tags=["media"])
 """Routes for nodes (their own token, no login); outside the role-checked ``ROUTERS``."""
-EDITORS = (ADMIN, OFFICER, LEADER)
 
 
 class MediaOut(BaseModel):
@@ -57,10 +57,10 @@ class NodeTokenOut(BaseModel):
 
 
 def _lib(hub: Hub) -> MediaLibrary:
-    return media_items.library(hub.settings.hub.data_dir, hub.settings.media)
+    return hub.media
 
 
-@router.get("/media", response_model=list[MediaOut], dependencies=[allow(*EDITORS)])
+@router.get("/media", response_model=list[MediaOut], dependencies=[allow(*BROADCAST_EDITORS)])
 def list_media(session: DbSession) -> list[MediaOut]:
     return [MediaOut.model_validate(m) for m in media_items.list_media(session)]
 
@@ -69,7 +69,7 @@ def list_media(session: DbSession) -> list[MediaOut]:
     "/media",
     response_model=MediaOut,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[allow(*EDITORS)],
+    dependencies=[allow(*BROADCAST_EDITORS)],
     summary="Upload WAV, MP3, OGG or M4A: validated, converted, loudness-normalised",
 )
 def upload_media(
@@ -98,7 +98,7 @@ def upload_media(
     "/media/tts",
     response_model=MediaOut,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[allow(*EDITORS)],
+    dependencies=[allow(*BROADCAST_EDITORS)],
     summary="Render a Vietnamese announcement with espeak-ng",
 )
 def render_tts(hub: Hub, session: DbSession, user: CurrentUser, body: TtsIn) -> MediaOut:
@@ -135,7 +135,8 @@ def preview_media(hub: Hub, session: DbSession, sha256: str) -> FileResponse:
     return FileResponse(path, media_type="audio/wav")
 
 
-@router.delete("/media/{sha256}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(*EDITORS)])
+@router.delete("/media/{sha256}", status_code=status.HTTP_204_NO_CONTENT,
+               dependencies=[allow(*BROADCAST_EDITORS)])
 def delete_media(hub: Hub, session: DbSession, sha256: str) -> None:
     media_items.delete_media(session, lib=_lib(hub), sha256=media_items.check_sha(sha256))
     session.commit()
@@ -172,7 +173,7 @@ def node_download(hub: Hub, session: DbSession, request: Request, sha256: str) -
 @router.post(
     "/nodes/{node_id}/media-token",
     response_model=NodeTokenOut,
-    dependencies=[allow(ADMIN, IT)],
+    dependencies=[allow(*DEVICE_STAFF)],
     summary="Issue (or rotate) a speaker node's media download token",
 )
 def issue_token(hub: Hub, session: DbSession, node_id: str) -> NodeTokenOut:
@@ -182,7 +183,8 @@ def issue_token(hub: Hub, session: DbSession, node_id: str) -> NodeTokenOut:
 
 
 @router.delete(
-    "/nodes/{node_id}/media-token", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN, IT)]
+    "/nodes/{node_id}/media-token", status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[allow(*DEVICE_STAFF)]
 )
 def revoke_token(session: DbSession, node_id: str) -> None:
     media_items.revoke_node_token(session, node_id=node_id)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from thanthien.hub.api.deps import ADMIN, EVERYONE, IT, DbSession, RowId, allow
+from thanthien.hub.api.deps import DbSession, RowId, allow
 from thanthien.hub.api.schemas import DeviceIn, DeviceOut, NodeIn, NodeOut, NodeUpdate
 from thanthien.hub.db.models import Device, Node
+from thanthien.hub.roles import DEVICE_STAFF, EVERYONE
 from thanthien.hub.services import registry
 
 router = APIRouter(tags=["nodes"])
@@ -24,14 +25,14 @@ def get_node(session: DbSession, node_id: str) -> NodeOut:
 
 
 @router.post("/nodes", response_model=NodeOut, status_code=status.HTTP_201_CREATED,
-             dependencies=[allow(ADMIN, IT)], summary="Register a node (also one seen unregistered)")
+             dependencies=[allow(*DEVICE_STAFF)], summary="Register a node (also one seen unregistered)")
 def register_node(session: DbSession, body: NodeIn) -> NodeOut:
     node = registry.register_node(session, node_id=body.id, name=body.name, site=body.site)
     session.commit()
     return NodeOut.model_validate(node)
 
 
-@router.patch("/nodes/{node_id}", response_model=NodeOut, dependencies=[allow(ADMIN, IT)])
+@router.patch("/nodes/{node_id}", response_model=NodeOut, dependencies=[allow(*DEVICE_STAFF)])
 def update_node(session: DbSession, node_id: str, body: NodeUpdate) -> NodeOut:
     node = registry.update_node(session, node_id=node_id, name=body.name, site=body.site,
                                 registered=body.registered)
@@ -39,7 +40,8 @@ def update_node(session: DbSession, node_id: str, body: NodeUpdate) -> NodeOut:
     return NodeOut.model_validate(node)
 
 
-@router.delete("/nodes/{node_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN, IT)])
+@router.delete("/nodes/{node_id}", status_code=status.HTTP_204_NO_CONTENT,
+               dependencies=[allow(*DEVICE_STAFF)])
 def delete_node(session: DbSession, node_id: str) -> None:
     registry.delete_row(session, model=Node, ident=node_id)
     session.commit()
@@ -50,7 +52,7 @@ def list_devices(session: DbSession, node_id: str | None = None) -> list[DeviceO
     return [DeviceOut.model_validate(d) for d in registry.list_devices(session, node_id=node_id)]
 
 
-@router.put("/devices", response_model=DeviceOut, dependencies=[allow(ADMIN, IT)],
+@router.put("/devices", response_model=DeviceOut, dependencies=[allow(*DEVICE_STAFF)],
             summary="Create or update a device of a node")
 def put_device(session: DbSession, body: DeviceIn) -> DeviceOut:
     device = registry.upsert_device(session, node_id=body.node_id, code=body.code, kind=body.kind,
@@ -60,7 +62,7 @@ def put_device(session: DbSession, body: DeviceIn) -> DeviceOut:
 
 
 @router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT,
-               dependencies=[allow(ADMIN, IT)])
+               dependencies=[allow(*DEVICE_STAFF)])
 def delete_device(session: DbSession, device_id: RowId) -> None:
     registry.delete_row(session, model=Device, ident=device_id)
     session.commit()

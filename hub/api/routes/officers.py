@@ -5,22 +5,22 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import AwareDatetime
 
-from thanthien.hub.api.deps import ADMIN, LEADER, OFFICER, DbSession, RowId, allow
+from thanthien.hub.api.deps import DbSession, RowId, allow
 from thanthien.hub.api.schemas import OfficerIn, OfficerOut, ShiftIn, ShiftOut
 from thanthien.hub.db.models import Officer
+from thanthien.hub.roles import ADMINS, ROSTER_READERS
 from thanthien.hub.services import registry
 
 router = APIRouter(tags=["officers"])
-READERS = (ADMIN, LEADER, OFFICER)
 
 
-@router.get("/officers", response_model=list[OfficerOut], dependencies=[allow(*READERS)])
+@router.get("/officers", response_model=list[OfficerOut], dependencies=[allow(*ROSTER_READERS)])
 def list_officers(session: DbSession) -> list[OfficerOut]:
     return [OfficerOut.model_validate(o) for o in registry.list_officers(session)]
 
 
 @router.post("/officers", response_model=OfficerOut, status_code=status.HTTP_201_CREATED,
-             dependencies=[allow(ADMIN)])
+             dependencies=[allow(*ADMINS)])
 def create_officer(session: DbSession, body: OfficerIn) -> OfficerOut:
     officer = registry.create_officer(session, code=body.code, full_name=body.full_name, title=body.title,
                                       user_id=body.user_id)
@@ -28,13 +28,14 @@ def create_officer(session: DbSession, body: OfficerIn) -> OfficerOut:
     return OfficerOut.model_validate(officer)
 
 
-@router.delete("/officers/{officer_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
+@router.delete("/officers/{officer_id}", status_code=status.HTTP_204_NO_CONTENT,
+               dependencies=[allow(*ADMINS)])
 def delete_officer(session: DbSession, officer_id: RowId) -> None:
     registry.delete_row(session, model=Officer, ident=officer_id)
     session.commit()
 
 
-@router.get("/roster", response_model=list[ShiftOut], dependencies=[allow(*READERS)])
+@router.get("/roster", response_model=list[ShiftOut], dependencies=[allow(*ROSTER_READERS)])
 def list_roster(session: DbSession, counter: str | None = None, start: AwareDatetime | None = None,
                 end: AwareDatetime | None = None) -> list[ShiftOut]:
     return [ShiftOut.model_validate(e) for e in registry.list_roster(session, counter=counter, start=start,
@@ -42,7 +43,7 @@ def list_roster(session: DbSession, counter: str | None = None, start: AwareDate
 
 
 @router.post("/roster", response_model=ShiftOut, status_code=status.HTTP_201_CREATED,
-             dependencies=[allow(ADMIN)], summary="Put an officer on duty; stored ratings follow")
+             dependencies=[allow(*ADMINS)], summary="Put an officer on duty; stored ratings follow")
 def add_shift(session: DbSession, body: ShiftIn) -> ShiftOut:
     entry = registry.add_shift(session, officer_id=body.officer_id, counter=body.counter,
                                starts_at=body.starts_at, ends_at=body.ends_at)
@@ -50,7 +51,7 @@ def add_shift(session: DbSession, body: ShiftIn) -> ShiftOut:
     return ShiftOut.model_validate(entry)
 
 
-@router.delete("/roster/{entry_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(ADMIN)])
+@router.delete("/roster/{entry_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(*ADMINS)])
 def remove_shift(session: DbSession, entry_id: RowId) -> None:
     registry.remove_shift(session, entry_id=entry_id)
     session.commit()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from thanthien.hub.api.deps import ADMIN, LEADER, DbSession, Hub, OptionalRowId, allow
+from thanthien.hub.api.deps import DbSession, Hub, OptionalRowId, allow
+from thanthien.hub.api.responses import attachment
 from thanthien.hub.api.schemas import RatingOut, RatingPage, Summary, SummaryRowOut
+from thanthien.hub.roles import REPORT_READERS
 from thanthien.hub.services import reports
 from thanthien.hub.services.ratings import RatingFilter, list_ratings
 from thanthien.hub.services.reports import SummaryRow
 
-router = APIRouter(prefix="/ratings", tags=["ratings"], dependencies=[allow(ADMIN, LEADER)])
+router = APIRouter(prefix="/ratings", tags=["ratings"], dependencies=[allow(*REPORT_READERS)])
 
 Start = Annotated[str | None, Query(description="ISO 8601 with offset, inclusive")]
 
@@ -73,29 +75,20 @@ GroupBy = Annotated[str, Query(description="comma-separated: counter, officer, d
 def summary(hub: Hub, session: DbSession, group_by: GroupBy = "counter", start: Start = None,
             end: str | None = None, counter: str | None = None, officer_id: OptionalRowId = None) -> Summary:
     dims, flt, rows = _summary(hub, session, group_by, start, end, counter, officer_id)
-    overall: dict[int, int] = dict.fromkeys(reports.LEVELS, 0)
-    for row in rows:
-        for level, n in row.counts.items():
-            overall[level] += n
+    totals = reports.Totals.of(rows)
     return Summary(group_by=list(dims), start=flt.start, end=flt.end, timezone=hub.settings.hub.timezone,
                    rows=[SummaryRowOut(key=r.key, counts={str(k): v for k, v in r.counts.items()},
                                        total=r.total, satisfaction_index=r.index) for r in rows],
-                   total=sum(overall.values()), satisfaction_index=reports.satisfaction_index(overall))
+                   total=totals.total, satisfaction_index=totals.index)
 
 
 @router.get("/summary/export", summary="The summary as CSV or Excel (Vietnamese headings)",
             response_class=Response,
             responses={200: {"content": {"text/csv": {}, reports.XLSX_MIME: {}}}})
-def export(hub: Hub, session: DbSession, format: Literal["csv", "xlsx"] = "xlsx",
+def export(hub: Hub, session: DbSession, format: reports.ExportFormat = "xlsx",
            group_by: GroupBy = "counter", start: Start = None, end: str | None = None,
            counter: str | None = None, officer_id: OptionalRowId = None) -> Response:
     dims, _flt, rows = _summary(hub, session, group_by, start, end, counter, officer_id)
-    name = "tong-hop-danh-gia-" + "-".join(dims)
-    if format == "csv":
-        data = reports.export_csv(session, rows=rows, group_by=list(dims))
-        return Response(data, media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    title = f"Tổng hợp mức độ hài lòng — {hub.settings.hub.site_name}"
-    data = reports.export_xlsx(session, rows=rows, group_by=list(dims), title=title)
-    return Response(data, media_type=reports.XLSX_MIME,
-                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    return attachment(reports.export_summary(
+        session, rows=rows, group_by=list(dims), format=format, name="tong-hop-danh-gia-" + "-".join(dims),
+        title=f"Tổng hợp mức độ hài lòng — {hub.settings.hub.site_name}"))

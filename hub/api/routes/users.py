@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from thanthien.hub.api.deps import ADMIN, DbSession, Hub, RowId, allow
-from thanthien.hub.api.schemas import UserCreate, UserOut, UserUpdate
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, RowId, allow
+from thanthien.hub.api.schemas import PasswordReset, UserCreate, UserOut, UserUpdate
+from thanthien.hub.roles import ADMINS
 from thanthien.hub.services import users
 
-router = APIRouter(prefix="/users", tags=["users"], dependencies=[allow(ADMIN)])
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[allow(*ADMINS)])
 
 
 @router.get("", response_model=list[UserOut])
@@ -24,9 +25,18 @@ def create_user(hub: Hub, session: DbSession, body: UserCreate) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.patch("/{user_id}", response_model=UserOut)
-def update_user(session: DbSession, user_id: RowId, body: UserUpdate) -> UserOut:
-    user = users.update_user(session, user_id=user_id, role=body.role, active=body.active,
+@router.patch("/{user_id}", response_model=UserOut,
+              summary="Change a user (nobody changes their own role or locks themselves out)")
+def update_user(session: DbSession, actor: CurrentUser, user_id: RowId, body: UserUpdate) -> UserOut:
+    user = users.update_user(session, actor=actor, user_id=user_id, role=body.role, active=body.active,
                              password=body.password, full_name=body.full_name)
     session.commit()
     return UserOut.model_validate(user)
+
+
+@router.post("/{user_id}/reset-password", response_model=PasswordReset,
+             summary="A new random password for another user, shown once")
+def reset_password(session: DbSession, actor: CurrentUser, user_id: RowId) -> PasswordReset:
+    user, password = users.reset_password(session, actor=actor, user_id=user_id)
+    session.commit()
+    return PasswordReset(user=UserOut.model_validate(user), password=password)

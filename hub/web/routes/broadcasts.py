@@ -7,36 +7,37 @@ leaders and admins (as in the API). Every page calls the same services as the AP
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from thanthien.hub import broadcast_jobs
 from thanthien.hub.api.deps import RowId
 from thanthien.hub.db.models import MediaItem, Zone
-from thanthien.hub.services import broadcasts, deliveries, media_items, plans
-from thanthien.hub.services.broadcasts import AUDIT_LABELS, PRIORITY_LABELS, STATUS_LABELS, BroadcastSpec
+from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, may
+from thanthien.hub.services import broadcasts, deliveries, media_items, plans, speaker_commands
+from thanthien.hub.services.broadcasts import (
+    AUDIT_LABELS,
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+    BroadcastSpec,
+    BroadcastView,
+)
 from thanthien.hub.services.errors import ServiceError
 from thanthien.hub.services.schedule import HOLIDAYS, WEEKDAY_LABELS, describe
-from thanthien.hub.services.tts import VOICE_LABELS, TtsRequest
+from thanthien.hub.services.speaker_commands import PlayNowRequest, StopRequest
 from thanthien.hub.web import flash
 from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
-from thanthien.protocol.payloads import Command
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 
-EDITORS = ("admin", "officer", "leader")
-APPROVERS = ("admin", "leader")
-Editor = Annotated[UiUser, Depends(Require(*EDITORS))]
-Approver = Annotated[UiUser, Depends(Require(*APPROVERS))]
+Editor = Annotated[UiUser, Depends(Require(*BROADCAST_EDITORS))]
+Approver = Annotated[UiUser, Depends(Require(*BROADCAST_APPROVERS))]
 BACK = "/ui/broadcasts"
 SCHEDULE_LABELS = {
     "once": "Một lần",
@@ -101,7 +102,7 @@ def _page(
             "week": week,
             "form": form or {},
             "notice": (message, True) if message else None,
-            "can_approve": user.role in APPROVERS,
+            "can_approve": may(user, BROADCAST_APPROVERS),
             "quiet": hub.settings.broadcasts,
         }
         return render(request, "broadcasts.html", context, user=user, status_code=status_code)
@@ -129,6 +130,13 @@ FIELD_NAMES = {
     "target_kind": "phạm vi phát",
     "priority": "mức ưu tiên",
 }
+
+
+def _invalid(exc: ValidationError) -> str:
+    """Which field of the form is wrong, in Vietnamese."""
+    loc = exc.errors()[0]["loc"]
+    field = str(loc[0]) if loc else ""
+    return f"Thông tin chưa hợp lệ: {FIELD_NAMES.get(field, field or 'biểu mẫu')}."
 
 
 async def _read_form(request: Request) -> tuple[dict[str, Any], BroadcastSpec | str]:
@@ -172,29 +180,24 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], BroadcastSpec | 
             holidays=form["holidays"],
         )
     except ValidationError as exc:
-        loc = exc.errors()[0]["loc"]
-        field = str(loc[0]) if loc else ""
-        return form, f"Thông tin chưa hợp lệ: {FIELD_NAMES.get(field, field or 'biểu mẫu')}."
+        return form, _invalid(exc)
     except ValueError:
         return form, "Thông tin chưa hợp lệ: âm lượng và các thứ phải là số."
 
 
+# the fields of the form: what _read_form reads back
+FORM_FIELDS = ("title", "media_sha256", "target_kind", "volume", "priority", "schedule_kind", "local_time",
+               "rrule", "target_zones", "target_nodes", "holidays")
+
+
 def _form_of(b: Any, tz: ZoneInfo) -> dict[str, Any]:
-    return {
-        "title": b.title,
-        "media_sha256": b.media_sha256,
-        "target_kind": b.target_kind,
-        "volume": b.volume,
-        "priority": b.priority,
-        "schedule_kind": b.schedule_kind,
-        "start_at": b.start_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if b.start_at else "",
-        "local_time": b.local_time or "",
-        "rrule": b.rrule or "",
-        "target_zones": list(b.target_zones or []),
-        "target_nodes": list(b.target_nodes or []),
-        "weekdays": [str(d) for d in b.weekdays or []],
-        "holidays": list(b.holidays or []),
-    }
+    """The edit form's values, from the broadcast's public shape (local times as the form has them)."""
+    view = BroadcastView.of(b, tz)
+    form: dict[str, Any] = {k: getattr(view, k) for k in FORM_FIELDS}
+    form.update(
+        start_at=view.start_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if view.start_at else "",
+        local_time=view.local_time or "", rrule=view.rrule or "", weekdays=[str(d) for d in view.weekdays])
+    return form
 
 
 @router.post("/broadcasts", dependencies=[Csrf], response_class=HTMLResponse)
@@ -242,7 +245,7 @@ def _detail(
             "reports": deliveries.broadcast_reports(session, broadcast_id=broadcast_id, limit=20),
             "delivery_labels": deliveries.STATUS_LABELS,
             "audit_labels": AUDIT_LABELS,
-            "can_approve": user.role in APPROVERS,
+            "can_approve": may(user, BROADCAST_APPROVERS),
             "item": session.get(MediaItem, b.media_sha256),
             "form": form or _form_of(b, tz),
             "notice": (message, True) if message else None,
@@ -275,7 +278,6 @@ async def edit_broadcast(request: Request, user: Editor, broadcast_id: RowId) ->
             )
     except ServiceError as exc:
         return _detail(request, user, broadcast_id, form=form, message=str(exc), status_code=422)
-    broadcast_jobs.after_change(hub)
     return flash.redirect(
         f"{BACK}/{broadcast_id}", message="Đã lưu thay đổi; bản tin cần được phê duyệt lại."
     )
@@ -301,7 +303,6 @@ def _act(request: Request, user: UiUser, broadcast_id: int, action: str) -> Resp
                 )
     except ServiceError as exc:
         return flash.redirect(f"{BACK}/{broadcast_id}", message=str(exc), error=True)
-    broadcast_jobs.after_change(hub)
     done = "Đã phê duyệt; lịch phát đã gửi tới các cụm loa." if action == "approve" else "Đã lưu trữ bản tin."
     return flash.redirect(f"{BACK}/{broadcast_id}", message=done)
 
@@ -327,157 +328,26 @@ def play_now(
     zones: Annotated[list[str] | None, Form()] = None,
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    hub = hub_of(request)
-    if priority not in PRIORITY_LABELS:
-        return flash.redirect(BACK, message="Mức ưu tiên không hợp lệ", error=True)
-    if priority == "emergency" and confirm != "1":
-        return flash.redirect(BACK, message="Phát khẩn cấp cần được xác nhận.", error=True)
-    if hub.mqtt is None:
-        return flash.redirect(BACK, message="Hub chưa kết nối MQTT, không gửi được lệnh.", error=True)
-    now, cfg = hub.clock(), hub.settings.broadcasts
+    """The same service as ``POST /api/v1/broadcasts/play-now``; the browser asked to confirm."""
     try:
-        with hub.db.session() as session:
-            p = plans.create_play_now(
-                session,
-                media_sha256=media_sha256,
-                title=title,
-                priority=priority,
-                volume=100,
-                target_kind="zones" if zones else "all",
-                target_zones=zones or [],
-                target_nodes=[],
-                username=user.username,
-                now=now,
-                cfg=cfg,
-            )
-            command = plans.play_now_command(p, now=now, cfg=cfg).to_bytes()
-            targets, bid = p.targets, p.broadcast.id
+        asked = PlayNowRequest(media_sha256=media_sha256, priority=priority, title=title,  # type: ignore[arg-type]
+                               target_kind="zones" if zones else "all", target_zones=zones or [],
+                               confirm=confirm == "1")
+    except ValidationError as exc:
+        return flash.redirect(BACK, message=_invalid(exc), error=True)
+    try:
+        result = speaker_commands.play_now(hub_of(request), actor=user, request=asked)
     except ServiceError as exc:
         return flash.redirect(BACK, message=str(exc), error=True)
-    for node in targets:
-        hub.mqtt.publish(hub.topics.command(node, "play-now"), command, qos=1)
-    log.warning("play-now (%s) by %s from the UI to %d node(s)", priority, user.username, len(targets))
-    broadcast_jobs.after_change(hub)
-    return flash.redirect(f"{BACK}/{bid}", message=f"Đã gửi lệnh phát ngay tới {len(targets)} cụm loa.")
+    return flash.redirect(f"{BACK}/{result.broadcast_id}",
+                          message=f"Đã gửi lệnh phát ngay tới {len(result.targets)} cụm loa.")
 
 
 @router.post("/stop", dependencies=[Csrf])
 def stop(request: Request, user: Approver) -> Response:
-    hub = hub_of(request)
-    if hub.mqtt is None:
-        return flash.redirect(BACK, message="Hub chưa kết nối MQTT, không gửi được lệnh.", error=True)
-    with hub.db.new_session(write=False) as session:
-        targets = sorted(broadcasts.speaker_nodes(session))
-    now = hub.clock()
-    command = Command(
-        args={}, issued_at=now, expires_at=now + timedelta(seconds=hub.settings.broadcasts.command_ttl_s)
-    ).to_bytes()
-    for node in targets:
-        hub.mqtt.publish(hub.topics.command(node, "stop"), command, qos=1)
-    log.warning("stop by %s from the UI to %d node(s)", user.username, len(targets))
+    """Every speaker stops (``POST /api/v1/broadcasts/stop`` with the default targets)."""
+    try:
+        targets = speaker_commands.stop(hub_of(request), actor=user, request=StopRequest())
+    except ServiceError as exc:
+        return flash.redirect(BACK, message=str(exc), error=True)
     return flash.redirect(BACK, message=f"Đã gửi lệnh dừng tới {len(targets)} cụm loa.")
-
-
-# -- media ---------------------------------------------------------------------------------
-def _media_page(
-    request: Request,
-    user: UiUser,
-    *,
-    message: str = "",
-    error: bool = False,
-    form: dict[str, Any] | None = None,
-    status_code: int = 200,
-) -> Response:
-    hub = hub_of(request)
-    with hub.db.new_session(write=False) as session:
-        context = {
-            "media": media_items.list_media(session),
-            "voices": VOICE_LABELS,
-            "form": form or {},
-            "notice": (message, error) if message else None,
-            "tts_max": hub.settings.tts.max_chars,
-        }
-        return render(request, "media.html", context, user=user, status_code=status_code)
-
-
-@router.get("/media", response_class=HTMLResponse)
-def media_page(request: Request, user: Editor) -> Response:
-    return _media_page(request, user)
-
-
-@router.post("/media", dependencies=[Csrf], response_class=HTMLResponse)
-def upload(
-    request: Request, user: Editor, file: Annotated[UploadFile, File()], title: Annotated[str, Form()] = ""
-) -> Response:
-    hub = hub_of(request)
-    lib = media_items.library(hub.settings.hub.data_dir, hub.settings.media)
-    data = file.file.read(hub.settings.media.max_bytes + 1)
-    try:
-        with hub.db.session() as session:
-            item = media_items.add_upload(
-                session,
-                lib=lib,
-                data=data,
-                filename=file.filename or "upload",
-                title=title.strip()[:200],
-                username=user.username,
-                now=hub.clock(),
-            )
-            name = item.title
-    except ServiceError as exc:
-        return _media_page(request, user, message=str(exc), error=True, status_code=422)
-    return flash.redirect("/ui/media", message=f"Đã thêm “{name}” vào thư viện.")
-
-
-@router.post("/media/tts", dependencies=[Csrf], response_class=HTMLResponse)
-def tts(
-    request: Request,
-    user: Editor,
-    text: Annotated[str, Form()] = "",
-    voice: Annotated[str, Form()] = "northern",
-    speed_wpm: Annotated[int, Form()] = 150,
-    chime: Annotated[str, Form()] = "",
-    title: Annotated[str, Form()] = "",
-) -> Response:
-    hub = hub_of(request)
-    form = {"text": text, "voice": voice, "speed_wpm": speed_wpm, "chime": chime, "title": title}
-    try:
-        req = TtsRequest(text=text, voice=voice, speed_wpm=speed_wpm, chime=chime == "1")  # type: ignore[arg-type]
-    except ValidationError:
-        return _media_page(
-            request,
-            user,
-            message="Giọng đọc hoặc tốc độ không hợp lệ (80–260 từ/phút).",
-            error=True,
-            form=form,
-            status_code=422,
-        )
-    lib = media_items.library(hub.settings.hub.data_dir, hub.settings.media)
-    try:
-        with hub.db.session() as session:
-            item = media_items.add_tts(
-                session,
-                lib=lib,
-                settings=hub.settings.tts,
-                request=req,
-                title=title.strip()[:200],
-                username=user.username,
-                now=hub.clock(),
-            )
-            name = item.title
-    except ServiceError as exc:
-        return _media_page(request, user, message=str(exc), error=True, form=form, status_code=422)
-    return flash.redirect("/ui/media", message=f"Đã tạo bản đọc “{name}”; hãy nghe thử trước khi lên lịch.")
-
-
-@router.get("/media/{sha256}.wav")
-def preview(request: Request, user: Editor, sha256: str) -> Response:
-    hub = hub_of(request)
-    try:
-        media_items.check_sha(sha256)
-    except ServiceError:
-        raise HTTPException(404, "Không có tệp này") from None
-    path = media_items.library(hub.settings.hub.data_dir, hub.settings.media).path_for(sha256)
-    if not path.is_file():
-        raise HTTPException(404, "Không có tệp này")
-    return FileResponse(path, media_type="audio/wav")

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.web import live
 from thanthien.hub.web.auth import AnyUser, UiUser, hub_of, session_user
-from thanthien.hub.web.routes import health, satisfaction
+from thanthien.hub.web.regions import REGIONS, mark
 from thanthien.hub.web.templating import render_fragment
 
 log = logging.getLogger(__name__)
@@ -33,41 +29,26 @@ RETRY_MS = 1000
 MARK = re.compile(r"^[0-9a-f]{16}$")
 
 
-@dataclass(frozen=True)
-class Topic:
-    roles: tuple[str, ...]
-    template: str
-    context: Callable[[Session, HubContext, UiUser], dict[str, Any]]
-
-
-TOPICS: dict[str, Topic] = {
-    "health-nodes": Topic(("admin", "it"), "partials/nodes.html", health.live_context),
-    "health-alarms": Topic(("admin", "it"), "partials/alarms.html", health.live_context),
-    "today": Topic(("admin", "leader"), "partials/today.html", satisfaction.today_context),
-    "leader-alarms": Topic(("admin", "leader"), "partials/alarms.html", satisfaction.alarms_context),
-}
-
-
 def _poll(hub: HubContext, user: UiUser, names: list[str], seen: dict[str, str]) -> list[tuple[str, str]]:
     """The (topic, fragment) pairs whose mark changed since the page or the last poll."""
     out = []
     with hub.db.new_session(write=False) as session:
         for name in names:
-            now = live.mark(session, hub, name)
+            now = mark(session, hub, name)
             if seen.get(name) == now:
                 continue
             seen[name] = now
-            topic = TOPICS[name]
-            out.append((name, render_fragment(topic.template, {**topic.context(session, hub, user),
-                                                               "csrf": user.csrf})))
+            region = REGIONS[name]
+            out.append((name, render_fragment(region.template, {**region.context(session, hub, user),
+                                                                "csrf": user.csrf})))
     return out
 
 
 def requested(topics: str, role: str) -> dict[str, str]:
-    """The topics (with the page's marks) this role may follow, from ``name:mark,…``."""
-    asked = {name: mark for name, _, mark in (part.partition(":") for part in topics.split(",") if part)}
+    """The regions (with the page's marks) this role may follow, from ``name:mark,…``."""
+    asked = {name: m for name, _, m in (part.partition(":") for part in topics.split(",") if part)}
     return {n: (m if MARK.match(m) else "") for n, m in asked.items()
-            if n in TOPICS and role in TOPICS[n].roles}
+            if n in REGIONS and role in REGIONS[n].roles}
 
 
 def sse(event: str, data: str, event_id: str) -> str:

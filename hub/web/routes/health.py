@@ -4,55 +4,33 @@ acknowledge, and a node page with telemetry charts and its state history."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 
-from thanthien.hub.context import HubContext
-from thanthien.hub.db.models import Alarm
-from thanthien.hub.services import alarms, health, registry
+from thanthien.hub.roles import ALARM_HANDLERS, DEVICE_STAFF
+from thanthien.hub.services import alarms, registry
 from thanthien.hub.services.errors import Conflict, NotFound
-from thanthien.hub.web import charts, flash, live, periods, queries
-from thanthien.hub.web.auth import Csrf, Forbidden, Require, UiUser, hub_of
+from thanthien.hub.web import charts, flash, periods, queries, regions
+from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
 
 router = APIRouter()
 
-ItUser = Annotated[UiUser, Depends(Require("admin", "it"))]
-AlarmUser = Annotated[UiUser, Depends(Require("admin", "it", "leader"))]
+ItUser = Annotated[UiUser, Depends(Require(*DEVICE_STAFF))]
+AlarmUser = Annotated[UiUser, Depends(Require(*ALARM_HANDLERS))]
 
 RANGES = {"6h": ("6 giờ", timedelta(hours=6)), "24h": ("24 giờ", timedelta(days=1)),
           "7d": ("7 ngày", timedelta(days=7)), "30d": ("30 ngày", timedelta(days=30))}
-
-
-def alarm_audience(user: UiUser) -> str | None:
-    """Admins see every alarm; IT staff the device alarms; leaders the rating alarms."""
-    return None if user.role == "admin" else user.role
-
-
-def live_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, Any]:
-    """What the health page shows, also re-rendered for the live stream."""
-    return {
-        "nodes": queries.node_overview(session),
-        "alarms": alarms.list_alarms(session, active=True, audience=alarm_audience(user)),
-        "counts": health.state_counts(session),
-        "camera_counts": queries.camera_counts(session),
-        "thresholds": hub.thresholds,
-        "now": hub.clock(),
-        "tz": hub.settings.hub.timezone,
-        "user": user,
-        "back": "/ui/health",
-    }
 
 
 @router.get("/health", response_class=HTMLResponse)
 def health_page(request: Request, user: ItUser) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        context = {**live_context(session, hub, user),
-                   "marks": live.marks(session, hub, "health-nodes", "health-alarms")}
+        context = {**regions.health_context(session, hub, user),
+                   "marks": regions.marks(session, hub, "health-nodes", "health-alarms")}
         return render(request, "health.html", context, user=user)
 
 
@@ -90,8 +68,7 @@ def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", 
                        for s in series],
             "hourly": hourly,
             "history": queries.state_history(session, node_id=node_id, start=span_start, end=span_end),
-            "alarms": [a for a in alarms.list_alarms(session, active=True, audience=alarm_audience(user))
-                       if a.subject == node_id],
+            "alarms": alarms.alarms_for(session, viewer=user, active=True, subject=node_id),
             "ranges": [(key, text) for key, (text, _span) in RANGES.items()],
             "range": range, "span_label": label, "error": error,
             "start": start or "", "end": end or "", "back": f"/ui/nodes/{node_id}",
@@ -102,18 +79,13 @@ def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", 
 @router.post("/alarms/{alarm_id}/acknowledge", dependencies=[Csrf])
 def acknowledge(request: Request, user: AlarmUser, alarm_id: int,
                 next: Annotated[str, Form()] = "/ui/health") -> Response:
+    """Xác nhận: the alarms service decides who may (a refusal is a 403 page, as in the API)."""
     hub = hub_of(request)
     back = flash.safe_next(next)
-    with hub.db.session() as session:
-        alarm = session.get(Alarm, alarm_id)
-        if alarm is None:
-            return flash.redirect(back, message="Cảnh báo không còn tồn tại", error=True)
-        if alarm_audience(user) not in (None, alarm.audience):
-            raise Forbidden(user, ("admin", alarm.audience))
-        try:
-            alarms.acknowledge_alarm(session, alarm_id=alarm_id, username=user.username, now=hub.clock(),
+    try:
+        with hub.db.session() as session:
+            alarms.acknowledge_alarm(session, alarm_id=alarm_id, actor=user, now=hub.clock(),
                                      notify=hub.notify)
-        except Conflict:
-            by = alarm.acknowledged_by
-            return flash.redirect(back, message=f"Cảnh báo này đã được {by} xác nhận trước đó", error=True)
+    except (NotFound, Conflict) as exc:
+        return flash.redirect(back, message=str(exc), error=True)
     return flash.redirect(back, message="Đã xác nhận cảnh báo")

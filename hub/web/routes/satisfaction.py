@@ -4,69 +4,33 @@ and the export (the hub's report services do the counting)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from thanthien.hub.api.responses import attachment
 from thanthien.hub.context import HubContext
-from thanthien.hub.services import alarms, registry, reports
+from thanthien.hub.roles import REPORT_READERS
+from thanthien.hub.services import reports
 from thanthien.hub.services.ratings import RatingFilter
-from thanthien.hub.services.reports import LEVEL_LABELS, LEVELS, SummaryRow
-from thanthien.hub.web import charts, live, periods
+from thanthien.hub.services.reports import SummaryRow, Totals
+from thanthien.hub.web import charts, periods, regions
 from thanthien.hub.web.auth import Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
 
 router = APIRouter()
 
-LeaderUser = Annotated[UiUser, Depends(Require("admin", "leader"))]
+LeaderUser = Annotated[UiUser, Depends(Require(*REPORT_READERS))]
 TREND_LABELS = {"week": "theo tuần", "month": "theo tháng"}
 EXPORT_GROUPS = {"counter": "theo quầy", "officer": "theo cán bộ", "week": "theo tuần", "month": "theo tháng"}
-
-
-@dataclass
-class Totals:
-    counts: dict[int, int]
-
-    @classmethod
-    def of(cls, rows: list[SummaryRow]) -> Totals:
-        counts = dict.fromkeys(LEVELS, 0)
-        for row in rows:
-            for level, n in row.counts.items():
-                counts[level] += n
-        return cls(counts)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def index(self) -> float | None:
-        return reports.satisfaction_index(self.counts)
 
 
 def _summary(session: Session, hub: HubContext, group_by: list[reports.Dimension],
              period: periods.Period) -> list[SummaryRow]:
     return reports.summarize(session, group_by=group_by, flt=RatingFilter(start=period.start, end=period.end),
                              tz=hub.settings.hub.timezone)
-
-
-def today_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, Any]:
-    """Today's presses per counter (also re-rendered for the live stream)."""
-    tz = hub.settings.hub.timezone
-    day = periods.today(hub.clock(), tz)
-    rows = _summary(session, hub, ["counter"], periods.Period(day, day, tz))
-    return {"today_rows": rows, "today_totals": Totals.of(rows), "today": day,
-            "counter_names": {c.code: c.name for c in registry.list_counters(session)},
-            "levels": LEVELS, "level_labels": LEVEL_LABELS, "tz": tz, "now": hub.clock(), "user": user}
-
-
-def alarms_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, Any]:
-    """The open rating alarms (negative-press spikes) leaders acknowledge."""
-    return {"alarms": alarms.list_alarms(session, active=True, audience="leader"), "back": "/ui/satisfaction",
-            "tz": hub.settings.hub.timezone, "now": hub.clock(), "user": user}
 
 
 def _compare(a_rows: list[SummaryRow], b_rows: list[SummaryRow]) -> list[dict[str, Any]]:
@@ -108,8 +72,8 @@ def satisfaction_page(request: Request, user: LeaderUser, start: str | None = No
         compare_a = _summary(session, hub, ["counter"], period_a)
         compare_b = _summary(session, hub, ["counter"], period_b)
         context = {
-            **today_context(session, hub, user),
-            **alarms_context(session, hub, user),
+            **regions.today_context(session, hub, user),
+            **regions.rating_alarms_context(session, hub, user),
             "period": period, "presets": periods.presets(day, tz), "errors": errors,
             "by_counter": by_counter, "by_officer": by_officer, "totals": Totals.of(by_counter),
             "trend": trend, "trend_labels": TREND_LABELS, "trend_rows": trend_rows,
@@ -119,13 +83,13 @@ def satisfaction_page(request: Request, user: LeaderUser, start: str | None = No
             "period_a": period_a, "period_b": period_b, "compare": _compare(compare_a, compare_b),
             "totals_a": Totals.of(compare_a), "totals_b": Totals.of(compare_b),
             "export_groups": EXPORT_GROUPS,
-            "marks": live.marks(session, hub, "today", "leader-alarms"),
+            "marks": regions.marks(session, hub, "today", "leader-alarms"),
         }
         return render(request, "satisfaction.html", context, user=user)
 
 
 @router.get("/satisfaction/export")
-def export(request: Request, user: LeaderUser, format: Literal["xlsx", "csv"] = "xlsx",
+def export(request: Request, user: LeaderUser, format: reports.ExportFormat = "xlsx",
            group_by: Literal["counter", "officer", "week", "month"] = "counter", start: str | None = None,
            end: str | None = None) -> Response:
     hub = hub_of(request)
@@ -136,14 +100,9 @@ def export(request: Request, user: LeaderUser, format: Literal["xlsx", "csv"] = 
     except periods.PeriodError as exc:
         return render(request, "message.html", {"title": "Không xuất được báo cáo", "message": str(exc)},
                       user=user, status_code=422)
-    name = f"muc-do-hai-long-{group_by}-{period.first:%Y%m%d}-{period.last:%Y%m%d}"
     with hub.db.new_session(write=False) as session:
-        rows = _summary(session, hub, [group_by], period)
-        if format == "csv":
-            data = reports.export_csv(session, rows=rows, group_by=[group_by])
-            return Response(data, media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-        title = (f"Mức độ hài lòng {EXPORT_GROUPS[group_by]}, {period.label} — {hub.settings.hub.site_name}")
-        data = reports.export_xlsx(session, rows=rows, group_by=[group_by], title=title)
-    return Response(data, media_type=reports.XLSX_MIME,
-                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return attachment(reports.export_summary(
+            session, rows=_summary(session, hub, [group_by], period), group_by=[group_by], format=format,
+            name=f"muc-do-hai-long-{group_by}-{period.first:%Y%m%d}-{period.last:%Y%m%d}",
+            title=f"Mức độ hài lòng {EXPORT_GROUPS[group_by]}, {period.label} — "
+                  f"{hub.settings.hub.site_name}"))

@@ -1,4 +1,4 @@
-"""Scheduler jobs for broadcasts, on the hub's one APScheduler (see ``scheduler.py``).
+"""Scheduler jobs for broadcasts, on the hub's one APScheduler (see ``jobs/scheduler.py``).
 
 Jobs are derived from the broadcast tables and rebuilt from them at start-up (memory job
 store; the tables are the truth):
@@ -8,8 +8,8 @@ store; the tables are the truth):
     and re-derive the per-broadcast jobs. Also run once at start-up.
 ``plans-check`` (interval, ``broadcasts.plan_check_s``)
     the same, publishing only the plans whose items changed (a speaker added to a zone, the
-    horizon moving on); :func:`after_change` does this right after every change made through
-    the API or the UI.
+    horizon moving on); :func:`after_change` does this right after every commit that marked
+    broadcasts changed (``services/broadcasts.BROADCAST_CHANGES``), whoever made it.
 ``broadcast-<id>`` (date job per approved broadcast with an unchecked occurrence)
     at the next occurrence's end plus ``report_grace_s``: silent nodes count as missed and the
     ``broadcast_missed`` alarm is raised; the job then re-arms itself for the next one.
@@ -36,14 +36,13 @@ from sqlalchemy import select
 
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Occurrence
+from thanthien.hub.jobs import contexts
 from thanthien.hub.services import deliveries, plans
+from thanthien.hub.services.broadcasts import BROADCAST_CHANGES
 
 log = logging.getLogger(__name__)
 
 JOB_PREFIX = "broadcast-"
-_CONTEXTS: dict[str, HubContext] = {}
-_SCHEDULERS: dict[str, BaseScheduler] = {}
-_NAMES: dict[int, str] = {}
 _LOCK = threading.Lock()  # one plan computation at a time per process
 
 
@@ -54,7 +53,9 @@ def _tz(ctx: HubContext) -> ZoneInfo:
 # -- jobs ----------------------------------------------------------------------------------
 def refresh_plans(context: str) -> int:
     """Materialise, publish every plan (forced), re-derive the per-broadcast jobs."""
-    ctx = _CONTEXTS[context]
+    ctx = contexts.context(context)
+    if ctx is None:
+        return 0
     sent = sync_plans(ctx, force=True)
     sync_jobs(context)
     return sent
@@ -63,14 +64,18 @@ def refresh_plans(context: str) -> int:
 def check_plans(context: str) -> int:
     """Materialise and publish only the plans that changed (registry edits, the horizon
     moving on), re-derive the per-broadcast jobs."""
-    ctx = _CONTEXTS[context]
+    ctx = contexts.context(context)
+    if ctx is None:
+        return 0
     sent = sync_plans(ctx, force=False)
     sync_jobs(context)
     return sent
 
 
 def check_broadcast(context: str, broadcast_id: int) -> list[str]:
-    ctx = _CONTEXTS[context]
+    ctx = contexts.context(context)
+    if ctx is None:
+        return []
     cfg = ctx.settings.broadcasts
     with ctx.db.session() as session:
         checked = deliveries.check_due(
@@ -112,16 +117,27 @@ def sync_plans(ctx: HubContext, *, force: bool) -> int:
 
 
 def after_change(ctx: HubContext) -> None:
-    """Called by the API after a commit that changed broadcasts or speakers."""
+    """After a commit that changed broadcasts: publish the plans that changed and, where this
+    process runs the scheduler, re-derive the delivery checks."""
     sync_plans(ctx, force=False)
-    name = _NAMES.get(id(ctx))
+    name = contexts.name_of(ctx)
     if name is not None:
         sync_jobs(name)
 
 
+def follow_changes(ctx: HubContext) -> None:
+    """Run :func:`after_change` after every commit that marks broadcasts changed (once per
+    context, however often it is called)."""
+    ctx.db.follow(BROADCAST_CHANGES, ("plans", id(ctx)), lambda: after_change(ctx))
+
+
+def unfollow_changes(ctx: HubContext) -> None:
+    ctx.db.unfollow(("plans", id(ctx)))
+
+
 def sync_jobs(context: str) -> None:
     """One date job per broadcast with an unchecked occurrence; none for the others."""
-    ctx, scheduler = _CONTEXTS.get(context), _SCHEDULERS.get(context)
+    ctx, scheduler = contexts.context(context), contexts.scheduler(context)
     if ctx is None or scheduler is None:
         return
     with ctx.db.session(write=False) as session:
@@ -136,7 +152,7 @@ def sync_jobs(context: str) -> None:
 
 
 def _arm(context: str, broadcast_id: int) -> None:
-    ctx, scheduler = _CONTEXTS.get(context), _SCHEDULERS.get(context)
+    ctx, scheduler = contexts.context(context), contexts.scheduler(context)
     if ctx is None or scheduler is None:
         return
     with ctx.db.session(write=False) as session:
@@ -145,8 +161,10 @@ def _arm(context: str, broadcast_id: int) -> None:
         )
     job_id = f"{JOB_PREFIX}{broadcast_id}"
     if due is None:
+        # A scheduler not started yet keeps every add as a pending copy: remove them all.
         with contextlib.suppress(JobLookupError):
-            scheduler.remove_job(job_id)
+            while True:
+                scheduler.remove_job(job_id)
         return
     scheduler.add_job(
         check_broadcast,
@@ -162,8 +180,9 @@ def _arm(context: str, broadcast_id: int) -> None:
 
 # -- wiring --------------------------------------------------------------------------------
 def install(scheduler: BaseScheduler, ctx: HubContext, name: str) -> None:
-    """Register the broadcast jobs on the hub's scheduler (called by ``build_scheduler``)."""
-    _CONTEXTS[name], _SCHEDULERS[name], _NAMES[id(ctx)] = ctx, scheduler, name
+    """Add the broadcast jobs to the hub's scheduler (called by ``build_scheduler``, which has
+    registered ``ctx`` and ``scheduler`` under ``name``)."""
+    follow_changes(ctx)
     every = ctx.settings.broadcasts.plan_republish_s
     scheduler.add_job(
         refresh_plans,
@@ -194,10 +213,3 @@ def install(scheduler: BaseScheduler, ctx: HubContext, name: str) -> None:
         id="plans-at-start",
         misfire_grace_time=None,
     )
-
-
-def uninstall(name: str) -> None:
-    ctx = _CONTEXTS.pop(name, None)
-    _SCHEDULERS.pop(name, None)
-    if ctx is not None:
-        _NAMES.pop(id(ctx), None)
