@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,13 +52,12 @@ from thanthien.edge.session import AgentLock, next_session
 from thanthien.edge.settings import EdgeSettings
 from thanthien.edge.telemetry import SystemProbe, TelemetryLoop
 from thanthien.mqtt import Message, MqttLink, Will
-from thanthien.protocol import Topics
+from thanthien.protocol import EVENT_KINDS, EventKind, Topics
 from thanthien.protocol.payloads import Ack, HubState, NodeState, PayloadError, Telemetry, decode, utc_now
 
 log = logging.getLogger(__name__)
 
 AGENT_VERSION = __version__
-EVENT_KINDS = ("rating", "playback")
 D = TypeVar("D")
 
 
@@ -168,7 +168,7 @@ class EdgeAgent:
                              will=will, persistent=True, on_connected=self._on_connected)
         self._routes = RouteTable(self.link.route)
         self.sender = OutboxSender(
-            self.outbox, self.link, self._topic_for_kind, self.stop_event,
+            self.outbox, self.link, partial(self.topics.event, node=self.node_id), self.stop_event,
             resend_interval_s=s.outbox.resend_interval_s, batch_size=s.outbox.batch_size,
             clock=self.clock)
         self._register_core_commands()
@@ -269,13 +269,6 @@ class EdgeAgent:
         if self._telemetry is not None:
             self._telemetry.poke()
 
-    def _topic_for_kind(self, kind: str) -> str:
-        if kind == "rating":
-            return self.topics.rating(self.node_id)
-        if kind == "playback":
-            return self.topics.playback(self.node_id)
-        raise ValueError(f"no topic for event kind {kind!r}")
-
     def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if self.link is not None:
             self.link.publish(topic, payload, qos=qos, retain=retain)
@@ -284,10 +277,11 @@ class EdgeAgent:
         if self.link is not None:
             self.link.publish(topic, payload, qos=1, properties=properties)  # type: ignore[arg-type]
 
-    def store_event(self, kind: str, make: EventFactory) -> StoredEvent:
-        """Commit an event to the outbox and wake the sender. Returns after the commit."""
+    def store_event(self, kind: EventKind, make: EventFactory) -> StoredEvent:
+        """Commit an event of one of the protocol's :data:`EVENT_KINDS` to the outbox and wake
+        the sender (which publishes it on ``topics.event(kind, node)``). Returns after the commit."""
         if kind not in EVENT_KINDS:
-            raise ValueError(f"unknown event kind {kind!r}")
+            raise ValueError(f"unknown event kind {kind!r} (one of {', '.join(EVENT_KINDS)})")
         if self.outbox is None or self.sender is None:
             raise RuntimeError("the agent is not running")
         event = self.outbox.store(kind, make)

@@ -4,7 +4,8 @@ Adding a kind of device (the speaker, the camera probes) never touches the agent
 
 1. write a class with ``name``, ``capability``, ``start(context)`` and ``close()``
    (the :class:`Device` protocol below; optionally ``identify(seconds, target)``);
-2. write ``from_settings(settings) -> list[Device]`` next to it;
+2. write ``from_settings(settings) -> list[Device]`` next to it, in a module of
+   ``thanthien/edge/devices/``;
 3. add that function to ``FACTORIES`` in ``thanthien/edge/devices/__init__.py`` (one line).
 
 In ``start`` a device uses the :class:`DeviceContext`: ``store_event`` to put an event in
@@ -29,7 +30,7 @@ from thanthien.edge.audio import AudioOutput
 from thanthien.edge.commands import CommandTable
 from thanthien.edge.outbox import EventFactory, StoredEvent
 from thanthien.mqtt import Handler, Message
-from thanthien.protocol import Topics
+from thanthien.protocol import EventKind, Topics
 from thanthien.protocol.payloads import Payload
 
 if TYPE_CHECKING:
@@ -116,13 +117,13 @@ class DeviceContext:
     clock: Callable[[], float]
     stats: NodeStats
     commands: CommandTable
-    store: Callable[[str, EventFactory], StoredEvent] = field(repr=False)
+    store: Callable[[EventKind, EventFactory], StoredEvent] = field(repr=False)
     send: Callable[[str, bytes, int, bool], None] = field(repr=False)
     routes: RouteTable = field(repr=False)
 
-    def store_event(self, kind: str, make: EventFactory) -> StoredEvent:
-        """Durably store an event (``rating`` or ``playback``) and queue it for sending.
-        Returns once it is committed: give feedback only after this."""
+    def store_event(self, kind: EventKind, make: EventFactory) -> StoredEvent:
+        """Durably store an event of a node event kind (``thanthien.protocol.EVENT_KINDS``) and
+        queue it for sending. Returns once it is committed: give feedback only after this."""
         return self.store(kind, make)
 
     def publish(self, topic: str, payload: Payload, *, qos: int = 1, retain: bool = False) -> None:

@@ -5,6 +5,7 @@ topic names, ``payloads`` holds one pydantic model per message, ``docs`` renders
 human page (docs/protocol.md) from the same table so the two cannot drift apart.
 """
 
-from thanthien.protocol.topics import DEFAULT_ROOT, PROTOCOL_VERSION, Topics
+from thanthien.protocol.payloads import EventKind
+from thanthien.protocol.topics import DEFAULT_ROOT, EVENT_KINDS, PROTOCOL_VERSION, Topics
 
-__all__ = ["DEFAULT_ROOT", "PROTOCOL_VERSION", "Topics"]
+__all__ = ["DEFAULT_ROOT", "EVENT_KINDS", "PROTOCOL_VERSION", "EventKind", "Topics"]

@@ -122,9 +122,10 @@ def render() -> str:
                    f"(#{s.payload.__name__.lower()}) |")
     out.append("")
     for s in SPECS:
+        acked = f" · acked after commit: `Ack.kind` = `{s.kind}`" if s.acked else ""
         out += [f"## `{{root}}/{s.pattern}`", "", s.description, "",
                 f"Publisher: {s.publisher} · QoS {s.qos} · retained: "
-                f"{'yes' if s.retained else 'no'} · payload: {s.payload.__name__}", ""]
+                f"{'yes' if s.retained else 'no'} · payload: {s.payload.__name__}{acked}", ""]
     out += ["# Payloads", ""]
     for model in p.ALL_PAYLOADS:
         doc = (model.__doc__ or "").strip().replace("\n", " ")

@@ -42,6 +42,10 @@ Priority = Literal["normal", "priority", "emergency"]
 
 ScalarArg = str | int | float | bool | None
 
+EventKind = Literal["rating", "playback"]
+"""A node event kind: the topic kinds marked ``acked`` in :data:`thanthien.protocol.topics.SPECS`
+(``topics.EVENT_KINDS``, which rules; a test checks that this spelling agrees)."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -140,7 +144,7 @@ class CameraHealth(Payload):
 class Ack(Payload):
     """Hub -> node: these event ids are committed; the node may drop them from its outbox."""
 
-    kind: Literal["rating", "playback"]
+    kind: EventKind = Field(description="The event topic kind the ids were committed from.")
     event_ids: list[UUID] = Field(min_length=1, max_length=MAX_ACK_IDS)
     at: UtcDatetime
 

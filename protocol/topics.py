@@ -30,12 +30,24 @@ class TopicSpec:
     retained: bool
     payload: type[p.Payload]
     description: str
+    acked: bool = False
+    """A node event: kept in the node's outbox and re-sent until the hub, after committing it,
+    publishes an :class:`~thanthien.protocol.payloads.Ack` whose ``kind`` is this kind."""
+
+    def __post_init__(self) -> None:
+        if self.acked and (self.publisher != "node" or "event_id" not in self.payload.model_fields):
+            raise ValueError(f"topic kind {self.kind!r}: only node events with an event_id are acked")
 
     @property
     def wildcard(self) -> str:
         """The pattern with every placeholder replaced by ``+`` (for subscriptions)."""
         levels = ["+" if lvl.startswith("{") else lvl for lvl in self.pattern.split("/")]
         return "/".join(levels)
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """The names of the pattern's ``{...}`` levels, e.g. ``{"node", "camera"}``."""
+        return frozenset(lvl[1:-1] for lvl in self.pattern.split("/") if lvl.startswith("{"))
 
 
 SPECS: tuple[TopicSpec, ...] = (
@@ -48,9 +60,9 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("telemetry", "node/{node}/telemetry", "node", 0, False, p.Telemetry,
               "Vitals every `telemetry.interval_s` (default 30 s)."),
     TopicSpec("rating", "node/{node}/event/rating", "node", 1, False, p.RatingEvent,
-              "One citizen rating. Re-sent until the hub acks its `event_id`."),
+              "One citizen rating. Re-sent until the hub acks its `event_id`.", acked=True),
     TopicSpec("playback", "node/{node}/event/playback", "node", 1, False, p.PlaybackEvent,
-              "What a speaker did with one occurrence. Re-sent until acked."),
+              "What a speaker did with one occurrence. Re-sent until acked.", acked=True),
     TopicSpec("camera_health", "node/{node}/camera/{camera}/health", "node", 1, True,
               p.CameraHealth, "Camera state on every change and at an interval."),
     TopicSpec("command_result", "node/{node}/reply", "node", 1, False, p.CommandResult,
@@ -65,6 +77,11 @@ SPECS: tuple[TopicSpec, ...] = (
 )
 
 SPEC_BY_KIND = {s.kind: s for s in SPECS}
+
+EVENT_KINDS: tuple[str, ...] = tuple(s.kind for s in SPECS if s.acked)
+"""The node event kinds, in table order: what a node stores in its outbox and the hub acks.
+:data:`~thanthien.protocol.payloads.EventKind` spells them for type hints and the ``Ack``
+model; tests/protocol checks that the two agree."""
 
 
 @dataclass(frozen=True)
@@ -83,38 +100,51 @@ class Topics:
             raise ValueError(f"invalid topic root {root!r}")
         self.root = root
 
-    def _build(self, kind: str, **values: str) -> str:
-        return f"{self.root}/" + SPEC_BY_KIND[kind].pattern.format(**values)
+    def for_kind(self, kind: str, **values: str) -> str:
+        """The concrete topic of any kind in the table, its placeholders given by name, e.g.
+        ``for_kind("camera_health", node="mo-quay", camera="cam-2")``."""
+        spec = SPEC_BY_KIND.get(kind)
+        if spec is None:
+            raise ValueError(f"unknown topic kind {kind!r}")
+        if set(values) != spec.placeholders:
+            raise ValueError(f"topic kind {kind!r} takes {sorted(spec.placeholders)}, got {sorted(values)}")
+        return f"{self.root}/" + spec.pattern.format(**values)
+
+    def event(self, kind: str, node: str) -> str:
+        """The topic a node publishes its events of ``kind`` (one of :data:`EVENT_KINDS`) on."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"{kind!r} is not a node event kind (one of {', '.join(EVENT_KINDS)})")
+        return self.for_kind(kind, node=node)
 
     def hub_state(self) -> str:
-        return self._build("hub_state")
+        return self.for_kind("hub_state")
 
     def node_state(self, node: str) -> str:
-        return self._build("node_state", node=node)
+        return self.for_kind("node_state", node=node)
 
     def telemetry(self, node: str) -> str:
-        return self._build("telemetry", node=node)
+        return self.for_kind("telemetry", node=node)
 
     def rating(self, node: str) -> str:
-        return self._build("rating", node=node)
+        return self.event("rating", node)
 
     def playback(self, node: str) -> str:
-        return self._build("playback", node=node)
+        return self.event("playback", node)
 
     def camera_health(self, node: str, camera: str) -> str:
-        return self._build("camera_health", node=node, camera=camera)
+        return self.for_kind("camera_health", node=node, camera=camera)
 
     def command_result(self, node: str) -> str:
-        return self._build("command_result", node=node)
+        return self.for_kind("command_result", node=node)
 
     def ack(self, node: str) -> str:
-        return self._build("ack", node=node)
+        return self.for_kind("ack", node=node)
 
     def plan(self, node: str) -> str:
-        return self._build("plan", node=node)
+        return self.for_kind("plan", node=node)
 
     def command(self, node: str, name: str) -> str:
-        return self._build("command", node=node, name=name)
+        return self.for_kind("command", node=node, name=name)
 
     def wildcard(self, kind: str) -> str:
         """Subscription filter for every topic of one kind, e.g. all nodes' ratings."""

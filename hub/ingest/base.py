@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -15,6 +15,7 @@ from thanthien.hub.context import HubContext
 from thanthien.hub.services import health
 from thanthien.hub.services.deadletters import record_dead_letter
 from thanthien.protocol.payloads import Payload, PayloadError, decode
+from thanthien.protocol.topics import EVENT_KINDS
 
 P = TypeVar("P", bound=Payload)
 
@@ -32,12 +33,34 @@ class Incoming:
 class Outcome:
     """What a batch did: acks to publish after the commit, and metric increments."""
 
-    acks: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
-    playback_acks: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
+    acks_by_kind: dict[str, dict[str, list[UUID]]] = field(default_factory=dict)
+    """Event kind (the kind of the topic the events came on) -> node -> event ids to ack."""
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def count(self, metric: str, label: str = "", n: int = 1) -> None:
         self.counts[(metric, label)] += n
+
+    def ack(self, kind: str, ids_by_node: Mapping[str, Iterable[UUID]]) -> None:
+        """Ack these event ids to their nodes, under ``kind``, once the batch is committed."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"{kind!r} is not a node event kind (one of {', '.join(EVENT_KINDS)})")
+        per_node = self.acks_by_kind.setdefault(kind, defaultdict(list))
+        for node, ids in ids_by_node.items():
+            per_node[node].extend(ids)
+
+    def acks_for(self, kind: str) -> dict[str, list[UUID]]:
+        """Node -> event ids this batch acks under ``kind`` (empty when none)."""
+        return dict(self.acks_by_kind.get(kind, {}))
+
+    # Transitional views for tests/broadcasts/test_deliveries.py (owned elsewhere); delete them
+    # once it reads ``acks_for("playback")`` and ``acks_for("rating")``.
+    @property
+    def acks(self) -> dict[str, list[UUID]]:
+        return self.acks_for("rating")
+
+    @property
+    def playback_acks(self) -> dict[str, list[UUID]]:
+        return self.acks_for("playback")
 
 
 Handler = Callable[[Session, HubContext, list[Incoming], Outcome], None]
@@ -67,7 +90,9 @@ def accept(session: Session, msg: Incoming, model: type[P], out: Outcome) -> P |
 
 def accept_from_nodes(session: Session, ctx: HubContext, batch: list[Incoming], model: type[P],
                       out: Outcome) -> list[P]:
-    """The valid events of a batch (the rest dead-lettered), their nodes marked as seen."""
+    """The valid events of a batch (the rest dead-lettered), their nodes marked as seen. The
+    handler stores them and acks them with ``out.ack(batch[0].kind, ...)``: every message of a
+    batch came on a topic of one kind, and that kind is what the node's outbox filed them under."""
     events = [e for e in (accept(session, msg, model, out) for msg in batch) if e is not None]
     if events:
         now = batch[-1].received_at

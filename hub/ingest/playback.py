@@ -1,5 +1,5 @@
 """``node/{node}/event/playback``: store each report once, move the delivery report, ack
-stored and duplicate ids alike (``Ack(kind="playback")``)."""
+stored and duplicate ids alike."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcom
         notify=ctx.notify,
         tz=ZoneInfo(ctx.settings.hub.timezone),
     )
-    for node_id, ids in result.acks.items():
-        out.playback_acks[node_id].extend(ids)
+    out.ack(batch[0].kind, result.acks)
     out.count("thanthien_hub_playback_stored_total", n=result.stored)
     out.count("thanthien_hub_playback_duplicate_total", n=result.duplicates)

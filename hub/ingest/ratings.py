@@ -16,8 +16,7 @@ def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcom
         return
     now = batch[-1].received_at
     result = ratings.store_ratings(session, events=events, now=now)
-    for node_id, ids in result.ack_ids().items():
-        out.acks[node_id].extend(ids)
+    out.ack(batch[0].kind, result.ack_ids())
     out.count("thanthien_hub_ratings_stored_total", n=result.stored_count)
     out.count("thanthien_hub_ratings_duplicate_total", n=result.duplicate_count)
     out.count("thanthien_hub_sequence_gaps_total", n=len(result.gaps))

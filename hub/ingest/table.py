@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from thanthien.hub.ingest import cameras, playback, ratings, state, telemetry
 from thanthien.hub.ingest.base import Handler
+from thanthien.protocol.topics import SPEC_BY_KIND
 
 HANDLERS: dict[str, Handler] = {
     "rating": ratings.handle,
@@ -13,6 +14,7 @@ HANDLERS: dict[str, Handler] = {
     "playback": playback.handle,
 }
 
-SHAREABLE = frozenset({"rating", "telemetry", "playback"})
-"""Kinds several ingest workers may split through an MQTT v5 shared subscription. Retained node
-states are not delivered to shared subscriptions, so every worker subscribes to them."""
+SHAREABLE = frozenset(kind for kind in HANDLERS if not SPEC_BY_KIND[kind].retained)
+"""Kinds several ingest workers may split through an MQTT v5 shared subscription: the ones not
+retained (ratings, playback reports, telemetry). Retained node states and camera health are not
+delivered to shared subscriptions, so every worker subscribes to them."""

@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import groupby
 from uuid import UUID
 
@@ -20,16 +20,39 @@ from thanthien.protocol.payloads import MAX_ACK_IDS, Ack
 
 log = logging.getLogger(__name__)
 
+Commit = Callable[[HubContext, list[Incoming]], Outcome]
+"""Stores one batch in one transaction and says what it did (:func:`commit_batch`)."""
+
+
+def commit_batch(ctx: HubContext, batch: list[Incoming]) -> Outcome:
+    """One transaction: every run of one topic kind goes to its handler in ``HANDLERS``; a kind
+    without a handler is dead-lettered."""
+    outcome = Outcome()
+    with ctx.db.session() as session:
+        for kind, run in _runs(batch):
+            outcome.count("thanthien_hub_ingest_messages_total", kind, len(run))
+            handler = HANDLERS.get(kind)
+            if handler is None:
+                for item in run:
+                    dead_letter(session, item, f"no handler for topic {item.topic}", outcome)
+                continue
+            handler(session, ctx, run, outcome)
+    return outcome
+
 
 class IngestWorker:
     """Subscribes the handled topics on a link and stores what arrives.
 
     The network thread only parses the topic and queues; a single worker thread commits up to
     ``batch_size`` messages per transaction. If a batch fails, its messages are retried one
-    per transaction, and one that still fails is dead-lettered: the loop never dies."""
+    per transaction, and one that still fails is dead-lettered: the loop never dies.
 
-    def __init__(self, ctx: HubContext) -> None:
+    ``commit`` stores a batch (default :func:`commit_batch`); tests wrap it to inject
+    database failures."""
+
+    def __init__(self, ctx: HubContext, *, commit: Commit = commit_batch) -> None:
         self.ctx = ctx
+        self._commit = commit
         cfg = ctx.settings.ingest
         self.batch_size = cfg.batch_size
         self.flush_s = cfg.flush_ms / 1000
@@ -114,7 +137,7 @@ class IngestWorker:
         rows): the transaction rolled back whole, and trying again is the standard answer."""
         for attempt in range(1, RETRIES_ON_CONFLICT + 1):
             try:
-                return self._commit(batch)
+                return self._commit(self.ctx, batch)
             except OperationalError as exc:
                 if attempt == RETRIES_ON_CONFLICT or not _is_conflict(exc):
                     raise
@@ -142,7 +165,7 @@ class IngestWorker:
 
     def _process_one(self, item: Incoming) -> None:
         try:
-            outcome = self._commit([item])
+            outcome = self._commit(self.ctx, [item])
         except OperationalError as exc:  # database unreachable or locked: not the message's fault
             log.error("database error on %s, not acked (the node sends it again): %s", item.topic, exc)
             return
@@ -157,19 +180,6 @@ class IngestWorker:
                 return  # not acked: the node sends it again
         self._after_commit(outcome, 1)
 
-    def _commit(self, batch: list[Incoming]) -> Outcome:
-        outcome = Outcome()
-        with self.ctx.db.session() as session:
-            for kind, run in _runs(batch):
-                outcome.count("thanthien_hub_ingest_messages_total", kind, len(run))
-                handler = HANDLERS.get(kind)
-                if handler is None:
-                    for item in run:
-                        dead_letter(session, item, f"no handler for topic {item.topic}", outcome)
-                    continue
-                handler(session, self.ctx, run, outcome)
-        return outcome
-
     def _after_commit(self, outcome: Outcome, size: int) -> None:
         metrics = self.ctx.metrics
         metrics.inc("thanthien_hub_ingest_batches_total")
@@ -178,12 +188,11 @@ class IngestWorker:
                 metrics.inc(name, n, kind=label)
             else:
                 metrics.inc(name, n)
-        for node, ids in outcome.acks.items():
-            self._publish_acks(node, ids)
-        for node, ids in outcome.playback_acks.items():
-            self._publish_acks(node, ids, kind="playback")
+        for kind, ids_by_node in outcome.acks_by_kind.items():
+            for node, ids in ids_by_node.items():
+                self._publish_acks(kind, node, ids)
 
-    def _publish_acks(self, node: str, ids: list[UUID], kind: str = "rating") -> None:
+    def _publish_acks(self, kind: str, node: str, ids: list[UUID]) -> None:
         link = self.ctx.mqtt
         if link is None:
             return

@@ -74,3 +74,9 @@ def test_malformed_ack_changes_nothing_and_a_valid_one_empties_the_outbox(tmp_pa
     finally:
         agent.stop()
 
+
+
+def test_the_agent_refuses_to_store_an_event_of_a_kind_that_is_not_a_node_event(tmp_path):
+    agent = EdgeAgent(edge_settings(tmp_path / "node", 1883))
+    with pytest.raises(ValueError, match="unknown event kind 'telemetry'"):
+        agent.store_event("telemetry", _rating("node-a"))  # type: ignore[arg-type]

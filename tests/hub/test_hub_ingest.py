@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import func, select
 
 from hub.hub_helpers import incoming, rating, rating_msg
 from thanthien.hub.db.models import DeadLetter, Node, Rating
-from thanthien.hub.ingest.table import HANDLERS
-from thanthien.hub.ingest.worker import IngestWorker
+from thanthien.hub.ingest.base import Outcome
+from thanthien.hub.ingest.table import HANDLERS, SHAREABLE
+from thanthien.hub.ingest.worker import IngestWorker, commit_batch
 from thanthien.hub.services import registry
-from thanthien.protocol import Topics
-from thanthien.protocol.payloads import MAX_PAYLOAD_BYTES
+from thanthien.protocol import EVENT_KINDS, Topics
+from thanthien.protocol.payloads import MAX_PAYLOAD_BYTES, Ack, PlaybackEvent, decode
 
 T = Topics()
 
@@ -170,24 +174,70 @@ def test_database_outage_stores_nothing_acks_nothing_and_does_not_raise(tmp_path
     assert ctx.metrics.value("thanthien_hub_ingest_batches_total") == 0  # no commit, so no acks
 
 
-def test_a_batch_that_loses_a_deadlock_is_retried_at_once_and_acked(ctx, monkeypatch):
+def test_a_batch_that_loses_a_deadlock_is_retried_at_once_and_acked(ctx):
     import psycopg
     from sqlalchemy.exc import OperationalError
 
-    worker = IngestWorker(ctx)
-    real_commit = worker._commit
     calls: list[int] = []
 
-    def deadlock_once(batch):
+    def deadlock_once(ctx, batch):
         calls.append(len(batch))
         if len(calls) == 1:  # what PostgreSQL answers the victim of two workers' lock cycle
             raise OperationalError("UPDATE nodes ...", {}, psycopg.errors.DeadlockDetected("deadlock"))
-        return real_commit(batch)
+        return commit_batch(ctx, batch)
 
-    monkeypatch.setattr(worker, "_commit", deadlock_once)
+    worker = IngestWorker(ctx, commit=deadlock_once)
     events = [rating(seq=i) for i in range(1, 4)]
     worker.process([rating_msg(e, ctx.clock()) for e in events])
     assert calls == [3, 3]
     with ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Rating)) == 3
     assert ctx.metrics.value("thanthien_hub_ingest_retries_total") == 1
+
+
+@pytest.fixture
+def sent_acks(ctx) -> list[tuple[str, Ack]]:
+    """Every ack the worker publishes, as (topic, Ack), through a stand-in for the hub's link."""
+    sent: list[tuple[str, Ack]] = []
+    ctx.mqtt = SimpleNamespace(publish=lambda topic, payload, qos: sent.append((topic, decode(Ack, payload))))
+    return sent
+
+
+def playback(node: str = "loa-1") -> PlaybackEvent:
+    return PlaybackEvent(event_id=uuid.uuid4(), node=node, occurrence_id="b1-20260302T0630",
+                         status="finished", at=rating().pressed_at, media_sha256="0" * 64)
+
+
+def test_a_rating_batch_is_acked_as_rating_to_its_node(ctx, clock, sent_acks):
+    event = rating(node="node-a")
+    IngestWorker(ctx).process([rating_msg(event, clock())])
+    assert [(topic, ack.kind, ack.event_ids) for topic, ack in sent_acks] == [
+        (T.ack("node-a"), "rating", [event.event_id])]
+
+
+def test_a_playback_batch_is_acked_as_playback_to_its_node(ctx, clock, sent_acks):
+    event = playback()
+    IngestWorker(ctx).process([incoming(T.event("playback", "loa-1"), event.to_bytes(), clock())])
+    assert [(topic, ack.kind, ack.event_ids) for topic, ack in sent_acks] == [
+        (T.ack("loa-1"), "playback", [event.event_id])]
+
+
+def test_a_mixed_batch_acks_each_kind_under_its_own_kind(ctx, clock, sent_acks):
+    r, pb = rating(node="node-a"), playback(node="node-a")
+    IngestWorker(ctx).process([rating_msg(r, clock()),
+                               incoming(T.event("playback", "node-a"), pb.to_bytes(), clock())])
+    assert sorted((ack.kind, ack.event_ids) for _, ack in sent_acks) == [
+        ("playback", [pb.event_id]), ("rating", [r.event_id])]
+
+
+def test_every_event_kind_has_an_ingest_handler():
+    assert set(EVENT_KINDS) <= set(HANDLERS)
+
+
+def test_only_kinds_that_are_not_retained_are_shared_between_workers():
+    assert {"rating", "playback", "telemetry"} == SHAREABLE
+
+
+def test_an_outcome_refuses_to_ack_a_kind_that_is_not_an_event():
+    with pytest.raises(ValueError, match="not a node event kind"):
+        Outcome().ack("telemetry", {"node-a": [uuid.uuid4()]})
