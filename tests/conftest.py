@@ -39,19 +39,42 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
         b.stop()
 
 
+@pytest.fixture(scope="module")
+def cheap_hashing() -> Iterator[None]:
+    """Still argon2, with the lowest cost, so a module of many logins stays fast; the hub's own
+    hasher is back after the module (``pytestmark = pytest.mark.usefixtures("cheap_hashing")``)."""
+    from argon2 import PasswordHasher
+
+    from thanthien.hub.services import users
+
+    previous = users.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    yield
+    users.use_hasher(previous)
+
+
 # -- chaos summaries, printed at the end of the run ---------------------------------------
+# A drill's report travels on its test report (user_properties), so it reaches the controller
+# when pytest-xdist runs the test on a worker, and the terminal summary prints it either way.
+CHAOS_PROPERTY = "chaos_report"
 _CHAOS_REPORTS: list[str] = []
 
 
 @pytest.fixture
-def chaos_report() -> Callable[..., None]:
+def chaos_report(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Records what a chaos drill did and found; the terminal summary prints it."""
 
     def report(events: list[str], result: str) -> None:
         lines = [f"  - {e}" for e in events]
-        _CHAOS_REPORTS.append("\n".join(["chaos drill:", *lines, f"  result: {result}"]))
+        text = "\n".join(["chaos drill:", *lines, f"  result: {result}"])
+        request.node.user_properties.append((CHAOS_PROPERTY, text))
 
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # every phase's report carries the test's properties: take them once, from the teardown
+    if report.when == "teardown":
+        _CHAOS_REPORTS.extend(value for name, value in report.user_properties if name == CHAOS_PROPERTY)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

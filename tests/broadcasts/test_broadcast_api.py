@@ -8,12 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from media.audio_tools import make_tone
 from sqlalchemy import func, select
 
 from broadcasts.support import speakers
+from support import role_headers
 from thanthien.hub.api.deps import EVERYONE
 from thanthien.hub.app import create_app
 from thanthien.hub.db.models import MediaItem
@@ -22,9 +22,7 @@ from thanthien.hub.services import users
 PASSWORD = "mat-khau-123"
 
 
-@pytest.fixture(autouse=True)
-def _cheap_hashes(monkeypatch):
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")  # the many logins here stay fast
 
 
 @pytest.fixture
@@ -39,15 +37,7 @@ def client(ctx):
 
 @pytest.fixture
 def as_role(client):
-    tokens: dict[str, dict[str, str]] = {}
-
-    def headers(role: str) -> dict[str, str]:
-        if role not in tokens:
-            r = client.post("/api/v1/auth/login", data={"username": role, "password": PASSWORD})
-            tokens[role] = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        return tokens[role]
-
-    return headers
+    return role_headers(client, PASSWORD)
 
 
 def stored(ctx) -> tuple[int, list]:

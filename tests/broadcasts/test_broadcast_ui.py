@@ -8,11 +8,11 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from media.audio_tools import make_tone
 
 from broadcasts.support import media_row, speakers
+from support import ui_login
 from thanthien.hub.app import create_app
 from thanthien.hub.services import users
 from thanthien.hub.web.auth import csrf_for
@@ -20,9 +20,7 @@ from thanthien.hub.web.auth import csrf_for
 PASSWORD = "mat-khau-123"
 
 
-@pytest.fixture(autouse=True)
-def _cheap_hashes(monkeypatch):
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")  # the many logins here stay fast
 
 
 @pytest.fixture
@@ -39,9 +37,7 @@ def ui(ctx, sha):
     app = create_app(ctx.settings, ctx.db, ctx=ctx)
 
     def client(role: str) -> tuple[TestClient, str]:
-        c = TestClient(app, follow_redirects=False)
-        r = c.post("/ui/login", data={"username": role, "password": PASSWORD})
-        assert r.status_code == 303, r.text
+        c = ui_login(TestClient(app, follow_redirects=False), role, PASSWORD)
         return c, csrf_for(ctx, c.cookies["thanthien_session"])
 
     return client

@@ -7,12 +7,12 @@ modules import the fixtures they use from here.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from support import EventCollector
 from thanthien.edge.cameras.check import Observation
 from thanthien.edge.cameras.config import CameraSection
 from thanthien.protocol.payloads import CameraHealth
@@ -63,30 +63,30 @@ class Recorder:
 
     def __init__(self) -> None:
         self.observations: list[tuple[str, Observation]] = []
-        self.published: list[CameraHealth] = []
-        self._cond = threading.Condition()
+        self._health = EventCollector[CameraHealth]()
+
+    @property
+    def published(self) -> list[CameraHealth]:
+        return self._health.items
 
     def observe(self, camera: str, obs: Observation) -> None:
-        with self._cond:
+        with self._health.changing():
             self.observations.append((camera, obs))
-            self._cond.notify_all()
 
     def publish(self, health: CameraHealth) -> None:
-        with self._cond:
-            self.published.append(health)
-            self._cond.notify_all()
+        self._health.add(health)
 
     def seen(self, camera: str) -> list[Observation]:
-        with self._cond:
+        with self._health.lock:
             return [o for c, o in self.observations if c == camera]
 
     def states(self, camera: str) -> list[str]:
-        with self._cond:
+        with self._health.lock:
             return [h.state for h in self.published if h.camera == camera]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(predicate, timeout)
+        """Until ``predicate()`` holds over what was observed and published."""
+        return self._health.wait_until(predicate, timeout)
 
     def wait_observations(self, camera: str, n: int, timeout: float = 10.0) -> bool:
         return self.wait_for(lambda: len([1 for c, _o in self.observations if c == camera]) >= n, timeout)

@@ -6,15 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from support import HUB, NODE_A, Account, Collector, connected_link
+from support import HUB, NODE_A, Account, Collector, EventCollector, connected_link
 from thanthien.config import validate_data
 from thanthien.edge.devices.rating_box import PressOutcome
 from thanthien.edge.settings import EdgeSettings
@@ -109,21 +108,10 @@ class FakeClock:
         self.now += seconds
 
 
-class Outcomes:
+class Outcomes(EventCollector[PressOutcome]):
     """Collects rating box press outcomes; tests wait on the count."""
 
-    def __init__(self) -> None:
-        self.items: list[PressOutcome] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, outcome: PressOutcome) -> None:
-        with self._cond:
-            self.items.append(outcome)
-            self._cond.notify_all()
-
-    def wait_count(self, n: int, timeout: float = 5.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: len(self.items) >= n, timeout)
+    timeout = 5.0
 
 
 def glitch(pin: Any) -> None:
@@ -151,30 +139,30 @@ class AckingPeer:
                  ack: bool = True) -> None:
         self.node = node
         self.ack_enabled = ack
-        self.received: list[RatingEvent] = []
+        self._events = EventCollector[RatingEvent]()
         self.counted: dict[UUID, RatingEvent] = {}
-        self._cond = threading.Condition()
         self.link = connected_link(port, HUB, client_id, {T.rating(node): self._on_rating})
+
+    @property
+    def received(self) -> list[RatingEvent]:
+        return self._events.items
 
     def _on_rating(self, message: Message) -> None:
         event = decode(RatingEvent, message.payload)
-        with self._cond:
-            self.received.append(event)
+        with self._events.changing():
+            self._events.items.append(event)
             self.counted.setdefault(event.event_id, event)
-            self._cond.notify_all()
         if self.ack_enabled:
             ack = Ack(kind="rating", event_ids=[event.event_id], at=utc_now())
             self.link.publish(T.ack(self.node), ack.to_bytes(), qos=1)
 
     def wait_counted(self, n: int, timeout: float = 10.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: len(self.counted) >= n, timeout)
+        return self._events.wait_until(lambda: len(self.counted) >= n, timeout)
 
     def wait_received(self, event_id: UUID, times: int, timeout: float = 10.0) -> bool:
         """Until the event arrived ``times`` times (sent again because nobody acked)."""
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: sum(e.event_id == event_id for e in self.received) >= times, timeout)
+        return self._events.wait_for(lambda events: sum(e.event_id == event_id for e in events) >= times,
+                                     timeout)
 
     def duplicates(self) -> int:
         return len(self.received) - len(self.counted)
@@ -214,18 +202,16 @@ def start_agent_process(config_file: Path, *args: str) -> subprocess.Popen[str]:
 class RecordingPin(MockPin):
     """A MockPin whose state changes can be waited on (an LED blinking in gpiozero's thread)."""
 
-    changed = threading.Condition()
+    changed: ClassVar[EventCollector[None]] = EventCollector()
+    """One lock for every pin: a change wakes the waiters, which look at their pin's states."""
 
     def _change_state(self, value: Any) -> bool:
-        with RecordingPin.changed:
-            done = super()._change_state(value)
-            RecordingPin.changed.notify_all()
-        return done
+        with RecordingPin.changed.changing():
+            return super()._change_state(value)
 
     def wait_changes(self, n: int, timeout: float = 5.0) -> bool:
         """Until the pin has changed state at least ``n`` times."""
-        with RecordingPin.changed:
-            return RecordingPin.changed.wait_for(lambda: len(self.states) - 1 >= n, timeout)
+        return RecordingPin.changed.wait_until(lambda: len(self.states) - 1 >= n, timeout)
 
 
 def recording_factory() -> MockFactory:

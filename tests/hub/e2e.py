@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
+from support import EventCollector
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.devices.rating_box import PressOutcome, RatingBoxes
@@ -38,26 +38,22 @@ class PressingAgent:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.agent = EdgeAgent(validate_data(EdgeSettings, data))
-        self.outcomes: list[PressOutcome] = []
-        self._cond = threading.Condition()
+        self._presses = EventCollector[PressOutcome]()
 
-    def _on_press(self, outcome: PressOutcome) -> None:
-        with self._cond:
-            self.outcomes.append(outcome)
-            self._cond.notify_all()
+    @property
+    def outcomes(self) -> list[PressOutcome]:
+        return self._presses.items
 
     def start(self) -> PressingAgent:
         self.agent.start()
-        self.agent.device(RatingBoxes).add_listener(self._on_press)
+        self.agent.device(RatingBoxes).add_listener(self._presses)
         return self
 
     def press(self, score: int) -> PressOutcome:
         pin = self.agent.pin_factory.pin(PINS[score])
-        with self._cond:
-            n = len(self.outcomes)
+        n = len(self._presses.snapshot())
         pin.drive_low()
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.outcomes) > n, 10), "press not stored"
+        assert self._presses.wait_count(n + 1, 10), "press not stored"
         pin.drive_high()
         return self.outcomes[n]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from support import EventCollector
 from thanthien.hub.ingest.base import Incoming
 from thanthien.hub.settings import HubSettings
 from thanthien.protocol import Topics
@@ -79,8 +81,7 @@ class Hook:
     """A loopback HTTP server that fails the first ``fail`` POSTs with 500."""
 
     def __init__(self, fail: int = 0) -> None:
-        self.bodies: list[dict] = []
-        self._cond = threading.Condition()
+        self._delivered = EventCollector[dict]()
         self.fail = fail
         self.calls = 0
         hook = self
@@ -92,9 +93,7 @@ class Hook:
                 hook.calls += 1
                 status = 500 if hook.calls <= hook.fail else 204
                 if status == 204:
-                    with hook._cond:
-                        hook.bodies.append(body)
-                        hook._cond.notify_all()
+                    hook._delivered.add(body)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -107,10 +106,14 @@ class Hook:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def wait_for(self, predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    @property
+    def bodies(self) -> list[dict]:
+        """The JSON bodies delivered (answered 204)."""
+        return self._delivered.items
+
+    def wait_for(self, predicate: Callable[[list[dict]], bool], timeout: float = 10.0) -> bool:
         """True once ``predicate(bodies)`` holds for the delivered JSON bodies."""
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.bodies), timeout)
+        return self._delivered.wait_for(predicate, timeout)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -8,12 +8,12 @@ import re
 from datetime import timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from hub.hub_helpers import rating, rating_msg
+from support import api_login, role_headers
 from thanthien.hub.api.deps import EVERYONE, RoleGuard
 from thanthien.hub.app import API_PREFIX, ROUTERS, create_app
 from thanthien.hub.ingest.worker import IngestWorker
@@ -22,10 +22,7 @@ from thanthien.hub.services import users
 PASSWORD = "mat-khau-123"
 
 
-@pytest.fixture(autouse=True)
-def _cheap_hashes(monkeypatch):
-    """Still argon2, with the lowest cost, so the many logins here stay fast."""
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")  # the many logins here stay fast
 
 
 @pytest.fixture
@@ -42,20 +39,9 @@ def client(app):
         yield c
 
 
-def login(client, username: str, password: str = PASSWORD):
-    return client.post("/api/v1/auth/login", data={"username": username, "password": password})
-
-
 @pytest.fixture
 def as_role(client):
-    tokens: dict[str, dict[str, str]] = {}
-
-    def headers(role: str) -> dict[str, str]:
-        if role not in tokens:
-            tokens[role] = {"Authorization": f"Bearer {login(client, role).json()['access_token']}"}
-        return tokens[role]
-
-    return headers
+    return role_headers(client, PASSWORD)
 
 
 def guarded_routes() -> list[tuple[str, str, tuple[str, ...]]]:
@@ -85,7 +71,7 @@ def test_every_documented_route_is_in_the_checked_table(client):
 
 
 def test_login_gives_a_bearer_token_for_the_right_password(client):
-    response = login(client, "admin")
+    response = api_login(client, "admin", PASSWORD)
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer" and body["role"] == "admin"
@@ -94,8 +80,8 @@ def test_login_gives_a_bearer_token_for_the_right_password(client):
 
 
 def test_login_with_a_wrong_password_is_refused(client):
-    assert login(client, "admin", "sai-mat-khau").status_code == 401
-    assert login(client, "nobody").status_code == 401
+    assert api_login(client, "admin", "sai-mat-khau").status_code == 401
+    assert api_login(client, "nobody", PASSWORD).status_code == 401
 
 
 def test_passwords_are_stored_as_argon2_hashes(ctx, app):

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from support import HUB, connected_link
+from support import HUB, bearer, connected_link
 from thanthien.hub.app import create_app
 from thanthien.hub.services import users
 
@@ -23,9 +22,8 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def api_app(ctx, monkeypatch, broker):
+def api_app(ctx, broker, cheap_hashing):
     """The API with a real MQTT link (commands such as play-now publish through it)."""
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     with ctx.db.session() as s:
         users.create_user(s, username="admin", password=PASSWORD, role="admin", now=ctx.clock())
     link = connected_link(broker.port, HUB, "hub-schemathesis")
@@ -39,8 +37,7 @@ def admin_headers(api_app):
     from fastapi.testclient import TestClient
 
     with TestClient(api_app) as client:
-        token = client.post("/api/v1/auth/login", data={"username": "admin", "password": PASSWORD})
-        return {"Authorization": f"Bearer {token.json()['access_token']}"}
+        return bearer(client, "admin", PASSWORD)
 
 
 def operations(schema):

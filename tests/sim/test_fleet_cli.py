@@ -14,40 +14,34 @@ from pathlib import Path
 import pytest
 from sim_helpers import descendants, gone
 
-from support import wait_until
+from support import EventCollector, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-class Lines:
+class Lines(EventCollector[str]):
     """Stdout of a child, read on a thread."""
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.items: list[str] = []
-        self._cond = threading.Condition()
+        super().__init__()
         threading.Thread(target=self._read, args=(proc,), daemon=True).start()
 
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            with self._cond:
-                self.items.append(line)
-                self._cond.notify_all()
+            self.add(line)
 
     def wait_json(self, predicate, timeout: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
-        def find() -> dict | None:
-            for line in self.items:
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if predicate(data):
-                    return data
-            return None
+        def matches(line: str) -> bool:
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return bool(predicate(data))
 
-        with self._cond:
-            assert self._cond.wait_for(lambda: find() is not None, timeout), "".join(self.items)
-            return find()  # type: ignore[return-value]
+        found = self.first(matches, timeout)
+        assert found is not None, "".join(self.snapshot())
+        return json.loads(found)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from gpiozero.pins.mock import MockPin
 
+from support import EventCollector
 from thanthien.edge.audio import AudioClip
 from thanthien.protocol.payloads import PlanItem, PlaybackEvent
 
@@ -49,28 +50,23 @@ class Events:
     """Collects playback events; tests wait on it with a timeout."""
 
     def __init__(self) -> None:
-        self.items: list[PlaybackEvent] = []
-        self._cond = threading.Condition()
+        self._log = EventCollector[PlaybackEvent]()
+
+    @property
+    def items(self) -> list[PlaybackEvent]:
+        return self._log.items
 
     def __call__(self, event: PlaybackEvent) -> None:
-        with self._cond:
-            self.items.append(event)
-            self._cond.notify_all()
+        self._log.add(event)
 
     def wait_for(self, occ: str, status: str, timeout: float = 5.0) -> PlaybackEvent:
-        def find() -> PlaybackEvent | None:
-            return next((e for e in self.items if e.occurrence_id == occ and e.status == status), None)
-
-        with self._cond:
-            assert self._cond.wait_for(lambda: find() is not None, timeout), (
-                f"no {status} for {occ}; got {[(e.occurrence_id, e.status) for e in self.items]}")
-            found = find()
-            assert found is not None
-            return found
+        found = self._log.first(lambda e: e.occurrence_id == occ and e.status == status, timeout)
+        assert found is not None, (
+            f"no {status} for {occ}; got {[(e.occurrence_id, e.status) for e in self._log.snapshot()]}")
+        return found
 
     def statuses(self, occ: str) -> list[str]:
-        with self._cond:
-            return [e.status for e in self.items if e.occurrence_id == occ]
+        return [e.status for e in self._log.snapshot() if e.occurrence_id == occ]
 
 
 @dataclass
@@ -133,19 +129,19 @@ class StampedPin(MockPin):
     """A mock pin that records each change with the wall-clock time."""
 
     def __init__(self, factory: object, info: object) -> None:
-        self.changes: list[tuple[float, bool]] = []
-        self._cond = threading.Condition()
+        self._stamps = EventCollector[tuple[float, bool]]()
         super().__init__(factory, info)
+
+    @property
+    def changes(self) -> list[tuple[float, bool]]:
+        return self._stamps.items
 
     def _change_state(self, value: bool) -> bool:
         changed = super()._change_state(value)
         if changed:
-            with self._cond:
-                self.changes.append((time.time(), bool(value)))
-                self._cond.notify_all()
+            self._stamps.add((time.time(), bool(value)))
         return changed
 
     def wait_changes(self, n: int, timeout: float = 5.0) -> list[tuple[float, bool]]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.changes) >= n, timeout), self.changes
-            return list(self.changes)
+        assert self._stamps.wait_count(n, timeout), self._stamps.snapshot()
+        return self._stamps.snapshot()

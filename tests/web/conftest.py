@@ -17,7 +17,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from hub.conftest import _migrated, clock, db, db_url, pg_url  # noqa: F401  (SQLite and PostgreSQL)
 
-from support import wait_until
+from support import ui_login, wait_until
 from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
@@ -80,9 +80,8 @@ def client(hub_server: HubServer) -> Iterator[TestClient]:
 
 
 def login_client(client: TestClient, role: str) -> TestClient:
-    response = client.post("/ui/login", data={"username": role, "password": PASSWORDS[role]})
-    assert response.status_code == 303, response.text
-    return client
+    """The client logged in to the web UI as the town's user of that role."""
+    return ui_login(client, role, PASSWORDS[role])
 
 
 # -- the browser ---------------------------------------------------------------------------
