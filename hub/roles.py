@@ -42,6 +42,8 @@ REPORT_READERS: Final[tuple[Role, ...]] = (ADMIN, LEADER)
 """Ratings, satisfaction summaries and their exports."""
 ROSTER_READERS: Final[tuple[Role, ...]] = (ADMIN, LEADER, OFFICER)
 """Officers and the duty roster (read); admins edit them."""
+BROADCAST_READERS: Final[tuple[Role, ...]] = EVERYONE
+"""The calendar, broadcasts, their audit and delivery reports (IT staff check what played)."""
 BROADCAST_EDITORS: Final[tuple[Role, ...]] = (ADMIN, OFFICER, LEADER)
 """Draft, edit and archive broadcasts; the media library."""
 BROADCAST_APPROVERS: Final[tuple[Role, ...]] = (ADMIN, LEADER)

@@ -89,10 +89,10 @@ def play_now(hub: HubContext, *, actor: Actor, request: PlayNowRequest) -> PlayN
 def stop(hub: HubContext, *, actor: Actor, request: StopRequest) -> list[str]:
     """Send ``stop`` to every targeted speaker; returns the nodes it went to."""
     require(actor, BROADCAST_APPROVERS)
-    link = _link(hub)
     with hub.db.session(write=False) as session:
         targets = plans.stop_targets(session, target_kind=request.target_kind,
                                      target_zones=request.target_zones, target_nodes=request.target_nodes)
+    link = _link(hub)
     now = hub.clock()
     command = Command(args={}, issued_at=now,
                       expires_at=now + timedelta(seconds=hub.settings.broadcasts.command_ttl_s)).to_bytes()

@@ -7,6 +7,8 @@ from urllib.parse import quote, unquote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from thanthien.hub.services.errors import Forbidden, ServiceError
+
 COOKIE = "thanthien_flash"
 SAFE_PREFIX = "/ui/"
 
@@ -24,6 +26,14 @@ def redirect(target: str, *, message: str = "", error: bool = False) -> Redirect
         response.set_cookie(COOKIE, quote(("!" if error else "") + message), max_age=60, httponly=True,
                             samesite="lax", path="/ui")
     return response
+
+
+def refused(target: str, exc: ServiceError) -> RedirectResponse:
+    """Back to the form with a service's refusal; a ``Forbidden`` is raised again instead, so
+    the page answers 403 as the API does (the UI's handler renders it)."""
+    if isinstance(exc, Forbidden):
+        raise exc
+    return redirect(target, message=str(exc), error=True)
 
 
 def take(request: Request) -> tuple[str, bool] | None:

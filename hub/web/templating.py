@@ -13,7 +13,15 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from thanthien.hub.roles import ADMINS, BROADCAST_EDITORS, DEVICE_STAFF, EVERYONE, REPORT_READERS, Role
+from thanthien.hub.roles import (
+    ADMINS,
+    BROADCAST_EDITORS,
+    BROADCAST_READERS,
+    DEVICE_STAFF,
+    EVERYONE,
+    REPORT_READERS,
+    Role,
+)
 from thanthien.hub.web import flash
 from thanthien.hub.web.auth import CSRF_FIELD, UiUser, hub_of
 
@@ -80,7 +88,7 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/", "Trang chủ", EVERYONE),
     ("/ui/health", "Tình trạng thiết bị", DEVICE_STAFF),
     ("/ui/satisfaction", "Mức độ hài lòng", REPORT_READERS),
-    ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_EDITORS),
+    ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_READERS),
     ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),
     ("/ui/users", "Người dùng", ADMINS),
 ]

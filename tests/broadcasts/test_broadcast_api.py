@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from broadcasts.support import speakers
 from support import role_headers
-from thanthien.hub.api.deps import EVERYONE
 from thanthien.hub.app import create_app
 from thanthien.hub.db.models import MediaItem
+from thanthien.hub.roles import EVERYONE
 from thanthien.hub.services import users
 
 PASSWORD = "mat-khau-123"

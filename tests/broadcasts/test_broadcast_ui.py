@@ -115,7 +115,14 @@ def test_an_upload_is_listed_with_a_preview_only_for_logged_in_users(ui, ctx, tm
     anonymous = TestClient(officer.app, follow_redirects=False)
     assert anonymous.get(f"/ui/media/{stored.stem}.wav").status_code == 303  # to the login page
     it, _ = ui("it")
-    assert it.get("/ui/broadcasts").status_code == 403
+    assert it.get(f"/ui/media/{stored.stem}.wav").status_code == 403  # the library is for editors
+
+
+def test_it_staff_read_the_calendar_without_the_drafting_form(ui):
+    it, _ = ui("it")
+    page = it.get("/ui/broadcasts")
+    assert page.status_code == 200
+    assert "Lịch phát 7 ngày" in page.text and 'id="create-broadcast"' not in page.text
 
 
 def test_a_not_audio_upload_is_refused_on_the_page_and_nothing_is_stored(ui, ctx):

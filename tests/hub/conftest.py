@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from hub.hub_helpers import Clock, hub_settings
+from support import private_name
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Base
 from thanthien.hub.db.session import Database
@@ -29,7 +29,7 @@ def pg_url() -> Iterator[str]:
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({str(exc).strip()[:120]}); "
                     "set THANTHIEN_TEST_PG to run the PostgreSQL variants")
-    name = f"thanthien_hub_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = private_name("thanthien_hub_test")  # one per worker: xdist runs several sessions
     conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
@@ -73,6 +73,7 @@ def db(db_url: str, _migrated: dict[str, Database]) -> Database:
         database.migrate()
         _migrated[db_url] = database
     _clean(database)
+    database.unfollow()  # no follow-up of an earlier test's hub on this shared database
     return database
 
 

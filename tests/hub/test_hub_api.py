@@ -14,9 +14,10 @@ from openpyxl import load_workbook
 
 from hub.hub_helpers import rating, rating_msg
 from support import api_login, role_headers
-from thanthien.hub.api.deps import EVERYONE, RoleGuard
+from thanthien.hub.api.deps import RoleGuard
 from thanthien.hub.app import API_PREFIX, ROUTERS, create_app
 from thanthien.hub.ingest.worker import IngestWorker
+from thanthien.hub.roles import EVERYONE
 from thanthien.hub.services import users
 
 PASSWORD = "mat-khau-123"

@@ -51,7 +51,7 @@ def test_create_user_makes_the_first_admin(config, tmp_path, monkeypatch):
 
 def test_create_user_refuses_a_short_password_and_creates_nothing(config, tmp_path, monkeypatch, capsys):
     assert create_admin(config, monkeypatch, password="ngan") == 2
-    assert "ít nhất 8" in capsys.readouterr().err
+    assert "từ 8 đến 200 ký tự" in capsys.readouterr().err
     db = Database(f"sqlite:///{tmp_path / 'var' / 'hub.db'}")
     try:
         with db.session() as s:

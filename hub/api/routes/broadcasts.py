@@ -27,7 +27,7 @@ from thanthien.hub.api.schemas import (
 )
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import BroadcastAudit
-from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, EVERYONE
+from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, BROADCAST_READERS
 from thanthien.hub.services import broadcasts, deliveries, plans, speaker_commands
 from thanthien.hub.services.broadcasts import BroadcastSpec
 from thanthien.hub.services.schedule import HOLIDAYS, holiday_dates
@@ -44,7 +44,7 @@ def _tz(hub: HubContext) -> ZoneInfo:
 @router.get(
     "/broadcasts/holidays",
     response_model=list[HolidayOut],
-    dependencies=[allow(*EVERYONE)],
+    dependencies=[allow(*BROADCAST_READERS)],
     summary="Holidays a greeting can be set for, with their next dates",
 )
 def list_holidays(hub: Hub) -> list[HolidayOut]:
@@ -60,7 +60,7 @@ def list_holidays(hub: Hub) -> list[HolidayOut]:
     return out
 
 
-@router.get("/broadcasts", response_model=list[BroadcastOut], dependencies=[allow(*EVERYONE)])
+@router.get("/broadcasts", response_model=list[BroadcastOut], dependencies=[allow(*BROADCAST_READERS)])
 def list_broadcasts(
     hub: Hub,
     session: DbSession,
@@ -74,13 +74,15 @@ def list_broadcasts(
     ]
 
 
-@router.get("/broadcasts/{broadcast_id}", response_model=BroadcastOut, dependencies=[allow(*EVERYONE)])
+@router.get("/broadcasts/{broadcast_id}", response_model=BroadcastOut,
+            dependencies=[allow(*BROADCAST_READERS)])
 def get_broadcast(hub: Hub, session: DbSession, broadcast_id: RowId) -> BroadcastOut:
     return BroadcastOut.of(broadcasts.get_broadcast(session, broadcast_id=broadcast_id), _tz(hub))
 
 
 @router.get(
-    "/broadcasts/{broadcast_id}/audit", response_model=list[AuditOut], dependencies=[allow(*EVERYONE)]
+    "/broadcasts/{broadcast_id}/audit", response_model=list[AuditOut],
+    dependencies=[allow(*BROADCAST_READERS)]
 )
 def get_audit(session: DbSession, broadcast_id: RowId) -> list[BroadcastAudit]:
     return broadcasts.audit_log(session, broadcast_id=broadcast_id)
@@ -89,7 +91,7 @@ def get_audit(session: DbSession, broadcast_id: RowId) -> list[BroadcastAudit]:
 @router.get(
     "/broadcasts/{broadcast_id}/reports",
     response_model=list[ReportOut],
-    dependencies=[allow(*EVERYONE)],
+    dependencies=[allow(*BROADCAST_READERS)],
     summary="Delivery report of each occurrence, newest first",
 )
 def get_reports(hub: Hub, session: DbSession, broadcast_id: RowId) -> list[ReportOut]:
@@ -101,7 +103,7 @@ def get_reports(hub: Hub, session: DbSession, broadcast_id: RowId) -> list[Repor
 @router.get(
     "/occurrences",
     response_model=list[OccurrenceOut],
-    dependencies=[allow(*EVERYONE)],
+    dependencies=[allow(*BROADCAST_READERS)],
     summary="The calendar: occurrences in [start, end) (default: the next 7 days)",
 )
 def list_occurrences(
@@ -130,7 +132,8 @@ def list_occurrences(
     ]
 
 
-@router.get("/occurrences/{occurrence_id}/report", response_model=ReportOut, dependencies=[allow(*EVERYONE)])
+@router.get("/occurrences/{occurrence_id}/report", response_model=ReportOut,
+            dependencies=[allow(*BROADCAST_READERS)])
 def get_report(hub: Hub, session: DbSession, occurrence_id: str) -> ReportOut:
     return ReportOut.of(deliveries.report(session, occurrence_id=occurrence_id), _tz(hub))
 

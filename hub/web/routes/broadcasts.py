@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from thanthien.hub.api.deps import RowId
 from thanthien.hub.db.models import MediaItem, Zone
-from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, may
+from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, BROADCAST_READERS, may
 from thanthien.hub.services import broadcasts, deliveries, media_items, plans, speaker_commands
 from thanthien.hub.services.broadcasts import (
     AUDIT_LABELS,
@@ -36,6 +36,7 @@ from thanthien.hub.web.templating import render
 
 router = APIRouter()
 
+Reader = Annotated[UiUser, Depends(Require(*BROADCAST_READERS))]
 Editor = Annotated[UiUser, Depends(Require(*BROADCAST_EDITORS))]
 Approver = Annotated[UiUser, Depends(Require(*BROADCAST_APPROVERS))]
 BACK = "/ui/broadcasts"
@@ -103,13 +104,14 @@ def _page(
             "form": form or {},
             "notice": (message, True) if message else None,
             "can_approve": may(user, BROADCAST_APPROVERS),
+            "can_edit": may(user, BROADCAST_EDITORS),
             "quiet": hub.settings.broadcasts,
         }
         return render(request, "broadcasts.html", context, user=user, status_code=status_code)
 
 
 @router.get("/broadcasts", response_class=HTMLResponse)
-def broadcasts_page(request: Request, user: Editor, week: int = 0) -> Response:
+def broadcasts_page(request: Request, user: Reader, week: int = 0) -> Response:
     return _page(request, user, week=max(-52, min(52, week)))
 
 
@@ -246,6 +248,7 @@ def _detail(
             "delivery_labels": deliveries.STATUS_LABELS,
             "audit_labels": AUDIT_LABELS,
             "can_approve": may(user, BROADCAST_APPROVERS),
+            "can_edit": may(user, BROADCAST_EDITORS),
             "item": session.get(MediaItem, b.media_sha256),
             "form": form or _form_of(b, tz),
             "notice": (message, True) if message else None,
@@ -255,7 +258,7 @@ def _detail(
 
 
 @router.get("/broadcasts/{broadcast_id}", response_class=HTMLResponse)
-def broadcast_page(request: Request, user: Editor, broadcast_id: RowId) -> Response:
+def broadcast_page(request: Request, user: Reader, broadcast_id: RowId) -> Response:
     return _detail(request, user, broadcast_id)
 
 
@@ -302,7 +305,7 @@ def _act(request: Request, user: UiUser, broadcast_id: int, action: str) -> Resp
                     session, broadcast_id=broadcast_id, username=user.username, now=hub.clock()
                 )
     except ServiceError as exc:
-        return flash.redirect(f"{BACK}/{broadcast_id}", message=str(exc), error=True)
+        return flash.refused(f"{BACK}/{broadcast_id}", exc)
     done = "Đã phê duyệt; lịch phát đã gửi tới các cụm loa." if action == "approve" else "Đã lưu trữ bản tin."
     return flash.redirect(f"{BACK}/{broadcast_id}", message=done)
 
@@ -338,7 +341,7 @@ def play_now(
     try:
         result = speaker_commands.play_now(hub_of(request), actor=user, request=asked)
     except ServiceError as exc:
-        return flash.redirect(BACK, message=str(exc), error=True)
+        return flash.refused(BACK, exc)
     return flash.redirect(f"{BACK}/{result.broadcast_id}",
                           message=f"Đã gửi lệnh phát ngay tới {len(result.targets)} cụm loa.")
 
@@ -349,5 +352,5 @@ def stop(request: Request, user: Approver) -> Response:
     try:
         targets = speaker_commands.stop(hub_of(request), actor=user, request=StopRequest())
     except ServiceError as exc:
-        return flash.redirect(BACK, message=str(exc), error=True)
+        return flash.refused(BACK, exc)
     return flash.redirect(BACK, message=f"Đã gửi lệnh dừng tới {len(targets)} cụm loa.")

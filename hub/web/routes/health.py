@@ -87,5 +87,5 @@ def acknowledge(request: Request, user: AlarmUser, alarm_id: int,
             alarms.acknowledge_alarm(session, alarm_id=alarm_id, actor=user, now=hub.clock(),
                                      notify=hub.notify)
     except (NotFound, Conflict) as exc:
-        return flash.redirect(back, message=str(exc), error=True)
+        return flash.refused(back, exc)
     return flash.redirect(back, message="Đã xác nhận cảnh báo")

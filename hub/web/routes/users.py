@@ -60,7 +60,7 @@ def _change(request: Request, user: UiUser, user_id: int, done: str, **change: o
         with hub.db.session() as session:
             name = users.update_user(session, actor=user, user_id=user_id, **change).username  # type: ignore[arg-type]
     except ServiceError as exc:
-        return flash.redirect(BACK, message=str(exc), error=True)
+        return flash.refused(BACK, exc)
     return flash.redirect(BACK, message=done.format(name=name))
 
 
@@ -89,6 +89,6 @@ def reset_password(request: Request, user: AdminUser, user_id: int) -> Response:
             target, password = users.reset_password(session, actor=user, user_id=user_id)
             name = target.username
     except ServiceError as exc:
-        return flash.redirect(BACK, message=str(exc), error=True)
+        return flash.refused(BACK, exc)
     return _page(request, user, message=f"Mật khẩu mới của {name}: {password} — hãy báo cho người dùng "
                                         "và đề nghị họ giữ kín.")

@@ -1,0 +1,181 @@
+"""One rule, one answer: the same user asks the API and the web UI for the same thing and is
+allowed or refused alike (the rules live in the services and in ``hub/roles.py``)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from support import api_login, bearer, ui_login
+from thanthien.hub.app import create_app
+from thanthien.hub.context import HubContext
+from thanthien.hub.db.models import Alarm, User
+from thanthien.hub.roles import (
+    ADMINS,
+    BROADCAST_APPROVERS,
+    BROADCAST_EDITORS,
+    BROADCAST_READERS,
+    DEVICE_STAFF,
+    EVERYONE,
+    REPORT_READERS,
+    ROLES,
+)
+from thanthien.hub.services import alarms, users
+from thanthien.hub.web.auth import COOKIE, CSRF_FIELD, csrf_for
+
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
+PASSWORD = "mat-khau-dung-2026"
+
+
+@dataclass
+class Hub:
+    ctx: HubContext
+    api: TestClient
+    web: TestClient
+    ids: dict[str, int]
+
+    def headers(self, role: str) -> dict[str, str]:
+        return bearer(self.api, role, PASSWORD)
+
+    def login(self, role: str) -> TestClient:
+        self.web.cookies.clear()
+        return ui_login(self.web, role, PASSWORD)
+
+    def form(self, **fields: str) -> dict[str, str]:
+        """Form fields with the CSRF token of the logged-in web session."""
+        return {**fields, CSRF_FIELD: csrf_for(self.ctx, self.web.cookies[COOKIE])}
+
+
+@pytest.fixture
+def hub(ctx: HubContext) -> Iterator[Hub]:
+    """The hub's app (API and UI) with one user per role, named after the role."""
+    with ctx.db.session() as s:
+        ids = {role: users.create_user(s, username=role, password=PASSWORD, role=role, now=ctx.clock()).id
+               for role in ROLES}
+    app = create_app(ctx.settings, ctx.db, ctx=ctx)
+    with TestClient(app, follow_redirects=False) as api, TestClient(app, follow_redirects=False) as web:
+        yield Hub(ctx, api, web, ids)
+
+
+def outcome(response: httpx.Response) -> str:
+    """What the user was told: refused (403), invalid (422), or done (2xx, or the UI's redirect
+    back to its page)."""
+    if response.status_code in (403, 422):
+        return {403: "refused", 422: "invalid"}[response.status_code]
+    assert response.status_code in (200, 201, 204, 303), (response.status_code, response.text[:300])
+    return "done"
+
+
+def flash_error(web: TestClient, response: httpx.Response) -> str | None:
+    """The error message the UI shows after a redirect, or ``None`` when it reported success."""
+    assert response.status_code == 303, response.text[:300]
+    page = web.get(response.headers["location"])
+    marker = 'class="notice error" role="status">'
+    if marker not in page.text:
+        return None
+    return html.unescape(page.text.split(marker, 1)[1].split("<", 1)[0].strip())
+
+
+def device_alarm(ctx: HubContext, subject: str) -> int:
+    with ctx.db.session() as s:
+        alarm = alarms.raise_alarm(s, kind="node_offline", subject=subject, severity="major",
+                                   message="Thiết bị ngoại tuyến", now=ctx.clock(), notify=False).alarm
+        s.flush()
+        return alarm.id
+
+
+# -- the four cases of the issue --------------------------------------------------------------
+def test_a_leader_cannot_acknowledge_a_device_alarm_through_the_api_or_the_web(hub: Hub):
+    by_api, by_web = device_alarm(hub.ctx, "loa-1"), device_alarm(hub.ctx, "loa-2")
+    api = hub.api.post(f"/api/v1/alarms/{by_api}/acknowledge", headers=hub.headers("leader"))
+    hub.login("leader")
+    web = hub.web.post(f"/ui/alarms/{by_web}/acknowledge", data=hub.form(next="/ui/"))
+    assert (outcome(api), outcome(web)) == ("refused", "refused")
+    with hub.ctx.db.session(write=False) as s:
+        assert [s.get(Alarm, i).acknowledged_at for i in (by_api, by_web)] == [None, None]
+
+
+@pytest.mark.parametrize("change", [{"role": "leader"}, {"active": False}], ids=["demote", "disable"])
+def test_an_admin_cannot_demote_or_disable_themselves_through_the_api_or_the_web(hub: Hub, change):
+    me = hub.ids["admin"]
+    api = hub.api.patch(f"/api/v1/users/{me}", json=change, headers=hub.headers("admin"))
+    hub.login("admin")
+    if "role" in change:
+        web = hub.web.post(f"/ui/users/{me}/role", data=hub.form(role=change["role"]))
+    else:
+        web = hub.web.post(f"/ui/users/{me}/active", data=hub.form(active="0"))
+    assert (outcome(api), outcome(web)) == ("refused", "refused")
+    with hub.ctx.db.session(write=False) as s:
+        admin = s.get(User, me)
+        assert (admin.role, admin.active) == ("admin", True)
+
+
+def test_stop_with_no_speaker_is_refused_with_the_same_reason_through_the_api_and_the_web(hub: Hub):
+    api = hub.api.post("/api/v1/broadcasts/stop", json={}, headers=hub.headers("leader"))
+    hub.login("leader")
+    web = hub.web.post("/ui/stop", data=hub.form())
+    assert api.status_code == 422
+    assert flash_error(hub.web, web) == api.json()["detail"] == "Không có cụm loa nào trong phạm vi đã chọn."
+
+
+@pytest.mark.parametrize(("field", "value"), [("username", "người-dùng"), ("username", "x" * 65),
+                                              ("password", "ngan"), ("full_name", "H" * 201)])
+def test_a_user_the_rules_refuse_is_refused_through_the_api_and_the_web(hub: Hub, field, value):
+    fields = {"username": "can-bo-moi", "password": PASSWORD, "role": "officer", "full_name": "Lò Thị Mai",
+              field: value}
+    api = hub.api.post("/api/v1/users", json=fields, headers=hub.headers("admin"))
+    hub.login("admin")
+    web = hub.web.post("/ui/users", data=hub.form(**fields))
+    assert (outcome(api), outcome(web)) == ("invalid", "invalid")
+    with hub.ctx.db.session(write=False) as s:
+        assert s.query(User).count() == len(ROLES)
+
+
+def test_an_admin_cannot_reset_their_own_password_through_the_api_or_the_web(hub: Hub):
+    me = hub.ids["admin"]
+    api = hub.api.post(f"/api/v1/users/{me}/reset-password", headers=hub.headers("admin"))
+    hub.login("admin")
+    web = hub.web.post(f"/ui/users/{me}/password", data=hub.form())
+    assert (outcome(api), outcome(web)) == ("refused", "refused")
+
+
+def test_an_admin_resets_another_users_password_through_the_api_and_it_works_once(hub: Hub):
+    answer = hub.api.post(f"/api/v1/users/{hub.ids['it']}/reset-password", headers=hub.headers("admin"))
+    assert answer.status_code == 200
+    new = answer.json()["password"]
+    assert api_login(hub.api, "it", PASSWORD).status_code == 401
+    assert api_login(hub.api, "it", new).status_code == 200
+
+
+# -- every role, the same permission on both sides --------------------------------------------
+# The permission, and an API request and a web request it guards.
+PAIRS = {
+    "reports": (REPORT_READERS, ("GET", "/api/v1/ratings/summary"), ("GET", "/ui/satisfaction")),
+    "export": (REPORT_READERS, ("GET", "/api/v1/ratings/summary/export?format=csv"),
+               ("GET", "/ui/satisfaction/export?format=csv")),
+    "devices": (DEVICE_STAFF, ("GET", "/api/v1/nodes/loa-1/telemetry"), ("GET", "/ui/health")),
+    "users": (ADMINS, ("GET", "/api/v1/users"), ("GET", "/ui/users")),
+    "media": (BROADCAST_EDITORS, ("GET", "/api/v1/media"), ("GET", "/ui/media")),
+    "calendar": (BROADCAST_READERS, ("GET", "/api/v1/broadcasts?status=draft"), ("GET", "/ui/broadcasts")),
+    "draft": (BROADCAST_EDITORS, ("POST", "/api/v1/broadcasts"), ("POST", "/ui/broadcasts")),
+    "stop": (BROADCAST_APPROVERS, ("POST", "/api/v1/broadcasts/stop"), ("POST", "/ui/stop")),
+    "home": (EVERYONE, ("GET", "/api/v1/auth/me"), ("GET", "/ui/")),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("pair", sorted(PAIRS))
+def test_each_role_is_allowed_or_refused_alike_by_the_api_and_the_page(hub: Hub, pair, role):
+    permission, (api_method, api_path), (web_method, web_path) = PAIRS[pair]
+    api = hub.api.request(api_method, api_path, headers=hub.headers(role),
+                          json={} if api_method == "POST" else None)
+    hub.login(role)
+    web = hub.web.request(web_method, web_path, data=hub.form() if web_method == "POST" else None)
+    refused = role not in permission
+    assert (api.status_code == 403, web.status_code == 403) == (refused, refused), \
+        (api.status_code, web.status_code)
