@@ -188,7 +188,7 @@ class SimNode:
         """The speaker plays on the node's clock (the player reads its clock every loop)."""
         if not self.spec.speaker:
             return
-        from thanthien.edge.speaker.device import SpeakerDevice
+        from thanthien.edge.devices.speaker import SpeakerDevice
 
         player = agent.device(SpeakerDevice).player
         if player is not None:

@@ -1,18 +1,20 @@
-"""The devices an edge node can drive, built from its config.
+"""The devices an edge node can drive, built from its config: one module per kind of device
+(``rating_box``, ``cameras``, ``speaker``), each with its ``from_settings`` factory. The
+machinery a device drives stays in its feature package (``edge/cameras/`` probes,
+``edge/speaker/`` player, cache and relay).
 
-To add a kind of device, append its ``from_settings`` to ``FACTORIES`` (see
-:mod:`thanthien.edge.context` for the :class:`~thanthien.edge.context.Device` interface).
+To add a kind of device, write its module here and append its ``from_settings`` to
+``FACTORIES`` (see :mod:`thanthien.edge.context` for the
+:class:`~thanthien.edge.context.Device` interface).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from thanthien.edge.cameras import device as cameras
 from thanthien.edge.context import Device
-from thanthien.edge.devices import rating_box
+from thanthien.edge.devices import cameras, rating_box, speaker
 from thanthien.edge.settings import EdgeSettings
-from thanthien.edge.speaker import device as speaker
 
 DeviceFactory = Callable[[EdgeSettings], Sequence[Device]]
 

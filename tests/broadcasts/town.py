@@ -19,8 +19,8 @@ import httpx
 from support import Account, wait_until
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
+from thanthien.edge.devices.speaker import SpeakerDevice
 from thanthien.edge.settings import EdgeSettings
-from thanthien.edge.speaker.device import SpeakerDevice
 from thanthien.hub.runtime import HubRuntime
 from thanthien.hub.services import users
 from thanthien.hub.settings import HubSettings

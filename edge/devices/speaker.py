@@ -3,7 +3,7 @@
 It follows the node's retained plan topic (``{root}/node/{node}/plan``), keeps the last
 plan it adopted in ``<data_dir>/speaker-plan.json`` so that a node restarted while the
 broker is unreachable still plays it, reports every occurrence through the agent's outbox
-(``event/playback``, re-sent until the hub acks it) and adds three commands:
+(``event/playback``, re-sent until the hub acks it) and adds four commands:
 
 ``play-now``
     ``occurrence_id`` (text), ``broadcast_id`` (number), ``media_sha256`` (text) are
@@ -32,13 +32,13 @@ import os
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from thanthien.edge.audio import AudioClip
 from thanthien.edge.commands import Args, CommandError, Result, number_arg, str_arg
 from thanthien.edge.context import Capability, DeviceContext
+from thanthien.edge.settings import EdgeSettings
 from thanthien.edge.speaker.config import SpeakerSection
 from thanthien.edge.speaker.media_cache import MediaCache, is_sha256
 from thanthien.edge.speaker.player import PlanPlayer, PlayerSettings
@@ -46,9 +46,6 @@ from thanthien.edge.speaker.prefetch import Prefetcher
 from thanthien.edge.speaker.relay import AmplifierRelay
 from thanthien.mqtt import Message
 from thanthien.protocol.payloads import PayloadError, Plan, PlanItem, PlaybackEvent, decode, utc_now
-
-if TYPE_CHECKING:
-    from thanthien.edge.settings import EdgeSettings
 
 log = logging.getLogger(__name__)
 

@@ -4,15 +4,11 @@ agent runs, and each camera's health goes out retained on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from thanthien.edge.cameras.config import CameraSection
 from thanthien.edge.cameras.monitor import CameraMonitor
 from thanthien.edge.context import Capability, DeviceContext
+from thanthien.edge.settings import EdgeSettings
 from thanthien.protocol.payloads import CameraHealth
-
-if TYPE_CHECKING:
-    from thanthien.edge.settings import EdgeSettings
 
 
 class CameraProbes:
