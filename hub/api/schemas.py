@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from thanthien.hub.db.models import Occurrence
 from thanthien.hub.roles import Role
 from thanthien.hub.services import deliveries, users
 from thanthien.hub.services.broadcasts import BroadcastView
@@ -379,6 +380,12 @@ class OccurrenceOut(BaseModel):
     priority: str
     targets: int
     command: bool
+
+    @classmethod
+    def of(cls, o: Occurrence, targets: int, tz: ZoneInfo) -> OccurrenceOut:
+        return cls(occurrence_id=o.id, broadcast_id=o.broadcast_id, title=o.title, start_at=o.start_at,
+                   start_at_local=o.start_at.astimezone(tz).isoformat(), duration_s=o.duration_s,
+                   priority=o.priority, targets=targets, command=o.command)
 
 
 class PlayNowOut(BaseModel):

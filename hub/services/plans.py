@@ -301,8 +301,19 @@ def stop_targets(
     return targets
 
 
-def upcoming(session: Session, *, start: datetime, end: datetime) -> list[tuple[Occurrence, int]]:
-    """Occurrences in ``[start, end)`` with their number of targeted nodes (the calendar)."""
+MAX_CALENDAR = timedelta(days=62)
+
+
+def upcoming(
+    session: Session, *, start: datetime, end: datetime | None = None
+) -> list[tuple[Occurrence, int]]:
+    """Occurrences in ``[start, end)`` (default: a week) with their number of targeted nodes (the
+    calendar); a window of at most ``MAX_CALENDAR`` within the years 2000–2200."""
+    if not (2000 <= start.year <= 2200 and (end is None or 2000 <= end.year <= 2200)):
+        raise Invalid("Thời điểm phải nằm trong các năm 2000–2200")
+    end = end or start + timedelta(days=7)
+    if end <= start or end - start > MAX_CALENDAR:
+        raise Invalid(f"Khoảng thời gian phải dương và tối đa {MAX_CALENDAR.days} ngày")
     from sqlalchemy import func
 
     rows = session.execute(

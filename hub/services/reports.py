@@ -53,10 +53,10 @@ def period_label(dim: str, local: datetime) -> str:
     return f"{local.year}-Q{(local.month - 1) // 3 + 1}"
 
 
-@dataclass
-class SummaryRow:
-    key: dict[str, Any]
-    counts: dict[int, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
+class LevelCounts:
+    """Presses per level (``counts``), their total and the satisfaction index."""
+
+    counts: dict[int, int]
 
     @property
     def total(self) -> int:
@@ -67,9 +67,15 @@ class SummaryRow:
         return satisfaction_index(self.counts)
 
 
+@dataclass
+class SummaryRow(LevelCounts):
+    key: dict[str, Any]
+    counts: dict[int, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
+
+
 @dataclass(frozen=True)
-class Totals:
-    """The counts per level over a set of summary rows, with their total and index."""
+class Totals(LevelCounts):
+    """The counts per level over a set of summary rows (the report's last line)."""
 
     counts: dict[int, int]
 
@@ -80,14 +86,6 @@ class Totals:
             for level, n in row.counts.items():
                 counts[level] += n
         return cls(counts)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def index(self) -> float | None:
-        return satisfaction_index(self.counts)
 
 
 def _hour_bucket(session: Session) -> Any:

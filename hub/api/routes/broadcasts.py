@@ -9,11 +9,10 @@ moves plans (edit, approve, archive, play now) is followed up by the service on 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
 from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, RowId, allow
@@ -109,27 +108,9 @@ def get_reports(hub: Hub, session: DbSession, broadcast_id: RowId) -> list[Repor
 def list_occurrences(
     hub: Hub, session: DbSession, start: AwareDatetime | None = None, end: AwareDatetime | None = None
 ) -> list[OccurrenceOut]:
-    start = start or hub.clock()
-    if not 2000 <= start.year <= 2200 or (end is not None and not 2000 <= end.year <= 2200):
-        raise HTTPException(422, "Thời điểm phải nằm trong các năm 2000–2200")
-    end = end or start + timedelta(days=7)
-    if end <= start or end - start > timedelta(days=62):
-        raise HTTPException(422, "Khoảng thời gian phải dương và tối đa 62 ngày")
     tz = _tz(hub)
-    return [
-        OccurrenceOut(
-            occurrence_id=o.id,
-            broadcast_id=o.broadcast_id,
-            title=o.title,
-            start_at=o.start_at,
-            start_at_local=o.start_at.astimezone(tz).isoformat(),
-            duration_s=o.duration_s,
-            priority=o.priority,
-            targets=n,
-            command=o.command,
-        )
-        for o, n in plans.upcoming(session, start=start, end=end)
-    ]
+    found = plans.upcoming(session, start=start or hub.clock(), end=end)
+    return [OccurrenceOut.of(o, n, tz) for o, n in found]
 
 
 @router.get("/occurrences/{occurrence_id}/report", response_model=ReportOut,
