@@ -13,6 +13,7 @@ from thanthien.hub.db.models import Occurrence
 from thanthien.hub.roles import Role
 from thanthien.hub.services import deliveries, users
 from thanthien.hub.services.broadcasts import BroadcastView
+from thanthien.hub.services.tts import DEFAULT_WPM, MAX_WPM, MIN_WPM, Voice
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 Code = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -399,3 +400,33 @@ class HolidayOut(BaseModel):
     key: str
     name: str
     next_dates: list[str]
+
+
+# -- media ----------------------------------------------------------------------------------
+class MediaOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    sha256: str
+    title: str
+    duration_s: float
+    size_bytes: int
+    source_format: str
+    tts_text: str | None
+    tts_voice: str | None
+    created_at: datetime
+    created_by: str
+
+
+class TtsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=50_000)
+    voice: Voice = "northern"
+    speed_wpm: int = Field(DEFAULT_WPM, ge=MIN_WPM, le=MAX_WPM)
+    chime: bool = True
+    title: str = Field("", max_length=200)
+
+
+class NodeTokenOut(BaseModel):
+    node_id: str
+    token: str = Field(description="Shown once; put it in the node's [speakers] token.")

@@ -8,52 +8,22 @@ node that an occurrence of it is targeted at. A node's ``speakers.hub_url`` is t
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.schemas import MediaOut, NodeTokenOut, TtsIn
 from thanthien.hub.roles import BROADCAST_EDITORS, DEVICE_STAFF, EVERYONE
 from thanthien.hub.services import media_items
 from thanthien.hub.services.errors import Invalid
 from thanthien.hub.services.media import MediaLibrary
-from thanthien.hub.services.tts import DEFAULT_WPM, MAX_WPM, MIN_WPM, TtsRequest, Voice
+from thanthien.hub.services.tts import TtsRequest
 
 router = APIRouter(tags=["media"])
 node_router = APIRouter(tags=["media"])
 """Routes for nodes (their own token, no login); outside the role-checked ``ROUTERS``."""
-
-
-class MediaOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    sha256: str
-    title: str
-    duration_s: float
-    size_bytes: int
-    source_format: str
-    tts_text: str | None
-    tts_voice: str | None
-    created_at: datetime
-    created_by: str
-
-
-class TtsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(max_length=50_000)
-    voice: Voice = "northern"
-    speed_wpm: int = Field(DEFAULT_WPM, ge=MIN_WPM, le=MAX_WPM)
-    chime: bool = True
-    title: str = Field("", max_length=200)
-
-
-class NodeTokenOut(BaseModel):
-    node_id: str
-    token: str = Field(description="Shown once; put it in the node's [speakers] token.")
 
 
 def _lib(hub: Hub) -> MediaLibrary:
