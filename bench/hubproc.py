@@ -46,20 +46,18 @@ def _child(conn: Connection, settings: dict[str, Any], roles: tuple[str, ...], k
     runtime.start()
     worker = runtime.worker
     if worker is not None:
-        original = worker._after_commit
 
         def after_commit(outcome: Any, size: int) -> None:
-            original(outcome, size)
             now = time.monotonic()
             with lock:
                 commits.times.append(now)
                 commits.sizes.append(size)
                 if keep_ids:
-                    for ids in outcome.acks.values():
+                    for ids in outcome.acks_for("rating").values():
                         for event_id in ids:
                             commits.acked[str(event_id)] = now
 
-        worker._after_commit = after_commit  # type: ignore[method-assign]
+        worker.on_commit(after_commit)
     if runtime.link is not None:
         runtime.link.wait_connected(30)
         runtime.link.subscribed.wait(30)

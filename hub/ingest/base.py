@@ -52,16 +52,6 @@ class Outcome:
         """Node -> event ids this batch acks under ``kind`` (empty when none)."""
         return dict(self.acks_by_kind.get(kind, {}))
 
-    # Transitional views for tests/broadcasts/test_deliveries.py (owned elsewhere); delete them
-    # once it reads ``acks_for("playback")`` and ``acks_for("rating")``.
-    @property
-    def acks(self) -> dict[str, list[UUID]]:
-        return self.acks_for("rating")
-
-    @property
-    def playback_acks(self) -> dict[str, list[UUID]]:
-        return self.acks_for("playback")
-
 
 Handler = Callable[[Session, HubContext, list[Incoming], Outcome], None]
 

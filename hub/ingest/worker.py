@@ -61,6 +61,12 @@ class IngestWorker:
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
         self._busy = 0
+        self._observers: list[Callable[[Outcome, int], None]] = []
+
+    def on_commit(self, observer: Callable[[Outcome, int], None]) -> None:
+        """Call ``observer(outcome, batch_size)`` after each commit, once its acks are out
+        (the benchmarks time commits this way)."""
+        self._observers.append(observer)
 
     # -- MQTT side -----------------------------------------------------------------------
     def attach(self, link: MqttLink) -> None:
@@ -191,6 +197,8 @@ class IngestWorker:
         for kind, ids_by_node in outcome.acks_by_kind.items():
             for node, ids in ids_by_node.items():
                 self._publish_acks(kind, node, ids)
+        for observer in self._observers:
+            observer(outcome, size)
 
     def _publish_acks(self, kind: str, node: str, ids: list[UUID]) -> None:
         link = self.ctx.mqtt

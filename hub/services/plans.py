@@ -8,7 +8,7 @@ must play: its occurrences from ``plan_keep_past_s`` ago to ``plan_days`` ahead.
 whenever its items changed (a digest of the items is kept in ``node_plans``).
 
 Play-now: a broadcast of schedule kind ``now`` with one occurrence, sent as a ``play-now``
-command to each targeted node (args per ``edge/speaker/device.py``), with a common
+command to each targeted node (args per ``edge/devices/speaker.py``), with a common
 ``start_at`` ``play_now_lead_s`` ahead so that the nodes start together.
 """
 

@@ -95,8 +95,8 @@ def active_alarms(ctx) -> list[Alarm]:
 def test_a_repeated_report_is_stored_once_and_acked_as_playback_each_time(ctx, occ):
     e = event(occ, "loa-1", "started", 0.01)
     first, second = ingest(ctx, [e]), ingest(ctx, [e])
-    assert first.playback_acks == second.playback_acks == {"loa-1": [e.event_id]}
-    assert not first.acks  # no rating acks
+    assert first.acks_for("playback") == second.acks_for("playback") == {"loa-1": [e.event_id]}
+    assert not first.acks_for("rating")
     with ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(PlaybackReport)) == 1
 
@@ -156,4 +156,4 @@ def test_a_report_naming_another_node_than_its_topic_is_dead_lettered(ctx, occ):
     out = Outcome()
     with ctx.db.session() as s:
         handle(s, ctx, [incoming(T.playback("loa-1"), e.to_bytes(), ctx.clock())], out)
-    assert not out.playback_acks and out.counts[("thanthien_hub_dead_letters_total", "playback")] == 1
+    assert not out.acks_for("playback") and out.counts[("thanthien_hub_dead_letters_total", "playback")] == 1
