@@ -192,7 +192,7 @@ class SimNode:
 
         player = agent.device(SpeakerDevice).player
         if player is not None:
-            player._clock = self.clock.time  # the player has no public seam for its wall clock
+            player.clock = self.clock.time
 
     def _link_sounds(self) -> None:
         shared = self.env.shared_sounds / THANK_YOU_FILE

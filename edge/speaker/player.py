@@ -148,7 +148,8 @@ class PlanPlayer:
         self.settings = settings or PlayerSettings()
         self.prefetcher = prefetcher
         self._on_event = on_event
-        self._clock = clock
+        self.clock = clock
+        """The wall clock the plan plays on, read every loop (the simulator gives each node its own)."""
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -185,7 +186,7 @@ class PlanPlayer:
         if playing is not None and playing.thread is not None:
             playing.thread.join(timeout=10)
         with self._lock:
-            self._reap(self._clock())
+            self._reap(self.clock())
         self._flush()
         self.relay.off()
         self._relay_on_since = None
@@ -244,7 +245,7 @@ class PlanPlayer:
             playing = self._playing is not None and self._playing.job.occ == occ
             if occ in self._done or occ in self._commands or playing:
                 return False
-            now = self._clock()
+            now = self.clock()
             start = max(now, item.start_at.timestamp())
             # without a prefetcher nobody will fetch the media: it is there now or never
             wait = self.settings.play_now_wait_s if self.prefetcher is not None else 0.0
@@ -264,7 +265,7 @@ class PlanPlayer:
                 self._playing.reason = reason
                 self._playing.stop.set()
                 stopped.append(self._playing.job.occ)
-            now = self._clock()
+            now = self.clock()
             for job in list(self._commands.values()):
                 self._finish_job(job, "interrupted", now, f"hủy trước khi phát ({reason})")
                 stopped.append(job.occ)
@@ -302,7 +303,7 @@ class PlanPlayer:
 
     def _tick(self) -> float:
         """One decision; returns how long to wait before the next one."""
-        now = self._clock()
+        now = self.clock()
         with self._lock:
             self._reap(now)
             self._expire(now)
@@ -326,7 +327,7 @@ class PlanPlayer:
                 job.clip = self.cache.load(job.item.media_sha256)
             except (MediaCorrupt, FileNotFoundError) as exc:
                 with self._lock:
-                    self._finish_job(job, "failed", self._clock(), f"tệp âm thanh hỏng: {exc}")
+                    self._finish_job(job, "failed", self.clock(), f"tệp âm thanh hỏng: {exc}")
                 if self.prefetcher is not None and not job.command:
                     self.prefetcher.urgent(job.item.media_sha256, job.item.media_url)
                 return 0
@@ -364,7 +365,7 @@ class PlanPlayer:
     def _approach(self, at: float) -> bool:
         """Wait until ``at`` precisely; False if the player is closing."""
         while True:
-            remaining = at - self._clock()
+            remaining = at - self.clock()
             if remaining <= 0:
                 return True
             step = remaining - 0.005 if remaining > 0.01 else min(remaining, FINE_STEP_S)
@@ -417,7 +418,7 @@ class PlanPlayer:
         assert job.clip is not None
         self._plan_jobs.pop(job.occ, None)
         self._commands.pop(job.occ, None)
-        playing = _Playing(job, threading.Event(), self._clock())
+        playing = _Playing(job, threading.Event(), self.clock())
         playing.thread = threading.Thread(target=self._play, args=(playing,),
                                           name=f"speaker-play-{job.occ}", daemon=True)
         self._playing = playing

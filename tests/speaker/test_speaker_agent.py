@@ -98,9 +98,14 @@ def hub(broker) -> Iterator[Hub]:
     h.close()
 
 
-def start_agent(data_dir: Path, port: int, hub_http: MediaServer, sink: WavSink) -> EdgeAgent:
+def start_agent(data_dir: Path, port: int, hub_http: MediaServer, sink: WavSink, *,
+                connected: bool = True) -> EdgeAgent:
+    """A started agent; with ``connected`` once its subscriptions are in place (a command
+    published before that would be lost)."""
     agent = EdgeAgent(settings(data_dir, port, hub_http), audio=sink)
     agent.start()
+    if connected:
+        assert agent.link is not None and agent.link.wait_connected(10) and agent.link.subscribed.wait(10)
     return agent
 
 
@@ -197,7 +202,7 @@ def test_saved_plan_plays_after_a_restart_with_the_broker_down(tmp_path, broker_
         hub.link.stop()
     private.stop()
     second_sink = WavSink(tmp_path / "sink2", realtime=True)
-    agent = start_agent(tmp_path / "node", private.port, hub_http, second_sink)
+    agent = start_agent(tmp_path / "node", private.port, hub_http, second_sink, connected=False)
     try:
         assert agent.outbox is not None
         assert agent.outbox.wait_depth(lambda n: n >= 2 + 2, 10)  # soon's 2 unacked + later's 2
