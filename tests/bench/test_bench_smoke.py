@@ -11,6 +11,10 @@ import pytest
 from thanthien.bench.common import percentile
 from thanthien.bench.runner import NAMES, run
 
+# Benchmarks time what they run: with pytest-xdist they share the chaos drills' worker, one at
+# a time, so no two of them measure each other.
+pytestmark = pytest.mark.xdist_group("serial")
+
 MACHINE_KEYS = {"cpu_model", "cores", "ram_mb", "python", "sqlite", "versions", "git_commit"}
 
 

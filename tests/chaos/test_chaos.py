@@ -31,7 +31,9 @@ from thanthien.sim.fleet import Fleet, FleetOptions, broker_users, make_specs, p
 from thanthien.sim.group import CitizenHabits
 from thanthien.sim.ledger import Key, compare, read_ledger
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+# Under pytest-xdist (make test) the drills share one worker, one after another: they SIGKILL
+# brokers and hubs and hold timing tolerances, so never beside each other or the benchmarks.
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.xdist_group("serial")]
 
 T = Topics()
 CUT_S = float(os.environ.get("THANTHIEN_CHAOS_CUT_S", "20"))

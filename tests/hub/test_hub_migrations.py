@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from hub.e2e import write_toml
+from support import private_name
 from thanthien.hub.db.migrate import current_revision, head_revision
 from thanthien.hub.db.models import Base
 from thanthien.hub.db.session import Database
@@ -46,7 +46,7 @@ def _fresh_url(db, tmp_path, request) -> str:
 
     from hub.conftest import PG_ADMIN_URL
 
-    name = f"thanthien_fresh_{uuid.uuid4().hex[:8]}"
+    name = private_name("thanthien_fresh")
     admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -19,7 +19,7 @@ from sim_helpers import descendants, gone
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
-from support import wait_until
+from support import private_name, wait_until
 from thanthien.broker import free_port
 from thanthien.hub.db.models import Officer, Rating, RosterEntry, User
 from thanthien.hub.db.session import Database
@@ -118,8 +118,7 @@ def db_url(request, tmp_path):
         conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL not reachable at {admin} ({str(exc).strip()[:100]})")
-    name = f"thanthien_sim_seed_{os.getpid()}"
-    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    name = private_name("thanthien_sim_seed")
     conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
