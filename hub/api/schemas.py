@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from thanthien.hub.db.models import Occurrence
 from thanthien.hub.roles import Role
 from thanthien.hub.services import deliveries, users
-from thanthien.hub.services.broadcasts import BroadcastView
+from thanthien.hub.services.broadcasts import REASON_MAX, BroadcastView
 from thanthien.hub.services.tts import DEFAULT_WPM, MAX_WPM, MIN_WPM, Voice
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
@@ -165,7 +165,7 @@ class OfficerOut(Out):
 
 
 class ShiftIn(Body):
-    officer_id: int
+    officer_id: int = Field(ge=1, le=2**63 - 1)
     counter: CounterId
     starts_at: AwareDatetime
     ends_at: AwareDatetime
@@ -306,6 +306,14 @@ class CameraUptimeOut(Out):
 # -- broadcasts ------------------------------------------------------------------------------
 BroadcastOut = BroadcastView
 """A broadcast as the API answers it (the service's one public shape)."""
+
+
+class QuietExceptionIn(Body):
+    """A leader's leave for one broadcast to play inside quiet hours (the service checks the
+    reason: not blank, at most ``REASON_MAX`` characters)."""
+
+    reason: str = Field(max_length=4 * REASON_MAX, description="Why it must play in quiet hours, e.g. "
+                        "\"Lời chúc của Chủ tịch đúng thời khắc giao thừa\".")
 
 
 class AuditOut(BaseModel):

@@ -23,7 +23,7 @@ MENUS = {
     "admin": ["Trang chủ", "Tình trạng thiết bị", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
               "Người dùng"],
     "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh"],
-    "it": ["Trang chủ", "Tình trạng thiết bị"],
+    "it": ["Trang chủ", "Tình trạng thiết bị", "Lịch phát thanh"],
     "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh"],
 }
 NAMES = FULL_NAMES
