@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Officer, Rating
 from thanthien.hub.db.session import Database
-from thanthien.hub.roles import SYSTEM
+from thanthien.hub.roles import LEADER, OFFICER, SYSTEM, ActingUser
 from thanthien.hub.services import ratings, registry, users
 from thanthien.hub.settings import RegistrySection
 from thanthien.protocol.payloads import RatingEvent
@@ -161,11 +161,11 @@ def _broadcasts(session: Session, settings: HubSettings, now: datetime, *, appro
                 title=title, media_sha256=media.sha256, schedule_kind=kind, local_time=at, holidays=holidays,
                 weekdays=[1, 2, 3, 4, 5] if kind == "weekdays" else [],
                 priority="priority" if kind == "holiday" else "normal")
-            b = broadcasts.create_broadcast(session, spec=spec, username="canbo", now=now, tz=tz,
-                                            cfg=settings.broadcasts)
+            b = broadcasts.create_broadcast(session, spec=spec, actor=ActingUser("canbo", OFFICER), now=now,
+                                            tz=tz, cfg=settings.broadcasts)
             session.flush()
-            broadcasts.approve_broadcast(session, broadcast_id=b.id, username=approver, now=now, tz=tz,
-                                         cfg=settings.broadcasts)
+            broadcasts.approve_broadcast(session, broadcast_id=b.id, actor=ActingUser(approver, LEADER),
+                                         now=now, tz=tz, cfg=settings.broadcasts)
         except ServiceError as exc:
             log.warning("broadcast %r not seeded: %s", title, exc)
 

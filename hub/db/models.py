@@ -361,6 +361,11 @@ class Broadcast(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     approved_by: Mapped[str | None] = mapped_column(String(64))
     approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # a quiet-hours exception a leader granted for this broadcast as it is (an edit of its
+    # schedule, audio or targets drops it): who, when, why
+    quiet_exception_by: Mapped[str | None] = mapped_column(String(64))
+    quiet_exception_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    quiet_exception_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class BroadcastAudit(Base):

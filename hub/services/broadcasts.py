@@ -1,9 +1,22 @@
 """Broadcasts (bản tin): create and edit drafts, approve, archive; every change audited.
 
-An officer drafts; a leader or admin approves (the API checks the roles). Editing an approved
-broadcast puts it back to draft, so what plays has always been approved as it is. A schedule
-is refused when a non-emergency occurrence would play inside quiet hours, and a one-off time
-must lie ahead.
+Every command takes the acting user (``actor``) and checks its role here (``hub/roles.py``):
+officers, leaders and admins draft, edit and archive; leaders and admins approve. Editing an
+approved broadcast puts it back to draft, so what plays has always been approved as it is.
+
+**Four eyes.** Whoever drafted or edited a broadcast cannot approve it: another leader or admin
+must (``[broadcasts] allow_self_approval`` lets the author approve in a commune with a single
+leader). The audit entry of an approval names the author, the editors and the approver.
+
+**Quiet hours.** A schedule is refused when a non-emergency occurrence would play inside quiet
+hours, unless the broadcast has a **quiet-hours exception**: a leader or admin grants it for
+that one broadcast with a reason (audited, shown on the calendar and the broadcast's page), so
+the chairman's greeting at the moment of giao thừa (00:00) can be approved without marking it
+emergency, which would let it cut into anything. The draft for it is stored when its author
+asks for the exception (``quiet_exception_requested``); it cannot be approved before the
+exception is granted. An edit that changes when, what or where it plays (schedule, audio,
+targets) drops the exception: it was granted for the broadcast as it was. A one-off time must
+lie ahead.
 """
 
 from __future__ import annotations
@@ -19,7 +32,8 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Broadcast, BroadcastAudit, Device, MediaItem, Node, Zone
 from thanthien.hub.db.session import mark_changed
-from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, Actor, require
+from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from thanthien.hub.services.schedule import (
     HOLIDAYS,
     BroadcastSettings,
@@ -43,7 +57,10 @@ AUDIT_LABELS = {
     "approved": "phê duyệt",
     "archived": "lưu trữ",
     "play_now": "phát ngay",
+    "quiet_exception_granted": "cho phép ngoại lệ giờ yên tĩnh",
+    "quiet_exception_revoked": "thu hồi ngoại lệ giờ yên tĩnh",
 }
+REASON_MAX = 500
 
 
 class BroadcastSpec(BaseModel):
@@ -66,6 +83,11 @@ class BroadcastSpec(BaseModel):
     holidays: list[str] = Field(default_factory=list, description=f"holiday: keys of {sorted(HOLIDAYS)}.")
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    quiet_exception_requested: bool = Field(
+        False,
+        description="The schedule plays inside quiet hours on purpose: store the draft anyway; it can be "
+        "approved once a leader grants it a quiet-hours exception (POST …/quiet-exception).",
+    )
 
 
 def schedule_of(b: Broadcast) -> Schedule:
@@ -83,6 +105,21 @@ def schedule_of(b: Broadcast) -> Schedule:
 
 BROADCAST_CHANGES = "broadcasts"
 """The change topic (``db.session.mark_changed``) after which plans and jobs follow."""
+
+
+class QuietExceptionView(BaseModel):
+    """A quiet-hours exception: who granted it, when, and why."""
+
+    granted_by: str
+    granted_at: datetime
+    reason: str
+
+
+def quiet_exception_of(b: Broadcast) -> QuietExceptionView | None:
+    if b.quiet_exception_by is None or b.quiet_exception_at is None:
+        return None
+    return QuietExceptionView(granted_by=b.quiet_exception_by, granted_at=b.quiet_exception_at,
+                              reason=b.quiet_exception_reason or "")
 
 
 class BroadcastView(BaseModel):
@@ -113,6 +150,9 @@ class BroadcastView(BaseModel):
     updated_at: datetime
     approved_by: str | None
     approved_at: datetime | None
+    quiet_exception: QuietExceptionView | None = Field(
+        description="The quiet-hours exception a leader granted this broadcast, if any."
+    )
 
     @classmethod
     def of(cls, b: Broadcast, tz: ZoneInfo) -> BroadcastView:
@@ -125,14 +165,14 @@ class BroadcastView(BaseModel):
             local_time=b.local_time, weekdays=list(b.weekdays or []), rrule=b.rrule,
             holidays=list(b.holidays or []), valid_from=b.valid_from, valid_until=b.valid_until,
             status=b.status, created_by=b.created_by, created_at=b.created_at, updated_at=b.updated_at,
-            approved_by=b.approved_by, approved_at=b.approved_at,
+            approved_by=b.approved_by, approved_at=b.approved_at, quiet_exception=quiet_exception_of(b),
         )
 
 
 # What the audit log keeps of a broadcast after each change: what it is, not who made it when.
 _SNAPSHOT = {"title", "media_sha256", "target_kind", "target_zones", "target_nodes", "volume", "priority",
              "schedule_kind", "start_at", "local_time", "weekdays", "rrule", "holidays", "valid_from",
-             "valid_until", "status"}
+             "valid_until", "status", "quiet_exception"}
 
 
 def _snapshot(b: Broadcast) -> dict[str, Any]:
@@ -223,24 +263,51 @@ def _check(
                 raise Invalid(f"Ngày lễ không có trong danh mục: {', '.join(unknown)}.")
     if spec.valid_from and spec.valid_until and spec.valid_until <= spec.valid_from:
         raise Invalid("Ngày kết thúc phải sau ngày bắt đầu.")
-    if spec.priority != "emergency":
-        _check_quiet(sched, media.duration_s, now=now, tz=tz, cfg=cfg)
     return sched
 
 
-def _check_quiet(
+def first_quiet(
     sched: Schedule, duration_s: float, *, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
-) -> None:
+) -> datetime | None:
+    """The first occurrence from ``now`` on that would be playing inside quiet hours, if any."""
     horizon = now + timedelta(days=cfg.rrule_check_days)
     if sched.kind == "holiday":
         horizon = now + timedelta(days=max(cfg.rrule_check_days, 400))
     for at in occurrences(sched, start=now, end=horizon, tz=tz, limit=2000):
         if in_quiet_hours(at, duration_s, tz=tz, quiet_start=cfg.quiet_start, quiet_end=cfg.quiet_end):
-            raise Invalid(
-                f"Lịch phát rơi vào giờ yên tĩnh ({cfg.quiet_start}–{cfg.quiet_end}): lần phát lúc "
-                f"{at.astimezone(tz):%H:%M %d/%m/%Y} (dài {duration_s:.0f} giây). Chỉ bản tin khẩn cấp "
-                "được phát trong giờ yên tĩnh; hãy chọn giờ khác."
-            )
+            return at
+    return None
+
+
+def _quiet_refusal(
+    at: datetime, duration_s: float, *, tz: ZoneInfo, cfg: BroadcastSettings, then: str
+) -> Invalid:
+    return Invalid(
+        f"Lịch phát rơi vào giờ yên tĩnh ({cfg.quiet_start}–{cfg.quiet_end}): lần phát lúc "
+        f"{at.astimezone(tz):%H:%M %d/%m/%Y} (dài {duration_s:.0f} giây). Chỉ bản tin khẩn cấp, hoặc bản tin "
+        f"được lãnh đạo cho phép ngoại lệ giờ yên tĩnh, được phát trong giờ yên tĩnh; {then}"
+    )
+
+
+def _duration(session: Session, sha256: str) -> float:
+    media = session.get(MediaItem, sha256)
+    return media.duration_s if media else 0.0
+
+
+def quiet_conflict(
+    session: Session, b: Broadcast, *, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
+) -> datetime | None:
+    """When a broadcast would play inside quiet hours without leave: its first such occurrence
+    (``None`` for an emergency, a broadcast with an exception, or one that stays outside)."""
+    if b.priority == "emergency" or b.quiet_exception_by is not None or b.schedule_kind == "now":
+        return None
+    return first_quiet(schedule_of(b), _duration(session, b.media_sha256), now=now, tz=tz, cfg=cfg)
+
+
+def _plays(b: Broadcast) -> tuple[Any, ...]:
+    """When, what and where a broadcast plays: what a quiet-hours exception is granted for."""
+    return (schedule_of(b), b.media_sha256, b.target_kind, tuple(b.target_zones or ()),
+            tuple(b.target_nodes or ()))
 
 
 def _apply(b: Broadcast, spec: BroadcastSpec, sched: Schedule) -> None:
@@ -267,18 +334,25 @@ def create_broadcast(
     session: Session,
     *,
     spec: BroadcastSpec,
-    username: str,
+    actor: Actor,
     now: datetime,
     tz: ZoneInfo,
     cfg: BroadcastSettings,
 ) -> Broadcast:
+    require(actor, BROADCAST_EDITORS)
     sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
-    b = Broadcast(status="draft", created_by=username, created_at=now, updated_at=now)
+    duration = _duration(session, spec.media_sha256)
+    quiet = None if spec.priority == "emergency" else first_quiet(sched, duration, now=now, tz=tz, cfg=cfg)
+    if quiet is not None and not spec.quiet_exception_requested:
+        raise _quiet_refusal(quiet, duration, tz=tz, cfg=cfg,
+                             then="hãy chọn giờ khác, hoặc lưu bản nháp kèm đề nghị ngoại lệ.")
+    b = Broadcast(status="draft", created_by=actor.username, created_at=now, updated_at=now)
     _apply(b, spec, sched)
     if b.schedule_kind == "rrule" and b.valid_from is None:
         b.valid_from = now  # the rule's DTSTART
     session.add(b)
-    audit(session, broadcast=b, username=username, action="created", now=now)
+    extra = {"quiet_exception_needed": quiet.isoformat()} if quiet is not None else None
+    audit(session, broadcast=b, username=actor.username, action="created", now=now, extra=extra)
     return b
 
 
@@ -289,53 +363,161 @@ def get_broadcast(session: Session, *, broadcast_id: int) -> Broadcast:
     return b
 
 
+def _editable(b: Broadcast) -> None:
+    if b.status == "archived" or b.schedule_kind == "now":
+        raise Conflict("Bản tin đã lưu trữ hoặc đã phát ngay, không sửa được.")
+
+
 def update_broadcast(
     session: Session,
     *,
     broadcast_id: int,
     spec: BroadcastSpec,
-    username: str,
+    actor: Actor,
     now: datetime,
     tz: ZoneInfo,
     cfg: BroadcastSettings,
 ) -> Broadcast:
+    require(actor, BROADCAST_EDITORS)
     b = get_broadcast(session, broadcast_id=broadcast_id)
-    if b.status == "archived" or b.schedule_kind == "now":
-        raise Conflict("Bản tin đã lưu trữ hoặc đã phát ngay, không sửa được.")
+    _editable(b)
     sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
+    edited = Broadcast()  # what the broadcast becomes, to compare before changing it
+    _apply(edited, spec, sched)
+    if edited.schedule_kind == "rrule" and edited.valid_from is None:
+        edited.valid_from = now
+    keeps_exception = b.quiet_exception_by is not None and _plays(edited) == _plays(b)
+    duration = _duration(session, spec.media_sha256)
+    quiet = None if spec.priority == "emergency" else first_quiet(sched, duration, now=now, tz=tz, cfg=cfg)
+    if quiet is not None and not keeps_exception and not spec.quiet_exception_requested:
+        then = ("ngoại lệ đã cấp không còn áp dụng vì lịch, âm thanh hoặc phạm vi phát đã đổi; "
+                if b.quiet_exception_by is not None else "")
+        raise _quiet_refusal(quiet, duration, tz=tz, cfg=cfg,
+                             then=then + "hãy chọn giờ khác, hoặc lưu bản nháp kèm đề nghị ngoại lệ.")
     was = b.status
+    extra: dict[str, Any] = {"previous_status": was}
+    if b.quiet_exception_by is not None and not keeps_exception:
+        extra["quiet_exception_dropped"] = quiet_exception_of(b).model_dump(mode="json")  # type: ignore[union-attr]
+        b.quiet_exception_by = b.quiet_exception_at = b.quiet_exception_reason = None
+    if quiet is not None and not keeps_exception:
+        extra["quiet_exception_needed"] = quiet.isoformat()
     _apply(b, spec, sched)
-    if b.schedule_kind == "rrule" and b.valid_from is None:
-        b.valid_from = now
+    b.valid_from = edited.valid_from
     b.status, b.updated_at, b.approved_by, b.approved_at = "draft", now, None, None
-    audit(session, broadcast=b, username=username, action="updated", now=now, extra={"previous_status": was})
+    audit(session, broadcast=b, username=actor.username, action="updated", now=now, extra=extra)
     mark_changed(session, BROADCAST_CHANGES)
     return b
+
+
+def authors(session: Session, b: Broadcast) -> list[str]:
+    """Who wrote the broadcast as it is: its author and everyone who edited it."""
+    editors = session.scalars(
+        select(BroadcastAudit.username)
+        .where(BroadcastAudit.broadcast_id == b.id, BroadcastAudit.action.in_(("created", "updated")))
+        .order_by(BroadcastAudit.at, BroadcastAudit.id)
+    )
+    return list(dict.fromkeys([b.created_by, *editors]))
+
+
+def approval_refusal(session: Session, b: Broadcast, *, actor: Actor, cfg: BroadcastSettings) -> str | None:
+    """Why ``actor`` may not approve ``b`` (its role, or four eyes), or ``None``."""
+    try:
+        require(actor, BROADCAST_APPROVERS)
+    except Forbidden as exc:
+        return str(exc)
+    wrote = authors(session, b)
+    if actor.username in wrote and not cfg.allow_self_approval:
+        return (
+            f"Bạn đã soạn hoặc sửa bản tin này nên không tự phê duyệt được; cần một lãnh đạo khác phê duyệt "
+            f"(người soạn, sửa: {', '.join(wrote)})."
+        )
+    return None
 
 
 def approve_broadcast(
-    session: Session, *, broadcast_id: int, username: str, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
+    session: Session, *, broadcast_id: int, actor: Actor, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
 ) -> Broadcast:
+    require(actor, BROADCAST_APPROVERS)
     b = get_broadcast(session, broadcast_id=broadcast_id)
     if b.status != "draft":
         raise Conflict(f"Chỉ phê duyệt được bản nháp (bản tin này: {STATUS_LABELS.get(b.status, b.status)}).")
+    if (refusal := approval_refusal(session, b, actor=actor, cfg=cfg)) is not None:
+        raise Forbidden(refusal)
     if b.schedule_kind == "once" and b.start_at is not None and b.start_at <= now:
         raise Invalid("Thời điểm phát đã qua; hãy sửa lịch trước khi phê duyệt.")
-    if b.priority != "emergency":
-        media = session.get(MediaItem, b.media_sha256)
-        _check_quiet(schedule_of(b), media.duration_s if media else 0.0, now=now, tz=tz, cfg=cfg)
-    b.status, b.approved_by, b.approved_at, b.updated_at = "approved", username, now, now
-    audit(session, broadcast=b, username=username, action="approved", now=now)
+    if (quiet := quiet_conflict(session, b, now=now, tz=tz, cfg=cfg)) is not None:
+        raise _quiet_refusal(quiet, _duration(session, b.media_sha256), tz=tz, cfg=cfg,
+                             then="cần lãnh đạo cho phép ngoại lệ giờ yên tĩnh trước khi phê duyệt.")
+    wrote = authors(session, b)
+    b.status, b.approved_by, b.approved_at, b.updated_at = "approved", actor.username, now, now
+    audit(session, broadcast=b, username=actor.username, action="approved", now=now,
+          extra={"author": b.created_by, "editors": wrote[1:], "approver": actor.username,
+                 "self_approved": actor.username in wrote})
     mark_changed(session, BROADCAST_CHANGES)
     return b
 
 
-def archive_broadcast(session: Session, *, broadcast_id: int, username: str, now: datetime) -> Broadcast:
+def grant_quiet_exception(
+    session: Session,
+    *,
+    broadcast_id: int,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+    tz: ZoneInfo,
+    cfg: BroadcastSettings,
+) -> Broadcast:
+    """Let this one broadcast, as it is, play inside quiet hours (a leader's decision, with why)."""
+    require(actor, BROADCAST_APPROVERS)
+    b = get_broadcast(session, broadcast_id=broadcast_id)
+    _editable(b)
+    reason = " ".join(reason.split())
+    if not reason:
+        raise Invalid("Ghi rõ lý do cho phép phát trong giờ yên tĩnh.")
+    if len(reason) > REASON_MAX:
+        raise Invalid(f"Lý do dài tối đa {REASON_MAX} ký tự.")
+    if b.quiet_exception_by is not None:
+        raise Conflict(f"Bản tin đã được {b.quiet_exception_by} cho phép ngoại lệ giờ yên tĩnh.")
+    if b.priority == "emergency":
+        raise Invalid("Bản tin khẩn cấp được phát trong giờ yên tĩnh, không cần ngoại lệ.")
+    quiet = quiet_conflict(session, b, now=now, tz=tz, cfg=cfg)
+    if quiet is None:
+        raise Invalid("Lịch phát không rơi vào giờ yên tĩnh; không cần ngoại lệ.")
+    b.quiet_exception_by, b.quiet_exception_at, b.quiet_exception_reason = actor.username, now, reason
+    b.updated_at = now
+    audit(session, broadcast=b, username=actor.username, action="quiet_exception_granted", now=now,
+          extra={"reason": reason, "first_quiet_occurrence": quiet.isoformat()})
+    return b
+
+
+def revoke_quiet_exception(
+    session: Session, *, broadcast_id: int, actor: Actor, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
+) -> Broadcast:
+    """Withdraw the exception; an approved broadcast that needs it goes back to draft."""
+    require(actor, BROADCAST_APPROVERS)
+    b = get_broadcast(session, broadcast_id=broadcast_id)
+    _editable(b)
+    granted = quiet_exception_of(b)
+    if granted is None:
+        raise Conflict("Bản tin không có ngoại lệ giờ yên tĩnh.")
+    b.quiet_exception_by = b.quiet_exception_at = b.quiet_exception_reason = None
+    was = b.status
+    if was == "approved" and quiet_conflict(session, b, now=now, tz=tz, cfg=cfg) is not None:
+        b.status, b.approved_by, b.approved_at = "draft", None, None
+        mark_changed(session, BROADCAST_CHANGES)
+    b.updated_at = now
+    audit(session, broadcast=b, username=actor.username, action="quiet_exception_revoked", now=now,
+          extra={"previous_status": was, "revoked": granted.model_dump(mode="json")})
+    return b
+
+
+def archive_broadcast(session: Session, *, broadcast_id: int, actor: Actor, now: datetime) -> Broadcast:
+    require(actor, BROADCAST_EDITORS)
     b = get_broadcast(session, broadcast_id=broadcast_id)
     if b.status == "archived":
         raise Conflict("Bản tin đã được lưu trữ.")
     b.status, b.updated_at = "archived", now
-    audit(session, broadcast=b, username=username, action="archived", now=now)
+    audit(session, broadcast=b, username=actor.username, action="archived", now=now)
     mark_changed(session, BROADCAST_CHANGES)
     return b
 

@@ -334,6 +334,8 @@ class CalendarEntry:
     priority: str
     status: str
     targets: int
+    quiet_exception: str | None = None
+    """The reason of the quiet-hours exception the broadcast was granted, if any."""
 
 
 def calendar(session: Session, *, start: datetime, end: datetime, tz: ZoneInfo) -> list[CalendarEntry]:
@@ -346,7 +348,8 @@ def calendar(session: Session, *, start: datetime, end: datetime, tz: ZoneInfo) 
     ):
         targets = len(_targets(session, b, speakers))
         for at in occurrences(schedule_of(b), start=start, end=end, tz=tz, limit=MAX_PLAN_ITEMS):
-            out.append(CalendarEntry(at, b.id, b.title, b.priority, b.status, targets))
+            out.append(CalendarEntry(at, b.id, b.title, b.priority, b.status, targets,
+                                     b.quiet_exception_reason if b.quiet_exception_by else None))
     for occ, n in upcoming(session, start=start, end=end):
         if occ.command:
             out.append(CalendarEntry(occ.start_at, occ.broadcast_id, occ.title, occ.priority, "now", n))

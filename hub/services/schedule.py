@@ -13,14 +13,15 @@ Schedule kinds:
     an RFC 5545 RRULE (python-dateutil) whose DTSTART is ``valid_from`` (or the creation
     time) in the hub's zone, e.g. ``FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=7;BYMINUTE=0``.
 ``holiday``
-    on the chosen Vietnamese public holidays (:data:`HOLIDAYS`, from the ``holidays``
-    package, lunar Tết included) at ``local_time``.
+    on the chosen Vietnamese public holidays (:data:`HOLIDAYS`: fixed-date ones on their
+    anniversary, lunar ones (Tết, Giỗ Tổ) from the ``holidays`` package) at ``local_time``.
 ``now``
     a play-now command: one occurrence at ``start_at``.
 
 Recurring kinds are bounded by ``valid_from`` / ``valid_until`` (UTC). Quiet hours
 (default 21:30-05:30 local) refuse every non-emergency occurrence that would be playing
-inside them.
+inside them, unless a leader granted that broadcast a quiet-hours exception
+(``services/broadcasts.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_pkg
@@ -40,21 +42,38 @@ from thanthien.config import Section
 
 SCHEDULE_KINDS = ("once", "daily", "weekdays", "rrule", "holiday", "now")
 
-HOLIDAYS: dict[str, tuple[str, str]] = {
-    # key -> (English name in the holidays package, Vietnamese label)
-    "new_year": ("New Year's Day", "Tết Dương lịch"),
-    "tet_eve": ("Lunar New Year's Eve", "Giao thừa Tết Nguyên Đán"),
-    "tet_1": ("Lunar New Year", "Mùng một Tết Nguyên Đán"),
-    "tet_2": ("Second Day of Lunar New Year", "Mùng hai Tết Nguyên Đán"),
-    "tet_3": ("Third Day of Lunar New Year", "Mùng ba Tết Nguyên Đán"),
-    "hung_kings": ("Hung Kings' Commemoration Day", "Giỗ Tổ Hùng Vương"),
-    "reunification": ("Liberation Day/Reunification Day", "Ngày Giải phóng miền Nam, thống nhất đất nước"),
-    "labour_day": ("International Labor Day", "Ngày Quốc tế Lao động"),
-    "national_day": ("National Day", "Quốc khánh"),
-    "cultural_day": ("Vietnam Cultural Day", "Ngày Văn hóa Việt Nam"),
+class Holiday(NamedTuple):
+    """A holiday a greeting can be set for: its Vietnamese label, and either its fixed day
+    (``month_day``, the anniversary, from ``since`` on) or its name in the ``holidays``
+    package (``package_name``, English), which computes the lunar days."""
+
+    label: str
+    month_day: tuple[int, int] | None = None
+    package_name: str | None = None
+    since: int | None = None
+
+
+HOLIDAYS: dict[str, Holiday] = {
+    "new_year": Holiday("Tết Dương lịch", month_day=(1, 1)),
+    "tet_eve": Holiday("Giao thừa Tết Nguyên Đán", package_name="Lunar New Year's Eve"),
+    "tet_1": Holiday("Mùng một Tết Nguyên Đán", package_name="Lunar New Year"),
+    "tet_2": Holiday("Mùng hai Tết Nguyên Đán", package_name="Second Day of Lunar New Year"),
+    "tet_3": Holiday("Mùng ba Tết Nguyên Đán", package_name="Third Day of Lunar New Year"),
+    "hung_kings": Holiday("Giỗ Tổ Hùng Vương", package_name="Hung Kings' Commemoration Day"),
+    "reunification": Holiday("Ngày Giải phóng miền Nam, thống nhất đất nước", month_day=(4, 30)),
+    "labour_day": Holiday("Ngày Quốc tế Lao động", month_day=(5, 1)),
+    "national_day": Holiday("Quốc khánh", month_day=(9, 2)),
+    # chosen by the Politburo's Resolution 80-NQ/TW (January 2026); `holidays` lists it from 2026
+    "cultural_day": Holiday("Ngày Văn hóa Việt Nam", month_day=(11, 24), since=2026),
 }
-"""The holidays a greeting can be set for. A holiday that spans two days (Quốc khánh) means
-its first day; substitute days off (nghỉ bù) are not greeting days."""
+"""The holidays a greeting can be set for. A greeting plays on the day itself: a fixed-date
+holiday on its anniversary, whatever days off the ``holidays`` package lists around it
+(Quốc khánh is two days off, 09-01 + 09-02 in some years and 09-02 + 09-03 in others; days off
+in lieu (nghỉ bù) and swapped working days are no greeting days); a lunar day (Giao thừa, mùng
+1–3 Tết, Giỗ Tổ 10/3) on the date the package computes for it, by its exact name (never its
+``(observed)`` day). Giao thừa is the last day of the lunar year: a greeting at the moment of
+giao thừa is Mùng một Tết at 00:00."""
+
 
 WEEKDAY_LABELS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
 
@@ -108,6 +127,12 @@ class BroadcastSettings(Section):
     rrule_check_days: int = Field(
         366, ge=1, le=3660, description="Recurring schedules are checked against quiet hours this far ahead."
     )
+    allow_self_approval: bool = Field(
+        False,
+        description="Four eyes: off, whoever drafted or edited a broadcast cannot approve it and another "
+        "leader or admin must. On (a commune with a single leader): its author may approve it; the audit "
+        "log still names author and approver.",
+    )
 
 
 @dataclass(frozen=True)
@@ -129,14 +154,18 @@ def parse_hhmm(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def holiday_dates(key: str, year: int) -> date | None:
-    """The (first) date of holiday ``key`` in ``year``, from the ``holidays`` package."""
-    name = HOLIDAYS[key][0]
+    """The day of holiday ``key`` in ``year`` (``None`` in a year it is not kept)."""
+    h = HOLIDAYS[key]
+    if h.since is not None and year < h.since:
+        return None
+    if h.month_day is not None:
+        return date(year, *h.month_day)
     found = sorted(
         d
         for d, n in holidays_pkg.country_holidays("VN", years=year, language="en_US").items()
-        if name in n.split("; ")
+        if h.package_name in n.split("; ")
     )
     return found[0] if found else None
 
@@ -237,6 +266,6 @@ def describe(s: Schedule, tz: ZoneInfo) -> str:
         days = ", ".join(WEEKDAY_LABELS[d - 1] for d in sorted(s.weekdays))
         return f"{days} lúc {s.local_time}"
     if s.kind == "holiday":
-        names = ", ".join(HOLIDAYS[k][1] for k in s.holidays if k in HOLIDAYS)
+        names = ", ".join(HOLIDAYS[k].label for k in s.holidays if k in HOLIDAYS)
         return f"Ngày lễ ({names}) lúc {s.local_time}"
     return f"Lặp theo quy tắc {s.rrule}"

@@ -9,10 +9,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import MediaItem
+from thanthien.hub.roles import LEADER, OFFICER, ActingUser
 from thanthien.hub.services import registry
 from thanthien.hub.services.broadcasts import BroadcastSpec
 
 TZ_NAME = "Asia/Ho_Chi_Minh"
+DRAFTER = ActingUser("can-bo", OFFICER)
+"""The officer who drafts in service tests."""
+APPROVER = ActingUser("lanh-dao", LEADER)
+"""The leader who approves in service tests (not the drafter: four eyes)."""
 
 
 def speakers(session: Session, zones: dict[str, list[str]]) -> None:

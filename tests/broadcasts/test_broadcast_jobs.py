@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from broadcasts.support import media_row, speakers, spec
+from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
 from thanthien.hub.jobs import broadcasts as broadcast_jobs
 from thanthien.hub.jobs.scheduler import build_scheduler, unregister_context
 from thanthien.hub.services import broadcasts
@@ -28,10 +28,10 @@ def approved(ctx, **over) -> int:
     with ctx.db.session() as s:
         sha = media_row(s, ctx.clock(), name=str(over), duration_s=20.0)
         b = broadcasts.create_broadcast(
-            s, spec=spec(sha, **over), username="can-bo", now=ctx.clock(), tz=TZ, cfg=ctx.settings.broadcasts
+            s, spec=spec(sha, **over), actor=DRAFTER, now=ctx.clock(), tz=TZ, cfg=ctx.settings.broadcasts
         )
         broadcasts.approve_broadcast(
-            s, broadcast_id=b.id, username="lanh-dao", now=ctx.clock(), tz=TZ, cfg=ctx.settings.broadcasts
+            s, broadcast_id=b.id, actor=APPROVER, now=ctx.clock(), tz=TZ, cfg=ctx.settings.broadcasts
         )
         return b.id
 

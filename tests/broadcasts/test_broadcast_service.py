@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from broadcasts.support import media_row, speakers, spec
+from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
 from thanthien.hub.db.models import Broadcast, BroadcastAudit, Delivery, Occurrence
 from thanthien.hub.services import broadcasts, plans, registry
 from thanthien.hub.services.errors import Conflict, Invalid
@@ -30,14 +30,14 @@ def sha(ctx):
 def create(ctx, sha, **over):
     with ctx.db.session() as s:
         return broadcasts.create_broadcast(
-            s, spec=spec(sha, **over), username="can-bo", now=ctx.clock(), tz=TZ, cfg=CFG
+            s, spec=spec(sha, **over), actor=DRAFTER, now=ctx.clock(), tz=TZ, cfg=CFG
         ).id
 
 
 def approve(ctx, broadcast_id):
     with ctx.db.session() as s:
         broadcasts.approve_broadcast(
-            s, broadcast_id=broadcast_id, username="lanh-dao", now=ctx.clock(), tz=TZ, cfg=CFG
+            s, broadcast_id=broadcast_id, actor=APPROVER, now=ctx.clock(), tz=TZ, cfg=CFG
         )
         plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
 
@@ -115,7 +115,7 @@ def test_every_change_is_audited_and_an_edit_needs_approval_again(ctx, sha):
             s,
             broadcast_id=bid,
             spec=spec(sha, local_time="08:00"),
-            username="can-bo",
+            actor=DRAFTER,
             now=ctx.clock(),
             tz=TZ,
             cfg=CFG,
@@ -124,7 +124,7 @@ def test_every_change_is_audited_and_an_edit_needs_approval_again(ctx, sha):
     assert count(ctx, Occurrence) == 0
     approve(ctx, bid)
     with ctx.db.session() as s:
-        broadcasts.archive_broadcast(s, broadcast_id=bid, username="lanh-dao", now=ctx.clock())
+        broadcasts.archive_broadcast(s, broadcast_id=bid, actor=APPROVER, now=ctx.clock())
         log = broadcasts.audit_log(s, broadcast_id=bid)
         assert [(a.action, a.username) for a in log] == [
             ("created", "can-bo"),

@@ -11,7 +11,7 @@ import pytest
 from hub.hub_helpers import incoming
 from sqlalchemy import func, select
 
-from broadcasts.support import media_row, speakers, spec
+from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
 from thanthien.hub.db.models import Alarm, Occurrence, PlaybackReport
 from thanthien.hub.ingest.base import Outcome
 from thanthien.hub.ingest.playback import handle
@@ -37,13 +37,13 @@ def occ(ctx) -> Occurrence:
             spec=spec(
                 sha, schedule_kind="once", local_time=None, start_at=ctx.clock() + timedelta(minutes=10)
             ),
-            username="can-bo",
+            actor=DRAFTER,
             now=ctx.clock(),
             tz=TZ,
             cfg=CFG,
         )
         broadcasts.approve_broadcast(
-            s, broadcast_id=b.id, username="lanh-dao", now=ctx.clock(), tz=TZ, cfg=CFG
+            s, broadcast_id=b.id, actor=APPROVER, now=ctx.clock(), tz=TZ, cfg=CFG
         )
         plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
         o = s.scalars(select(Occurrence)).one()

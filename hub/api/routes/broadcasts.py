@@ -1,10 +1,12 @@
 """Broadcasts: drafts, approval, audit, the calendar of occurrences, delivery reports,
 play-now / emergency and stop.
 
-Roles: officers, leaders and admins draft and edit; leaders and admins approve, play now
-(emergency needs ``confirm``) and stop. Everyone logged in reads. Times in bodies are
-ISO 8601 with an offset; answers are UTC plus ``*_local`` in the hub's zone. A change that
-moves plans (edit, approve, archive, play now) is followed up by the service on commit.
+Roles: officers, leaders and admins draft and edit; leaders and admins approve (not a broadcast
+they drafted or edited: four eyes), grant a quiet-hours exception, play now (emergency needs
+``confirm``) and stop; the services decide (``services/broadcasts.py``). Everyone logged in
+reads. Times in bodies are ISO 8601 with an offset; answers are UTC plus ``*_local`` in the
+hub's zone. A change that moves plans (edit, approve, archive, play now) is followed up by the
+service on commit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from thanthien.hub.api.schemas import (
     HolidayOut,
     OccurrenceOut,
     PlayNowOut,
+    QuietExceptionIn,
     ReportOut,
 )
 from thanthien.hub.context import HubContext
@@ -49,13 +52,13 @@ def _tz(hub: HubContext) -> ZoneInfo:
 def list_holidays(hub: Hub) -> list[HolidayOut]:
     today = hub.clock().astimezone(_tz(hub)).date()
     out = []
-    for key, (_en, vi) in HOLIDAYS.items():
+    for key, holiday in HOLIDAYS.items():
         dates = [
             d
             for y in (today.year, today.year + 1, today.year + 2)
             if (d := holiday_dates(key, y)) is not None and d >= today
         ]
-        out.append(HolidayOut(key=key, name=vi, next_dates=[d.isoformat() for d in dates[:2]]))
+        out.append(HolidayOut(key=key, name=holiday.label, next_dates=[d.isoformat() for d in dates[:2]]))
     return out
 
 
@@ -129,7 +132,7 @@ def get_report(hub: Hub, session: DbSession, occurrence_id: str) -> ReportOut:
 )
 def create_broadcast(hub: Hub, session: DbSession, user: CurrentUser, body: BroadcastSpec) -> BroadcastOut:
     b = broadcasts.create_broadcast(
-        session, spec=body, username=user.username, now=hub.clock(), tz=_tz(hub), cfg=hub.settings.broadcasts
+        session, spec=body, actor=user, now=hub.clock(), tz=_tz(hub), cfg=hub.settings.broadcasts
     )
     session.commit()
     return BroadcastOut.of(b, _tz(hub))
@@ -145,7 +148,7 @@ def update_broadcast(
     hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId, body: BroadcastSpec
 ) -> BroadcastOut:
     b = broadcasts.update_broadcast(
-        session, broadcast_id=broadcast_id, spec=body, username=user.username, now=hub.clock(), tz=_tz(hub),
+        session, broadcast_id=broadcast_id, spec=body, actor=user, now=hub.clock(), tz=_tz(hub),
         cfg=hub.settings.broadcasts,
     )
     session.commit()
@@ -156,10 +159,45 @@ def update_broadcast(
     "/broadcasts/{broadcast_id}/approve",
     response_model=BroadcastOut,
     dependencies=[allow(*BROADCAST_APPROVERS)],
+    summary="Approve a draft (not one the caller drafted or edited, unless allow_self_approval)",
 )
 def approve_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId) -> BroadcastOut:
     b = broadcasts.approve_broadcast(
-        session, broadcast_id=broadcast_id, username=user.username, now=hub.clock(), tz=_tz(hub),
+        session, broadcast_id=broadcast_id, actor=user, now=hub.clock(), tz=_tz(hub),
+        cfg=hub.settings.broadcasts,
+    )
+    session.commit()
+    return BroadcastOut.of(b, _tz(hub))
+
+
+@router.post(
+    "/broadcasts/{broadcast_id}/quiet-exception",
+    response_model=BroadcastOut,
+    dependencies=[allow(*BROADCAST_APPROVERS)],
+    summary="Grant this broadcast, as it is, leave to play inside quiet hours (with the reason)",
+)
+def grant_quiet_exception(
+    hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId, body: QuietExceptionIn
+) -> BroadcastOut:
+    b = broadcasts.grant_quiet_exception(
+        session, broadcast_id=broadcast_id, actor=user, reason=body.reason, now=hub.clock(), tz=_tz(hub),
+        cfg=hub.settings.broadcasts,
+    )
+    session.commit()
+    return BroadcastOut.of(b, _tz(hub))
+
+
+@router.delete(
+    "/broadcasts/{broadcast_id}/quiet-exception",
+    response_model=BroadcastOut,
+    dependencies=[allow(*BROADCAST_APPROVERS)],
+    summary="Withdraw the quiet-hours exception (an approved broadcast that needs it goes back to draft)",
+)
+def revoke_quiet_exception(
+    hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId
+) -> BroadcastOut:
+    b = broadcasts.revoke_quiet_exception(
+        session, broadcast_id=broadcast_id, actor=user, now=hub.clock(), tz=_tz(hub),
         cfg=hub.settings.broadcasts,
     )
     session.commit()
@@ -173,9 +211,7 @@ def approve_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast
     summary="Archive a broadcast: its future occurrences leave the plans",
 )
 def archive_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId) -> BroadcastOut:
-    b = broadcasts.archive_broadcast(
-        session, broadcast_id=broadcast_id, username=user.username, now=hub.clock()
-    )
+    b = broadcasts.archive_broadcast(session, broadcast_id=broadcast_id, actor=user, now=hub.clock())
     session.commit()
     return BroadcastOut.of(b, _tz(hub))
 

@@ -1,8 +1,9 @@
 """Broadcast pages: the calendar of upcoming occurrences by day, drafting (upload or TTS with an
 in-browser preview), approval, play-now / emergency with confirmation, delivery reports.
 
-Officers, leaders and admins use these pages; approving, playing now and stopping are for
-leaders and admins (as in the API). Every page calls the same services as the API.
+Officers, leaders and admins use these pages; approving (four eyes: not one's own draft),
+granting a quiet-hours exception, playing now and stopping are for leaders and admins (as in
+the API). Every page calls the same services as the API, which decide.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _common(session: Any) -> dict[str, Any]:
     return {
         "media": media_items.list_media(session),
         "zones": list(session.scalars(select(Zone).order_by(Zone.code))),
-        "holidays": {k: v[1] for k, v in HOLIDAYS.items()},
+        "holidays": {k: h.label for k, h in HOLIDAYS.items()},
         "weekday_labels": WEEKDAY_LABELS,
         "schedule_labels": SCHEDULE_LABELS,
         "priority_labels": PRIORITY_LABELS,
@@ -160,6 +161,7 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], BroadcastSpec | 
     }
     for key in ("target_zones", "target_nodes", "weekdays", "holidays"):
         form[key] = [str(v) for v in raw.getlist(key)]
+    form["quiet_exception_requested"] = raw.get("quiet_exception_requested") == "1"
     tz = _tz(request)
     kind = form["schedule_kind"]
     start_at = _local_dt(form["start_at"], tz)
@@ -180,6 +182,7 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], BroadcastSpec | 
             weekdays=[int(d) for d in form["weekdays"]],
             rrule=form["rrule"] or None,
             holidays=form["holidays"],
+            quiet_exception_requested=form["quiet_exception_requested"],
         )
     except ValidationError as exc:
         return form, _invalid(exc)
@@ -213,7 +216,7 @@ async def create_broadcast(request: Request, user: Editor) -> Response:
             bid = broadcasts.create_broadcast(
                 session,
                 spec=spec,
-                username=user.username,
+                actor=user,
                 now=hub.clock(),
                 tz=_tz(request),
                 cfg=hub.settings.broadcasts,
@@ -239,10 +242,16 @@ def _detail(
             b = broadcasts.get_broadcast(session, broadcast_id=broadcast_id)
         except ServiceError:
             raise HTTPException(404, "Không có bản tin này") from None
+        cfg = hub.settings.broadcasts
         context = {
             **_common(session),
             "b": b,
             "schedule_text": describe(broadcasts.schedule_of(b), tz),
+            "quiet_exception": broadcasts.quiet_exception_of(b),
+            "quiet_conflict": broadcasts.quiet_conflict(session, b, now=hub.clock(), tz=tz, cfg=cfg)
+            if b.status != "archived" else None,
+            "approval_refusal": broadcasts.approval_refusal(session, b, actor=user, cfg=cfg)
+            if b.status == "draft" else None,
             "audit": broadcasts.audit_log(session, broadcast_id=broadcast_id),
             "reports": deliveries.broadcast_reports(session, broadcast_id=broadcast_id, limit=20),
             "delivery_labels": deliveries.STATUS_LABELS,
@@ -274,7 +283,7 @@ async def edit_broadcast(request: Request, user: Editor, broadcast_id: RowId) ->
                 session,
                 broadcast_id=broadcast_id,
                 spec=spec,
-                username=user.username,
+                actor=user,
                 now=hub.clock(),
                 tz=_tz(request),
                 cfg=hub.settings.broadcasts,
@@ -295,18 +304,50 @@ def _act(request: Request, user: UiUser, broadcast_id: int, action: str) -> Resp
                 broadcasts.approve_broadcast(
                     session,
                     broadcast_id=broadcast_id,
-                    username=user.username,
+                    actor=user,
                     now=hub.clock(),
                     tz=tz,
                     cfg=hub.settings.broadcasts,
                 )
             else:
-                broadcasts.archive_broadcast(
-                    session, broadcast_id=broadcast_id, username=user.username, now=hub.clock()
-                )
+                broadcasts.archive_broadcast(session, broadcast_id=broadcast_id, actor=user, now=hub.clock())
     except ServiceError as exc:
         return flash.refused(f"{BACK}/{broadcast_id}", exc)
     done = "Đã phê duyệt; lịch phát đã gửi tới các cụm loa." if action == "approve" else "Đã lưu trữ bản tin."
+    return flash.redirect(f"{BACK}/{broadcast_id}", message=done)
+
+
+@router.post("/broadcasts/{broadcast_id}/quiet-exception", dependencies=[Csrf])
+def grant_quiet_exception(
+    request: Request, user: Approver, broadcast_id: RowId, reason: Annotated[str, Form()] = ""
+) -> Response:
+    """The same service as ``POST /api/v1/broadcasts/{id}/quiet-exception``."""
+    hub = hub_of(request)
+    try:
+        with hub.db.session() as session:
+            b = broadcasts.grant_quiet_exception(
+                session, broadcast_id=broadcast_id, actor=user, reason=reason, now=hub.clock(),
+                tz=_tz(request), cfg=hub.settings.broadcasts)
+            draft = b.status == "draft"
+    except ServiceError as exc:
+        return flash.refused(f"{BACK}/{broadcast_id}", exc)
+    done = "Đã cho phép bản tin này phát trong giờ yên tĩnh" + ("; còn cần phê duyệt." if draft else ".")
+    return flash.redirect(f"{BACK}/{broadcast_id}", message=done)
+
+
+@router.post("/broadcasts/{broadcast_id}/quiet-exception/revoke", dependencies=[Csrf])
+def revoke_quiet_exception(request: Request, user: Approver, broadcast_id: RowId) -> Response:
+    """The same service as ``DELETE /api/v1/broadcasts/{id}/quiet-exception``."""
+    hub = hub_of(request)
+    try:
+        with hub.db.session() as session:
+            b = broadcasts.revoke_quiet_exception(
+                session, broadcast_id=broadcast_id, actor=user, now=hub.clock(), tz=_tz(request),
+                cfg=hub.settings.broadcasts)
+            back_to_draft = b.status == "draft"
+    except ServiceError as exc:
+        return flash.refused(f"{BACK}/{broadcast_id}", exc)
+    done = "Đã thu hồi ngoại lệ giờ yên tĩnh" + ("; bản tin về bản nháp." if back_to_draft else ".")
     return flash.redirect(f"{BACK}/{broadcast_id}", message=done)
 
 
