@@ -30,7 +30,7 @@ def test_greeting_on_the_first_day_of_tet_falls_on_2027_02_06_and_2028_01_26_at_
     assert all(local(a).date() in vn for a in got)
 
 
-def test_national_day_greeting_is_on_its_first_day_only():
+def test_national_day_greeting_is_on_2_september_only_not_on_the_day_off_after_it():
     s = Schedule("holiday", local_time="07:00", holidays=("national_day",))
     got = occurrences(s, start=datetime(2027, 1, 1, tzinfo=UTC), end=datetime(2028, 1, 1, tzinfo=UTC), tz=TZ)
     assert [local(a).date().isoformat() for a in got] == ["2027-09-02"]
