@@ -54,6 +54,11 @@ class IngestSection(Section):
     flush_ms: float = Field(20.0, ge=0, le=5000,
                             description="How long a worker waits for more messages before committing.")
     queue_max: int = Field(100_000, ge=100, description="Messages held in memory before MQTT is slowed.")
+    future_press_tolerance_s: float = Field(
+        300.0, ge=0, le=24 * 3600,
+        description="A rating whose press time is more than this many seconds after the hub received it "
+                    "(by the hub's clock) is refused: the node's clock runs ahead. It goes to dead letters "
+                    "with the reason.")
 
 
 class HealthSection(Section):

@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.services import health
+from thanthien.hub.services import alarms, health
 from thanthien.hub.services.deadletters import record_dead_letter
 from thanthien.protocol.payloads import Payload, PayloadError, decode
 from thanthien.protocol.topics import EVENT_KINDS
@@ -79,13 +79,51 @@ def accept(session: Session, msg: Incoming, model: type[P], out: Outcome) -> P |
 
 
 def accept_from_nodes(session: Session, ctx: HubContext, batch: list[Incoming], model: type[P],
-                      out: Outcome) -> list[P]:
-    """The valid events of a batch (the rest dead-lettered), their nodes marked as seen. The
-    handler stores them and acks them with ``out.ack(batch[0].kind, ...)``: every message of a
-    batch came on a topic of one kind, and that kind is what the node's outbox filed them under."""
-    events = [e for e in (accept(session, msg, model, out) for msg in batch) if e is not None]
+                      out: Outcome) -> list[tuple[Incoming, P]]:
+    """The valid events of a batch with their messages (the rest dead-lettered), their nodes
+    marked as seen. The handler checks their claims (:func:`refuse` what fails), stores the
+    rest and acks them with ``out.ack(batch[0].kind, ...)``: every message of a batch came on a
+    topic of one kind, and that kind is what the node's outbox filed them under."""
+    events = [(msg, e) for msg in batch if (e := accept(session, msg, model, out)) is not None]
     if events:
         now = batch[-1].received_at
-        for node_id in sorted({e.node for e in events}):
+        for node_id in sorted({e.node for _, e in events}):
             health.seen(session, node_id=node_id, now=now, notify=ctx.notify)
     return events
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A valid message the hub will not accept, and why."""
+
+    msg: Incoming
+    reason: str
+    event_id: UUID | None = None
+    """An event to ack all the same: the hub has decided (its payload is in dead letters), and
+    sending it again would get the same answer."""
+    claim: bool = True
+    """The node claimed a box, counter, occurrence or camera that is not its own (a security
+    alarm); ``False`` for a refusal that accuses nothing (a press time from a clock ahead)."""
+
+
+def refuse(session: Session, ctx: HubContext, refused: list[Refused], out: Outcome) -> None:
+    """Dead-letter each refused message with its reason and count it; ack the events among them
+    (under the batch's kind); raise one ``claim_refused`` alarm per node for the claims."""
+    if not refused:
+        return
+    acks: dict[str, list[UUID]] = defaultdict(list)
+    claims: dict[str, list[Refused]] = defaultdict(list)
+    for r in refused:
+        dead_letter(session, r.msg, r.reason, out)
+        metric = "thanthien_hub_claims_refused_total" if r.claim else "thanthien_hub_future_presses_total"
+        out.count(metric, r.msg.kind)
+        node = r.msg.node or ""
+        if r.event_id is not None:
+            acks[node].append(r.event_id)
+        if r.claim:
+            claims[node].append(r)
+    if acks:
+        out.ack(refused[0].msg.kind, acks)
+    for node, items in sorted(claims.items()):
+        alarms.claim_refused(session, node_id=node, kind=items[0].msg.kind, refused=len(items),
+                             last_reason=items[-1].reason, now=items[-1].msg.received_at, notify=ctx.notify)

@@ -1,5 +1,6 @@
-"""``node/{node}/event/playback``: store each report once, move the delivery report, ack
-stored and duplicate ids alike."""
+"""``node/{node}/event/playback``: refuse reports on occurrences that did not target the node,
+store each other report once, move the delivery report, ack stored, duplicate and refused ids
+alike."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.ingest.base import Incoming, Outcome, accept_from_nodes
+from thanthien.hub.ingest.base import Incoming, Outcome, Refused, accept_from_nodes, refuse
 from thanthien.hub.services import deliveries
 from thanthien.protocol.payloads import PlaybackEvent
 
 
 def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcome) -> None:
-    events = accept_from_nodes(session, ctx, batch, PlaybackEvent, out)
+    accepted = accept_from_nodes(session, ctx, batch, PlaybackEvent, out)
+    if not accepted:
+        return
+    claims = deliveries.check_claims(session, events=[e for _, e in accepted])
+    verdicts = list(zip(accepted, claims, strict=True))
+    refuse(session, ctx, [Refused(msg, reason, e.event_id) for (msg, e), reason in verdicts if reason], out)
+    events = [e for (_, e), reason in verdicts if reason is None]
     if not events:
         return
     now = batch[-1].received_at

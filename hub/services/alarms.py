@@ -34,6 +34,7 @@ KINDS: dict[str, Audience] = {
     "high_temperature": IT,
     "clock_unsynced": IT,
     "camera_down": IT,
+    "claim_refused": IT,
     "negative_spike": LEADER,
 }
 
@@ -169,6 +170,33 @@ def active_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Alarm.severity, func.count()).where(Alarm.cleared_at.is_(None))
                            .group_by(Alarm.severity)).all()
     return {severity: int(n) for severity, n in rows}
+
+
+# -- a node speaking for what is not its own ------------------------------------------------
+CLAIM_WHAT = {"rating": "đánh giá cho hộp hoặc quầy không thuộc thiết bị",
+              "playback": "báo cáo phát bản tin không gửi tới thiết bị",
+              "camera_health": "tình trạng camera không khai báo trên thiết bị"}
+"""What each refused message kind claimed, as IT staff read it in the alarm."""
+
+
+def claim_refused(session: Session, *, node_id: str, kind: str, refused: int, last_reason: str,
+                  now: datetime, notify: bool) -> Change:
+    """The security alarm for a node whose messages of ``kind`` claimed a box, counter,
+    occurrence or camera the registry does not give it: one per node, raised once (it stays
+    active: a forged claim is an event, not a condition that ends), its text counting the
+    refusals per kind. The messages themselves are in dead letters with the reason."""
+    subject = node_id[:128]
+    alarm = active_alarm(session, kind="claim_refused", subject=subject)
+    counts: dict[str, int] = dict((alarm.details or {}).get("refused", {})) if alarm is not None else {}
+    last: dict[str, str] = dict((alarm.details or {}).get("last_reason", {})) if alarm is not None else {}
+    counts[kind] = counts.get(kind, 0) + refused
+    last[kind] = last_reason[:300]
+    parts = "; ".join(f"{n} {CLAIM_WHAT.get(k, k)}" for k, n in sorted(counts.items()))
+    message = f"Thiết bị {node_id} gửi dữ liệu không thuộc về mình, đã bị từ chối: {parts}"
+    return raise_alarm(session, kind="claim_refused", subject=subject, severity="major",
+                       message=message[:500], now=now, notify=notify,
+                       details={"node": node_id, "refused": counts, "last_reason": last,
+                                "last_at": now.isoformat()})
 
 
 # -- the negative-rating spike rule --------------------------------------------------------

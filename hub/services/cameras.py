@@ -10,6 +10,7 @@ are paged, and it clears itself when the camera is back.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Literal
@@ -19,7 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import CameraPeriod, CameraStatus
-from thanthien.hub.services import alarms
+from thanthien.hub.services import alarms, registry
 from thanthien.protocol.payloads import CameraHealth
 
 ALARM_KIND = "camera_down"
@@ -35,6 +36,15 @@ Granularity = Literal["day", "month"]
 
 def subject(node_id: str, camera: str) -> str:
     return f"{node_id}/{camera}"
+
+
+def check_claims(session: Session, *, reports: Sequence[CameraHealth]) -> list[str | None]:
+    """For each report, why it is refused (``None``: accepted): a registered node reports only
+    on a camera the registry declares on it, in one query for the batch. A node that is not
+    registered cannot be checked and passes (it is flagged ``node_unregistered``)."""
+    declared = registry.declared_devices(session, node_ids={r.node for r in reports}, kind="camera")
+    return [None if (cams := declared.get(r.node)) is None or r.camera in cams else
+            f"camera {r.camera!r} is not declared on node {r.node!r}" for r in reports]
 
 
 def apply_health(session: Session, *, health: CameraHealth, now: datetime, alarm_after_s: float,

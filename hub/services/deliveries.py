@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,23 +59,42 @@ def _insert(session: Session) -> Any:
     return module.insert(PlaybackReport).on_conflict_do_nothing(index_elements=["node_id", "event_id"])
 
 
+def _deliveries(session: Session, events: Sequence[PlaybackEvent]) -> dict[tuple[str, str], Delivery]:
+    """(occurrence id, node) -> its delivery row, for the events' pairs, in one query."""
+    if not events:
+        return {}
+    wanted = {(e.occurrence_id, e.node) for e in events}
+    rows = session.scalars(select(Delivery).where(
+        Delivery.occurrence_id.in_(sorted({o for o, _ in wanted})),
+        Delivery.node_id.in_(sorted({n for _, n in wanted}))))
+    return {(d.occurrence_id, d.node_id): d for d in rows if (d.occurrence_id, d.node_id) in wanted}
+
+
+def check_claims(session: Session, *, events: Sequence[PlaybackEvent]) -> list[str | None]:
+    """For each event, why it is refused (``None``: accepted): a node reports only on an
+    occurrence that targeted it (it has a delivery row), in one query for the batch. A report
+    on any other occurrence (another village's, or one the hub never made) says nothing true
+    about this node."""
+    targeted = _deliveries(session, events)
+    return [None if (e.occurrence_id, e.node) in targeted else
+            f"occurrence {e.occurrence_id!r} did not target node {e.node!r} (no delivery for it)"
+            for e in events]
+
+
 def store_playback(session: Session, *, events: list[PlaybackEvent], now: datetime) -> PlaybackResult:
+    """Store the reports not stored yet and move their deliveries; the claims were checked
+    before (:func:`check_claims`). Two queries for the batch: the known event ids, the rows."""
     result = PlaybackResult()
     by_node: dict[str, dict[UUID, PlaybackEvent]] = defaultdict(dict)
     for e in events:
         by_node[e.node].setdefault(e.event_id, e)
-    fresh: list[PlaybackEvent] = []
-    for node_id, batch in by_node.items():
-        known = set(
-            session.scalars(
-                select(PlaybackReport.event_id).where(
-                    PlaybackReport.node_id == node_id, PlaybackReport.event_id.in_(list(batch))
-                )
-            )
-        )
-        result.acks[node_id].extend(batch)
-        result.duplicates += len(known)
-        fresh += [e for eid, e in batch.items() if eid not in known]
+    result.acks = defaultdict(list, {node: list(batch) for node, batch in by_node.items()})
+    known = {(node, eid) for node, eid in session.execute(
+        select(PlaybackReport.node_id, PlaybackReport.event_id).where(
+            PlaybackReport.node_id.in_(sorted(by_node)),
+            PlaybackReport.event_id.in_([eid for batch in by_node.values() for eid in batch])))}
+    result.duplicates = sum(1 for node, batch in by_node.items() for eid in batch if (node, eid) in known)
+    fresh = [e for node, batch in by_node.items() for eid, e in batch.items() if (node, eid) not in known]
     if not fresh:
         return result
     session.execute(
@@ -93,10 +113,9 @@ def store_playback(session: Session, *, events: list[PlaybackEvent], now: dateti
         ],
     )
     result.stored = len(fresh)
+    rows = _deliveries(session, fresh)
     for e in sorted(fresh, key=lambda e: (e.at, e.status != "started")):
-        d = session.scalar(
-            select(Delivery).where(Delivery.occurrence_id == e.occurrence_id, Delivery.node_id == e.node)
-        )
+        d = rows.get((e.occurrence_id, e.node))
         if d is None:
             log.info(
                 "playback report for %s from %s, which it was not sent (kept, not counted)",

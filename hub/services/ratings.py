@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,42 @@ class StoreResult:
             for node, ids in source.items():
                 out[node].extend(ids)
         return out
+
+
+def check_claims(session: Session, *, events: Sequence[RatingEvent]) -> list[str | None]:
+    """For each event, why it is refused (``None``: accepted). A registered node speaks only for
+    a rating box the registry places on it, and only for the counter that box serves; one
+    query for the whole batch. A node that is not registered cannot be checked (the registry
+    says nothing about it): its ratings pass here, and it is flagged ``node_unregistered``."""
+    declared = registry.declared_devices(session, node_ids={e.node for e in events}, kind="rating_box")
+    out: list[str | None] = []
+    for e in events:
+        boxes = declared.get(e.node)
+        if boxes is None:
+            out.append(None)
+        elif e.box not in boxes:
+            out.append(f"box {e.box!r} is not a rating box the registry places on node {e.node!r}")
+        elif boxes[e.box] != e.counter:
+            serves = repr(boxes[e.box]) if boxes[e.box] is not None else "no counter"
+            out.append(f"box {e.box!r} of node {e.node!r} serves {serves}, not counter {e.counter!r}")
+        else:
+            out.append(None)
+    return out
+
+
+def check_press_times(*, events: Sequence[RatingEvent], received_at: Sequence[datetime],
+                      tolerance_s: float) -> list[str | None]:
+    """For each event, why its press time is refused (``None``: accepted): a press more than
+    ``tolerance_s`` after the hub received it (by the hub's clock) was stamped by a clock that
+    runs ahead, and would land in a period that has not happened yet."""
+    out: list[str | None] = []
+    for e, received in zip(events, received_at, strict=True):
+        ahead = (e.pressed_at - received).total_seconds()
+        out.append(None if ahead <= tolerance_s else
+                   f"press time {e.pressed_at.isoformat()} is {ahead:.0f} s ahead of the hub's clock "
+                   f"({received.isoformat()}), more than ingest.future_press_tolerance_s = "
+                   f"{tolerance_s:g} s: the node's clock is wrong")
+    return out
 
 
 def store_ratings(session: Session, *, events: list[RatingEvent], now: datetime) -> StoreResult:

@@ -147,6 +147,30 @@ def node_seen(session: Session, *, node_id: str, now: datetime) -> tuple[Node, b
     return node, True
 
 
+def declared_devices(session: Session, *, node_ids: Iterable[str],
+                     kind: str) -> dict[str, dict[str, str | None]]:
+    """What the registry places on each of these nodes, in one query: registered node -> its
+    devices of ``kind`` (device code -> the code of the counter it serves, ``None`` if none).
+    A registered node without such a device maps to ``{}``; a node that is not registered (or
+    not known at all) is left out, since the registry says nothing about it."""
+    ids = sorted(set(node_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Node.id, Device.code, Counter.code)
+        .select_from(Node)
+        .outerjoin(Device, (Device.node_id == Node.id) & (Device.kind == kind))
+        .outerjoin(Counter, Counter.id == Device.counter_id)
+        .where(Node.id.in_(ids), Node.registered.is_(True))
+    ).all()
+    out: dict[str, dict[str, str | None]] = {}
+    for node_id, code, counter in rows:
+        devices = out.setdefault(node_id, {})
+        if code is not None:
+            devices[code] = counter
+    return out
+
+
 def list_devices(session: Session, *, node_id: str | None = None) -> list[Device]:
     query = select(Device).order_by(Device.node_id, Device.code)
     if node_id is not None:

@@ -36,7 +36,9 @@ SEVERITIES = {"info": "Thông tin", "warning": "Cảnh báo", "major": "Nghiêm 
 ALARM_KINDS = {"node_offline": "Thiết bị ngoại tuyến", "node_unregistered": "Thiết bị chưa đăng ký",
                "outbox_backlog": "Tồn đọng dữ liệu", "disk_full": "Sắp đầy bộ nhớ",
                "high_temperature": "Nhiệt độ cao", "clock_unsynced": "Đồng hồ chưa đồng bộ",
-               "camera_down": "Camera gặp sự cố", "negative_spike": "Đánh giá tiêu cực tăng đột biến",
+               "camera_down": "Camera gặp sự cố",
+               "claim_refused": "An ninh: thiết bị gửi dữ liệu không thuộc về mình",
+               "negative_spike": "Đánh giá tiêu cực tăng đột biến",
                "broadcast_missed": "Bản tin không phát được"}
 STATE_REASONS = {"last will: connection lost": "mất kết nối đột ngột", "clean stop": "tắt bình thường",
                  "heartbeat expired": "quá thời gian không gửi tín hiệu"}

@@ -13,16 +13,23 @@ from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.jobs import contexts, maintenance
 from thanthien.hub.roles import LEADER, ActingUser
 from thanthien.hub.services import alarms, registry
+from thanthien.hub.settings import RegistrySection
+
+BOXES = RegistrySection(  # node-a's boxes, one per counter the presses name (the hub checks the claim)
+    counters=[{"code": "quay-1", "name": "Quầy 1"}, {"code": "quay-2", "name": "Quầy 2"}],
+    nodes=[{"id": "node-a", "devices": [{"code": "box-1", "kind": "rating_box", "counter": "quay-1"},
+                                        {"code": "box-2", "kind": "rating_box", "counter": "quay-2"}]}])
 
 
 @pytest.fixture(autouse=True)
 def _registered(db):
     with db.session() as s:
+        registry.apply_declarations(s, registry=BOXES)
         registry.register_node(s, node_id="node-a")
 
 
 def press(ctx, *scores: int, counter: str = "quay-1") -> None:
-    events = [rating(seq=i + 1, score=s, counter=counter, pressed_at=ctx.clock())
+    events = [rating(seq=i + 1, score=s, counter=counter, box=f"box-{counter[-1]}", pressed_at=ctx.clock())
               for i, s in enumerate(scores)]
     IngestWorker(ctx).process([rating_msg(e, ctx.clock()) for e in events])
 

@@ -18,6 +18,7 @@ from thanthien.hub.db.session import Database
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.services import alarms, registry, users
 from thanthien.hub.services.backup import BackupError, create_backup, restore_backup
+from thanthien.hub.settings import RegistrySection
 from thanthien.protocol import Topics
 
 T = Topics()
@@ -25,6 +26,10 @@ T = Topics()
 
 def seed(ctx) -> None:
     with ctx.db.session() as s:
+        registry.apply_declarations(s, registry=RegistrySection(  # the box the ratings come from
+            counters=[{"code": "quay-1", "name": "Quầy 1"}],
+            nodes=[{"id": "node-a",
+                    "devices": [{"code": "box-1", "kind": "rating_box", "counter": "quay-1"}]}]))
         registry.register_node(s, node_id="node-a", name="Bộ phận một cửa")
         users.create_user(s, username="chu-tich", password="mat-khau-123", role="leader", now=ctx.clock())
         alarms.raise_alarm(s, kind="disk_full", subject="node-a", severity="warning", now=ctx.clock(),

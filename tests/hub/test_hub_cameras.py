@@ -14,6 +14,7 @@ from thanthien.hub.db.models import Alarm, CameraPeriod, CameraStatus
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.jobs import contexts, maintenance
 from thanthien.hub.services import alarms, cameras, registry, users
+from thanthien.hub.settings import RegistrySection
 from thanthien.protocol import Topics
 from thanthien.protocol.payloads import CameraHealth
 
@@ -25,6 +26,8 @@ ALARM_AFTER_S = 300
 def _registered(ctx):
     ctx.settings.cameras.alarm_after_s = ALARM_AFTER_S
     with ctx.db.session() as s:
+        registry.apply_declarations(s, registry=RegistrySection(nodes=[  # the cameras it reports on
+            {"id": "mo-quay", "devices": [{"code": c, "kind": "camera"} for c in ("cam-1", "cam-2")]}]))
         registry.register_node(s, node_id="mo-quay", name="Bộ phận một cửa")
 
 

@@ -16,6 +16,7 @@ from thanthien.hub.ingest.base import Outcome
 from thanthien.hub.ingest.table import HANDLERS, SHAREABLE
 from thanthien.hub.ingest.worker import IngestWorker, commit_batch
 from thanthien.hub.services import registry
+from thanthien.hub.settings import RegistrySection
 from thanthien.protocol import EVENT_KINDS, Topics
 from thanthien.protocol.payloads import MAX_PAYLOAD_BYTES, Ack, PlaybackEvent, decode
 
@@ -95,11 +96,15 @@ def test_unknown_node_is_listed_as_unregistered_with_an_alarm(ctx, clock):
 
 
 def test_declared_node_is_registered(ctx, clock):
+    declared = RegistrySection(counters=[{"code": "quay-1", "name": "Quầy 1"}], nodes=[
+        {"id": "node-a", "name": "Một cửa", "devices": [{"code": "box-1", "kind": "rating_box",
+                                                          "counter": "quay-1"}]}])
     with ctx.db.session() as s:
-        registry.register_node(s, node_id="node-a", name="Một cửa")
+        registry.apply_declarations(s, registry=declared)
     IngestWorker(ctx).process([rating_msg(rating(node="node-a"), clock())])
     with ctx.db.session() as s:
         assert registry.list_nodes(s, registered=False) == []
+    assert count(ctx.db, Rating) == 1
 
 
 def test_sequence_gap_is_logged(ctx, clock, caplog):
@@ -125,7 +130,8 @@ def test_rating_is_attributed_to_the_officer_on_duty_at_press_time(ctx, clock):
         lan_id, minh_id = lan.id, minh.id
     events = [rating(seq=1, pressed_at=t0), rating(seq=2, pressed_at=t0 + timedelta(hours=2)),
               rating(seq=3, pressed_at=t0 + timedelta(hours=5))]
-    IngestWorker(ctx).process([rating_msg(e, clock()) for e in events])
+    received = t0 + timedelta(hours=5)  # after the last press: the hub refuses presses from the future
+    IngestWorker(ctx).process([rating_msg(e, received) for e in events])
     with ctx.db.session() as s:
         got = dict(s.execute(select(Rating.seq, Rating.officer_id)).all())
     assert got == {1: lan_id, 2: minh_id, 3: None}
