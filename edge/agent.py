@@ -16,6 +16,12 @@ retained ``online`` with the same number, re-sends the outbox and sends telemetr
 
 ``hardware = "mock"`` gives the agent a gpiozero ``MockFactory``; :attr:`EdgeAgent.pin_factory`
 lets the simulator and tests drive its pins (``agent.pin_factory.pin(5).drive_low()``).
+
+Clocks: ``clock`` is monotonic (response intervals, resends, the clock facts of events),
+``wall_clock`` the node's epoch time (presses, the plan player). :attr:`EdgeAgent.clock_trust`
+says whether the wall clock may be trusted (NTP, or the hub's time beacon on ``hub/state``;
+``edge/clock.py``); until it is, ratings are held in the outbox and sent with a corrected
+``pressed_at`` once the true time of their monotonic instant is known.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -35,6 +42,7 @@ from gpiozero.pins.mock import MockFactory
 from thanthien import __version__
 from thanthien.config import ConfigError, load_config
 from thanthien.edge.audio import AudioOutput, NullOutput, open_output
+from thanthien.edge.clock import HOLD_KINDS, ClockTrust, ClockWatch, NtpProbe, ntp_probe, retime
 from thanthien.edge.commands import (
     Args,
     CommandError,
@@ -46,14 +54,24 @@ from thanthien.edge.commands import (
 )
 from thanthien.edge.context import Device, DeviceContext, Identifiable, NodeStats, RouteTable
 from thanthien.edge.devices import DeviceFactory, build_devices
-from thanthien.edge.outbox import EventFactory, Outbox, StoredEvent
+from thanthien.edge.outbox import EventFactory, HeldEvent, Outbox, StoredEvent
 from thanthien.edge.sender import OutboxSender
 from thanthien.edge.session import AgentLock, next_session
 from thanthien.edge.settings import EdgeSettings
-from thanthien.edge.telemetry import SystemProbe, TelemetryLoop
+from thanthien.edge.telemetry import SystemProbe, TelemetryLoop, run_command
 from thanthien.mqtt import Message, MqttLink, Will
 from thanthien.protocol import EVENT_KINDS, EventKind, Topics
-from thanthien.protocol.payloads import Ack, HubState, NodeState, PayloadError, Telemetry, decode, utc_now
+from thanthien.protocol.payloads import (
+    Ack,
+    HubState,
+    NodeState,
+    Payload,
+    PayloadError,
+    Telemetry,
+    decode,
+    utc_now,
+)
+from thanthien.protocol.topics import SPEC_BY_KIND
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +97,9 @@ class EdgeAgent:
         audio: AudioOutput | None = None,
         pin_factory: Factory | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        boot_id: str | None = None,
+        ntp: NtpProbe | None = None,
         probe: SystemProbe | None = None,
         device_factories: Sequence[DeviceFactory] | None = None,
     ) -> None:
@@ -88,6 +109,7 @@ class EdgeAgent:
         self.topics = Topics(settings.mqtt.root)
         self.data_dir = settings.node.data_dir.resolve()
         self.clock = clock
+        self.wall_clock = wall_clock
         self.stop_event = threading.Event()
         self._stop_requested = threading.Event()
         self.pin_factory: Factory = pin_factory or make_pin_factory(settings.node.hardware)
@@ -113,6 +135,16 @@ class EdgeAgent:
         self._core_commands: set[str] = set()
         self.hub_state: HubState | None = None
         """The hub's retained presence as last seen (``None`` until the broker sends it)."""
+        c = settings.clock
+        self.clock_trust = ClockTrust(tolerance_s=c.tolerance_s, wall=wall_clock, mono=clock,
+                                      boot_id=boot_id, ntp=ntp or self._read_ntp,
+                                      when_unknown=c.when_unknown)
+        """Whether the wall clock may be trusted (``edge/clock.py``)."""
+        self._clock_watch: ClockWatch | None = None
+
+    def _read_ntp(self) -> bool | None:
+        run = self._probe.run if self._probe is not None else run_command
+        return ntp_probe(self.settings.clock.sync_flag, run)()
 
     # -- helpers for devices and tests ------------------------------------------------------
     @property
@@ -161,6 +193,9 @@ class EdgeAgent:
         self.outbox = Outbox.in_dir(self.data_dir)
         if self._probe is None:
             self._probe = SystemProbe(self.data_dir)
+        self.clock_trust.refresh()  # before any device plays or stores on the wall clock
+        self.clock_trust.add_listener(self._on_trust_changed)
+        self._clock_watch = ClockWatch(self.clock_trust, self.stop_event, s.clock.check_s)
         # Devices first, so the Will and the birth list their capabilities.
         self.devices = build_devices(s, self._device_factories)
         will = Will(self.topics.node_state(self.node_id), self.state("lost").to_bytes())
@@ -170,18 +205,20 @@ class EdgeAgent:
         self.sender = OutboxSender(
             self.outbox, self.link, partial(self.topics.event, node=self.node_id), self.stop_event,
             resend_interval_s=s.outbox.resend_interval_s, batch_size=s.outbox.batch_size,
-            clock=self.clock)
+            clock=self.clock, prepare=self._settle_held)
         self._register_core_commands()
         self._command_service = CommandService(self.commands, self.topics.command_result(self.node_id),
                                                self._send_reply, self.stop_event)
         self._telemetry = TelemetryLoop(self.publish_telemetry, self.stop_event, s.telemetry.interval_s)
         self.link.route(self.topics.ack(self.node_id), self._on_ack)
-        self.link.route(self.topics.hub_state(), self._on_hub_state)
+        # QoS 0: a hub time beacon queued while the node was away must not arrive late
+        self.link.route(self.topics.hub_state(), self._on_hub_state, qos=0)
         self.link.route(self.topics.command(self.node_id, "+"), self._command_service.on_message)
         self._start_devices(self.devices, s)
         self.sender.start()
         self._telemetry.start()
         self._command_service.start()
+        self._clock_watch.start()
         self.link.start()
         log.info("edge agent %s started: session %d, %d device(s), outbox %s (%d pending)",
                  self.node_id, self.session, len(self.devices), self.outbox.path, self.outbox.depth())
@@ -192,7 +229,8 @@ class EdgeAgent:
             node_id=self.node_id, session=self.session, settings=settings, topics=self.topics,
             data_dir=self.data_dir, audio=self.audio, pin_factory=self.pin_factory,
             stop_event=self.stop_event, clock=self.clock, stats=self.stats, commands=self.commands,
-            store=self.store_event, send=self._send, routes=self._routes)
+            store=self.store_event, send=self._send, routes=self._routes, wall_clock=self.wall_clock,
+            clock_trust=self.clock_trust)
 
     def _start_devices(self, devices: list[Device], settings: EdgeSettings) -> None:
         context = self._context(settings)
@@ -210,7 +248,7 @@ class EdgeAgent:
         """The agent's own threads run and its outbox answers (for the systemd watchdog)."""
         if not self._started or self._stopped or self.outbox is None:
             return False
-        workers = (self.sender, self._telemetry, self._command_service)
+        workers = (self.sender, self._telemetry, self._command_service, self._clock_watch)
         if not all(w is not None and w.alive for w in workers):
             return False
         try:
@@ -240,9 +278,10 @@ class EdgeAgent:
                     device.close()
                 except Exception:
                     log.exception("closing %s failed", device.name)
-        for worker in (self.sender, self._telemetry, self._command_service):
+        for worker in (self.sender, self._telemetry, self._command_service, self._clock_watch):
             if worker is not None:
                 worker.join()
+        self.clock_trust.remove_listener(self._on_trust_changed)
         if self.link is not None:
             state = self.state("offline")
             self.link.stop(final=(self.topics.node_state(self.node_id), state.to_bytes(), True))
@@ -279,14 +318,71 @@ class EdgeAgent:
 
     def store_event(self, kind: EventKind, make: EventFactory) -> StoredEvent:
         """Commit an event of one of the protocol's :data:`EVENT_KINDS` to the outbox and wake
-        the sender (which publishes it on ``topics.event(kind, node)``). Returns after the commit."""
+        the sender (which publishes it on ``topics.event(kind, node)``). Returns after the commit.
+
+        Made on an untrusted wall clock, the event's node-clock times are corrected at once if
+        the true time is known; otherwise a rating is held (until :meth:`_settle_held` can
+        correct it) and a playback report goes out marked ``clock_uncertain``."""
         if kind not in EVENT_KINDS:
             raise ValueError(f"unknown event kind {kind!r} (one of {', '.join(EVENT_KINDS)})")
         if self.outbox is None or self.sender is None:
             raise RuntimeError("the agent is not running")
-        event = self.outbox.store(kind, make)
+        facts = self.clock_trust.facts()
+        true = None if facts.trusted else self.clock_trust.true_time(facts.mono, facts.boot_id)
+        hold = not facts.trusted and true is None and kind in HOLD_KINDS
+
+        def build(event_id: uuid.UUID, seq: int) -> Payload:
+            payload = make(event_id, seq)
+            if facts.trusted or hold:
+                return payload
+            if true is not None:
+                return retime(payload, kind, true - facts.wall, uncertain=False)
+            return retime(payload, kind, 0.0, uncertain=True)
+
+        event = self.outbox.store(kind, build, facts=facts, held=hold)
+        if hold:
+            log.info("%s %s held until the node knows the right time", kind, event.event_id)
         self.sender.poke()
         return event
+
+    def _settle_held(self) -> int:
+        """Release the held events whose true time is now known (corrected), or that cannot
+        be corrected any more (another boot) or waited ``clock.rating_hold_s`` (uncertain)."""
+        if self.outbox is None:
+            return 0
+        released = 0
+        for event in self.outbox.held():
+            payload = self._settled_payload(event)
+            if payload is not None and self.outbox.release(event.id, payload):
+                released += 1
+        return released
+
+    def _settled_payload(self, event: HeldEvent) -> bytes | None:
+        trust = self.clock_trust
+        model = SPEC_BY_KIND[event.kind].payload
+        try:
+            payload = decode(model, event.payload)
+        except PayloadError as exc:  # cannot happen for what this agent stored; never block the queue
+            log.error("held event %s unreadable (%s); sending it as it is", event.event_id, exc.reason)
+            return event.payload
+        same_boot = event.mono is not None and event.boot_id == trust.boot_id
+        true = trust.true_time(event.mono, trust.boot_id) if same_boot and event.mono is not None else None
+        if true is not None and event.wall is not None:
+            fixed = retime(payload, event.kind, true - event.wall, uncertain=False)
+            log.info("%s %s: time corrected by %+.1f s", event.kind, event.event_id, true - event.wall)
+            return fixed.to_bytes()
+        waited = trust.mono() - event.mono if same_boot and event.mono is not None else None
+        if waited is not None and waited < self.settings.clock.rating_hold_s:
+            return None
+        log.warning("%s %s: time cannot be corrected (%s); sent marked uncertain", event.kind,
+                    event.event_id, "another boot" if waited is None else f"waited {waited:.0f} s")
+        return retime(payload, event.kind, 0.0, uncertain=True).to_bytes()
+
+    def _on_trust_changed(self, _trusted: bool) -> None:
+        if self.sender is not None:
+            self.sender.poke()
+        if self._telemetry is not None:
+            self._telemetry.poke()
 
     def _on_ack(self, message: Message) -> None:
         try:
@@ -313,6 +409,8 @@ class EdgeAgent:
         if self.hub_state is None or self.hub_state.state != state.state:
             log.info("hub is %s (version %s)", state.state, state.version)
         self.hub_state = state
+        if state.state == "online" and not message.retain:  # a retained copy may be hours old
+            self.clock_trust.note_hub_time(state.at)
 
     def publish_telemetry(self) -> Telemetry | None:
         """Collect vitals and publish them (QoS 0) if connected; returns what was sent."""
@@ -321,13 +419,18 @@ class EdgeAgent:
         if not self.link.connected.is_set():
             return None
         v = self._probe.collect()
+        clock = self.clock_trust.view()
+        offset = clock.hub_offset_s
         telemetry = Telemetry(
             node=self.node_id, session=self.session, at=utc_now(), uptime_s=v.uptime_s,
             agent_version=AGENT_VERSION, cpu_temp_c=v.cpu_temp_c, load_1m=v.load_1m,
             load_5m=v.load_5m, load_15m=v.load_15m, mem_used_pct=v.mem_used_pct,
             disk_used_pct=v.disk_used_pct, disk_free_mb=v.disk_free_mb,
             outbox_depth=self.outbox.depth(), ignored_presses=self.stats.ignored_presses,
-            clock_synced=v.clock.synced, clock_offset_ms=v.clock.offset_ms)
+            clock_synced=v.clock.synced if v.clock.synced is not None else clock.ntp_synced,
+            clock_offset_ms=v.clock.offset_ms, clock_trusted=clock.trusted,
+            hub_offset_ms=None if offset is None else round(offset * 1000, 1),
+            held_broadcasts=self.stats.held_broadcasts)
         self.link.publish(self.topics.telemetry(self.node_id), telemetry.to_bytes(), qos=0)
         return telemetry
 
@@ -342,7 +445,8 @@ class EdgeAgent:
         return {"pong": True, "session": self.session, "agent_version": AGENT_VERSION,
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
                 "outbox_depth": self.outbox.depth() if self.outbox else 0,
-                "hub_state": self.hub_state.state if self.hub_state else None}
+                "hub_state": self.hub_state.state if self.hub_state else None,
+                "clock_trusted": self.clock_trust.trusted()}
 
     def _cmd_identify(self, args: Args) -> Result:
         seconds = number_arg(args, "seconds", 10.0, 1.0, 300.0)
@@ -388,6 +492,10 @@ class EdgeAgent:
             self.settings = merged
         if self._telemetry is not None:
             self._telemetry.interval_s = merged.telemetry.interval_s
+        self.clock_trust.tolerance_s = merged.clock.tolerance_s
+        self.clock_trust.when_unknown = merged.clock.when_unknown
+        if self._clock_watch is not None:
+            self._clock_watch.interval_s = merged.clock.check_s
         if self.sender is not None:
             self.sender.resend_interval_s = merged.outbox.resend_interval_s
             self.sender.batch_size = merged.outbox.batch_size

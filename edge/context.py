@@ -12,8 +12,10 @@ In ``start`` a device uses the :class:`DeviceContext`: ``store_event`` to put an
 the outbox (it is published and re-sent until the hub acks it), ``publish`` for
 fire-and-forget or retained messages, ``route`` to receive a topic, ``commands`` to add a
 command, ``audio`` (the node's one output), ``pin_factory`` (gpiozero; a ``MockFactory``
-in mock mode), ``stop_event`` for its threads to loop on, and ``clock`` (monotonic,
-injectable in tests). ``close`` must stop its threads and release its pins; the agent
+in mock mode), ``stop_event`` for its threads to loop on, ``clock`` (monotonic,
+injectable in tests), ``wall_clock`` (epoch seconds as the node believes them; injectable, so
+tests run a node hours off) and ``clock_trust`` (whether that wall clock may be trusted,
+``edge/clock.py``). ``close`` must stop its threads and release its pins; the agent
 calls it on stop and before rebuilding devices on ``reload-config``.
 """
 
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from thanthien.edge.audio import AudioOutput
+from thanthien.edge.clock import ClockTrust
 from thanthien.edge.commands import CommandTable
 from thanthien.edge.outbox import EventFactory, StoredEvent
 from thanthien.mqtt import Handler, Message
@@ -67,6 +71,8 @@ class NodeStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.ignored_presses = 0
+        self.held_broadcasts: int | None = None
+        """Scheduled broadcasts held for an untrusted clock (set by the speaker; None without one)."""
 
     def add_ignored_press(self) -> None:
         with self._lock:
@@ -120,6 +126,8 @@ class DeviceContext:
     store: Callable[[EventKind, EventFactory], StoredEvent] = field(repr=False)
     send: Callable[[str, bytes, int, bool], None] = field(repr=False)
     routes: RouteTable = field(repr=False)
+    wall_clock: Callable[[], float] = time.time
+    clock_trust: ClockTrust = field(default_factory=ClockTrust, repr=False)
 
     def store_event(self, kind: EventKind, make: EventFactory) -> StoredEvent:
         """Durably store an event of a node event kind (``thanthien.protocol.EVENT_KINDS``) and

@@ -6,6 +6,10 @@ survives ``kill -9`` and a power cut. Each event gets a UUID (the hub's dedup ke
 with the node id) and a per-kind sequence number that only grows, across restarts and
 acks (the hub can spot gaps). The broker's PUBACK never removes anything: Mosquitto
 persists only periodic snapshots, so only the hub's application ack does.
+
+Each event also keeps the clock facts of its creation (monotonic and wall time, boot id;
+``edge/clock.py``). An event made on an untrusted clock may be stored *held*: it is not sent
+(:meth:`Outbox.pending` skips it) until :meth:`Outbox.release` gives it its corrected payload.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from thanthien.protocol.payloads import Payload
+
+if TYPE_CHECKING:
+    from thanthien.edge.clock import ClockFacts
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +41,11 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     seq INTEGER NOT NULL,
     payload BLOB NOT NULL,
-    stored_at TEXT NOT NULL
+    stored_at TEXT NOT NULL,
+    mono REAL,
+    wall REAL,
+    boot_id TEXT,
+    held INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sequences (
     kind TEXT PRIMARY KEY,
@@ -51,6 +63,24 @@ class StoredEvent:
     kind: str
     seq: int
     payload: bytes
+
+
+_ADDED_COLUMNS = (("mono", "REAL"), ("wall", "REAL"), ("boot_id", "TEXT"),
+                  ("held", "INTEGER NOT NULL DEFAULT 0"))
+"""Columns an outbox of an older agent lacks (added on open, in place)."""
+
+
+@dataclass(frozen=True)
+class HeldEvent:
+    """An event waiting for a corrected time, with the clock facts of its creation."""
+
+    id: int
+    event_id: UUID
+    kind: str
+    payload: bytes
+    mono: float | None
+    wall: float | None
+    boot_id: str | None
 
 
 EventFactory = Callable[[UUID, int], Payload]
@@ -71,6 +101,10 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        for name, decl in _ADDED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {decl}")
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Outbox:
@@ -85,9 +119,11 @@ class Outbox:
         with self._lock:
             return self._conn().execute(f"PRAGMA {name}").fetchone()[0]
 
-    def store(self, kind: str, make: EventFactory) -> StoredEvent:
+    def store(self, kind: str, make: EventFactory, *, facts: ClockFacts | None = None,
+              held: bool = False) -> StoredEvent:
         """Allocate an event id and the next sequence number of ``kind``, build the payload
-        and commit it durably, all in one transaction."""
+        and commit it durably, all in one transaction. ``facts``: the clock at creation;
+        ``held``: not sent until :meth:`release`."""
         event_id = uuid.uuid4()
         with self._lock:
             db = self._conn()
@@ -99,8 +135,11 @@ class Outbox:
                 db.execute("INSERT INTO sequences (kind, last_seq) VALUES (?, ?) "
                            "ON CONFLICT(kind) DO UPDATE SET last_seq = excluded.last_seq", (kind, seq))
                 cur = db.execute(
-                    "INSERT INTO events (event_id, kind, seq, payload, stored_at) VALUES (?, ?, ?, ?, ?)",
-                    (str(event_id), kind, seq, payload, datetime.now(UTC).isoformat()),
+                    "INSERT INTO events (event_id, kind, seq, payload, stored_at, mono, wall, boot_id, held)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (str(event_id), kind, seq, payload, datetime.now(UTC).isoformat(),
+                     facts.mono if facts else None, facts.wall if facts else None,
+                     facts.boot_id if facts else None, int(held)),
                 )
                 db.execute("COMMIT")
             except BaseException:
@@ -111,8 +150,8 @@ class Outbox:
         return StoredEvent(cur.lastrowid, event_id, kind, seq, payload)
 
     def pending(self, limit: int | None = None, after_id: int = 0) -> list[StoredEvent]:
-        """Unacked events, oldest first, starting after row ``after_id``."""
-        sql = "SELECT id, event_id, kind, seq, payload FROM events WHERE id > ? ORDER BY id"
+        """Unacked events that are not held, oldest first, starting after row ``after_id``."""
+        sql = "SELECT id, event_id, kind, seq, payload FROM events WHERE id > ? AND held = 0 ORDER BY id"
         params: tuple[int, ...] = (after_id,)
         if limit is not None:
             sql += " LIMIT ?"
@@ -121,8 +160,30 @@ class Outbox:
             rows = self._conn().execute(sql, params).fetchall()
         return [StoredEvent(r[0], UUID(r[1]), r[2], r[3], bytes(r[4])) for r in rows]
 
+    def held(self, limit: int = 1000) -> list[HeldEvent]:
+        """Events waiting for a corrected time, oldest first."""
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT id, event_id, kind, payload, mono, wall, boot_id FROM events WHERE held = 1 "
+                "ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [HeldEvent(r[0], UUID(r[1]), r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def held_count(self) -> int:
+        with self._lock:
+            return int(self._conn().execute("SELECT COUNT(*) FROM events WHERE held = 1").fetchone()[0])
+
+    def release(self, row_id: int, payload: bytes) -> bool:
+        """Give a held event its final payload and let it be sent; False if it is not held
+        (acked or released meanwhile)."""
+        with self._lock:
+            db = self._conn()
+            cur = db.execute("UPDATE events SET payload = ?, held = 0 WHERE id = ? AND held = 1",
+                             (payload, row_id))
+            self._changed.notify_all()
+        return cur.rowcount == 1
+
     def depth(self, kind: str | None = None) -> int:
-        """How many events wait for the hub's ack."""
+        """How many events wait for the hub's ack (held ones included)."""
         with self._lock:
             return self._depth(kind)
 

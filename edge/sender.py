@@ -36,6 +36,7 @@ class OutboxSender:
         resend_interval_s: float,
         batch_size: int,
         clock: Callable[[], float] = time.monotonic,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.link = link
@@ -44,6 +45,8 @@ class OutboxSender:
         self.resend_interval_s = resend_interval_s
         self.batch_size = batch_size
         self.clock = clock
+        self.prepare = prepare
+        """Runs before every pass (the agent settles events held for a corrected time)."""
         self._wake = threading.Event()
         self._sent_at: dict[UUID, float] = {}
         self._lock = threading.Lock()
@@ -99,6 +102,11 @@ class OutboxSender:
     def send_due(self) -> int:
         """Publish every event never sent on this connection or sent too long ago,
         batch by batch. Returns how many were published."""
+        if self.prepare is not None:
+            try:
+                self.prepare()
+            except Exception:
+                log.exception("preparing the outbox failed; sending what is ready")
         total = 0
         after_id = 0
         while not self.stop_event.is_set() and self.link.connected.is_set():

@@ -45,6 +45,27 @@ class OutboxSection(Section):
     )
 
 
+class ClockSection(Section):
+    """When the node trusts its wall clock (see ``edge/clock.py``)."""
+
+    tolerance_s: float = Field(
+        5.0, ge=0.1, le=3600,
+        description="Without NTP, the clock is trusted while it is within this of the hub's time "
+                    "(the hub's beacon; transit counts against it).")
+    sync_flag: Path = Field(
+        Path("/run/systemd/timesync/synchronized"),
+        description="systemd-timesyncd's flag file: it exists once the clock is really synchronised.")
+    check_s: float = Field(10.0, ge=0.1, le=600, description="How often NTP's state is read again.")
+    when_unknown: Literal["trust", "hold"] = Field(
+        "trust",
+        description="Neither NTP (timesyncd, chrony) nor the hub can tell yet (not a Pi: a laptop, a "
+                    "container): `trust` plays on the clock as it is, `hold` waits for the hub's time.")
+    rating_hold_s: float = Field(
+        86400.0, ge=0, le=30 * 86400,
+        description="A rating pressed on an untrusted clock waits this long in the outbox for a corrected "
+                    "time, then goes out marked `clock_uncertain`.")
+
+
 class AudioSection(Section):
     output: Literal["pyaudio", "wav", "null"] = Field(
         "pyaudio", description="`pyaudio` for the sound card, `wav` to files, `null` to discard."
@@ -95,6 +116,7 @@ class EdgeSettings(FileSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
+    clock: ClockSection = Field(default_factory=ClockSection)
     audio: AudioSection = Field(default_factory=AudioSection)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     rating_boxes: list[RatingBoxSection] = Field(default_factory=list, max_length=8)

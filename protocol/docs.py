@@ -33,7 +33,7 @@ def examples() -> dict[type[p.Payload], p.Payload]:
             node="mo-quay", session=7, at=_AT, uptime_s=86400.0, agent_version="0.1.0",
             cpu_temp_c=48.2, load_1m=0.12, load_5m=0.1, load_15m=0.08, mem_used_pct=31.5,
             disk_used_pct=22.0, disk_free_mb=11800.0, outbox_depth=0, ignored_presses=3,
-            clock_synced=True, clock_offset_ms=-1.8,
+            clock_synced=True, clock_offset_ms=-1.8, clock_trusted=True, hub_offset_ms=-4.2,
         ),
         p.RatingEvent: p.RatingEvent(
             event_id=UUID("0b9e5c1e-6f8a-4b52-9d0e-2f4b8f0f6a11"), node="mo-quay", seq=1042,

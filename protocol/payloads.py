@@ -98,8 +98,24 @@ class Telemetry(Payload):
     disk_free_mb: float = Field(ge=0)
     outbox_depth: int = Field(ge=0, description="Ratings stored but not yet acked by the hub.")
     ignored_presses: int = Field(ge=0, description="Repeat presses ignored since the agent started.")
-    clock_synced: bool | None = None
-    clock_offset_ms: float | None = None
+    clock_synced: bool | None = Field(
+        default=None,
+        description="NTP says the clock is synchronised (timesyncd, chrony); `null`: cannot tell.")
+    clock_offset_ms: float | None = Field(
+        default=None,
+        description="NTP's reference time minus the node's clock (positive: the node is behind).")
+    clock_trusted: bool | None = Field(
+        default=None,
+        description="The node plays scheduled broadcasts: its clock is NTP-synchronised or within its "
+                    "tolerance of the hub's time. `false`: scheduled broadcasts wait (play-now still plays).")
+    hub_offset_ms: float | None = Field(
+        default=None,
+        description="The hub's time (its beacon on `hub/state`) minus the node's clock, transit included "
+                    "(positive: the node is behind); `null` until the node has heard the hub.")
+    held_broadcasts: int | None = Field(
+        default=None, ge=0,
+        description="Scheduled broadcasts due that the node holds because its clock is not trusted "
+                    "(speaker nodes; `null` elsewhere).")
 
 
 class RatingEvent(Payload):
@@ -111,7 +127,13 @@ class RatingEvent(Payload):
     box: DeviceId
     counter: CounterId
     score: int = Field(ge=1, le=4, description="4 Rất hài lòng, 3 Hài lòng, 2 Bình thường, 1 Không hài lòng.")
-    pressed_at: UtcDatetime
+    pressed_at: UtcDatetime = Field(
+        description="When the press was confirmed; pressed on an untrusted clock, the node corrects it "
+                    "(from its monotonic clock and the hub's time) before sending.")
+    clock_uncertain: bool = Field(
+        default=False,
+        description="`pressed_at` comes from a clock that was not trusted and could not be corrected "
+                    "(the node restarted before it learnt the right time).")
 
 
 class PlaybackEvent(Payload):
@@ -125,6 +147,8 @@ class PlaybackEvent(Payload):
     scheduled_at: UtcDatetime | None = None
     media_sha256: Sha256
     detail: str = Field(default="", max_length=500)
+    clock_uncertain: bool = Field(
+        default=False, description="`at` comes from a clock that was not trusted and could not be corrected.")
 
 
 class CameraHealth(Payload):

@@ -52,7 +52,11 @@ class TopicSpec:
 
 SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("hub_state", "hub/state", "hub", 1, True, p.HubState,
-              "Hub presence. Its Last Will is `offline`."),
+              "Hub presence. Its Last Will is `offline`. It is also the hub's **time beacon**: every "
+              "`health.heartbeat_s / 2` the hub sends `online` with `at` = its time again, *not* "
+              "retained and at QoS 0 (the retained copy keeps its connect time). Nodes subscribe at "
+              "QoS 0, so nothing queued while a node was away arrives late, and compare `at` with "
+              "their clock; a message delivered as retained is never used for that."),
     TopicSpec("node_state", "node/{node}/state", "node", 1, True, p.NodeState,
               "Node presence: `online` on connect, `offline` on a clean stop, `lost` as the "
               "Last Will. `session` grows on every start so a late Will of an old session "

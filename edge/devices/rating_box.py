@@ -13,7 +13,9 @@ A press counts once:
 
 A counted press is committed to the outbox first; only then are the LED blink and the
 "Xin cảm ơn" queued for the feedback worker, so neither delays the next press nor
-happens for a press that was not stored. ``pressed_at`` is when the press was confirmed.
+happens for a press that was not stored. ``pressed_at`` is when the press was confirmed, on
+the node's wall clock (``context.wall_clock``); pressed while that clock is not trusted, the
+agent holds the rating until it can correct the time (``edge/clock.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -34,7 +36,7 @@ from thanthien.edge.audio import AudioClip, AudioOutput
 from thanthien.edge.context import Capability, DeviceContext
 from thanthien.edge.settings import ButtonSection, EdgeSettings, RatingBoxSection
 from thanthien.edge.sounds import thank_you_clip
-from thanthien.protocol.payloads import RatingEvent, utc_now
+from thanthien.protocol.payloads import RatingEvent
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ class _Box:
     def press(self, spec: ButtonSection) -> PressOutcome | None:
         """A confirmed (debounced) press of one button."""
         with self._lock:
-            at = utc_now()
+            at = datetime.fromtimestamp(self.ctx.wall_clock(), UTC)
             if not self.gate.admit():
                 self.ignored += 1
                 self.ctx.stats.add_ignored_press()

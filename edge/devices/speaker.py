@@ -10,8 +10,10 @@ broker is unreachable still plays it, reports every occurrence through the agent
     required; ``media_url`` (default ``media/<sha>``, relative to ``speakers.hub_url``),
     ``priority`` (``normal``/``priority``/``emergency``, default ``normal``), ``volume``
     (0-100, default 100), ``title``, ``duration_s`` (informational) and ``start_at`` (ISO
-    8601 with offset: start together with other nodes; default now) are optional. Answers
-    ``queued`` and whether the media was already ``cached``.
+    8601 with offset, the hub's time: start together with other nodes; default now) are
+    optional. Plays whether or not the node's clock is trusted; on an untrusted clock
+    ``start_at`` is moved by the offset to the hub's time, or ignored (now) while that is
+    unknown. Answers ``queued`` and whether the media was already ``cached``.
 ``stop``
     Ends what is playing and drops queued play-now items; answers their occurrence ids.
 ``test-tone``
@@ -19,7 +21,11 @@ broker is unreachable still plays it, reports every occurrence through the agent
     1000): a sine tone at normal priority, not reported to the hub.
 ``speaker-status``
     What is playing, how many occurrences wait, the plan revision, whether the amplifier
-    is on and how many media files are cached.
+    is on, how many media files are cached, whether the clock is trusted and how many
+    scheduled broadcasts are held for it.
+
+The player plays on the node's wall clock (``context.wall_clock``) and holds the plan while
+``context.clock_trust`` says that clock is not trusted (``edge/speaker/player.py``).
 """
 
 from __future__ import annotations
@@ -85,7 +91,10 @@ class SpeakerDevice:
                                     max_delay_s=cfg.max_delay_s, play_now_wait_s=cfg.play_now_wait_s,
                                     volume=cfg.volume),
             prefetcher=self.prefetcher, state_path=context.data_dir / PLAYED_FILE,
+            clock=context.wall_clock, trust=context.clock_trust, on_held=self._on_held,
         )
+        context.stats.held_broadcasts = 0
+        context.clock_trust.add_listener(self._on_trust_changed)
         saved = self._load_saved_plan()
         if saved is not None:
             self.player.set_plan(saved)
@@ -98,6 +107,8 @@ class SpeakerDevice:
         context.commands.register("speaker-status", self._cmd_status)
 
     def close(self) -> None:
+        if self._context is not None:
+            self._context.clock_trust.remove_listener(self._on_trust_changed)
         if self.player is not None:
             self.player.close()
         if self.prefetcher is not None:
@@ -142,6 +153,14 @@ class SpeakerDevice:
 
     # -- events ---------------------------------------------------------------------------
 
+    def _on_trust_changed(self, _trusted: bool) -> None:
+        if self.player is not None:
+            self.player.wake()
+
+    def _on_held(self, held: int) -> None:
+        if self._context is not None:
+            self._context.stats.held_broadcasts = held
+
     def _media_ready(self, _sha: str) -> None:
         if self.player is not None:
             self.player.wake()
@@ -179,9 +198,19 @@ class SpeakerDevice:
             )
         except (ValueError, ValidationError) as exc:
             raise CommandError(f"invalid play-now: {_first_error(exc)}") from None
-        if not self.player.play_now(item):
+        if not self.player.play_now(item, start=self._local_start(item.start_at if start_text else None)):
             raise CommandError(f"occurrence {occurrence!r} is already playing, queued or played")
         return {"queued": True, "occurrence_id": occurrence, "cached": self.cache.has(sha)}
+
+    def _local_start(self, hub_start: datetime | None) -> float:
+        """A play-now's start on this node's clock: the hub's ``start_at`` as it is on a
+        trusted clock, moved by the offset otherwise, now while the offset is unknown."""
+        assert self.player is not None and self._context is not None
+        now = self.player.clock()
+        if hub_start is None:
+            return now
+        local = self._context.clock_trust.to_local(hub_start.timestamp())
+        return now if local is None else local
 
     def _cmd_stop(self, _args: Args) -> Result:
         assert self.player is not None
@@ -203,7 +232,7 @@ class SpeakerDevice:
                         media_sha256=hashlib.sha256(wav).hexdigest(), media_url="",
                         duration_s=seconds, priority="normal", volume=volume)
         self._tones.add(occurrence)
-        self.player.play_now(item, clip=clip)
+        self.player.play_now(item, clip=clip, start=self.player.clock())
         return {"queued": True, "occurrence_id": occurrence, "seconds": seconds}
 
 

@@ -20,6 +20,15 @@ interrupts a lower one at its start time (a play-now command starts at once, aft
 amplifier's warm-up if it was off); an equal or lower one waits its turn and starts late,
 unless it would start more than ``max_delay_s`` late: then it is reported ``missed``.
 
+**An untrusted clock holds the plan.** With a ``trust`` (``edge/clock.py``), every decision
+first asks whether the node's wall clock may be trusted. While it may not, plan items are
+held: not started, not warmed up for, not reported missed or failed (a node whose clock runs
+hours ahead would otherwise play the next one hours early and call the ones between missed).
+Play-now commands, emergencies and test tones still play. ``held`` counts the plan items due
+by the node's clock or by the hub's time, whichever is later (``on_held`` hears every change).
+Once the clock is trusted again the plan resumes: items still within ``max_delay_s`` of their
+time play (late), items whose time truly passed are reported missed.
+
 Every occurrence ends in exactly one of: ``finished``, ``interrupted``, ``failed`` (media not
 in the cache by its start time, corrupt file, audio error) or ``missed``; ``started`` comes
 before ``finished``/``interrupted``. Occurrences that have started are remembered in
@@ -41,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from thanthien.edge.audio import AudioClip, AudioOutput, PlayResult
+from thanthien.edge.clock import ClockTrust
 from thanthien.edge.speaker.media_cache import MediaCache, MediaCorrupt
 from thanthien.edge.speaker.prefetch import Prefetcher, Want
 from thanthien.edge.speaker.relay import AmplifierRelay
@@ -140,7 +150,8 @@ class PlanPlayer:
     def __init__(self, node_id: str, output: AudioOutput, cache: MediaCache, *,
                  on_event: EventSink, relay: AmplifierRelay | None = None,
                  settings: PlayerSettings | None = None, prefetcher: Prefetcher | None = None,
-                 clock: Callable[[], float] = time.time, state_path: Path | None = None) -> None:
+                 clock: Callable[[], float] = time.time, state_path: Path | None = None,
+                 trust: ClockTrust | None = None, on_held: Callable[[int], None] | None = None) -> None:
         self.node_id = node_id
         self.output = output
         self.cache = cache
@@ -150,6 +161,11 @@ class PlanPlayer:
         self._on_event = on_event
         self.clock = clock
         """The wall clock the plan plays on, read every loop (the simulator gives each node its own)."""
+        self.trust = trust
+        """Whether ``clock`` may be trusted; ``None``: always."""
+        self._on_held = on_held
+        self._holding = False
+        self._held = 0
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -236,17 +252,18 @@ class PlanPlayer:
         self._wake.set()
         return True
 
-    def play_now(self, item: PlanItem, clip: AudioClip | None = None) -> bool:
-        """Play ``item`` as soon as its priority allows (at ``item.start_at`` if that is
-        still ahead, so that several nodes can start together). ``clip`` skips the cache
-        (a test tone). False if this occurrence is already known."""
+    def play_now(self, item: PlanItem, clip: AudioClip | None = None, *, start: float | None = None) -> bool:
+        """Play ``item`` as soon as its priority allows (at ``start``, on this node's clock, or
+        at ``item.start_at`` if that is still ahead, so that several nodes can start together).
+        ``clip`` skips the cache (a test tone). Plays whether or not the clock is trusted.
+        False if this occurrence is already known."""
         with self._lock:
             occ = item.occurrence_id
             playing = self._playing is not None and self._playing.job.occ == occ
             if occ in self._done or occ in self._commands or playing:
                 return False
             now = self.clock()
-            start = max(now, item.start_at.timestamp())
+            start = max(now, item.start_at.timestamp() if start is None else start)
             # without a prefetcher nobody will fetch the media: it is there now or never
             wait = self.settings.play_now_wait_s if self.prefetcher is not None else 0.0
             self._commands[occ] = _Job(item, start, next(self._seq), True, deadline=start + wait,
@@ -279,7 +296,14 @@ class PlanPlayer:
                 "pending": len(self._plan_jobs) + len(self._commands),
                 "plan_revision": self._plan.revision if self._plan else None,
                 "amplifier_on": self.relay.is_on,
+                "clock_trusted": not self._holding,
+                "held": self._held,
             }
+
+    @property
+    def held(self) -> int:
+        """Plan items due that wait for a trusted clock (0 while it is trusted)."""
+        return self._held
 
     # -- the scheduler thread -------------------------------------------------------------
 
@@ -299,12 +323,37 @@ class PlanPlayer:
         return self.settings.warmup_s + self.settings.prepare_s
 
     def _pending(self) -> list[_Job]:
+        """What may be played: plan items only while the clock is trusted."""
+        if self._holding:
+            return list(self._commands.values())
         return [*self._plan_jobs.values(), *self._commands.values()]
+
+    def _judge_clock(self, now: float) -> None:
+        holding = self.trust is not None and not self.trust.trusted()
+        held = 0
+        if holding:
+            assert self.trust is not None
+            offset = self.trust.hub_offset_s()
+            horizon = now if offset is None else max(now, now + offset)
+            held = sum(1 for j in self._plan_jobs.values() if j.start - self._lead() <= horizon)
+        if holding != self._holding:
+            if holding:
+                log.warning("clock not trusted: holding the plan's broadcasts (play-now still plays)")
+            else:
+                log.info("clock trusted again: the plan plays")
+        self._holding = holding
+        if held != self._held:
+            self._held = held
+            if held:
+                log.warning("clock unsynced, holding %d broadcast(s)", held)
+            if self._on_held is not None:
+                self._on_held(held)
 
     def _tick(self) -> float:
         """One decision; returns how long to wait before the next one."""
         now = self.clock()
         with self._lock:
+            self._judge_clock(now)
             self._reap(now)
             self._expire(now)
             if self._playing is not None:

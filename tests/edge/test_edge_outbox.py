@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from thanthien.edge.clock import ClockFacts
 from thanthien.edge.outbox import Outbox
 from thanthien.protocol.payloads import RatingEvent
 
@@ -115,3 +117,37 @@ def test_outbox_survives_kill_9(tmp_path: Path):
     with Outbox.in_dir(tmp_path) as box:
         assert [(e.event_id, e.seq) for e in box.pending()] == committed
         assert box.store("rating", rating).seq == 41
+
+
+# -- events held for a corrected time (edge/clock.py) --------------------------------------
+FACTS = ClockFacts(mono=812.5, wall=1_800_000_000.0, boot_id="boot-1", trusted=False)
+
+
+def test_held_event_is_not_sent_until_released_with_its_final_payload(outbox):
+    held = outbox.store("rating", rating, facts=FACTS, held=True)
+    ready = outbox.store("rating", rating)
+    assert [e.event_id for e in outbox.pending()] == [ready.event_id]
+    assert outbox.depth() == 2 and outbox.held_count() == 1
+    [waiting] = outbox.held()
+    assert (waiting.event_id, waiting.mono, waiting.wall, waiting.boot_id) == \
+        (held.event_id, 812.5, 1_800_000_000.0, "boot-1")
+    assert outbox.release(waiting.id, b"corrected") and not outbox.release(waiting.id, b"again")
+    assert [(e.event_id, e.payload) for e in outbox.pending()] == \
+        [(held.event_id, b"corrected"), (ready.event_id, ready.payload)]
+
+
+def test_outbox_of_an_older_agent_gains_the_clock_columns_and_keeps_its_events(tmp_path):
+    path = tmp_path / "outbox.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL, stored_at TEXT NOT NULL);
+        CREATE TABLE sequences (kind TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+        INSERT INTO events (event_id, kind, seq, payload, stored_at)
+            VALUES ('0b9e5c1e-6f8a-4b52-9d0e-2f4b8f0f6a11', 'rating', 1, x'7b7d', '2026-01-01T00:00');
+        INSERT INTO sequences VALUES ('rating', 1);
+    """)
+    old.close()
+    with Outbox(path) as box:
+        assert [e.seq for e in box.pending()] == [1] and box.held_count() == 0
+        assert box.store("rating", rating, facts=FACTS, held=True).seq == 2

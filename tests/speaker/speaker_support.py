@@ -1,5 +1,6 @@
 """Helpers for the speaker tests: clips, plan items, a loopback media server, an event
-collector and a GPIO pin that stamps its changes with wall-clock time."""
+collector, a GPIO pin that stamps its changes with wall-clock time, and the speaker node as
+a real edge agent with the hub's MQTT part beside it."""
 
 from __future__ import annotations
 
@@ -8,17 +9,33 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 from gpiozero.pins.mock import MockPin
 
-from support import EventCollector
-from thanthien.edge.audio import AudioClip
-from thanthien.protocol.payloads import PlanItem, PlaybackEvent
+from support import HUB, NODE_A, Collector, EventCollector, connected_link
+from thanthien.config import validate_data
+from thanthien.edge.agent import EdgeAgent
+from thanthien.edge.audio import AudioClip, AudioOutput
+from thanthien.edge.settings import EdgeSettings
+from thanthien.mqtt import MqttLink, request_properties
+from thanthien.protocol import Topics
+from thanthien.protocol.payloads import (
+    Command,
+    CommandResult,
+    Plan,
+    PlanItem,
+    PlaybackEvent,
+    decode,
+    utc_now,
+)
 
 NODE = "node-a"
 TOKEN = "node-a-media-token"
@@ -145,3 +162,83 @@ class StampedPin(MockPin):
     def wait_changes(self, n: int, timeout: float = 5.0) -> list[tuple[float, bool]]:
         assert self._stamps.wait_count(n, timeout), self._stamps.snapshot()
         return self._stamps.snapshot()
+
+
+# -- the speaker as a device of the real edge agent, with the hub's MQTT part ---------------
+T = Topics()
+
+
+def agent_settings(data_dir: Path, port: int, hub: MediaServer, **clock: Any) -> EdgeSettings:
+    """A mock-hardware speaker node; ``clock`` fills the ``[clock]`` table."""
+    data: dict[str, Any] = {
+        "node": {"id": NODE_A.username, "hardware": "mock", "data_dir": str(data_dir)},
+        "mqtt": {"host": "127.0.0.1", "port": port, "password": NODE_A.password,
+                 "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
+        "audio": {"output": "null"},
+        "speakers": {"hub_url": hub.base_url, "token": TOKEN, "relay_pin": 22, "warmup_s": 0.1,
+                     "relay_off_delay_s": 0.1},
+    }
+    if clock:
+        data["clock"] = clock
+    return validate_data(EdgeSettings, data)
+
+
+def make_plan(*items: PlanItem, revision: int = 1) -> Plan:
+    now = datetime.now(UTC)
+    return Plan(node=NODE, revision=revision, generated_at=now, valid_until=now + timedelta(days=1),
+                items=list(items))
+
+
+def events(collector: Collector) -> list[PlaybackEvent]:
+    return [decode(PlaybackEvent, m.payload) for m in collector.messages]
+
+
+def wait_event(collector: Collector, occ: str, status: str, timeout: float = 10.0) -> PlaybackEvent:
+    def found(_msgs: object) -> bool:
+        return any(e.occurrence_id == occ and e.status == status for e in events(collector))
+
+    assert collector.wait_for(found, timeout), [(e.occurrence_id, e.status) for e in events(collector)]
+    return next(e for e in events(collector) if e.occurrence_id == occ and e.status == status)
+
+
+class Hub:
+    """Plays the hub's MQTT part: publishes plans and commands, hears playback reports."""
+
+    def __init__(self, port: int) -> None:
+        self.reports = Collector()
+        self.replies = Collector()
+        self.link: MqttLink = connected_link(port, HUB, f"test-speaker-hub-{uuid.uuid4().hex[:6]}", {
+            T.playback(NODE): self.reports, T.command_result(NODE): self.replies})
+
+    def publish_plan(self, plan: Plan) -> None:
+        self.link.publish_confirmed(T.plan(NODE), plan.to_bytes(), retain=True)
+
+    def command(self, name: str, **args: object) -> CommandResult:
+        correlation = uuid.uuid4().bytes
+        payload = Command(args=args, issued_at=utc_now()).to_bytes()  # type: ignore[arg-type]
+        self.link.publish_confirmed(T.command(NODE, name), payload,
+                                    properties=request_properties(T.command_result(NODE), correlation))
+
+        def corr(m: object) -> bytes | None:
+            return getattr(getattr(m, "properties", None), "CorrelationData", None)
+
+        assert self.replies.wait_for(lambda ms: any(corr(m) == correlation for m in ms))
+        return decode(CommandResult, next(m for m in self.replies.messages if corr(m) == correlation).payload)
+
+    def close(self) -> None:
+        self.link.publish_confirmed(T.plan(NODE), b"", retain=True)  # clear the retained plan
+        self.link.stop()
+
+
+def start_agent(data_dir: Path, port: int, hub_http: MediaServer, sink: AudioOutput, *,
+                connected: bool = True, wall_clock: Callable[[], float] = time.time,
+                ntp: Callable[[], bool | None] | None = None, **clock: Any) -> EdgeAgent:
+    """A started agent; with ``connected`` once its subscriptions are in place (a command
+    published before that would be lost). ``wall_clock`` and ``ntp`` stand for the node's
+    clock and NTP's answer about it; ``clock`` fills the ``[clock]`` table."""
+    agent = EdgeAgent(agent_settings(data_dir, port, hub_http, **clock), audio=sink, wall_clock=wall_clock,
+                      ntp=ntp)
+    agent.start()
+    if connected:
+        assert agent.link is not None and agent.link.wait_connected(10) and agent.link.subscribed.wait(10)
+    return agent

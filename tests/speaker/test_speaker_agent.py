@@ -4,109 +4,16 @@ restart while the broker is down."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
 import pytest
-from speaker_support import NODE, TOKEN, MediaServer, in_s, item, media_server, wav_and_sha
+from speaker_support import TOKEN, Hub, events, in_s, item, make_plan, start_agent, wait_event, wav_and_sha
 
-from support import HUB, NODE_A, Collector, connected_link
-from thanthien.config import validate_data
-from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.audio import WavSink
-from thanthien.edge.settings import EdgeSettings
-from thanthien.mqtt import MqttLink, request_properties
-from thanthien.protocol import Topics
-from thanthien.protocol.payloads import Command, CommandResult, Plan, PlaybackEvent, decode, utc_now
 
 pytestmark = pytest.mark.timeout(60)
 
-T = Topics()
 START_TOLERANCE_S = 0.05
-
-
-def settings(data_dir: Path, port: int, hub: MediaServer) -> EdgeSettings:
-    return validate_data(EdgeSettings, {
-        "node": {"id": NODE_A.username, "hardware": "mock", "data_dir": str(data_dir)},
-        "mqtt": {"host": "127.0.0.1", "port": port, "password": NODE_A.password,
-                 "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
-        "audio": {"output": "null"},
-        "speakers": {"hub_url": hub.base_url, "token": TOKEN, "relay_pin": 22, "warmup_s": 0.1,
-                     "relay_off_delay_s": 0.1},
-    })
-
-
-def make_plan(*items, revision: int = 1) -> Plan:
-    now = datetime.now(UTC)
-    return Plan(node=NODE, revision=revision, generated_at=now, valid_until=now + timedelta(days=1),
-                items=list(items))
-
-
-def events(collector: Collector) -> list[PlaybackEvent]:
-    return [decode(PlaybackEvent, m.payload) for m in collector.messages]
-
-
-def wait_event(collector: Collector, occ: str, status: str, timeout: float = 10.0) -> PlaybackEvent:
-    def found(_msgs: object) -> bool:
-        return any(e.occurrence_id == occ and e.status == status for e in events(collector))
-
-    assert collector.wait_for(found, timeout), [(e.occurrence_id, e.status) for e in events(collector)]
-    return next(e for e in events(collector) if e.occurrence_id == occ and e.status == status)
-
-
-class Hub:
-    """Plays the hub's MQTT part: publishes plans and commands, hears playback reports."""
-
-    def __init__(self, port: int) -> None:
-        self.reports = Collector()
-        self.replies = Collector()
-        self.link: MqttLink = connected_link(port, HUB, f"test-speaker-hub-{uuid.uuid4().hex[:6]}", {
-            T.playback(NODE): self.reports, T.command_result(NODE): self.replies})
-
-    def publish_plan(self, plan: Plan) -> None:
-        self.link.publish_confirmed(T.plan(NODE), plan.to_bytes(), retain=True)
-
-    def command(self, name: str, **args: object) -> CommandResult:
-        correlation = uuid.uuid4().bytes
-        payload = Command(args=args, issued_at=utc_now()).to_bytes()  # type: ignore[arg-type]
-        self.link.publish_confirmed(T.command(NODE, name), payload,
-                                    properties=request_properties(T.command_result(NODE), correlation))
-
-        def corr(m: object) -> bytes | None:
-            return getattr(getattr(m, "properties", None), "CorrelationData", None)
-
-        assert self.replies.wait_for(lambda ms: any(corr(m) == correlation for m in ms))
-        return decode(CommandResult, next(m for m in self.replies.messages if corr(m) == correlation).payload)
-
-    def close(self) -> None:
-        self.link.publish_confirmed(T.plan(NODE), b"", retain=True)  # clear the retained plan
-        self.link.stop()
-
-
-@pytest.fixture
-def hub_http() -> Iterator[MediaServer]:
-    with media_server() as server:
-        yield server
-
-
-@pytest.fixture
-def hub(broker) -> Iterator[Hub]:
-    h = Hub(broker.port)
-    yield h
-    h.close()
-
-
-def start_agent(data_dir: Path, port: int, hub_http: MediaServer, sink: WavSink, *,
-                connected: bool = True) -> EdgeAgent:
-    """A started agent; with ``connected`` once its subscriptions are in place (a command
-    published before that would be lost)."""
-    agent = EdgeAgent(settings(data_dir, port, hub_http), audio=sink)
-    agent.start()
-    if connected:
-        assert agent.link is not None and agent.link.wait_connected(10) and agent.link.subscribed.wait(10)
-    return agent
 
 
 def test_agent_plays_the_retained_plan_and_reports_each_occurrence(tmp_path, broker, hub, hub_http):
