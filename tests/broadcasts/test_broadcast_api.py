@@ -219,3 +219,44 @@ def test_a_file_name_with_path_tricks_writes_nowhere_but_the_library(client, as_
     assert not Path("/tmp/thanthien-evil.wav").exists()
     data_root = ctx.settings.hub.data_dir
     assert [p.name for p in data_root.parent.rglob("thanthien-evil*")] == []
+
+
+# -- quiet-hours exceptions and four eyes (issue 14) -----------------------------------------
+def midnight_greeting(client, as_role, sha: str) -> int:
+    """The chairman's giao thừa greeting (Mùng một Tết at 00:00), drafted asking for an exception."""
+    body = {"title": "Lời chúc giao thừa", "media_sha256": sha, "schedule_kind": "holiday",
+            "local_time": "00:00", "holidays": ["tet_1"], "quiet_exception_requested": True}
+    r = client.post("/api/v1/broadcasts", headers=as_role("officer"), json=body)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_a_leader_grants_a_quiet_exception_through_the_api_and_the_greeting_is_approved_as_normal(
+    client, as_role, uploaded
+):
+    bid = midnight_greeting(client, as_role, uploaded["sha256"])
+    granted = client.post(f"/api/v1/broadcasts/{bid}/quiet-exception", headers=as_role("leader"),
+                          json={"reason": "Lời chúc đúng thời khắc giao thừa"})
+    assert granted.status_code == 200, granted.text
+    assert {k: granted.json()["quiet_exception"][k] for k in ("granted_by", "reason")} == {
+        "granted_by": "leader", "reason": "Lời chúc đúng thời khắc giao thừa"}
+    approved = client.post(f"/api/v1/broadcasts/{bid}/approve", headers=as_role("admin")).json()
+    assert (approved["status"], approved["priority"]) == ("approved", "normal")
+
+
+def test_a_quiet_exception_is_withdrawn_through_the_api_once(client, as_role, uploaded):
+    bid = midnight_greeting(client, as_role, uploaded["sha256"])
+    url = f"/api/v1/broadcasts/{bid}/quiet-exception"
+    client.post(url, headers=as_role("leader"), json={"reason": "Giao thừa"})
+    withdrawn = client.delete(url, headers=as_role("leader"))
+    assert withdrawn.status_code == 200 and withdrawn.json()["quiet_exception"] is None
+    assert client.delete(url, headers=as_role("leader")).status_code == 409
+
+
+def test_the_audit_through_the_api_names_author_and_approver_of_an_approval(client, as_role, uploaded):
+    body = {"title": "Bản tin sáng", "media_sha256": uploaded["sha256"], "schedule_kind": "daily",
+            "local_time": "06:30"}
+    bid = client.post("/api/v1/broadcasts", headers=as_role("officer"), json=body).json()["id"]
+    client.post(f"/api/v1/broadcasts/{bid}/approve", headers=as_role("leader"))
+    approval = client.get(f"/api/v1/broadcasts/{bid}/audit", headers=as_role("it")).json()[-1]
+    assert (approval["details"]["author"], approval["details"]["approver"]) == ("officer", "leader")

@@ -184,3 +184,69 @@ def test_editing_an_approved_broadcast_on_its_page_returns_it_to_draft(ui, sha):
     assert ok.status_code == 303
     detail = officer.get(page).text
     assert "bản nháp" in detail and "Hằng ngày lúc 07:45" in detail and "officer: sửa (về bản nháp)" in detail
+
+
+# -- quiet-hours exceptions and four eyes (issue 14) -----------------------------------------
+REASON = "Lời chúc của Chủ tịch đúng thời khắc giao thừa"
+
+
+def late_draft(ui, sha) -> str:
+    """An officer's draft every day at 23:00, asking for a quiet-hours exception: its page."""
+    officer, csrf = ui("officer")
+    r = draft(officer, csrf, sha, local_time="23:00", quiet_exception_requested="1")
+    assert r.status_code == 303, r.text
+    return r.headers["location"]
+
+
+def granted(ui, sha) -> str:
+    page = late_draft(ui, sha)
+    leader, lcsrf = ui("leader")
+    assert leader.post(f"{page}/quiet-exception", data={"csrf": lcsrf, "reason": REASON}).status_code == 303
+    return page
+
+
+def test_a_draft_in_quiet_hours_is_stored_when_its_author_asks_for_an_exception(ui, sha):
+    officer, _ = ui("officer")
+    page = officer.get(late_draft(ui, sha)).text
+    conflict = page[page.index('id="quiet-conflict"'):]
+    assert "23:00" in conflict[:conflict.index("</div>")]
+    assert 'id="grant-quiet-exception"' not in page  # officers do not grant it
+
+
+def test_a_leader_sees_the_form_to_grant_a_quiet_exception_on_the_broadcast_page(ui, sha):
+    leader, _ = ui("leader")
+    assert 'id="grant-quiet-exception"' in leader.get(late_draft(ui, sha)).text
+
+
+def test_a_granted_exception_shows_who_granted_it_and_why_on_the_broadcast_page(ui, sha):
+    officer, _ = ui("officer")
+    page = officer.get(granted(ui, sha)).text
+    assert 'id="quiet-exception"' in page and "leader cho phép" in page
+    assert f'<span id="quiet-exception-reason">{REASON}</span>' in page
+    assert f"leader: cho phép ngoại lệ giờ yên tĩnh — lý do: {REASON}" in page
+
+
+def test_the_calendar_marks_every_occurrence_of_a_broadcast_with_a_quiet_exception(ui, sha):
+    granted(ui, sha)
+    officer, _ = ui("officer")
+    page = officer.get("/ui/broadcasts").text
+    calendar = page[page.index('id="calendar"'):]
+    calendar = calendar[:calendar.index("</section>")]
+    assert calendar.count(f'class="badge quiet-exception" title="Lý do: {REASON}"') == 7
+
+
+def test_the_author_is_told_why_they_cannot_approve_instead_of_an_approve_button(ui, sha):
+    leader, lcsrf = ui("leader")
+    page = draft(leader, lcsrf, sha).headers["location"]
+    own = leader.get(page).text
+    assert 'id="approval-refused"' in own and 'id="approve"' not in own
+    admin, _ = ui("admin")
+    assert 'id="approve"' in admin.get(page).text
+
+
+def test_the_audit_on_the_page_names_author_and_approver(ui, sha):
+    officer, csrf = ui("officer")
+    page = draft(officer, csrf, sha).headers["location"]
+    leader, lcsrf = ui("leader")
+    leader.post(f"{page}/approve", data={"csrf": lcsrf})
+    assert "leader: phê duyệt (người soạn: officer; người phê duyệt: leader)" in officer.get(page).text

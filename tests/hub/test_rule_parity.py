@@ -179,3 +179,86 @@ def test_each_role_is_allowed_or_refused_alike_by_the_api_and_the_page(hub: Hub,
     refused = role not in permission
     assert (api.status_code == 403, web.status_code == 403) == (refused, refused), \
         (api.status_code, web.status_code)
+
+
+# -- broadcasts: four eyes and quiet-hours exceptions (issue 14) ------------------------------
+def drafts(hub: Hub, author: str, count: int, **over: object) -> list[int]:
+    """``count`` drafts the user ``author`` (named after their role) wrote; daily at 07:00 unless
+    ``over`` says otherwise."""
+    from zoneinfo import ZoneInfo
+
+    from broadcasts.support import media_row, spec
+
+    from thanthien.hub.roles import ActingUser
+    from thanthien.hub.services import broadcasts
+    from thanthien.hub.services.schedule import BroadcastSettings
+
+    tz = ZoneInfo(hub.ctx.settings.hub.timezone)
+    with hub.ctx.db.session() as s:
+        sha = media_row(s, hub.ctx.clock())
+        return [broadcasts.create_broadcast(s, spec=spec(sha, **over), actor=ActingUser(author, author),
+                                            now=hub.ctx.clock(), tz=tz, cfg=BroadcastSettings()).id
+                for _ in range(count)]
+
+
+def statuses(hub: Hub, ids: list[int]) -> list[str]:
+    from thanthien.hub.db.models import Broadcast
+
+    with hub.ctx.db.session(write=False) as s:
+        return [s.get(Broadcast, i).status for i in ids]
+
+
+LATE = {"local_time": "23:00", "quiet_exception_requested": True}
+NO_REASON = "Ghi rõ lý do cho phép phát trong giờ yên tĩnh."
+
+
+def test_the_author_cannot_approve_their_own_broadcast_through_the_api_or_the_web(hub: Hub):
+    by_api, by_web = drafts(hub, "leader", 2)
+    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/approve", headers=hub.headers("leader"))
+    hub.login("leader")
+    web = hub.web.post(f"/ui/broadcasts/{by_web}/approve", data=hub.form())
+    assert (outcome(api), outcome(web)) == ("refused", "refused")
+    assert statuses(hub, [by_api, by_web]) == ["draft", "draft"]
+
+
+def test_with_self_approval_allowed_the_author_approves_through_the_api_and_the_web(hub: Hub):
+    hub.ctx.settings.broadcasts.allow_self_approval = True  # a commune with a single leader
+    by_api, by_web = drafts(hub, "leader", 2)
+    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/approve", headers=hub.headers("leader"))
+    hub.login("leader")
+    web = hub.web.post(f"/ui/broadcasts/{by_web}/approve", data=hub.form())
+    assert (outcome(api), outcome(web)) == ("done", "done")
+    assert statuses(hub, [by_api, by_web]) == ["approved", "approved"]
+
+
+def test_an_officer_cannot_grant_a_quiet_exception_through_the_api_or_the_web(hub: Hub):
+    by_api, by_web = drafts(hub, "officer", 2, **LATE)
+    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/quiet-exception", headers=hub.headers("officer"),
+                       json={"reason": "Lời chúc giao thừa"})
+    hub.login("officer")
+    web = hub.web.post(f"/ui/broadcasts/{by_web}/quiet-exception", data=hub.form(reason="Lời chúc giao thừa"))
+    assert (outcome(api), outcome(web)) == ("refused", "refused")
+
+
+def test_a_quiet_exception_without_a_reason_is_refused_with_the_same_reason_through_the_api_and_the_web(
+    hub: Hub,
+):
+    by_api, by_web = drafts(hub, "officer", 2, **LATE)
+    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/quiet-exception", headers=hub.headers("leader"),
+                       json={"reason": "  "})
+    hub.login("leader")
+    web = hub.web.post(f"/ui/broadcasts/{by_web}/quiet-exception", data=hub.form(reason="  "))
+    assert api.status_code == 422
+    assert flash_error(hub.web, web) == api.json()["detail"] == NO_REASON
+
+
+def test_approving_a_late_broadcast_without_an_exception_is_refused_with_the_same_reason_through_both(
+    hub: Hub,
+):
+    by_api, by_web = drafts(hub, "officer", 2, **LATE)
+    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/approve", headers=hub.headers("leader"))
+    hub.login("leader")
+    web = hub.web.post(f"/ui/broadcasts/{by_web}/approve", data=hub.form())
+    assert api.status_code == 422 and "cần lãnh đạo cho phép ngoại lệ giờ yên tĩnh" in api.json()["detail"]
+    assert flash_error(hub.web, web) == api.json()["detail"]
+    assert statuses(hub, [by_api, by_web]) == ["draft", "draft"]
