@@ -177,6 +177,8 @@ class Rating(Base):
     pressed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     officer_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id", ondelete="SET NULL"))
+    # the node could not correct pressed_at (issue 14 item 5); None: not recorded
+    clock_uncertain: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class DeadLetter(Base):
@@ -215,6 +217,10 @@ class TelemetrySample(Base):
     ignored_presses: Mapped[int] = mapped_column(Integer)
     clock_synced: Mapped[bool | None] = mapped_column(Boolean)
     clock_offset_ms: Mapped[float | None] = mapped_column(Float)
+    # clock trust (issue 14 item 5; None: a node too old to say)
+    clock_trusted: Mapped[bool | None] = mapped_column(Boolean)
+    hub_offset_ms: Mapped[float | None] = mapped_column(Float)
+    held_broadcasts: Mapped[int | None] = mapped_column(Integer)
 
 
 class TelemetryHourly(Base):

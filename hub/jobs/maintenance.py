@@ -1,15 +1,34 @@
-"""Health, alarm, camera, telemetry and webhook jobs: each one takes the registry name of the
-hub context it runs for, coalesces missed runs and never overlaps itself."""
+"""Health, alarm, camera, telemetry, webhook and hub-time jobs: each one takes the registry name
+of the hub context it runs for, coalesces missed runs and never overlaps itself."""
 
 from __future__ import annotations
 
 import logging
 from zoneinfo import ZoneInfo
 
+from thanthien import __version__
 from thanthien.hub.jobs import contexts
 from thanthien.hub.services import alarms, cameras, health, webhook
+from thanthien.protocol.payloads import HubState
 
 log = logging.getLogger(__name__)
+
+HUB_TIME_PER_HEARTBEAT = 2
+"""The hub's time beacon goes out this many times per ``health.heartbeat_s``."""
+
+
+def publish_hub_time(context: str) -> bool:
+    """The hub's time beacon: its ``online`` presence again with ``at`` = now, *not* retained and
+    at QoS 0 (the retained copy keeps its connect time; a node compares ``at`` with its clock and
+    trusts it within its tolerance, edge/clock.py). Sent only while this process's MQTT link is
+    up (the one with the hub's Last Will); False when nothing was sent."""
+    ctx = contexts.context(context)
+    if ctx is None or ctx.mqtt is None or not ctx.mqtt.connected.is_set():
+        return False
+    beacon = HubState(state="online", at=ctx.clock(), version=__version__)
+    ctx.mqtt.publish(ctx.topics.hub_state(), beacon.to_bytes(), qos=0, retain=False)
+    return True
+
 
 def check_heartbeats(context: str) -> list[str]:
     ctx = contexts.context(context)

@@ -33,6 +33,7 @@ def build_scheduler(ctx: HubContext, name: str = "hub") -> BackgroundScheduler:
         (maintenance.check_cameras, s.alarms.check_s, "cameras"),
         (maintenance.deliver_webhooks, 1.0, "webhooks"),
         (maintenance.maintain_telemetry, 300.0, "telemetry"),
+        (maintenance.publish_hub_time, s.health.heartbeat_s / maintenance.HUB_TIME_PER_HEARTBEAT, "hub-time"),
     )
     for func, seconds, job_id in jobs:
         scheduler.add_job(func, "interval", seconds=seconds, args=[name], id=job_id, replace_existing=True)

@@ -1,5 +1,10 @@
 """Node health: retained state with session counters, telemetry, heartbeat expiry, threshold
-alarms, and telemetry retention with hourly roll-ups."""
+alarms, and telemetry retention with hourly roll-ups.
+
+``clock_unsynced`` is raised while NTP says the node's clock is not synchronised, its offset
+(from NTP or from the hub's time beacon) exceeds ``clock_offset_ms_max``, or the node says it
+does not trust its clock (it then holds its scheduled broadcasts: the message counts them, and
+the alarm is major while it holds any)."""
 
 from __future__ import annotations
 
@@ -86,7 +91,8 @@ def record_telemetry(session: Session, *, t: Telemetry, now: datetime, threshold
         agent_version=t.agent_version, cpu_temp_c=t.cpu_temp_c, load_1m=t.load_1m,
         mem_used_pct=t.mem_used_pct, disk_used_pct=t.disk_used_pct, disk_free_mb=t.disk_free_mb,
         outbox_depth=t.outbox_depth, ignored_presses=t.ignored_presses, clock_synced=t.clock_synced,
-        clock_offset_ms=t.clock_offset_ms))
+        clock_offset_ms=t.clock_offset_ms, clock_trusted=t.clock_trusted, hub_offset_ms=t.hub_offset_ms,
+        held_broadcasts=t.held_broadcasts))
     if t.session < node.session:
         return node  # a straggler from an old session says nothing about the current one
     if node.state == "online" and t.session == node.session:
@@ -109,10 +115,8 @@ def _threshold_alarms(session: Session, *, node: Node, t: Telemetry, now: dateti
          f"Thiết bị {name}: bộ nhớ đã dùng {t.disk_used_pct:.0f}%"),
         ("high_temperature", "major", t.cpu_temp_c is not None and t.cpu_temp_c >= th.cpu_temp_c_max,
          f"Thiết bị {name}: nhiệt độ CPU {t.cpu_temp_c or 0:.0f}°C"),
-        ("clock_unsynced", "warning",
-         t.clock_synced is False or (t.clock_offset_ms is not None
-                                     and abs(t.clock_offset_ms) > th.clock_offset_ms_max),
-         f"Thiết bị {name}: đồng hồ chưa được đồng bộ (lệch {t.clock_offset_ms or 0:.0f} ms)"),
+        ("clock_unsynced", "major" if t.held_broadcasts else "warning", _clock_wrong(t, th),
+         _clock_message(name, t)),
     ]
     for kind, severity, active, message in checks:
         if active:
@@ -120,6 +124,41 @@ def _threshold_alarms(session: Session, *, node: Node, t: Telemetry, now: dateti
                                now=now, notify=notify, details={"node": node.id})
         else:
             alarms.clear_alarm(session, kind=kind, subject=node.id, now=now, notify=notify)
+
+
+def _clock_wrong(t: Telemetry, th: Thresholds) -> bool:
+    limit = th.clock_offset_ms_max
+    return (t.clock_synced is False or t.clock_trusted is False
+            or (t.clock_offset_ms is not None and abs(t.clock_offset_ms) > limit)
+            or (t.hub_offset_ms is not None and abs(t.hub_offset_ms) > limit))
+
+
+def offset_text(ms: float) -> str:
+    """An offset (reference minus node, in ms) as people read it: "nhanh 3,0 giờ", "chậm 12 giây"."""
+    size = abs(ms) / 1000
+    if size < 10:
+        amount = f"{abs(ms):.0f} ms"
+    elif size < 120:
+        amount = f"{size:.0f} giây"
+    elif size < 2 * 3600:
+        amount = f"{size / 60:.0f} phút"
+    else:
+        amount = f"{size / 3600:.1f} giờ".replace(".", ",")
+    return f"{'chậm' if ms > 0 else 'nhanh'} {amount}"
+
+
+def _clock_message(name: str, t: Telemetry) -> str:
+    if t.clock_trusted is None:  # a node too old to say more
+        return f"Thiết bị {name}: đồng hồ chưa được đồng bộ (lệch {t.clock_offset_ms or 0:.0f} ms)"
+    text = f"Thiết bị {name}: đồng hồ chưa được đồng bộ"
+    if t.hub_offset_ms is not None:
+        text += f" ({offset_text(t.hub_offset_ms)} so với trung tâm)"
+    elif t.clock_offset_ms is not None:
+        text += f" (lệch {t.clock_offset_ms:.0f} ms)"
+    if t.clock_trusted is False:
+        held = t.held_broadcasts or 0
+        text += f", đang giữ {held} bản tin chưa phát" if held else ", các bản tin theo lịch sẽ chờ"
+    return text
 
 
 def expire_heartbeats(session: Session, *, now: datetime, heartbeat_s: float, factor: float,
