@@ -12,6 +12,13 @@ declare -A wanted=(
   [/usr/bin/ffmpeg]=ffmpeg
   [/usr/bin/chromium]=chromium            # the web UI's browser tests (headless)
   [/usr/bin/chromedriver]=chromium-driver
+  # a real RTSP server for the camera tests (gst-rtsp-server run by Debian's python3, H.264, clock)
+  [/usr/lib/python3/dist-packages/gi/__init__.py]=python3-gi
+  [/usr/share/doc/gir1.2-gst-rtsp-server-1.0/copyright]=gir1.2-gst-rtsp-server-1.0
+  [/usr/share/doc/gstreamer1.0-plugins-base/copyright]=gstreamer1.0-plugins-base
+  [/usr/share/doc/gstreamer1.0-plugins-good/copyright]=gstreamer1.0-plugins-good
+  [/usr/share/doc/gstreamer1.0-plugins-ugly/copyright]=gstreamer1.0-plugins-ugly
+  [/usr/share/doc/gstreamer1.0-x/copyright]=gstreamer1.0-x
 )
 missing=()
 for probe in "${!wanted[@]}"; do

@@ -2,9 +2,10 @@
 :class:`Observation` (the state this single check points to, with its reason).
 
 Order and severity: a camera whose RTSP service cannot be reached, refuses the
-credentials or offers no video is ``down``; with RTSP fine, a black or blank picture is
-``black``, a picture unchanged over ``frozen_checks`` checks is ``frozen``; a failing picture
-probe or a slow answer is ``degraded``; otherwise ``ok``.
+credentials or offers no video is ``down``; with RTSP fine, a picture whose brightest part
+stays dark, or a uniform one, is ``black``; a picture unchanged over ``frozen_checks`` checks
+(no more than ``frozen_change_pct`` of it changed clearly) is ``frozen``; a failing picture
+probe or a slow answer is ``degraded``; otherwise ``ok``. The measures are in :mod:`.picture`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class Observation:
     connect_ms: float | None = None
     brightness: float | None = None
     contrast: float | None = None
+    peak: float | None = None
+    """The brightest part of the picture (:attr:`.picture.Levels.peak`)."""
+    changed_pct: float | None = None
+    """How much of the picture (percent) changed: the most between the newest picture and an
+    earlier one of the frozen window; ``None`` until the window is full."""
 
 
 class CameraChecker:
@@ -65,18 +71,20 @@ class CameraChecker:
         if picture_ms is not None and picture_ms > cfg.slow_ms:
             slow.append(f"snapshot took {picture_ms:.0f} ms")
         self._pictures.append(picture)
-        brightness, contrast = picture.brightness, picture.contrast
-        metrics = {"connect_ms": rtsp.connect_ms, "brightness": brightness, "contrast": contrast}
-        if brightness < cfg.black_brightness:
-            return Observation("black", f"picture is black (mean brightness {brightness:.1f} of 255, "
+        levels = picture.levels(cfg.osd_region)
+        changed = self._change_pct()
+        metrics = {"connect_ms": rtsp.connect_ms, "brightness": levels.brightness,
+                   "contrast": levels.contrast, "peak": levels.peak, "changed_pct": changed}
+        if levels.peak < cfg.black_brightness:
+            return Observation("black", f"picture is black (brightest part {levels.peak:.0f} of 255, "
                                         f"limit {cfg.black_brightness:g})", at, **metrics)
-        if contrast < cfg.blank_contrast:
-            return Observation("black", f"picture is blank (contrast {contrast:.1f}, "
+        if levels.contrast < cfg.blank_contrast:
+            return Observation("black", f"picture is blank (contrast {levels.contrast:.1f}, "
                                         f"limit {cfg.blank_contrast:g})", at, **metrics)
-        frozen = self._frozen_difference()
-        if frozen is not None:
+        if changed is not None and changed < cfg.frozen_change_pct:
             return Observation("frozen", f"picture unchanged over the last {len(self._pictures)} checks "
-                                         f"(largest difference {frozen:.2f} of 255)", at, **metrics)
+                                         f"(at most {changed:.4f} % of it changed, limit "
+                                         f"{cfg.frozen_change_pct:g} %)", at, **metrics)
         if slow:
             return Observation("degraded", f"slow (limit {cfg.slow_ms:g} ms): " + "; ".join(slow), at,
                                **metrics)
@@ -89,11 +97,11 @@ class CameraChecker:
             return decode_jpeg(snap.jpeg, cfg.decode_timeout_s), snap.elapsed_ms
         return grab_rtsp_frame(self.rtsp, cfg.frame_timeout_s), None
 
-    def _frozen_difference(self) -> float | None:
-        """The largest difference between the newest picture and the earlier ones in the
-        window, when the window is full and every one is below the limit; else None."""
+    def _change_pct(self) -> float | None:
+        """The most of the picture (percent) that changed between the newest picture and any
+        earlier one in the window (frozen when even that is below the limit); ``None`` while the
+        window is not full."""
         if len(self._pictures) < self.config.frozen_checks:
             return None
         newest = self._pictures[-1]
-        largest = max(newest.difference(p) for p in list(self._pictures)[:-1])
-        return largest if largest < self.config.frozen_difference else None
+        return 100 * max(newest.changed_share(p) for p in list(self._pictures)[:-1])

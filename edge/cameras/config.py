@@ -35,17 +35,26 @@ class CameraSection(Section):
         1000.0, gt=0, le=60000, description="A connect or answer slower than this makes the camera degraded."
     )
     black_brightness: float = Field(
-        16.0, ge=0, le=255, description="Mean grey level (0-255) below which the picture is black."
+        16.0, ge=0, le=255,
+        description="Grey level (0-255) the brightest part of the picture (its brightest 0.1 %) must reach; "
+                    "below it the picture is black.",
     )
     blank_contrast: float = Field(
         4.0, ge=0, le=128, description="Grey standard deviation below which the picture is blank."
     )
+    osd_region: tuple[float, float, float, float] | None = Field(
+        None,
+        description="Where the camera draws its on-screen text (clock, name): left, top, right, bottom as "
+                    "fractions 0-1 of the picture. Left out of the black and blank measures, so a covered "
+                    "lens with the clock running is still black; its changes still count as a live picture.",
+    )
     frozen_checks: int = Field(
         3, ge=2, le=1000, description="Pictures in a row that must be the same to call it frozen."
     )
-    frozen_difference: float = Field(
-        2.0, ge=0, le=255,
-        description="Mean grey difference (0-255) of two thumbnails below which they are the same picture.",
+    frozen_change_pct: float = Field(
+        0.005, ge=0, le=100,
+        description="Share of the picture (percent) that must change by more than 32 grey levels between two "
+                    "checks for them to be different pictures; 0.005 % is 3 pixels of the 320x180 thumbnail.",
     )
     hold_checks: int = Field(
         2, ge=1, le=100, description="Checks a new state must hold before it is reported."
@@ -73,6 +82,10 @@ class CameraSection(Section):
                 setattr(self, name, endpoint.url)
         if self.password is not None and self.username is None:
             problems.append("password given without username")
+        if self.osd_region is not None:
+            left, top, right, bottom = self.osd_region
+            if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
+                problems.append("osd_region: expected left < right and top < bottom, all between 0 and 1")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -18,8 +18,11 @@ from thanthien.edge.cameras.urls import Endpoint, scrub, with_credentials
 from thanthien.edge.cameras.wire import ProbeError
 
 GRAB_PROBE_BYTES = 32 * 1024
+GRAB_PROBE_US = 100_000
 """Stream probing before the first frame is decoded. ffmpeg's default (5 MB / 5 s) makes a
-grab take seconds; the decoder takes the picture's parameters from the frames anyway."""
+grab take seconds; the decoder takes the picture's parameters from the frames anyway. Both
+limits matter: a dark H.264 stream sends so few bytes that 32 KB alone takes 3 s to fill
+(gst-rtsp-server, x264 at 10 frames/s), 0.1 s of stream is enough for every test scene."""
 _SCALE = f"scale={THUMB_WIDTH}:{THUMB_HEIGHT},format=gray"
 _OUTPUT = ["-frames:v", "1", "-vf", _SCALE, "-f", "rawvideo", "pipe:1"]
 
@@ -44,8 +47,8 @@ def grab_rtsp_frame(endpoint: Endpoint, timeout: float) -> Thumbnail:
     error text before it becomes a reason. ffmpeg's own socket timeout is set too, so a
     grab left behind by an agent that exits still ends by itself."""
     args = [ffmpeg_path(), "-nostdin", "-hide_banner", "-v", "error", "-rtsp_transport", "tcp",
-            "-probesize", str(GRAB_PROBE_BYTES), "-timeout", str(int((timeout + 1) * 1_000_000)),
-            "-i", with_credentials(endpoint), *_OUTPUT]
+            "-probesize", str(GRAB_PROBE_BYTES), "-analyzeduration", str(GRAB_PROBE_US),
+            "-timeout", str(int((timeout + 1) * 1_000_000)), "-i", with_credentials(endpoint), *_OUTPUT]
     return _run("RTSP frame grab", args, None, timeout, endpoint)
 
 

@@ -11,13 +11,20 @@ from thanthien.sim.cameras import pictures
 from thanthien.sim.cameras.auth import Authenticator, AuthPolicy
 
 Mode = Literal["ok", "down", "slow", "frozen", "black", "blank", "wrong_credentials", "hang", "no_video",
-               "snapshot_error"]
+               "snapshot_error", "night", "dark_moving", "black_osd"]
 MODES: tuple[str, ...] = Mode.__args__  # type: ignore[attr-defined]
 """ok: a moving picture · down: ports closed (connections refused) · slow: every answer
 delayed · frozen: the same picture, re-encoded · black: a black picture · blank: a uniform
 grey picture · wrong_credentials: the camera's password was changed, every login refused ·
 hang: connections accepted, never answered · no_video: the SDP offers audio only ·
-snapshot_error: the snapshot URL answers 500."""
+snapshot_error: the snapshot URL answers 500 · night: a still, dim room with the camera's clock
+running (live) · dark_moving: a dark room with a small bright thing moving (live) · black_osd: a
+covered lens, black but for the camera's running clock."""
+
+
+_MOVING = {"night": pictures.night_jpeg, "dark_moving": pictures.dark_moving_jpeg,
+           "black_osd": pictures.black_osd_jpeg}
+"""Modes whose picture changes with every picture served (else the moving scene of ``ok``)."""
 
 
 @dataclass(frozen=True)
@@ -103,4 +110,4 @@ class Behaviour:
             still, frame = self._still, self._frame
         if mode == "frozen":
             return pictures.still_jpeg(3 if still % 2 else 9)
-        return pictures.scene_jpeg(frame)
+        return _MOVING.get(mode, pictures.scene_jpeg)(frame)

@@ -81,3 +81,13 @@ def test_a_snapshot_url_keeps_its_own_account():
     [cam] = _edge({"id": "c", "rtsp_url": RTSP.replace("//", "//admin:a@"),
                    "snapshot_url": SNAP.replace("//", "//viewer:v@")}).cameras
     assert cam.snapshot_endpoint().credentials == Credentials("viewer", "v")
+
+
+def test_an_osd_region_must_lie_inside_the_picture():
+    problems = _problems({"id": "c", "rtsp_url": RTSP, "osd_region": [0.5, 0, 0.2, 0.1]})
+    assert "osd_region: expected left < right and top < bottom, all between 0 and 1" in problems[0]
+
+
+def test_an_osd_region_is_read_from_a_list_of_four_fractions():
+    [cam] = _edge({"id": "c", "rtsp_url": RTSP, "osd_region": [0, 0, 0.4, 0.1]}).cameras
+    assert cam.osd_region == (0, 0, 0.4, 0.1)

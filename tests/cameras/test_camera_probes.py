@@ -178,7 +178,7 @@ def test_credentials_in_a_url_never_reach_the_clean_url():
 
 def test_frame_grab_reads_one_picture_from_the_rtsp_stream(sim):
     thumb = grab_rtsp_frame(camera_config(sim).rtsp_endpoint(), 5.0)
-    assert thumb.contrast > 20
+    assert thumb.levels().contrast > 20
 
 
 def test_frame_grab_failure_reason_never_carries_the_password(sim):
