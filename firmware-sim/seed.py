@@ -135,8 +135,8 @@ def _logins(session: Session, logins: list[Login], now: datetime) -> None:
     for login in logins:
         user = session.scalar(select(User).where(User.username == login.username))
         if user is None:
-            users.create_user(session, username=login.username, password=login.password, role=login.role,
-                              full_name=login.full_name, now=now)
+            users.create_user(session, actor=SYSTEM, username=login.username, password=login.password,
+                              role=login.role, full_name=login.full_name, now=now)
         else:
             users.update_user(session, actor=SYSTEM, user_id=user.id, role=login.role, active=True,
                               password=login.password)
@@ -175,7 +175,8 @@ def issue_speaker_tokens(db: Database, *, now: datetime) -> dict[str, str]:
     from thanthien.hub.services import media_items
 
     with db.session() as session:
-        tokens = {z.node: media_items.issue_node_token(session, node_id=z.node, now=now) for z in town.ZONES}
+        tokens = {z.node: media_items.issue_node_token(session, actor=SYSTEM, node_id=z.node, now=now)
+                  for z in town.ZONES}
         session.commit()
     return tokens
 
@@ -183,7 +184,8 @@ def issue_speaker_tokens(db: Database, *, now: datetime) -> dict[str, str]:
 def _officers(session: Session) -> dict[str, list[int]]:
     by_counter: dict[str, list[int]] = {}
     for o in town.OFFICERS:
-        row = registry.create_officer(session, code=o.code, full_name=o.full_name, title=o.title)
+        row = registry.create_officer(session, actor=SYSTEM, code=o.code, full_name=o.full_name,
+                                      title=o.title)
         by_counter.setdefault(o.counter, []).append(row.id)
     return by_counter
 
@@ -200,8 +202,8 @@ def _roster(session: Session, officers: dict[str, list[int]], start: datetime, e
             ends = datetime.combine(day, SHIFT[1], LOCAL_TZ).astimezone(UTC)
             for counter in town.COUNTERS:
                 pair = officers[counter.code]
-                registry.add_shift(session, officer_id=pair[week % len(pair)], counter=counter.code,
-                                   starts_at=begins, ends_at=ends)
+                registry.add_shift(session, actor=SYSTEM, officer_id=pair[week % len(pair)],
+                                   counter=counter.code, starts_at=begins, ends_at=ends)
                 n += 1
         day += timedelta(days=1)
     return n

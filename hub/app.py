@@ -8,6 +8,7 @@ from thanthien import __version__ as VERSION
 from thanthien.hub.api import errors
 from thanthien.hub.api.limits import ENVELOPE_BYTES, BodyLimit
 from thanthien.hub.api.routes import (
+    audit,
     auth,
     broadcasts,
     cameras,
@@ -30,7 +31,7 @@ from thanthien.mqtt import MqttLink
 
 API_PREFIX = "/api/v1"
 ROUTERS = (auth.router, users.router, places.router, nodes.router, officers.router, health.router,
-           ratings.router, cameras.router, media.router, broadcasts.router)
+           ratings.router, cameras.router, media.router, broadcasts.router, audit.router)
 
 DESCRIPTION = """API of the Thân Thiện hub: ratings, device registry and health, alarms.
 

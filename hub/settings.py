@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
@@ -41,6 +41,29 @@ class HttpSection(Section):
         description="Signs login tokens.",
     )
     token_ttl_s: int = Field(12 * 3600, ge=60, le=30 * 24 * 3600)
+
+
+class AuthSection(Section):
+    """The login throttle (``services/logins.py``): after ``account_failures`` wrong logins of
+    one username, or ``address_failures`` from one client address, each further failure locks
+    that name or address for a delay that starts at ``first_delay_s`` and doubles, up to
+    ``max_delay_s``. A right password resets the account (not the address)."""
+
+    account_failures: int = Field(5, ge=1, le=1000,
+                                  description="Wrong logins of one username before delays begin.")
+    address_failures: int = Field(20, ge=1, le=100_000,
+                                  description="Wrong logins from one client address before delays begin.")
+    first_delay_s: float = Field(30.0, ge=1, le=24 * 3600,
+                                 description="The first delay; each further failure doubles it.")
+    max_delay_s: float = Field(900.0, ge=1, le=7 * 24 * 3600, description="The longest delay.")
+    forget_after_s: float = Field(24 * 3600.0, ge=60, le=365 * 24 * 3600,
+                                  description="Failures are forgotten after this long without another.")
+
+    @model_validator(mode="after")
+    def _delays_grow(self) -> AuthSection:
+        if self.max_delay_s < self.first_delay_s:
+            raise ValueError("auth.max_delay_s must not be shorter than auth.first_delay_s")
+        return self
 
 
 class IngestSection(Section):
@@ -147,6 +170,7 @@ class HubSettings(FileSettings):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     mqtt: MqttSettings = Field(default_factory=lambda: MqttSettings(username="hub"))
     http: HttpSection = Field(default_factory=HttpSection)
+    auth: AuthSection = Field(default_factory=AuthSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
     health: HealthSection = Field(default_factory=HealthSection)
     alarms: AlarmSection = Field(default_factory=AlarmSection)

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from thanthien.hub.db.models import Occurrence
+from thanthien.hub.db.models import AuditEntry, Occurrence
 from thanthien.hub.roles import Role
-from thanthien.hub.services import deliveries, users
+from thanthien.hub.services import audit, deliveries, users
 from thanthien.hub.services.broadcasts import REASON_MAX, BroadcastView
 from thanthien.hub.services.tts import DEFAULT_WPM, MAX_WPM, MIN_WPM, Voice
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
@@ -438,3 +438,29 @@ class TtsIn(BaseModel):
 class NodeTokenOut(BaseModel):
     node_id: str
     token: str = Field(description="Shown once; put it in the node's [speakers] token.")
+
+
+# -- the administrative audit log ----------------------------------------------------------
+class AdminAuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor_id: int | None = Field(description="The user's id; null for the hub itself (seeding, config, CLI).")
+    actor_username: str
+    actor_role: str
+    action: str = Field(description="What was done, e.g. user.role, node.register, node_token.issue.")
+    action_label: str = Field(description="The action in Vietnamese, as the page and the export show it.")
+    subject: str = Field(description="What it was done to, e.g. user:canbo, node:loa-ban-hon.")
+    details: dict[str, Any] = Field(description="Values, or {field: {from, to}} for a change; "
+                                                "never a secret.")
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AdminAuditOut:
+        return cls(id=entry.id, at=entry.at, actor_id=entry.actor_id, actor_username=entry.actor_username,
+                   actor_role=entry.actor_role, action=entry.action,
+                   action_label=audit.action_label(entry.action), subject=entry.subject,
+                   details=entry.details)
+
+
+class AdminAuditPage(BaseModel):
+    total: int = Field(description="Entries the filter selects (the page holds at most `limit`).")
+    entries: list[AdminAuditOut]

@@ -446,3 +446,35 @@ class NodePlan(Base):
     digest: Mapped[str] = mapped_column(String(64))
     items: Mapped[int] = mapped_column(Integer)
     generated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# -- logins and the administrative audit (issue 14 item 8) ---------------------------------
+class LoginThrottle(Base):
+    """Failed logins of one account name (``scope`` ``account``, any name typed, known or not)
+    or of one client address (``address``) since they were last forgotten: the login throttle's
+    state, in the database so every hub process sees the same count."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_last_failure_at", "last_failure_at"),)
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    """One administrative change: who made it (as they were then), when, what was done to
+    what, and the details (never a password or token). No foreign key: the trace outlives
+    the account and the thing it names."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_subject", "subject", "at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor_id: Mapped[int | None] = mapped_column(Integer)  # None: the hub itself (seeding, config, CLI)
+    actor_username: Mapped[str] = mapped_column(String(64))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -19,6 +19,8 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Broadcast, Delivery, MediaItem, Node, NodeMediaToken, Occurrence
+from thanthien.hub.roles import Actor
+from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.services.media import MediaError, MediaLibrary, MediaRecord, MediaSettings
 from thanthien.hub.services.tts import Tts, TtsRequest, TtsSettings
@@ -105,13 +107,16 @@ def get_media(session: Session, *, sha256: str) -> MediaItem:
     return item
 
 
-def delete_media(session: Session, *, lib: MediaLibrary, sha256: str) -> None:
+def delete_media(session: Session, *, actor: Actor, lib: MediaLibrary, sha256: str,
+                 now: datetime | None = None) -> None:
     """Delete a file no broadcast ever used; one that was used stays, with the broadcasts'
     delivery reports and audit (archive the broadcast instead)."""
     item = get_media(session, sha256=sha256)
     used = session.scalar(select(Broadcast.id).where(Broadcast.media_sha256 == sha256).limit(1))
     if used is not None:
         raise Conflict(f"Tệp âm thanh đã được dùng cho bản tin #{used}; được giữ lại cùng kết quả phát.")
+    audit.record(session, actor=actor, action="media.delete", subject=f"media:{sha256}", at=now,
+                 details={"title": item.title, "duration_s": item.duration_s, "created_by": item.created_by})
     session.delete(item)
     session.flush()
     lib.path_for(sha256).unlink(missing_ok=True)
@@ -122,8 +127,9 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_node_token(session: Session, *, node_id: str, now: datetime) -> str:
-    """A new token for the node (replacing its old one); returned once, stored as a hash."""
+def issue_node_token(session: Session, *, actor: Actor, node_id: str, now: datetime) -> str:
+    """A new token for the node (replacing its old one); returned once, stored as a hash, and
+    audited without it."""
     if session.get(Node, node_id) is None:
         raise NotFound(f"Không có nút {node_id!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -133,11 +139,15 @@ def issue_node_token(session: Session, *, node_id: str, now: datetime) -> str:
     else:
         row.token_sha256, row.created_at = _digest(token), now
     session.flush()
+    audit.record(session, actor=actor, action="node_token.issue", subject=f"node:{node_id}", at=now,
+                 details={"replaced": row is not None})
     return token
 
 
-def revoke_node_token(session: Session, *, node_id: str) -> None:
-    session.execute(delete(NodeMediaToken).where(NodeMediaToken.node_id == node_id))
+def revoke_node_token(session: Session, *, actor: Actor, node_id: str, now: datetime | None = None) -> None:
+    gone = session.execute(delete(NodeMediaToken).where(NodeMediaToken.node_id == node_id)).rowcount
+    if gone:
+        audit.record(session, actor=actor, action="node_token.revoke", subject=f"node:{node_id}", at=now)
 
 
 def node_for_token(session: Session, *, token: str) -> str | None:

@@ -12,6 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Counter, Device, Node, Officer, Rating, RosterEntry, Site, User, Zone
+from thanthien.hub.roles import SYSTEM, Actor
+from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.settings import RegistrySection
 
@@ -47,11 +49,12 @@ def list_sites(session: Session) -> list[Site]:
     return list(session.scalars(select(Site).order_by(Site.code)))
 
 
-def create_site(session: Session, *, code: str, name: str) -> Site:
+def create_site(session: Session, *, actor: Actor, code: str, name: str, now: datetime | None = None) -> Site:
     _unique(session, Site, code)
     site = Site(code=code, name=name)
     session.add(site)
     session.flush()
+    _audit(session, actor, "create", site, at=now)
     return site
 
 
@@ -59,12 +62,13 @@ def list_zones(session: Session) -> list[Zone]:
     return list(session.scalars(select(Zone).order_by(Zone.code)))
 
 
-def create_zone(session: Session, *, code: str, name: str, kind: str = "hamlet",
-                site: str | None = None) -> Zone:
+def create_zone(session: Session, *, actor: Actor, code: str, name: str, kind: str = "hamlet",
+                site: str | None = None, now: datetime | None = None) -> Zone:
     _unique(session, Zone, code)
     zone = Zone(code=code, name=name, kind=kind, site_id=_site_id(session, site))
     session.add(zone)
     session.flush()
+    _audit(session, actor, "create", zone, at=now, site=site)
     return zone
 
 
@@ -72,17 +76,53 @@ def list_counters(session: Session) -> list[Counter]:
     return list(session.scalars(select(Counter).order_by(Counter.code)))
 
 
-def create_counter(session: Session, *, code: str, name: str, site: str | None = None) -> Counter:
+def create_counter(session: Session, *, actor: Actor, code: str, name: str,
+                   site: str | None = None, now: datetime | None = None) -> Counter:
     _unique(session, Counter, code)
     counter = Counter(code=code, name=name, site_id=_site_id(session, site))
     session.add(counter)
     session.flush()
+    _audit(session, actor, "create", counter, at=now, site=site)
     return counter
 
 
-def delete_row(session: Session, *, model: type[Any], ident: Any) -> None:
-    session.delete(_get(session, model, ident))
+def delete_row(session: Session, *, actor: Actor, model: type[Any], ident: Any,
+               now: datetime | None = None) -> None:
+    row = _get(session, model, ident)
+    _audit(session, actor, "delete", row, at=now)
+    session.delete(row)
     session.flush()
+
+
+# -- the audit trail of registry changes ----------------------------------------------------
+_AREAS: dict[type[Any], str] = {Site: "site", Zone: "zone", Counter: "counter", Node: "node",
+                                Device: "device", Officer: "officer"}
+
+
+def _audit(session: Session, actor: Actor, verb: str, row: Any, *, at: datetime | None,
+           **details: Any) -> None:
+    """``<area>.<verb>`` of a registry row, named by its code (a device by node/code)."""
+    area = _AREAS[type(row)]
+    if isinstance(row, Node):
+        subject, values = row.id, {"name": row.name}
+    elif isinstance(row, Device):
+        subject, values = f"{row.node_id}/{row.code}", {"kind": row.kind, "name": row.name}
+    elif isinstance(row, Officer):
+        subject, values = row.code, {"full_name": row.full_name, "title": row.title}
+    else:
+        subject, values = row.code, {"name": row.name}
+        if isinstance(row, Zone):
+            values["kind"] = row.kind
+    audit.record(session, actor=actor, action=f"{area}.{verb}", subject=f"{area}:{subject}", at=at,
+                 details={**values, **details})
+
+
+def _declared(row: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Set ``values`` on a row; what changed (``audit.changes``), everything for a new row."""
+    before = {k: getattr(row, k) for k in values} if row.id is not None else {}
+    for key, value in values.items():
+        setattr(row, key, value)
+    return audit.changes(before, values)
 
 
 def _site_id(session: Session, code: str | None) -> int | None:
@@ -102,24 +142,44 @@ def get_node(session: Session, *, node_id: str) -> Node:
     return _get(session, Node, node_id)
 
 
-def register_node(session: Session, *, node_id: str, name: str = "", site: str | None = None) -> Node:
+def register_node(session: Session, *, actor: Actor, node_id: str, name: str = "",
+                  site: str | None = None, now: datetime | None = None) -> Node:
     """Declare a node; one that was seen unregistered becomes registered."""
+    node, changed = _register_node(session, node_id=node_id, name=name, site=site)
+    if changed:
+        audit.record(session, actor=actor, action="node.register", subject=f"node:{node_id}", at=now,
+                     details=changed)
+    return node
+
+
+def _register_node(session: Session, *, node_id: str, name: str,
+                   site: str | None) -> tuple[Node, dict[str, Any]]:
     node = session.get(Node, node_id)
+    before: dict[str, Any] = {}
     if node is None:
         node = Node(id=node_id, name=name, registered=True, state="unknown", session=0, last_seq=0,
                     capabilities=[], agent_version="", state_reason="")
         session.add(node)
+    else:
+        before = {"registered": node.registered, "name": node.name, "site": _site_code(session, node.site_id)}
     node.registered = True
     node.name = name or node.name
     if site is not None:
         node.site_id = _site_id(session, site)
     session.flush()
-    return node
+    after = {"registered": True, "name": node.name, "site": _site_code(session, node.site_id)}
+    return node, audit.changes(before, after)
 
 
-def update_node(session: Session, *, node_id: str, name: str | None = None,
-                site: str | None = None, registered: bool | None = None) -> Node:
+def _site_code(session: Session, site_id: int | None) -> str | None:
+    site = session.get(Site, site_id) if site_id is not None else None
+    return site.code if site else None
+
+
+def update_node(session: Session, *, actor: Actor, node_id: str, name: str | None = None,
+                site: str | None = None, registered: bool | None = None, now: datetime | None = None) -> Node:
     node = get_node(session, node_id=node_id)
+    before = {"name": node.name, "site": _site_code(session, node.site_id), "registered": node.registered}
     if name is not None:
         node.name = name
     if site is not None:
@@ -127,6 +187,11 @@ def update_node(session: Session, *, node_id: str, name: str | None = None,
     if registered is not None:
         node.registered = registered
     session.flush()
+    changed = audit.changes(before, {"name": node.name, "site": _site_code(session, node.site_id),
+                                     "registered": node.registered})
+    if changed:
+        audit.record(session, actor=actor, action="node.update", subject=f"node:{node_id}", at=now,
+                     details=changed)
     return node
 
 
@@ -178,17 +243,33 @@ def list_devices(session: Session, *, node_id: str | None = None) -> list[Device
     return list(session.scalars(query))
 
 
-def upsert_device(session: Session, *, node_id: str, code: str, kind: str, name: str = "",
-                  counter: str | None = None, zone: str | None = None) -> Device:
+def upsert_device(session: Session, *, actor: Actor, node_id: str, code: str, kind: str, name: str = "",
+                  counter: str | None = None, zone: str | None = None, now: datetime | None = None) -> Device:
+    """Create or update a device of a node (audited when something changed)."""
+    device, verb, changed = _upsert_device(session, node_id=node_id, code=code, kind=kind, name=name,
+                                           counter=counter, zone=zone)
+    if changed:
+        audit.record(session, actor=actor, action=f"device.{verb}", subject=f"device:{node_id}/{code}",
+                     at=now, details=changed)
+    return device
+
+
+def _upsert_device(session: Session, *, node_id: str, code: str, kind: str, name: str,
+                   counter: str | None, zone: str | None) -> tuple[Device, str, dict[str, Any]]:
     if kind not in DEVICE_KINDS:
         raise Invalid(f"unknown device kind {kind!r}")
     if kind == "rating_box" and counter is None:
         raise Invalid("a rating box needs its counter")
     get_node(session, node_id=node_id)
     device = session.scalar(select(Device).where(Device.node_id == node_id, Device.code == code))
+    before: dict[str, Any] = {}
     if device is None:
         device = Device(node_id=node_id, code=code, kind=kind)
         session.add(device)
+    else:
+        before = {"kind": device.kind, "name": device.name,
+                  "counter": _code(session, Counter, device.counter_id),
+                  "zone": _code(session, Zone, device.zone_id)}
     device.kind = kind
     device.name = name
     counter_row = _by_code(session, Counter, counter)
@@ -196,30 +277,46 @@ def upsert_device(session: Session, *, node_id: str, code: str, kind: str, name:
     device.counter_id = counter_row.id if counter_row else None
     device.zone_id = zone_row.id if zone_row else None
     session.flush()
-    return device
+    changed = audit.changes(before, {"kind": kind, "name": name, "counter": counter, "zone": zone})
+    return device, "update" if before else "create", changed
 
 
-def apply_declarations(session: Session, *, registry: RegistrySection) -> None:
-    """Create or update what the config file declares (nothing is deleted)."""
+def _code(session: Session, model: type[Any], ident: int | None) -> str | None:
+    row = session.get(model, ident) if ident is not None else None
+    return row.code if row else None
+
+
+def apply_declarations(session: Session, *, registry: RegistrySection, now: datetime | None = None) -> None:
+    """Create or update what the config file declares (nothing is deleted). What this changes
+    is audited as the hub's own doing (``system``, ``"source": "config"``); a start-up that
+    changes nothing writes nothing."""
+    trail: list[tuple[str, str, dict[str, Any]]] = []
     for s in registry.sites:
         site = session.scalar(select(Site).where(Site.code == s.code)) or Site(code=s.code)
-        site.name = s.name
+        trail.append(("site", s.code, _declared(site, {"name": s.name})))
         session.add(site)
     session.flush()
     for z in registry.zones:
         zone = session.scalar(select(Zone).where(Zone.code == z.code)) or Zone(code=z.code)
-        zone.name, zone.kind, zone.site_id = z.name, z.kind, _site_id(session, z.site)
+        trail.append(("zone", z.code, _declared(zone, {"name": z.name, "kind": z.kind,
+                                                       "site_id": _site_id(session, z.site)})))
         session.add(zone)
     for c in registry.counters:
         counter = session.scalar(select(Counter).where(Counter.code == c.code)) or Counter(code=c.code)
-        counter.name, counter.site_id = c.name, _site_id(session, c.site)
+        trail.append(("counter", c.code, _declared(counter, {"name": c.name,
+                                                             "site_id": _site_id(session, c.site)})))
         session.add(counter)
     session.flush()
     for n in registry.nodes:
-        register_node(session, node_id=n.id, name=n.name, site=n.site)
+        trail.append(("node", n.id, _register_node(session, node_id=n.id, name=n.name, site=n.site)[1]))
         for d in n.devices:
-            upsert_device(session, node_id=n.id, code=d.code, kind=d.kind, name=d.name,
-                          counter=d.counter, zone=d.zone)
+            _device, _verb, changed = _upsert_device(session, node_id=n.id, code=d.code, kind=d.kind,
+                                                     name=d.name, counter=d.counter, zone=d.zone)
+            trail.append(("device", f"{n.id}/{d.code}", changed))
+    for area, subject, changed in trail:
+        if changed:
+            audit.record(session, actor=SYSTEM, action=f"{area}.declare", subject=f"{area}:{subject}",
+                         at=now, details={**changed, "source": "config"})
 
 
 # -- officers and roster -------------------------------------------------------------------
@@ -227,14 +324,15 @@ def list_officers(session: Session) -> list[Officer]:
     return list(session.scalars(select(Officer).order_by(Officer.code)))
 
 
-def create_officer(session: Session, *, code: str, full_name: str, title: str = "",
-                   user_id: int | None = None) -> Officer:
+def create_officer(session: Session, *, actor: Actor, code: str, full_name: str, title: str = "",
+                   user_id: int | None = None, now: datetime | None = None) -> Officer:
     _unique(session, Officer, code)
     if user_id is not None and session.get(User, user_id) is None:
         raise Invalid(f"user {user_id} does not exist")
     officer = Officer(code=code, full_name=full_name, title=title, user_id=user_id)
     session.add(officer)
     session.flush()
+    _audit(session, actor, "create", officer, at=now, user_id=user_id)
     return officer
 
 
@@ -250,13 +348,13 @@ def list_roster(session: Session, *, counter: str | None = None, start: datetime
     return list(session.scalars(query))
 
 
-def add_shift(session: Session, *, officer_id: int, counter: str, starts_at: datetime,
-              ends_at: datetime) -> RosterEntry:
+def add_shift(session: Session, *, actor: Actor, officer_id: int, counter: str, starts_at: datetime,
+              ends_at: datetime, now: datetime | None = None) -> RosterEntry:
     """Put an officer on duty at a counter for [starts_at, ends_at); ratings already stored in
     that window are attributed to them."""
     if ends_at <= starts_at:
         raise Invalid("a shift must end after it starts")
-    _get(session, Officer, officer_id)
+    officer = _get(session, Officer, officer_id)
     counter_row = _by_code(session, Counter, counter)
     overlap = session.scalar(select(RosterEntry).where(
         RosterEntry.counter_id == counter_row.id, RosterEntry.starts_at < ends_at,
@@ -269,17 +367,28 @@ def add_shift(session: Session, *, officer_id: int, counter: str, starts_at: dat
     session.add(entry)
     session.flush()
     _attribute(session, counter_code=counter, start=starts_at, end=ends_at, officer_id=officer_id)
+    _audit_shift(session, actor, "add", entry, officer=officer, counter=counter, at=now)
     return entry
 
 
-def remove_shift(session: Session, *, entry_id: int) -> None:
+def remove_shift(session: Session, *, actor: Actor, entry_id: int, now: datetime | None = None) -> None:
     entry = _get(session, RosterEntry, entry_id)
     counter = session.get(Counter, entry.counter_id)
     assert counter is not None
     _attribute(session, counter_code=counter.code, start=entry.starts_at, end=entry.ends_at,
                officer_id=None)
+    _audit_shift(session, actor, "remove", entry, officer=session.get(Officer, entry.officer_id),
+                 counter=counter.code, at=now)
     session.delete(entry)
     session.flush()
+
+
+def _audit_shift(session: Session, actor: Actor, verb: str, entry: RosterEntry, *, officer: Officer | None,
+                 counter: str, at: datetime | None) -> None:
+    audit.record(session, actor=actor, action=f"roster.{verb}", subject=f"roster:{counter}", at=at, details={
+        "shift": entry.id, "officer": officer.code if officer else entry.officer_id,
+        "officer_name": officer.full_name if officer else None, "starts_at": entry.starts_at,
+        "ends_at": entry.ends_at})
 
 
 def _attribute(session: Session, *, counter_code: str, start: datetime, end: datetime,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import User
 from thanthien.hub.roles import ROLE_LABELS, ROLES, Actor
+from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 
 # The rules of an account, used by the checks below and by the API schema (so OpenAPI shows them).
@@ -70,7 +71,7 @@ def hash_password(password: str) -> str:
     return _hasher.hash(check_password(password))
 
 
-def create_user(session: Session, *, username: str, password: str, role: str, now: datetime,
+def create_user(session: Session, *, actor: Actor, username: str, password: str, role: str, now: datetime,
                 full_name: str = "") -> User:
     username, role, full_name = check_username(username), check_role(role), check_full_name(full_name)
     check_password(password)
@@ -80,7 +81,13 @@ def create_user(session: Session, *, username: str, password: str, role: str, no
                 password_hash=hash_password(password), active=True, token_version=0, created_at=now)
     session.add(user)
     session.flush()
+    audit.record(session, actor=actor, action="user.create", subject=_subject(user), at=now,
+                 details={"role": role, "full_name": full_name})
     return user
+
+
+def _subject(user: User) -> str:
+    return f"user:{user.username}"
 
 
 def get_user(session: Session, *, user_id: int) -> User:
@@ -96,33 +103,49 @@ def list_users(session: Session) -> list[User]:
 
 def update_user(session: Session, *, actor: Actor, user_id: int, role: str | None = None,
                 active: bool | None = None, password: str | None = None,
-                full_name: str | None = None) -> User:
+                full_name: str | None = None, now: datetime | None = None) -> User:
     """Change an account. Nobody changes their own role or locks themselves out (a hub whose
-    only admin demoted themselves has no admin left)."""
+    only admin demoted themselves has no admin left). Each change is audited (at ``now``)."""
+    return _update(session, actor=actor, user_id=user_id, role=role, active=active, password=password,
+                   full_name=full_name, password_action="user.password_change", now=now)
+
+
+def _update(session: Session, *, actor: Actor, user_id: int, role: str | None, active: bool | None,
+            password: str | None, full_name: str | None, password_action: str, now: datetime | None) -> User:
     user = get_user(session, user_id=user_id)
     if user.id == actor.id and ((role is not None and role != user.role) or active is False):
         raise Forbidden("Không thể tự đổi vai trò hay khóa tài khoản của chính mình")
-    if role is not None:
-        user.role = check_role(role)
-    if active is not None:
+    trail: list[tuple[str, dict[str, object]]] = []
+    if role is not None and check_role(role) != user.role:
+        trail.append(("user.role", {"role": {"from": user.role, "to": role}}))
+        user.role = role
+    if active is not None and active != user.active:
+        trail.append(("user.unlock" if active else "user.lock", {}))
         user.active = active
         if not active:
             user.token_version += 1
     if password is not None:
         user.password_hash = hash_password(password)
         user.token_version += 1  # existing tokens stop working
-    if full_name is not None:
-        user.full_name = check_full_name(full_name)
+        trail.append((password_action, {}))
+    if full_name is not None and check_full_name(full_name) != user.full_name:
+        trail.append(("user.rename", {"full_name": {"from": user.full_name, "to": full_name.strip()}}))
+        user.full_name = full_name.strip()
     session.flush()
+    for action, details in trail:
+        audit.record(session, actor=actor, action=action, subject=_subject(user), details=details, at=now)
     return user
 
 
-def reset_password(session: Session, *, actor: Actor, user_id: int) -> tuple[User, str]:
+def reset_password(session: Session, *, actor: Actor, user_id: int,
+                   now: datetime | None = None) -> tuple[User, str]:
     """A new random password for someone else (shown once to the admin); their sessions end."""
     if user_id == actor.id:
         raise Forbidden("Không thể tự đặt lại mật khẩu của chính mình; hãy đổi mật khẩu của mình")
     password = secrets.token_urlsafe(9)
-    return update_user(session, actor=actor, user_id=user_id, password=password), password
+    user = _update(session, actor=actor, user_id=user_id, role=None, active=None, password=password,
+                   full_name=None, password_action="user.password_reset", now=now)
+    return user, password
 
 
 def authenticate(session: Session, *, username: str, password: str) -> User | None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from thanthien.hub.context import HubContext
 from thanthien.hub.roles import ROLE_LABELS, Role
-from thanthien.hub.services import users
+from thanthien.hub.services import logins, users
 
 COOKIE = "thanthien_session"
 CSRF_FIELD = "csrf"
@@ -122,15 +122,18 @@ async def check_csrf(request: Request) -> None:
 Csrf = Depends(check_csrf)
 
 
-def login_user(hub: HubContext, *, username: str, password: str) -> tuple[str, Any] | None:
-    """The session token for a right password (and the user), else ``None``."""
-    with hub.db.session() as session:  # commits a re-hashed password
-        user = users.authenticate(session, username=username, password=password)
-        if user is None:
-            return None
-        token = users.issue_token(user=user, secret=_secret(hub), now=hub.clock(),
+def login_user(hub: HubContext, *, username: str, password: str,
+               address: str | None) -> tuple[str | None, logins.LoginResult]:
+    """The session token for a right password (``None`` otherwise) and the login service's
+    answer (its refusal message; ``retry_after_s`` when the throttle refused)."""
+    with hub.db.session() as session:  # commits the failure counted, the reset, a re-hashed password
+        result = logins.attempt(session, username=username, password=password, address=address,
+                                now=hub.clock(), cfg=hub.settings.auth, tz=hub.settings.hub.timezone)
+        if result.user is None:
+            return None, result
+        token = users.issue_token(user=result.user, secret=_secret(hub), now=hub.clock(),
                                   ttl_s=hub.settings.http.token_ttl_s)
-        return token, user.role
+        return token, result
 
 
 AnyUser = Annotated[UiUser, Depends(Require())]

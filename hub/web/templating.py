@@ -93,6 +93,7 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_READERS),
     ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),
     ("/ui/users", "Người dùng", ADMINS),
+    ("/ui/audit", "Nhật ký quản trị", ADMINS),
 ]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import MediaItem
-from thanthien.hub.roles import LEADER, OFFICER, ActingUser
+from thanthien.hub.roles import LEADER, OFFICER, SYSTEM, ActingUser
 from thanthien.hub.services import registry
 from thanthien.hub.services.broadcasts import BroadcastSpec
 
@@ -23,10 +23,10 @@ APPROVER = ActingUser("lanh-dao", LEADER)
 def speakers(session: Session, zones: dict[str, list[str]]) -> None:
     """Zones (code -> node ids), each node with one speaker device serving its zone."""
     for zone, nodes in zones.items():
-        registry.create_zone(session, code=zone, name=f"Bản {zone}")
+        registry.create_zone(session, actor=SYSTEM, code=zone, name=f"Bản {zone}")
         for node in nodes:
-            registry.register_node(session, node_id=node, name=f"Cụm loa {node}")
-            registry.upsert_device(session, node_id=node, code="loa", kind="speaker", zone=zone)
+            registry.register_node(session, actor=SYSTEM, node_id=node, name=f"Cụm loa {node}")
+            registry.upsert_device(session, actor=SYSTEM, node_id=node, code="loa", kind="speaker", zone=zone)
     session.flush()
 
 

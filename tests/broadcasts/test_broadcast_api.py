@@ -16,7 +16,7 @@ from broadcasts.support import speakers
 from support import role_headers
 from thanthien.hub.app import create_app
 from thanthien.hub.db.models import MediaItem
-from thanthien.hub.roles import EVERYONE
+from thanthien.hub.roles import EVERYONE, SYSTEM
 from thanthien.hub.services import users
 
 PASSWORD = "mat-khau-123"
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("cheap_hashing")  # the many logins here st
 def client(ctx):
     with ctx.db.session() as s:
         for role in EVERYONE:
-            users.create_user(s, username=role, password=PASSWORD, role=role, now=ctx.clock())
+            users.create_user(s, actor=SYSTEM, username=role, password=PASSWORD, role=role, now=ctx.clock())
         speakers(s, {"ban-a": ["loa-1"], "ban-b": ["loa-2"]})
     with TestClient(create_app(ctx.settings, ctx.db, ctx=ctx)) as c:
         yield c

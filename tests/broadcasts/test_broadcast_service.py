@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
 from thanthien.hub.db.models import Broadcast, BroadcastAudit, Delivery, Occurrence
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import broadcasts, plans, registry
 from thanthien.hub.services.errors import Conflict, Invalid
 from thanthien.hub.services.schedule import BroadcastSettings
@@ -195,8 +196,8 @@ def test_a_speaker_added_to_a_targeted_zone_gets_the_coming_occurrences_in_its_p
     with ctx.db.session() as s:
         plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, force=False)
     with ctx.db.session() as s:
-        registry.register_node(s, node_id="loa-4")
-        registry.upsert_device(s, node_id="loa-4", code="loa", kind="speaker", zone="ban-b")
+        registry.register_node(s, actor=SYSTEM, node_id="loa-4")
+        registry.upsert_device(s, actor=SYSTEM, node_id="loa-4", code="loa", kind="speaker", zone="ban-b")
     with ctx.db.session() as s:
         plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
         out = {p.node_id: p.plan for p in plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, force=False)}

@@ -14,6 +14,7 @@ from media.audio_tools import make_tone
 from broadcasts.support import media_row, speakers
 from support import ui_login
 from thanthien.hub.app import create_app
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import users
 from thanthien.hub.web.auth import csrf_for
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("cheap_hashing")  # the many logins here st
 def sha(ctx):
     with ctx.db.session() as s:
         for role in ("admin", "officer", "leader", "it"):
-            users.create_user(s, username=role, password=PASSWORD, role=role, now=ctx.clock())
+            users.create_user(s, actor=SYSTEM, username=role, password=PASSWORD, role=role, now=ctx.clock())
         speakers(s, {"ban-a": ["loa-1", "loa-2"]})
         return media_row(s, ctx.clock(), name="Bản tin sáng", duration_s=60.0)
 

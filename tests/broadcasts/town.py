@@ -21,6 +21,7 @@ from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.devices.speaker import SpeakerDevice
 from thanthien.edge.settings import EdgeSettings
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.runtime import HubRuntime
 from thanthien.hub.services import users
 from thanthien.hub.settings import HubSettings
@@ -113,7 +114,8 @@ class Town:
         assert self.hub.link is not None and self.hub.link.wait_connected(10)
         with self.hub.db.session() as s:
             for role in ("admin", "officer", "leader", "it"):
-                users.create_user(s, username=role, password=PASSWORD, role=role, now=self.hub.ctx.clock())
+                users.create_user(s, actor=SYSTEM, username=role, password=PASSWORD, role=role,
+                                  now=self.hub.ctx.clock())
         for account in self.nodes:
             token = self.post(f"/nodes/{account.username}/media-token", "it").json()["token"]
             if account.username in self.wrong_token:

@@ -11,7 +11,7 @@ from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import AlarmNotification
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.jobs import contexts, maintenance
-from thanthien.hub.roles import LEADER, ActingUser
+from thanthien.hub.roles import LEADER, SYSTEM, ActingUser
 from thanthien.hub.services import alarms, registry
 from thanthien.hub.settings import RegistrySection
 
@@ -25,7 +25,7 @@ BOXES = RegistrySection(  # node-a's boxes, one per counter the presses name (th
 def _registered(db):
     with db.session() as s:
         registry.apply_declarations(s, registry=BOXES)
-        registry.register_node(s, node_id="node-a")
+        registry.register_node(s, actor=SYSTEM, node_id="node-a")
 
 
 def press(ctx, *scores: int, counter: str = "quay-1") -> None:

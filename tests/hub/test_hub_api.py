@@ -17,7 +17,7 @@ from support import api_login, role_headers
 from thanthien.hub.api.deps import RoleGuard
 from thanthien.hub.app import API_PREFIX, ROUTERS, create_app
 from thanthien.hub.ingest.worker import IngestWorker
-from thanthien.hub.roles import EVERYONE
+from thanthien.hub.roles import EVERYONE, SYSTEM
 from thanthien.hub.services import users
 
 PASSWORD = "mat-khau-123"
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("cheap_hashing")  # the many logins here st
 def app(ctx):
     with ctx.db.session() as s:
         for role in EVERYONE:
-            users.create_user(s, username=role, password=PASSWORD, role=role, now=ctx.clock())
+            users.create_user(s, actor=SYSTEM, username=role, password=PASSWORD, role=role, now=ctx.clock())
     return create_app(ctx.settings, ctx.db, ctx=ctx)
 
 

@@ -16,6 +16,7 @@ from hub.hub_helpers import incoming, rating, rating_msg, telemetry
 from thanthien.hub.db.models import Base, Node, Rating
 from thanthien.hub.db.session import Database
 from thanthien.hub.ingest.worker import IngestWorker
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import alarms, registry, users
 from thanthien.hub.services.backup import BackupError, create_backup, restore_backup
 from thanthien.hub.settings import RegistrySection
@@ -30,8 +31,9 @@ def seed(ctx) -> None:
             counters=[{"code": "quay-1", "name": "Quầy 1"}],
             nodes=[{"id": "node-a",
                     "devices": [{"code": "box-1", "kind": "rating_box", "counter": "quay-1"}]}]))
-        registry.register_node(s, node_id="node-a", name="Bộ phận một cửa")
-        users.create_user(s, username="chu-tich", password="mat-khau-123", role="leader", now=ctx.clock())
+        registry.register_node(s, actor=SYSTEM, node_id="node-a", name="Bộ phận một cửa")
+        users.create_user(s, actor=SYSTEM, username="chu-tich", password="mat-khau-123", role="leader",
+                          now=ctx.clock())
         alarms.raise_alarm(s, kind="disk_full", subject="node-a", severity="warning", now=ctx.clock(),
                            notify=False, message="Ổ đĩa gần đầy", details={"pct": 93.5})
     IngestWorker(ctx).process([rating_msg(rating(seq=i, score=1 + i % 4), ctx.clock()) for i in range(1, 31)]
@@ -145,7 +147,7 @@ def test_command_line_round_trip_into_a_new_database(tmp_path, capsys):
     assert main(["hub", "migrate", "--config", str(old)]) == 0
     db = Database(f"sqlite:///{tmp_path / 'old'}.db")
     with db.session() as s:
-        registry.register_node(s, node_id="loa-ban-na", name="Cụm loa bản Na")
+        registry.register_node(s, actor=SYSTEM, node_id="loa-ban-na", name="Cụm loa bản Na")
     db.dispose()
     archive = tmp_path / "hub.tar.gz"
     assert main(["hub", "backup", "--config", str(old), "--out", str(archive)]) == 0

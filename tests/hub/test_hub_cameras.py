@@ -13,6 +13,7 @@ from thanthien.hub.app import create_app
 from thanthien.hub.db.models import Alarm, CameraPeriod, CameraStatus
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.jobs import contexts, maintenance
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import alarms, cameras, registry, users
 from thanthien.hub.settings import RegistrySection
 from thanthien.protocol import Topics
@@ -28,7 +29,7 @@ def _registered(ctx):
     with ctx.db.session() as s:
         registry.apply_declarations(s, registry=RegistrySection(nodes=[  # the cameras it reports on
             {"id": "mo-quay", "devices": [{"code": c, "kind": "camera"} for c in ("cam-1", "cam-2")]}]))
-        registry.register_node(s, node_id="mo-quay", name="Bộ phận một cửa")
+        registry.register_node(s, actor=SYSTEM, node_id="mo-quay", name="Bộ phận một cửa")
 
 
 def report(ctx, state: str, reason: str = "", camera: str = "cam-1", since: datetime | None = None):
@@ -170,7 +171,8 @@ def ctx_tz(ctx):
 def api(ctx):
     with ctx.db.session() as s:
         for role in ("it", "officer"):
-            users.create_user(s, username=role, password="mat-khau-123", role=role, now=ctx.clock())
+            users.create_user(s, actor=SYSTEM, username=role, password="mat-khau-123", role=role,
+                              now=ctx.clock())
     with TestClient(create_app(ctx.settings, ctx.db, ctx=ctx)) as client:
         def headers(role: str) -> dict[str, str]:
             token = client.post("/api/v1/auth/login",

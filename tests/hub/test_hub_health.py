@@ -11,7 +11,7 @@ from hub.hub_helpers import incoming, node_state, telemetry
 from thanthien.hub.db.models import Alarm, Node, TelemetryHourly, TelemetrySample
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.jobs import contexts, maintenance
-from thanthien.hub.roles import IT, ActingUser
+from thanthien.hub.roles import IT, SYSTEM, ActingUser
 from thanthien.hub.services import alarms, health, registry
 from thanthien.protocol import Topics
 
@@ -21,7 +21,7 @@ T = Topics()
 @pytest.fixture(autouse=True)
 def _registered(ctx):
     with ctx.db.session() as s:
-        registry.register_node(s, node_id="node-a", name="")
+        registry.register_node(s, actor=SYSTEM, node_id="node-a", name="")
 
 
 def feed(ctx, *messages) -> None:

@@ -15,6 +15,7 @@ from thanthien.hub.db.models import DeadLetter, Node, Rating
 from thanthien.hub.ingest.base import Outcome
 from thanthien.hub.ingest.table import HANDLERS, SHAREABLE
 from thanthien.hub.ingest.worker import IngestWorker, commit_batch
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import registry
 from thanthien.hub.settings import RegistrySection
 from thanthien.protocol import EVENT_KINDS, Topics
@@ -120,13 +121,13 @@ def test_sequence_gap_is_logged(ctx, clock, caplog):
 def test_rating_is_attributed_to_the_officer_on_duty_at_press_time(ctx, clock):
     t0 = clock()
     with ctx.db.session() as s:
-        registry.create_counter(s, code="quay-1", name="Quầy 1")
-        lan = registry.create_officer(s, code="lan", full_name="Nguyễn Thị Lan")
-        minh = registry.create_officer(s, code="minh", full_name="Trần Văn Minh")
-        registry.add_shift(s, officer_id=lan.id, counter="quay-1", starts_at=t0 - timedelta(hours=1),
-                           ends_at=t0 + timedelta(hours=1))
-        registry.add_shift(s, officer_id=minh.id, counter="quay-1", starts_at=t0 + timedelta(hours=1),
-                           ends_at=t0 + timedelta(hours=4))
+        registry.create_counter(s, actor=SYSTEM, code="quay-1", name="Quầy 1")
+        lan = registry.create_officer(s, actor=SYSTEM, code="lan", full_name="Nguyễn Thị Lan")
+        minh = registry.create_officer(s, actor=SYSTEM, code="minh", full_name="Trần Văn Minh")
+        registry.add_shift(s, actor=SYSTEM, officer_id=lan.id, counter="quay-1",
+                           starts_at=t0 - timedelta(hours=1), ends_at=t0 + timedelta(hours=1))
+        registry.add_shift(s, actor=SYSTEM, officer_id=minh.id, counter="quay-1",
+                           starts_at=t0 + timedelta(hours=1), ends_at=t0 + timedelta(hours=4))
         lan_id, minh_id = lan.id, minh.id
     events = [rating(seq=1, pressed_at=t0), rating(seq=2, pressed_at=t0 + timedelta(hours=2)),
               rating(seq=3, pressed_at=t0 + timedelta(hours=5))]
@@ -141,9 +142,9 @@ def test_shift_added_later_attributes_ratings_already_stored(ctx, clock):
     t0 = clock()
     IngestWorker(ctx).process([rating_msg(rating(pressed_at=t0), clock())])
     with ctx.db.session() as s:
-        registry.create_counter(s, code="quay-1", name="Quầy 1")
-        lan = registry.create_officer(s, code="lan", full_name="Nguyễn Thị Lan")
-        registry.add_shift(s, officer_id=lan.id, counter="quay-1", starts_at=t0,
+        registry.create_counter(s, actor=SYSTEM, code="quay-1", name="Quầy 1")
+        lan = registry.create_officer(s, actor=SYSTEM, code="lan", full_name="Nguyễn Thị Lan")
+        registry.add_shift(s, actor=SYSTEM, officer_id=lan.id, counter="quay-1", starts_at=t0,
                            ends_at=t0 + timedelta(hours=8))
     with ctx.db.session() as s:
         assert s.scalar(select(Rating.officer_id)) == lan.id

@@ -10,6 +10,7 @@ from schemathesis.checks import not_a_server_error
 
 from support import HUB, bearer, connected_link
 from thanthien.hub.app import create_app
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import users
 
 PASSWORD = "mat-khau-123"
@@ -25,7 +26,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def api_app(ctx, broker, cheap_hashing):
     """The API with a real MQTT link (commands such as play-now publish through it)."""
     with ctx.db.session() as s:
-        users.create_user(s, username="admin", password=PASSWORD, role="admin", now=ctx.clock())
+        users.create_user(s, actor=SYSTEM, username="admin", password=PASSWORD, role="admin", now=ctx.clock())
     link = connected_link(broker.port, HUB, "hub-schemathesis")
     ctx.mqtt = link
     yield create_app(ctx.settings, ctx.db, mqtt=link, ctx=ctx)

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from support import api_login, bearer, ui_login
 from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
-from thanthien.hub.db.models import Alarm, User
+from thanthien.hub.db.models import Alarm, AuditEntry, User
 from thanthien.hub.roles import (
     ADMINS,
     BROADCAST_APPROVERS,
@@ -24,6 +25,7 @@ from thanthien.hub.roles import (
     EVERYONE,
     REPORT_READERS,
     ROLES,
+    SYSTEM,
 )
 from thanthien.hub.services import alarms, users
 from thanthien.hub.web.auth import COOKIE, CSRF_FIELD, csrf_for
@@ -55,8 +57,8 @@ class Hub:
 def hub(ctx: HubContext) -> Iterator[Hub]:
     """The hub's app (API and UI) with one user per role, named after the role."""
     with ctx.db.session() as s:
-        ids = {role: users.create_user(s, username=role, password=PASSWORD, role=role, now=ctx.clock()).id
-               for role in ROLES}
+        ids = {role: users.create_user(s, actor=SYSTEM, username=role, password=PASSWORD, role=role,
+                                       now=ctx.clock()).id for role in ROLES}
     app = create_app(ctx.settings, ctx.db, ctx=ctx)
     with TestClient(app, follow_redirects=False) as api, TestClient(app, follow_redirects=False) as web:
         yield Hub(ctx, api, web, ids)
@@ -262,3 +264,67 @@ def test_approving_a_late_broadcast_without_an_exception_is_refused_with_the_sam
     assert api.status_code == 422 and "cần lãnh đạo cho phép ngoại lệ giờ yên tĩnh" in api.json()["detail"]
     assert flash_error(hub.web, web) == api.json()["detail"]
     assert statuses(hub, [by_api, by_web]) == ["draft", "draft"]
+
+
+# -- logins and the audit log (issue 14 item 8) ------------------------------------------------
+def test_an_officer_cannot_read_the_audit_log_through_the_api_or_the_web(hub: Hub):
+    api = hub.api.get("/api/v1/audit", headers=hub.headers("officer"))
+    hub.login("officer")
+    web = hub.web.get("/ui/audit")
+    assert (outcome(api), outcome(web)) == ("refused", "refused")
+
+
+AUDIT_PAIRS = {
+    "read": (("GET", "/api/v1/audit"), ("GET", "/ui/audit")),
+    "export": (("GET", "/api/v1/audit/export?format=csv"), ("GET", "/ui/audit/export?format=csv")),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("pair", sorted(AUDIT_PAIRS))
+def test_each_role_reads_the_audit_log_or_is_refused_alike_by_the_api_and_the_page(hub: Hub, pair, role):
+    (api_method, api_path), (web_method, web_path) = AUDIT_PAIRS[pair]
+    api = hub.api.request(api_method, api_path, headers=hub.headers(role))
+    hub.login(role)
+    web = hub.web.request(web_method, web_path)
+    refused = role not in ADMINS
+    assert (api.status_code == 403, web.status_code == 403) == (refused, refused), \
+        (api.status_code, web.status_code)
+
+
+def _fail_web_login(hub: Hub, username: str) -> httpx.Response:
+    hub.web.cookies.clear()
+    return hub.web.post("/ui/login", data={"username": username, "password": "sai-mat-khau-1"})
+
+
+def test_a_throttled_login_is_answered_alike_by_the_api_and_the_web(hub: Hub):
+    for _ in range(hub.ctx.settings.auth.account_failures):
+        api_login(hub.api, "officer", "sai-mat-khau-1")
+    api = api_login(hub.api, "officer", PASSWORD)
+    hub.web.cookies.clear()
+    web = hub.web.post("/ui/login", data={"username": "officer", "password": PASSWORD})
+    assert (api.status_code, web.status_code) == (429, 429)
+    assert api.headers["Retry-After"] == web.headers["Retry-After"]
+    assert api.json()["detail"].startswith("Đăng nhập sai quá nhiều lần.")
+    assert api.json()["detail"] in html.unescape(web.text)
+
+
+def test_wrong_logins_through_the_web_and_the_api_count_together(hub: Hub):
+    for _ in range(hub.ctx.settings.auth.account_failures - 1):
+        assert _fail_web_login(hub, "leader").status_code == 401
+    assert api_login(hub.api, "leader", "sai-mat-khau-1").status_code == 429
+
+
+def test_locking_a_user_through_the_api_or_the_web_is_audited_alike(hub: Hub):
+    api = hub.api.patch(f"/api/v1/users/{hub.ids['it']}", json={"active": False},
+                        headers=hub.headers("admin"))
+    hub.login("admin")
+    web = hub.web.post(f"/ui/users/{hub.ids['leader']}/active", data=hub.form(active="0"))
+    assert (outcome(api), outcome(web)) == ("done", "done")
+    with hub.ctx.db.session(write=False) as s:
+        locks = select(AuditEntry).where(AuditEntry.action == "user.lock").order_by(AuditEntry.id)
+        entries = s.scalars(locks)
+        seen = [(e.subject, e.actor_username, e.actor_id, e.at) for e in entries]
+    now = hub.ctx.clock()
+    admin = hub.ids["admin"]
+    assert seen == [("user:it", "admin", admin, now), ("user:leader", "admin", admin, now)]

@@ -23,6 +23,7 @@ from support import private_name, wait_until
 from thanthien.broker import free_port
 from thanthien.hub.db.models import Officer, Rating, RosterEntry, User
 from thanthien.hub.db.session import Database
+from thanthien.hub.roles import SYSTEM
 from thanthien.sim import town
 from thanthien.sim.citizens import LOCAL_TZ
 from thanthien.sim.seed import Login, rounds, seed_town
@@ -178,7 +179,8 @@ def test_seed_takes_over_a_user_that_already_exists(tmp_path):
     db.migrate()
     try:
         with db.session() as s:
-            users.create_user(s, username="admin", password="older-password", role="officer", now=utc_now())
+            users.create_user(s, actor=SYSTEM, username="admin", password="older-password", role="officer",
+                              now=utc_now())
             s.commit()
         seed_town(db, now=datetime(2026, 4, 20, 3, 0, tzinfo=UTC), start=datetime(2026, 4, 13, tzinfo=UTC),
                   logins=[Login("admin", "admin", "the-demo-password", "Quản trị")])

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from support import wait_until
 from thanthien.hub.db.models import Alarm, User
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import health, reports, users
 from thanthien.hub.web import periods
 from web.pages import attr, css, css_all, live_connected, log_in, menu, overflow_px, text, visible, wait
@@ -21,7 +22,7 @@ from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ
 
 MENUS = {
     "admin": ["Trang chủ", "Tình trạng thiết bị", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
-              "Người dùng"],
+              "Người dùng", "Nhật ký quản trị"],
     "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh"],
     "it": ["Trang chủ", "Tình trạng thiết bị", "Lịch phát thanh"],
     "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh"],
@@ -264,7 +265,7 @@ def test_admin_creates_a_user_who_can_then_log_in(browser, hub_server, shot):
 
 def _make_user(hub_server, username: str, role: str = "officer") -> None:
     with hub_server.ctx.db.session() as session:
-        users.create_user(session, username=username, password="mat-khau-cu-1", role=role,
+        users.create_user(session, actor=SYSTEM, username=username, password="mat-khau-cu-1", role=role,
                           now=hub_server.ctx.clock())
 
 
@@ -314,7 +315,7 @@ def test_admin_resets_a_password_and_only_the_new_one_works(browser, hub_server,
 
 
 PHONE_PAGES = {
-    "admin": ["/ui/", "/ui/health", "/ui/nodes/node-a", "/ui/satisfaction", "/ui/users"],
+    "admin": ["/ui/", "/ui/health", "/ui/nodes/node-a", "/ui/satisfaction", "/ui/users", "/ui/audit"],
     "officer": ["/ui/", "/ui/users", "/ui/broadcasts", "/ui/media"],
     "it": ["/ui/health", "/ui/nodes/node-d"],
     "leader": ["/ui/satisfaction"],

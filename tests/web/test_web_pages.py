@@ -4,6 +4,7 @@ exports, bad input, and the live stream's role filter."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from zoneinfo import ZoneInfo
@@ -12,13 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from thanthien.hub.db.models import Alarm, User
-from thanthien.hub.services import alarms
+from thanthien.hub.roles import SYSTEM
+from thanthien.hub.services import alarms, audit
 from thanthien.hub.web.auth import COOKIE, CSRF_FIELD, csrf_for
 from web.conftest import login_client
 from web.town import OFFICER, PASSWORDS, TZ
 
 PAGES = ["/ui/", "/ui/health", "/ui/nodes/node-a", "/ui/satisfaction", "/ui/satisfaction/export?format=csv",
-         "/ui/users"]
+         "/ui/users", "/ui/audit", "/ui/audit/export?format=csv"]
 ALLOWED = {
     "admin": set(PAGES),
     "officer": {"/ui/"},
@@ -157,7 +159,7 @@ def test_text_from_devices_is_escaped(client, hub_server):
     from thanthien.hub.services import registry
 
     with hub_server.ctx.db.session() as session:
-        registry.register_node(session, node_id="node-x", name="<script>alert(1)</script>")
+        registry.register_node(session, actor=SYSTEM, node_id="node-x", name="<script>alert(1)</script>")
     login_client(client, "it")
     page = client.get("/ui/health").text
     assert "<script>alert(1)</script>" not in page
@@ -219,3 +221,44 @@ def test_a_leader_sees_and_acknowledges_a_negative_press_spike(client, hub_serve
         assert session.get(Alarm, alarm_id).acknowledged_by == "leader"
         alarms.clear_alarm(session, kind="negative_spike", subject="quay-2", now=hub_server.ctx.clock(),
                            notify=False)
+
+
+# -- the audit log page (Nhật ký quản trị) ----------------------------------------------------
+def test_a_user_created_on_the_users_page_appears_in_the_audit_log_with_who_created_it(client):
+    login_client(client, "admin")
+    client.post("/ui/users", data={"username": "nhat-ky-1", "role": "it", "password": "12345678abc",
+                                   CSRF_FIELD: _csrf(client)})
+    page = client.get("/ui/audit", params={"subject": "nhat-ky-1"}).text
+    row = page.split('data-subject="user:nhat-ky-1"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-action="user.create"' in page
+    assert "Tạo người dùng" in row and "<b>admin</b>" in row and "role: it" in row
+
+
+def test_the_audit_page_exports_what_its_filter_selects(client, hub_server):
+    with hub_server.ctx.db.session() as session:
+        for name in ("xuat-1", "xuat-2"):
+            audit.record(session, actor=SYSTEM, action="site.create", subject=f"site:{name}")
+        audit.record(session, actor=SYSTEM, action="zone.create", subject="zone:xuat-3")
+    login_client(client, "admin")
+    page = client.get("/ui/audit", params={"area": "site", "subject": "xuat-"})
+    href = re.search(r'href="(/ui/audit/export\?[^"]*format=csv[^"]*)"', page.text).group(1)
+    rows = list(csv.reader(io.StringIO(client.get(html.unescape(href)).content.decode("utf-8-sig"))))
+    assert sorted(r[4] for r in rows[1:]) == ["site:xuat-1", "site:xuat-2"]
+
+
+def test_the_audit_page_shows_fifty_entries_a_page_and_links_the_next(client, hub_server):
+    with hub_server.ctx.db.session() as session:
+        for i in range(51):
+            audit.record(session, actor=SYSTEM, action="counter.create", subject=f"counter:trang-{i}")
+    login_client(client, "admin")
+    first = client.get("/ui/audit", params={"subject": "counter:trang-"}).text
+    second = client.get("/ui/audit", params={"subject": "counter:trang-", "page": "2"}).text
+    assert (first.count("<tr data-action="), second.count("<tr data-action=")) == (50, 1)
+    assert 'rel="next"' in first and "Trang 1 / 2" in first and 'rel="prev"' in second
+
+
+def test_an_audit_period_that_ends_before_it_starts_is_explained(client):
+    login_client(client, "admin")
+    response = client.get("/ui/audit", params={"start": "2026-03-10", "end": "2026-03-01"})
+    assert response.status_code == 422
+    assert "Ngày kết thúc phải sau ngày bắt đầu" in response.text

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from hub.hub_helpers import node_state, rating, telemetry
 
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import health, ratings, registry
 from thanthien.hub.services.health import Thresholds
 from thanthien.hub.web import queries
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.postgres
 
 
 def _node(session, node_id: str, name: str = "") -> None:
-    registry.register_node(session, node_id=node_id, name=name)
+    registry.register_node(session, actor=SYSTEM, node_id=node_id, name=name)
 
 
 def test_state_history_lists_going_down_and_coming_back_newest_first(db, clock):

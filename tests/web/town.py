@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import cameras, health, ratings, registry, users
 from thanthien.hub.web import periods
 from thanthien.protocol.payloads import CameraHealth, NodeState, RatingEvent, Telemetry
@@ -91,24 +92,26 @@ def _spread(ctx: HubContext, town: Town, period: periods.Period, plan: dict[str,
 
 def _registry(session: Session, now: datetime) -> None:
     for role, password in PASSWORDS.items():
-        users.create_user(session, username=role, password=password, role=role, now=now,
+        users.create_user(session, actor=SYSTEM, username=role, password=password, role=role, now=now,
                           full_name=FULL_NAMES[role])
     for code, name in COUNTERS.items():
-        registry.create_counter(session, code=code, name=name)
-    registry.create_zone(session, code="ban-na-hin", name="Bản Nà Hin")
-    registry.create_zone(session, code="to-3", name="Tổ dân phố 3", kind="residential_group")
+        registry.create_counter(session, actor=SYSTEM, code=code, name=name)
+    registry.create_zone(session, actor=SYSTEM, code="ban-na-hin", name="Bản Nà Hin")
+    registry.create_zone(session, actor=SYSTEM, code="to-3", name="Tổ dân phố 3", kind="residential_group")
     nodes = {"node-a": ("Hộp đánh giá quầy 1", [("box-quay-1", "rating_box", "quay-1", None),
                                                 ("cam-1", "camera", None, None)]),
              "node-b": ("Loa bản Nà Hin", [("loa-1", "speaker", None, "ban-na-hin")]),
              "node-c": ("Hộp đánh giá quầy 2", [("box-quay-2", "rating_box", "quay-2", None)]),
              "node-d": ("Loa tổ dân phố 3", [("loa-3", "speaker", None, "to-3")])}
     for node_id, (name, devices) in nodes.items():
-        registry.register_node(session, node_id=node_id, name=name)
+        registry.register_node(session, actor=SYSTEM, node_id=node_id, name=name)
         for code, kind, counter, zone in devices:
-            registry.upsert_device(session, node_id=node_id, code=code, kind=kind, counter=counter, zone=zone)
-    officer = registry.create_officer(session, code="cb-lan", full_name=OFFICER, title="Công chức Tư pháp")
-    registry.add_shift(session, officer_id=officer.id, counter="quay-1", starts_at=now - timedelta(days=900),
-                       ends_at=now + timedelta(days=30))
+            registry.upsert_device(session, actor=SYSTEM, node_id=node_id, code=code, kind=kind,
+                                   counter=counter, zone=zone)
+    officer = registry.create_officer(session, actor=SYSTEM, code="cb-lan", full_name=OFFICER,
+                                      title="Công chức Tư pháp")
+    registry.add_shift(session, actor=SYSTEM, officer_id=officer.id, counter="quay-1",
+                       starts_at=now - timedelta(days=900), ends_at=now + timedelta(days=30))
 
 
 def survey_years(today: date) -> tuple[periods.Period, periods.Period]:

@@ -78,6 +78,7 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 def run_create_user(args: argparse.Namespace) -> int:
     from thanthien.hub.db.session import Database
+    from thanthien.hub.roles import SYSTEM
     from thanthien.hub.services import users
     from thanthien.hub.services.errors import ServiceError
     from thanthien.protocol.payloads import utc_now
@@ -94,8 +95,8 @@ def run_create_user(args: argparse.Namespace) -> int:
     try:
         db.migrate()
         with db.session() as session:
-            users.create_user(session, username=args.username, password=password, role=args.role,
-                              full_name=args.full_name, now=utc_now())
+            users.create_user(session, actor=SYSTEM, username=args.username, password=password,
+                              role=args.role, full_name=args.full_name, now=utc_now())
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -107,8 +107,9 @@ def preview_media(hub: Hub, session: DbSession, sha256: str) -> FileResponse:
 
 @router.delete("/media/{sha256}", status_code=status.HTTP_204_NO_CONTENT,
                dependencies=[allow(*BROADCAST_EDITORS)])
-def delete_media(hub: Hub, session: DbSession, sha256: str) -> None:
-    media_items.delete_media(session, lib=_lib(hub), sha256=media_items.check_sha(sha256))
+def delete_media(hub: Hub, session: DbSession, actor: CurrentUser, sha256: str) -> None:
+    media_items.delete_media(session, actor=actor, lib=_lib(hub), sha256=media_items.check_sha(sha256),
+                             now=hub.clock())
     session.commit()
 
 
@@ -146,8 +147,8 @@ def node_download(hub: Hub, session: DbSession, request: Request, sha256: str) -
     dependencies=[allow(*DEVICE_STAFF)],
     summary="Issue (or rotate) a speaker node's media download token",
 )
-def issue_token(hub: Hub, session: DbSession, node_id: str) -> NodeTokenOut:
-    token = media_items.issue_node_token(session, node_id=node_id, now=hub.clock())
+def issue_token(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) -> NodeTokenOut:
+    token = media_items.issue_node_token(session, actor=actor, node_id=node_id, now=hub.clock())
     session.commit()
     return NodeTokenOut(node_id=node_id, token=token)
 
@@ -156,6 +157,6 @@ def issue_token(hub: Hub, session: DbSession, node_id: str) -> NodeTokenOut:
     "/nodes/{node_id}/media-token", status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[allow(*DEVICE_STAFF)]
 )
-def revoke_token(session: DbSession, node_id: str) -> None:
-    media_items.revoke_node_token(session, node_id=node_id)
+def revoke_token(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) -> None:
+    media_items.revoke_node_token(session, actor=actor, node_id=node_id, now=hub.clock())
     session.commit()

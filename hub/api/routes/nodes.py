@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from thanthien.hub.api.deps import DbSession, RowId, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, RowId, allow
 from thanthien.hub.api.schemas import DeviceIn, DeviceOut, NodeIn, NodeOut, NodeUpdate
 from thanthien.hub.db.models import Device, Node
 from thanthien.hub.roles import DEVICE_STAFF, EVERYONE
@@ -26,24 +26,25 @@ def get_node(session: DbSession, node_id: str) -> NodeOut:
 
 @router.post("/nodes", response_model=NodeOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*DEVICE_STAFF)], summary="Register a node (also one seen unregistered)")
-def register_node(session: DbSession, body: NodeIn) -> NodeOut:
-    node = registry.register_node(session, node_id=body.id, name=body.name, site=body.site)
+def register_node(hub: Hub, session: DbSession, actor: CurrentUser, body: NodeIn) -> NodeOut:
+    node = registry.register_node(session, actor=actor, now=hub.clock(), node_id=body.id, name=body.name,
+                                  site=body.site)
     session.commit()
     return NodeOut.model_validate(node)
 
 
 @router.patch("/nodes/{node_id}", response_model=NodeOut, dependencies=[allow(*DEVICE_STAFF)])
-def update_node(session: DbSession, node_id: str, body: NodeUpdate) -> NodeOut:
-    node = registry.update_node(session, node_id=node_id, name=body.name, site=body.site,
-                                registered=body.registered)
+def update_node(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str, body: NodeUpdate) -> NodeOut:
+    node = registry.update_node(session, actor=actor, now=hub.clock(), node_id=node_id, name=body.name,
+                                site=body.site, registered=body.registered)
     session.commit()
     return NodeOut.model_validate(node)
 
 
 @router.delete("/nodes/{node_id}", status_code=status.HTTP_204_NO_CONTENT,
                dependencies=[allow(*DEVICE_STAFF)])
-def delete_node(session: DbSession, node_id: str) -> None:
-    registry.delete_row(session, model=Node, ident=node_id)
+def delete_node(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) -> None:
+    registry.delete_row(session, actor=actor, now=hub.clock(), model=Node, ident=node_id)
     session.commit()
 
 
@@ -54,15 +55,16 @@ def list_devices(session: DbSession, node_id: str | None = None) -> list[DeviceO
 
 @router.put("/devices", response_model=DeviceOut, dependencies=[allow(*DEVICE_STAFF)],
             summary="Create or update a device of a node")
-def put_device(session: DbSession, body: DeviceIn) -> DeviceOut:
-    device = registry.upsert_device(session, node_id=body.node_id, code=body.code, kind=body.kind,
-                                    name=body.name, counter=body.counter, zone=body.zone)
+def put_device(hub: Hub, session: DbSession, actor: CurrentUser, body: DeviceIn) -> DeviceOut:
+    device = registry.upsert_device(session, actor=actor, now=hub.clock(), node_id=body.node_id,
+                                    code=body.code, kind=body.kind, name=body.name, counter=body.counter,
+                                    zone=body.zone)
     session.commit()
     return DeviceOut.model_validate(device)
 
 
 @router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT,
                dependencies=[allow(*DEVICE_STAFF)])
-def delete_device(session: DbSession, device_id: RowId) -> None:
-    registry.delete_row(session, model=Device, ident=device_id)
+def delete_device(hub: Hub, session: DbSession, actor: CurrentUser, device_id: RowId) -> None:
+    registry.delete_row(session, actor=actor, now=hub.clock(), model=Device, ident=device_id)
     session.commit()

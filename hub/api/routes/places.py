@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from thanthien.hub.api.deps import DbSession, RowId, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, RowId, allow
 from thanthien.hub.api.schemas import CounterIn, CounterOut, SiteIn, SiteOut, ZoneIn, ZoneOut
 from thanthien.hub.db.models import Counter, Site, Zone
 from thanthien.hub.roles import ADMINS, EVERYONE
@@ -20,15 +20,15 @@ def list_sites(session: DbSession) -> list[SiteOut]:
 
 @router.post("/sites", response_model=SiteOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*ADMINS)])
-def create_site(session: DbSession, body: SiteIn) -> SiteOut:
-    site = registry.create_site(session, code=body.code, name=body.name)
+def create_site(hub: Hub, session: DbSession, actor: CurrentUser, body: SiteIn) -> SiteOut:
+    site = registry.create_site(session, actor=actor, now=hub.clock(), code=body.code, name=body.name)
     session.commit()
     return SiteOut.model_validate(site)
 
 
 @router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(*ADMINS)])
-def delete_site(session: DbSession, site_id: RowId) -> None:
-    registry.delete_row(session, model=Site, ident=site_id)
+def delete_site(hub: Hub, session: DbSession, actor: CurrentUser, site_id: RowId) -> None:
+    registry.delete_row(session, actor=actor, now=hub.clock(), model=Site, ident=site_id)
     session.commit()
 
 
@@ -39,15 +39,16 @@ def list_zones(session: DbSession) -> list[ZoneOut]:
 
 @router.post("/zones", response_model=ZoneOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*ADMINS)])
-def create_zone(session: DbSession, body: ZoneIn) -> ZoneOut:
-    zone = registry.create_zone(session, code=body.code, name=body.name, kind=body.kind, site=body.site)
+def create_zone(hub: Hub, session: DbSession, actor: CurrentUser, body: ZoneIn) -> ZoneOut:
+    zone = registry.create_zone(session, actor=actor, now=hub.clock(), code=body.code, name=body.name,
+                                kind=body.kind, site=body.site)
     session.commit()
     return ZoneOut.model_validate(zone)
 
 
 @router.delete("/zones/{zone_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[allow(*ADMINS)])
-def delete_zone(session: DbSession, zone_id: RowId) -> None:
-    registry.delete_row(session, model=Zone, ident=zone_id)
+def delete_zone(hub: Hub, session: DbSession, actor: CurrentUser, zone_id: RowId) -> None:
+    registry.delete_row(session, actor=actor, now=hub.clock(), model=Zone, ident=zone_id)
     session.commit()
 
 
@@ -58,14 +59,15 @@ def list_counters(session: DbSession) -> list[CounterOut]:
 
 @router.post("/counters", response_model=CounterOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*ADMINS)])
-def create_counter(session: DbSession, body: CounterIn) -> CounterOut:
-    counter = registry.create_counter(session, code=body.code, name=body.name, site=body.site)
+def create_counter(hub: Hub, session: DbSession, actor: CurrentUser, body: CounterIn) -> CounterOut:
+    counter = registry.create_counter(session, actor=actor, now=hub.clock(), code=body.code, name=body.name,
+                                      site=body.site)
     session.commit()
     return CounterOut.model_validate(counter)
 
 
 @router.delete("/counters/{counter_id}", status_code=status.HTTP_204_NO_CONTENT,
                dependencies=[allow(*ADMINS)])
-def delete_counter(session: DbSession, counter_id: RowId) -> None:
-    registry.delete_row(session, model=Counter, ident=counter_id)
+def delete_counter(hub: Hub, session: DbSession, actor: CurrentUser, counter_id: RowId) -> None:
+    registry.delete_row(session, actor=actor, now=hub.clock(), model=Counter, ident=counter_id)
     session.commit()

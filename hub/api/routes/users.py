@@ -18,25 +18,26 @@ def list_users(session: DbSession) -> list[UserOut]:
 
 
 @router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)
-def create_user(hub: Hub, session: DbSession, body: UserCreate) -> UserOut:
-    user = users.create_user(session, username=body.username, password=body.password, role=body.role,
-                             full_name=body.full_name, now=hub.clock())
+def create_user(hub: Hub, session: DbSession, actor: CurrentUser, body: UserCreate) -> UserOut:
+    user = users.create_user(session, actor=actor, username=body.username, password=body.password,
+                             role=body.role, full_name=body.full_name, now=hub.clock())
     session.commit()
     return UserOut.model_validate(user)
 
 
 @router.patch("/{user_id}", response_model=UserOut,
               summary="Change a user (nobody changes their own role or locks themselves out)")
-def update_user(session: DbSession, actor: CurrentUser, user_id: RowId, body: UserUpdate) -> UserOut:
+def update_user(hub: Hub, session: DbSession, actor: CurrentUser, user_id: RowId,
+                body: UserUpdate) -> UserOut:
     user = users.update_user(session, actor=actor, user_id=user_id, role=body.role, active=body.active,
-                             password=body.password, full_name=body.full_name)
+                             password=body.password, full_name=body.full_name, now=hub.clock())
     session.commit()
     return UserOut.model_validate(user)
 
 
 @router.post("/{user_id}/reset-password", response_model=PasswordReset,
              summary="A new random password for another user, shown once")
-def reset_password(session: DbSession, actor: CurrentUser, user_id: RowId) -> PasswordReset:
-    user, password = users.reset_password(session, actor=actor, user_id=user_id)
+def reset_password(hub: Hub, session: DbSession, actor: CurrentUser, user_id: RowId) -> PasswordReset:
+    user, password = users.reset_password(session, actor=actor, user_id=user_id, now=hub.clock())
     session.commit()
     return PasswordReset(user=UserOut.model_validate(user), password=password)

@@ -26,13 +26,15 @@ def login_page(request: Request, next: str | None = None) -> Response:
 def login(request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
           next: Annotated[str, Form()] = "/ui/") -> Response:
     target = flash.safe_next(next)
-    result = login_user(hub_of(request), username=username.strip(), password=password) \
-        if username.strip() and password else None
-    if result is None:
-        return render(request, "login.html",
-                      {"next": target, "error": "Sai tên đăng nhập hoặc mật khẩu", "username": username},
-                      user=None, status_code=401)
-    token, _role = result
+    token, result = login_user(hub_of(request), username=username.strip(), password=password,
+                               address=request.client.host if request.client else None)
+    if token is None:
+        context = {"next": target, "error": result.message, "username": username}
+        status_code = 429 if result.throttled else 401
+        response = render(request, "login.html", context, user=None, status_code=status_code)
+        if result.throttled:
+            response.headers["Retry-After"] = str(result.retry_after_s)
+        return response
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, token, max_age=hub_of(request).settings.http.token_ttl_s, httponly=True,
                         samesite="lax", secure=request.url.scheme == "https", path="/")

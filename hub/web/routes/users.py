@@ -45,7 +45,7 @@ def create_user(request: Request, user: AdminUser, username: Annotated[str, Form
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
-            created = users.create_user(session, username=username, password=password, role=role,
+            created = users.create_user(session, actor=user, username=username, password=password, role=role,
                                         full_name=full_name, now=hub.clock())
             name, label = created.username, ROLE_LABELS[created.role]  # type: ignore[index]
     except ServiceError as exc:
@@ -58,7 +58,8 @@ def _change(request: Request, user: UiUser, user_id: int, done: str, **change: o
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
-            name = users.update_user(session, actor=user, user_id=user_id, **change).username  # type: ignore[arg-type]
+            name = users.update_user(session, actor=user, user_id=user_id, now=hub.clock(),
+                                     **change).username  # type: ignore[arg-type]
     except ServiceError as exc:
         return flash.refused(BACK, exc)
     return flash.redirect(BACK, message=done.format(name=name))
@@ -86,7 +87,7 @@ def reset_password(request: Request, user: AdminUser, user_id: int) -> Response:
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
-            target, password = users.reset_password(session, actor=user, user_id=user_id)
+            target, password = users.reset_password(session, actor=user, user_id=user_id, now=hub.clock())
             name = target.username
     except ServiceError as exc:
         return flash.refused(BACK, exc)
