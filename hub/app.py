@@ -12,9 +12,11 @@ from thanthien.hub.api.routes import (
     auth,
     broadcasts,
     cameras,
+    dossiers,
     health,
     media,
     nodes,
+    notify,
     officers,
     places,
     ratings,
@@ -31,7 +33,8 @@ from thanthien.mqtt import MqttLink
 
 API_PREFIX = "/api/v1"
 ROUTERS = (auth.router, users.router, places.router, nodes.router, officers.router, health.router,
-           ratings.router, cameras.router, media.router, broadcasts.router, audit.router)
+           ratings.router, cameras.router, media.router, broadcasts.router, audit.router, dossiers.router,
+           notify.router)
 
 DESCRIPTION = """API of the Thân Thiện hub: ratings, device registry and health, alarms.
 

@@ -48,6 +48,9 @@ BROADCAST_EDITORS: Final[tuple[Role, ...]] = (ADMIN, OFFICER, LEADER)
 """Draft, edit and archive broadcasts; the media library."""
 BROADCAST_APPROVERS: Final[tuple[Role, ...]] = (ADMIN, LEADER)
 """Approve broadcasts, play now (emergency too) and stop."""
+DOSSIER_OFFICERS: Final[tuple[Role, ...]] = (ADMIN, OFFICER)
+"""Record dossiers and their events (the notices to citizens follow); admins also edit the
+notice templates, see every message sent and manage opt-outs and alarm contacts."""
 
 
 class Actor(Protocol):

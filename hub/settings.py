@@ -10,6 +10,7 @@ from pydantic import Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
+from thanthien.hub.notify.settings import NotifySettings, SmsSettings
 from thanthien.hub.services.media import MediaSettings
 from thanthien.hub.services.schedule import BroadcastSettings
 from thanthien.hub.services.tts import TtsSettings
@@ -179,6 +180,8 @@ class HubSettings(FileSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @property

@@ -12,6 +12,9 @@ declare -A wanted=(
   [/usr/bin/ffmpeg]=ffmpeg
   [/usr/bin/chromium]=chromium            # the web UI's browser tests (headless)
   [/usr/bin/chromedriver]=chromium-driver
+  [/usr/bin/gammu-smsd]=gammu-smsd         # SMS through a GSM modem (tests: Gammu's dummy driver)
+  [/usr/bin/gammu]=gammu
+  [/usr/include/gammu/gammu.h]=libgammu-dev
   # a real RTSP server for the camera tests (gst-rtsp-server run by Debian's python3, H.264, clock)
   [/usr/lib/python3/dist-packages/gi/__init__.py]=python3-gi
   [/usr/share/doc/gir1.2-gst-rtsp-server-1.0/copyright]=gir1.2-gst-rtsp-server-1.0

@@ -478,3 +478,204 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+# -- telling people: dossiers and their notices, the SMS outbox, alarms to people (issue 17) --
+class Dossier(Base):
+    """A dossier (hồ sơ) handed in at the one-stop office: who handles it and whom to tell."""
+
+    __tablename__ = "dossiers"
+    __table_args__ = (Index("ix_dossiers_due_at", "status", "due_at"),
+                      Index("ix_dossiers_phone", "phone"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    procedure: Mapped[str] = mapped_column(String(300))
+    counter_code: Mapped[str | None] = mapped_column(String(63))
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id", ondelete="SET NULL"))
+    citizen_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(16))  # E.164, +84…
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(16))  # counter (a page) or api (the province's software)
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DossierEvent(Base):
+    """Something that happened to a dossier, once per key (the caller's event id, or the kind
+    for the one-off kinds): a retried call records and notifies nothing new."""
+
+    __tablename__ = "dossier_events"
+    __table_args__ = (UniqueConstraint("dossier_id", "key", name="uq_dossier_events_dossier_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class SmsTemplate(Base):
+    """The admin's text for one notice kind (the defaults live in ``services/sms_templates.py``)."""
+
+    __tablename__ = "sms_templates"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    body: Mapped[str] = mapped_column(String(1000))
+    unicode: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    ask_rating: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class SmsMessage(Base):
+    """One text message in the outbox: queued until the gateway accepts it, then its reports."""
+
+    __tablename__ = "sms_messages"
+    __table_args__ = (Index("ix_sms_messages_due", "status", "next_attempt_at"),
+                      Index("ix_sms_messages_phone_sent", "phone", "sent_at"),
+                      Index("ix_sms_messages_ref", "gateway_ref"),
+                      Index("ix_sms_messages_created", "created_at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    phone: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(16))  # citizen | staff
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(String(2000))
+    encoding: Mapped[str] = mapped_column(String(8))  # gsm7 | ucs2
+    segments: Mapped[int] = mapped_column(Integer)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    asks_rating: Mapped[bool] = mapped_column(Boolean, default=False)
+    dossier_id: Mapped[int | None] = mapped_column(ForeignKey("dossiers.id", ondelete="SET NULL"))
+    alarm_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    hold_reason: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    gateway: Mapped[str | None] = mapped_column(String(16))
+    gateway_ref: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SmsReport(Base):
+    """A delivery report from the gateway, stored once (it may come before its message's ref)."""
+
+    __tablename__ = "sms_reports"
+    __table_args__ = (UniqueConstraint("gateway", "ref", "status", name="uq_sms_reports_gateway_ref_status"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    gateway: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    raw: Mapped[str] = mapped_column(String(500), default="")
+
+
+class SmsInbound(Base):
+    """A text received through the gateway and what the hub made of it (stored once per ref)."""
+
+    __tablename__ = "sms_inbound"
+    __table_args__ = (UniqueConstraint("gateway", "ref", name="uq_sms_inbound_gateway_ref"),
+                      Index("ix_sms_inbound_received", "received_at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    gateway: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(String(1000))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))  # opt_out | rating | rated_already | unknown
+    dossier_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class SmsOptOut(Base):
+    """A number that asked (TU CHOI) or was set by the admin to get no more messages."""
+
+    __tablename__ = "sms_optouts"
+    phone: Mapped[str] = mapped_column(String(16), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    by: Mapped[str] = mapped_column(String(64))  # "citizen" (a reply) or the admin's username
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class DossierRating(Base):
+    """A citizen's reply 1-4 to a result notice: one rating of the dossier's counter and officer,
+    kept apart from the box presses."""
+
+    __tablename__ = "dossier_ratings"
+    __table_args__ = (Index("ix_dossier_ratings_rated_at", "rated_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    counter_code: Mapped[str | None] = mapped_column(String(63))
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id", ondelete="SET NULL"))
+    rated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    inbound_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class NotifyContact(Base):
+    """A person alarms reach: by SMS, e-mail or both, for one audience, with quiet hours."""
+
+    __tablename__ = "notify_contacts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    audience: Mapped[str] = mapped_column(String(16))  # it | leader
+    phone: Mapped[str | None] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(200))
+    rank: Mapped[int] = mapped_column(Integer, default=1)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    digest: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class OnCallShift(Base):
+    """A contact on call for [starts_at, ends_at); ``rank`` orders the escalation chain."""
+
+    __tablename__ = "oncall_shifts"
+    __table_args__ = (Index("ix_oncall_shifts_time", "starts_at", "ends_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("notify_contacts.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    rank: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AlarmPage(Base):
+    """One contact paged for one alarm at one step of its escalation (once per key)."""
+
+    __tablename__ = "alarm_pages"
+    __table_args__ = (UniqueConstraint("alarm_id", "step", "contact_id", name="uq_alarm_pages_alarm_step"),
+                      Index("ix_alarm_pages_alarm", "alarm_id", "at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    level: Mapped[int] = mapped_column(Integer)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("notify_contacts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(String(16))  # raised | escalated | repeat
+    sms_id: Mapped[int | None] = mapped_column(BigInteger)
+    email_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class EmailMessage(Base):
+    """One e-mail in the outbox (alarm pages and digests), sent through SMTP with retries."""
+
+    __tablename__ = "email_messages"
+    __table_args__ = (Index("ix_email_messages_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    to_addr: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # alarm | digest
+    alarm_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # queued | sending | sent | failed
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.jobs import broadcasts, contexts, maintenance
+from thanthien.hub.jobs import broadcasts, contexts, maintenance, notify
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,11 @@ def build_scheduler(ctx: HubContext, name: str = "hub") -> BackgroundScheduler:
     scheduler.add_job(maintenance.maintain_telemetry, "date",
                       run_date=datetime.now(UTC) + timedelta(seconds=2), args=[name], id="telemetry-at-start")
     broadcasts.install(scheduler, ctx, name)  # broadcasts: plans and delivery checks
+    notify.install(scheduler, ctx, name)  # SMS and e-mail: outboxes, dossier deadlines, alarm pages
     return scheduler
 
 
 def unregister_context(name: str) -> None:
     """Jobs that start from now on find no context and return (the hub is stopping)."""
     contexts.unregister(name)
+    notify.stop(name)  # the SMS gateway (and a gammu-smsd the hub runs)

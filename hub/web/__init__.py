@@ -16,12 +16,23 @@ from thanthien.hub.roles import ROLE_LABELS
 from thanthien.hub.services.errors import ServiceError, http_status
 from thanthien.hub.web.auth import BadCsrf, Forbidden, LoginRequired, session_user
 from thanthien.hub.web.flash import safe_next
-from thanthien.hub.web.routes import audit, broadcasts, events, health, media, satisfaction, session, users
+from thanthien.hub.web.routes import (
+    audit,
+    broadcasts,
+    dossiers,
+    events,
+    health,
+    media,
+    notify,
+    satisfaction,
+    session,
+    users,
+)
 from thanthien.hub.web.templating import HERE, render
 
 PREFIX = "/ui"
 ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router, broadcasts.router,
-           media.router, audit.router)
+           media.router, audit.router, dossiers.router, notify.router)
 REFUSALS = {403: "Không có quyền thực hiện", 404: "Không tìm thấy", 409: "Không thực hiện được",
             422: "Thông tin chưa hợp lệ", 503: "Dịch vụ tạm thời không sẵn sàng"}
 

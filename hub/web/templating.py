@@ -18,6 +18,7 @@ from thanthien.hub.roles import (
     BROADCAST_EDITORS,
     BROADCAST_READERS,
     DEVICE_STAFF,
+    DOSSIER_OFFICERS,
     EVERYONE,
     REPORT_READERS,
     Role,
@@ -94,6 +95,10 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),
     ("/ui/users", "Người dùng", ADMINS),
     ("/ui/audit", "Nhật ký quản trị", ADMINS),
+    ("/ui/dossiers", "Hồ sơ một cửa", DOSSIER_OFFICERS),
+    ("/ui/dossier-ratings", "Đánh giá qua tin nhắn", REPORT_READERS),
+    ("/ui/sms", "Tin nhắn", ADMINS),
+    ("/ui/contacts", "Người nhận cảnh báo", ADMINS),
 ]
 
 

@@ -1,0 +1,522 @@
+"""Alarms to people: contacts per audience, on-call shifts, escalation, quiet hours, a digest,
+and the e-mail outbox.
+
+An active, unacknowledged alarm of ``notify.min_severity`` or worse pages the first contact of
+its audience's chain (the contacts on call now, by shift rank; when nobody is on call, every
+active contact of the audience by rank), by SMS and by e-mail, whichever the contact has. Not
+acknowledged ``escalate_after_s`` after a page, it pages the next contact of the chain; past
+the end of the chain the last contact is paged again every ``repeat_s``. Each page is a row
+(``alarm_pages``, unique per alarm, step and contact) and its messages carry dedupe keys, so a
+job that runs twice or a hub that restarts pages nobody twice. A contact's quiet hours hold
+their pages until the quiet hours end, except for critical alarms. An acknowledgement (or the
+alarm clearing) stops it all. Every day at ``digest_time`` each contact who wants it gets one
+e-mail summing up the open alarms of their audience.
+
+The alarms themselves are ``services/alarms.py``'s: this module reads the ``alarms`` table and
+changes nothing in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Alarm, AlarmPage, EmailMessage, NotifyContact, OnCallShift, SmsMessage
+from thanthien.hub.db.session import Database
+from thanthien.hub.notify.gateway import GatewayError
+from thanthien.hub.notify.mail import SmtpMailer
+from thanthien.hub.notify.settings import LOCAL_TIME, NotifySettings
+from thanthien.hub.roles import ADMINS, Actor, require
+from thanthien.hub.services import phones, sms_outbox, sms_text
+from thanthien.hub.services.alarms import SEVERITIES
+from thanthien.hub.services.errors import Invalid, NotFound
+
+log = logging.getLogger(__name__)
+
+AUDIENCES: Final[dict[str, str]] = {"it": "Cán bộ kỹ thuật (CNTT)", "leader": "Lãnh đạo"}
+SEVERITY_WORDS: Final[dict[str, str]] = {
+    "info": "THONG TIN",
+    "warning": "CANH BAO",
+    "major": "NGHIEM TRONG",
+    "critical": "KHAN CAP",
+}
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+
+
+def _hhmm(value: str) -> time:
+    h, m = value.split(":")
+    return time(int(h), int(m))
+
+
+# -- contacts and shifts ---------------------------------------------------------------------
+def _check_contact(
+    name: str,
+    audience: str,
+    phone: str | None,
+    email: str | None,
+    quiet_start: str | None,
+    quiet_end: str | None,
+) -> tuple[str, str | None, str | None]:
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= 200:
+        raise Invalid("Tên người nhận không được để trống (tối đa 200 ký tự)")
+    if audience not in AUDIENCES:
+        raise Invalid(f"Nhóm nhận cảnh báo phải là một trong: {', '.join(AUDIENCES)}")
+    number = phones.normalise(phone) if phone else None
+    email = email.strip() if email else None
+    if email and not EMAIL.match(email):
+        raise Invalid("Địa chỉ e-mail không hợp lệ")
+    if not number and not email:
+        raise Invalid("Cần ít nhất một số điện thoại hoặc một địa chỉ e-mail")
+    if bool(quiet_start) != bool(quiet_end):
+        raise Invalid("Giờ nghỉ cần cả giờ bắt đầu và giờ kết thúc")
+    for value in (quiet_start, quiet_end):
+        if value and not re.match(LOCAL_TIME, value):
+            raise Invalid("Giờ nghỉ viết dạng HH:MM")
+    return name, number, email
+
+
+def create_contact(
+    session: Session,
+    *,
+    actor: Actor,
+    name: str,
+    audience: str,
+    phone: str | None = None,
+    email: str | None = None,
+    rank: int = 1,
+    quiet_start: str | None = None,
+    quiet_end: str | None = None,
+    digest: bool = True,
+) -> NotifyContact:
+    require(actor, ADMINS)
+    name, number, email = _check_contact(name, audience, phone, email, quiet_start, quiet_end)
+    if not 1 <= rank <= 99:
+        raise Invalid("Thứ tự báo (1-99)")
+    contact = NotifyContact(
+        name=name,
+        audience=audience,
+        phone=number,
+        email=email,
+        rank=rank,
+        quiet_start=quiet_start or None,
+        quiet_end=quiet_end or None,
+        digest=digest,
+        active=True,
+    )
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def set_contact_active(session: Session, *, actor: Actor, contact_id: int, active: bool) -> NotifyContact:
+    require(actor, ADMINS)
+    contact = session.get(NotifyContact, contact_id)
+    if contact is None:
+        raise NotFound("Không có người nhận này")
+    contact.active = active
+    return contact
+
+
+def list_contacts(session: Session) -> list[NotifyContact]:
+    return list(
+        session.scalars(
+            select(NotifyContact).order_by(NotifyContact.audience, NotifyContact.rank, NotifyContact.id)
+        )
+    )
+
+
+def add_shift(
+    session: Session, *, actor: Actor, contact_id: int, starts_at: datetime, ends_at: datetime, rank: int = 1
+) -> OnCallShift:
+    require(actor, ADMINS)
+    if session.get(NotifyContact, contact_id) is None:
+        raise NotFound("Không có người nhận này")
+    if ends_at <= starts_at:
+        raise Invalid("Ca trực phải kết thúc sau khi bắt đầu")
+    if ends_at - starts_at > timedelta(days=31):
+        raise Invalid("Một ca trực dài tối đa 31 ngày")
+    shift = OnCallShift(contact_id=contact_id, starts_at=starts_at, ends_at=ends_at, rank=rank)
+    session.add(shift)
+    session.flush()
+    return shift
+
+
+def remove_shift(session: Session, *, actor: Actor, shift_id: int) -> None:
+    require(actor, ADMINS)
+    shift = session.get(OnCallShift, shift_id)
+    if shift is None:
+        raise NotFound("Không có ca trực này")
+    session.delete(shift)
+
+
+def list_shifts(session: Session, *, since: datetime) -> list[OnCallShift]:
+    return list(
+        session.scalars(
+            select(OnCallShift)
+            .where(OnCallShift.ends_at > since)
+            .order_by(OnCallShift.starts_at, OnCallShift.rank)
+        )
+    )
+
+
+def chain(session: Session, *, audience: str, at: datetime) -> list[NotifyContact]:
+    """Whom an alarm of ``audience`` reaches, in order: those on call at ``at`` (by shift
+    rank), or every active contact of the audience (by rank) when nobody is."""
+    on_call = session.execute(
+        select(NotifyContact, OnCallShift.rank)
+        .join(OnCallShift, OnCallShift.contact_id == NotifyContact.id)
+        .where(
+            NotifyContact.audience == audience,
+            NotifyContact.active.is_(True),
+            OnCallShift.starts_at <= at,
+            OnCallShift.ends_at > at,
+        )
+        .order_by(OnCallShift.rank, NotifyContact.rank, NotifyContact.id)
+    ).all()
+    if on_call:
+        seen: dict[int, NotifyContact] = {}
+        for contact, _rank in on_call:
+            seen.setdefault(contact.id, contact)
+        return list(seen.values())
+    return list(
+        session.scalars(
+            select(NotifyContact)
+            .where(NotifyContact.audience == audience, NotifyContact.active.is_(True))
+            .order_by(NotifyContact.rank, NotifyContact.id)
+        )
+    )
+
+
+def quiet_until(contact: NotifyContact, *, at: datetime, tz: ZoneInfo) -> datetime | None:
+    """The end of the contact's quiet hours when ``at`` falls inside them, else ``None``."""
+    if not contact.quiet_start or not contact.quiet_end:
+        return None
+    start, end = _hhmm(contact.quiet_start), _hhmm(contact.quiet_end)
+    local = at.astimezone(tz)
+    now_t = local.time()
+    inside = (start <= now_t < end) if start < end else (now_t >= start or now_t < end)
+    if not inside:
+        return None
+    day = local.date() if now_t < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tz).astimezone(at.tzinfo)
+
+
+# -- paging ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PageText:
+    sms: str
+    subject: str
+    body: str
+
+
+def page_text(alarm: Alarm, *, brand: str | None, site: str, reason: str) -> PageText:
+    word = SEVERITY_WORDS.get(alarm.severity, alarm.severity.upper())
+    again = {"escalated": " (chuyen tiep: chua ai xac nhan)", "repeat": " (nhac lai)"}.get(reason, "")
+    sms = f"{brand + ': ' if brand else ''}{word}{again} - {alarm.message}"
+    sms = sms_text.strip_diacritics(sms)
+    if len(sms) > 306:  # at most two parts
+        sms = sms[:303] + "..."
+    subject = f"[{site}] {word}{again}: {alarm.kind} {alarm.subject}"
+    body = (
+        f"Cảnh báo: {alarm.message}\nMức độ: {alarm.severity}\nĐối tượng: {alarm.subject}\n"
+        f"Bắt đầu: {alarm.raised_at.isoformat()}\nNhắc lại: {alarm.reminders}\n\n"
+        "Xác nhận cảnh báo trên trang Tình trạng thiết bị của hệ thống để dừng thông báo."
+    )
+    return PageText(sms=sms, subject=sms_text.strip_diacritics(subject)[:300], body=body)
+
+
+def _page(
+    session: Session,
+    *,
+    alarm: Alarm,
+    contact: NotifyContact,
+    step: int,
+    level: int,
+    reason: str,
+    now: datetime,
+    tz: ZoneInfo,
+    brand: str | None,
+    site: str,
+) -> AlarmPage:
+    text = page_text(alarm, brand=brand, site=site, reason=reason)
+    hold = None if alarm.severity == "critical" else quiet_until(contact, at=now, tz=tz)
+    page = AlarmPage(alarm_id=alarm.id, step=step, level=level, contact_id=contact.id, at=now, reason=reason)
+    session.add(page)
+    if contact.phone:
+        sms = sms_outbox.enqueue(
+            session,
+            phone=contact.phone,
+            text=text.sms,
+            kind="alarm",
+            audience=sms_outbox.STAFF,
+            now=now,
+            urgent=alarm.severity == "critical",
+            alarm_id=alarm.id,
+            dedupe_key=f"page:{alarm.id}:{step}:{contact.id}:sms",
+            not_before=hold,
+            hold_reason="giờ nghỉ của người nhận" if hold else "",
+        )
+        page.sms_id = sms.id
+    if contact.email:
+        mail = queue_email(
+            session,
+            to=contact.email,
+            subject=text.subject,
+            body=text.body,
+            kind="alarm",
+            alarm_id=alarm.id,
+            now=now,
+            not_before=hold,
+            dedupe_key=f"page:{alarm.id}:{step}:{contact.id}:email",
+        )
+        page.email_id = mail.id
+    session.flush()
+    log.warning(
+        "alarm %d (%s %s) paged %s, step %d (%s)%s",
+        alarm.id,
+        alarm.kind,
+        alarm.subject,
+        contact.name,
+        step,
+        reason,
+        f", held until {hold.isoformat()}" if hold else "",
+    )
+    return page
+
+
+def page_alarms(
+    session: Session, *, now: datetime, tz: ZoneInfo, cfg: NotifySettings, brand: str | None, site: str
+) -> list[AlarmPage]:
+    """Page, escalate and repeat for every alarm that needs it now (see the module's docstring)."""
+    worst = SEVERITIES[SEVERITIES.index(cfg.min_severity) :]
+    alarms = list(
+        session.scalars(
+            select(Alarm)
+            .where(Alarm.cleared_at.is_(None), Alarm.acknowledged_at.is_(None), Alarm.severity.in_(worst))
+            .order_by(Alarm.id)
+        )
+    )
+    out = []
+    for alarm in alarms:
+        last = session.scalar(
+            select(AlarmPage).where(AlarmPage.alarm_id == alarm.id).order_by(AlarmPage.step.desc()).limit(1)
+        )
+        people = chain(session, audience=alarm.audience, at=now)
+        if not people:
+            continue
+        if last is None:
+            out.append(
+                _page(
+                    session,
+                    alarm=alarm,
+                    contact=people[0],
+                    step=0,
+                    level=0,
+                    reason="raised",
+                    now=now,
+                    tz=tz,
+                    brand=brand,
+                    site=site,
+                )
+            )
+            continue
+        waited = (now - last.at).total_seconds()
+        if last.level + 1 < len(people) and waited >= cfg.escalate_after_s:
+            out.append(
+                _page(
+                    session,
+                    alarm=alarm,
+                    contact=people[last.level + 1],
+                    step=last.step + 1,
+                    level=last.level + 1,
+                    reason="escalated",
+                    now=now,
+                    tz=tz,
+                    brand=brand,
+                    site=site,
+                )
+            )
+        elif last.level + 1 >= len(people) and waited >= max(cfg.repeat_s, cfg.escalate_after_s):
+            level = min(last.level, len(people) - 1)
+            out.append(
+                _page(
+                    session,
+                    alarm=alarm,
+                    contact=people[level],
+                    step=last.step + 1,
+                    level=level,
+                    reason="repeat",
+                    now=now,
+                    tz=tz,
+                    brand=brand,
+                    site=site,
+                )
+            )
+    return out
+
+
+def pages_of(session: Session, alarm_id: int) -> list[AlarmPage]:
+    return list(
+        session.scalars(select(AlarmPage).where(AlarmPage.alarm_id == alarm_id).order_by(AlarmPage.step))
+    )
+
+
+def digest(session: Session, *, now: datetime, tz: ZoneInfo, cfg: NotifySettings, site: str) -> int:
+    """Once a local day, from ``digest_time`` on: one e-mail per contact with ``digest``."""
+    local = now.astimezone(tz)
+    if local.time() < _hhmm(cfg.digest_time):
+        return 0
+    day = local.date().isoformat()
+    n = 0
+    for contact in session.scalars(
+        select(NotifyContact).where(
+            NotifyContact.active.is_(True), NotifyContact.digest.is_(True), NotifyContact.email.is_not(None)
+        )
+    ):
+        key = f"digest:{contact.id}:{day}"
+        if session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == key)) is not None:
+            continue
+        open_ = list(
+            session.scalars(
+                select(Alarm)
+                .where(Alarm.cleared_at.is_(None), Alarm.audience == contact.audience)
+                .order_by(Alarm.raised_at)
+            )
+        )
+        lines = [
+            f"Các cảnh báo đang mở ngày {local.strftime('%d/%m/%Y')} ({AUDIENCES[contact.audience]}):",
+            "",
+        ]
+        for a in open_:
+            ack = f"đã xác nhận bởi {a.acknowledged_by}" if a.acknowledged_at else "CHƯA XÁC NHẬN"
+            lines.append(
+                f"- [{a.severity}] {a.message} (từ {a.raised_at.astimezone(tz).strftime('%d/%m %H:%M')}, "
+                f"{ack})"
+            )
+        if not open_:
+            lines.append("Không có cảnh báo nào đang mở.")
+        assert contact.email is not None
+        queue_email(
+            session,
+            to=contact.email,
+            subject=f"[{site}] Tong hop canh bao {local.strftime('%d/%m/%Y')}: {len(open_)} dang mo",
+            body="\n".join(lines),
+            kind="digest",
+            alarm_id=None,
+            now=now,
+            dedupe_key=key,
+        )
+        n += 1
+    return n
+
+
+# -- the e-mail outbox -------------------------------------------------------------------------
+def queue_email(
+    session: Session,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    kind: str,
+    alarm_id: int | None,
+    now: datetime,
+    dedupe_key: str | None = None,
+    not_before: datetime | None = None,
+) -> EmailMessage:
+    if dedupe_key is not None:
+        existing = session.scalar(select(EmailMessage).where(EmailMessage.dedupe_key == dedupe_key))
+        if existing is not None:
+            return existing
+    mail = EmailMessage(
+        dedupe_key=dedupe_key,
+        to_addr=to,
+        subject=subject[:300],
+        body=body,
+        kind=kind,
+        alarm_id=alarm_id,
+        status="queued",
+        created_at=now,
+        next_attempt_at=not_before or now,
+        attempts=0,
+        last_error="",
+    )
+    session.add(mail)
+    session.flush()
+    return mail
+
+
+def send_emails(
+    db: Database, mailer: SmtpMailer, *, clock: Callable[[], datetime], cfg: NotifySettings, limit: int = 50
+) -> int:
+    """Send the due e-mails; a failed try is retried after ``email_backoff_s`` × 2^(tries−1).
+    A mail found ``sending`` (a hub that died mid-send) is sent again with the same Message-ID."""
+    if not mailer.configured:
+        return 0
+    with db.session() as session:
+        for mail in session.scalars(select(EmailMessage).where(EmailMessage.status == "sending")):
+            mail.status = "queued"
+        due = list(
+            session.scalars(
+                select(EmailMessage.id)
+                .where(EmailMessage.status == "queued", EmailMessage.next_attempt_at <= clock())
+                .order_by(EmailMessage.id)
+                .limit(limit)
+            )
+        )
+    sent = 0
+    with mailer:
+        for mail_id in due:
+            with db.session() as session:
+                mail = session.get(EmailMessage, mail_id)
+                if mail is None or mail.status != "queued":
+                    continue
+                mail.status = "sending"
+                mail.attempts += 1
+                to, subject, body = mail.to_addr, mail.subject, mail.body
+            try:
+                mailer.send(to=to, subject=subject, body=body, ident=f"thanthien-mail-{mail_id}")
+            except GatewayError as exc:
+                with db.session() as session:
+                    mail = session.get(EmailMessage, mail_id)
+                    assert mail is not None
+                    mail.last_error = str(exc)[:500]
+                    if not exc.retry or mail.attempts >= cfg.email_attempts:
+                        mail.status = "failed"
+                    else:
+                        mail.status = "queued"
+                        mail.next_attempt_at = clock() + timedelta(
+                            seconds=cfg.email_backoff_s * 2 ** (mail.attempts - 1)
+                        )
+                log.warning("e-mail %d to %s: %s", mail_id, to, exc)
+                if exc.retry:
+                    break
+                continue
+            with db.session() as session:
+                mail = session.get(EmailMessage, mail_id)
+                assert mail is not None
+                mail.status, mail.sent_at, mail.last_error = "sent", clock(), ""
+            sent += 1
+    return sent
+
+
+def list_emails(session: Session, *, limit: int = 200) -> list[EmailMessage]:
+    return list(
+        session.scalars(
+            select(EmailMessage).order_by(EmailMessage.created_at.desc(), EmailMessage.id.desc()).limit(limit)
+        )
+    )
+
+
+def alarm_sms(session: Session, alarm_id: int) -> list[SmsMessage]:
+    return list(
+        session.scalars(select(SmsMessage).where(SmsMessage.alarm_id == alarm_id).order_by(SmsMessage.id))
+    )
