@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from thanthien.hub.context import HubContext
 from thanthien.hub.ingest.base import Incoming, Outcome, dead_letter
 from thanthien.hub.ingest.table import HANDLERS, SHAREABLE
+from thanthien.hub.services import registry
 from thanthien.mqtt import Message, MqttLink
 from thanthien.protocol.payloads import MAX_ACK_IDS, Ack
 
@@ -29,6 +30,7 @@ def commit_batch(ctx: HubContext, batch: list[Incoming]) -> Outcome:
     without a handler is dead-lettered."""
     outcome = Outcome()
     with ctx.db.session() as session:
+        session.info[registry.BATCH_NODES] = frozenset(m.node for m in batch if m.node is not None)
         for kind, run in _runs(batch):
             outcome.count("thanthien_hub_ingest_messages_total", kind, len(run))
             handler = HANDLERS.get(kind)

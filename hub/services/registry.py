@@ -212,28 +212,44 @@ def node_seen(session: Session, *, node_id: str, now: datetime) -> tuple[Node, b
     return node, True
 
 
+BATCH_NODES = "thanthien.batch_nodes"
+"""``session.info`` key: the nodes of the ingest batch this session stores (set by the ingest
+worker), so :func:`declared_devices` reads all of them at its first call."""
+_DECLARED = "thanthien.declared_devices"
+
+
 def declared_devices(session: Session, *, node_ids: Iterable[str],
                      kind: str) -> dict[str, dict[str, str | None]]:
-    """What the registry places on each of these nodes, in one query: registered node -> its
-    devices of ``kind`` (device code -> the code of the counter it serves, ``None`` if none).
-    A registered node without such a device maps to ``{}``; a node that is not registered (or
-    not known at all) is left out, since the registry says nothing about it."""
-    ids = sorted(set(node_ids))
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(Node.id, Device.code, Counter.code)
-        .select_from(Node)
-        .outerjoin(Device, (Device.node_id == Node.id) & (Device.kind == kind))
-        .outerjoin(Counter, Counter.id == Device.counter_id)
-        .where(Node.id.in_(ids), Node.registered.is_(True))
-    ).all()
-    out: dict[str, dict[str, str | None]] = {}
-    for node_id, code, counter in rows:
-        devices = out.setdefault(node_id, {})
-        if code is not None:
-            devices[code] = counter
-    return out
+    """What the registry places on each of these nodes: registered node -> its devices of
+    ``kind`` (device code -> the code of the counter it serves, ``None`` if none). A registered
+    node without such a device maps to ``{}``; a node that is not registered (or not known at
+    all) is left out, since the registry says nothing about it.
+
+    One query. In an ingest batch (``session.info[BATCH_NODES]``) that query reads every device
+    of every node of the batch and the session keeps the answer, so the many runs of one batch
+    (ratings between telemetry, camera reports) cost one query together."""
+    wanted = set(node_ids)
+    batch = session.info.get(BATCH_NODES)
+    cache: dict[str, dict[str, dict[str, str | None]] | None] = \
+        session.info.setdefault(_DECLARED, {}) if batch is not None else {}
+    missing = wanted - cache.keys()
+    if missing:
+        if batch is not None:
+            missing |= set(batch) - cache.keys()
+        rows = session.execute(
+            select(Node.id, Device.kind, Device.code, Counter.code)
+            .select_from(Node)
+            .outerjoin(Device, Device.node_id == Node.id)
+            .outerjoin(Counter, Counter.id == Device.counter_id)
+            .where(Node.id.in_(sorted(missing)), Node.registered.is_(True))
+        ).all()
+        cache.update(dict.fromkeys(missing))  # not registered, unless a row says otherwise
+        for node_id, device_kind, code, counter in rows:
+            kinds = cache.get(node_id) or {}
+            cache[node_id] = kinds
+            if code is not None:
+                kinds.setdefault(device_kind, {})[code] = counter
+    return {n: dict(kinds.get(kind, {})) for n in wanted if (kinds := cache[n]) is not None}
 
 
 def list_devices(session: Session, *, node_id: str | None = None) -> list[Device]:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from hub.e2e import PressingAgent, edge_data
-from hub.hub_helpers import hub_settings, incoming, rating, rating_msg
+from hub.hub_helpers import hub_settings, incoming, rating, rating_msg, telemetry
 from support import HUB, NODE_A, NODE_B, Collector, connected_link, wait_until
 from thanthien.hub.db.models import (
     Alarm,
@@ -280,10 +280,26 @@ def statements(town):
 
 
 @pytest.mark.parametrize("size", [1, 200])
-def test_a_rating_batch_is_checked_with_one_registry_query_whatever_its_size(town, clock, statements, size):
+def test_a_batch_is_checked_with_one_registry_query_whatever_its_size(town, clock, statements, size):
     nodes = (OFFICE, SPEAKER)
-    ingest(town, *[rating_msg(rating(node=nodes[i % 2], seq=i + 1), clock()) for i in range(size)])
+    runs = []  # ratings between telemetry: each rating is a run of its own for the handlers
+    for i in range(size):
+        runs.append(rating_msg(rating(node=nodes[i % 2], seq=i + 1), clock()))
+        runs.append(incoming(T.telemetry(nodes[i % 2]), telemetry(node=nodes[i % 2]).to_bytes(), clock()))
+    runs.append(camera_msg(OFFICE, "cam-sanh", clock()))
+    ingest(town, *runs)
     assert len([s for s in statements if "JOIN devices" in s]) == 1
+
+
+def test_a_box_declared_after_a_refusal_is_accepted_in_the_next_batch(town, clock):
+    worker = IngestWorker(town)
+    worker.process([rating_msg(rating(node=OFFICE, box="box-3", counter="quay-1", seq=1), clock())])
+    more = declarations()
+    more["nodes"][0]["devices"].append({"code": "box-3", "kind": "rating_box", "counter": "quay-1"})
+    with town.db.session() as s:
+        apply_declarations(s, registry=RegistrySection(**more))
+    worker.process([rating_msg(rating(node=OFFICE, box="box-3", counter="quay-1", seq=2), clock())])
+    assert stored(town, Rating) == 1 and len(letters(town)) == 1
 
 
 @pytest.mark.parametrize("size", [1, 200])
