@@ -41,6 +41,7 @@ class Behaviour:
         self.hang_up_after_401 = hang_up_after_401
         """Close the RTSP connection after a 401, as some cameras do."""
         self._mode: Mode = "ok"
+        _prepare("ok")
         self._cond = threading.Condition()
         self._closed = False
         self._frame = 0
@@ -54,6 +55,7 @@ class Behaviour:
     def set_mode(self, mode: Mode) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown camera mode {mode!r}; one of {', '.join(MODES)}")
+        _prepare(mode)
         with self._cond:
             self._mode = mode
             self._cond.notify_all()
@@ -111,3 +113,16 @@ class Behaviour:
         if mode == "frozen":
             return pictures.still_jpeg(3 if still % 2 else 9)
         return _MOVING.get(mode, pictures.scene_jpeg)(frame)
+
+
+def _prepare(mode: str) -> None:
+    """Encode the mode's pictures now (once per process), not inside the first answer."""
+    if mode == "black":
+        pictures.black_jpeg()
+    elif mode == "blank":
+        pictures.blank_jpeg()
+    elif mode == "frozen":
+        pictures.still_jpeg(3)
+        pictures.still_jpeg(9)
+    else:
+        _MOVING.get(mode, pictures.scene_jpeg)(0)

@@ -81,6 +81,13 @@ def _noisy(out: bytearray, seed: int, bits: int = 3) -> bytes:
 def night(tick: int) -> bytes:
     """An office at night: a still, dim room (grey levels 4 to 30, a dark desk and a door a
     little lighter) with sensor noise, and the camera's clock showing ``tick``."""
+    out = bytearray(_night_room())
+    _osd_clock(out, tick)
+    return _noisy(out, tick)
+
+
+@functools.cache
+def _night_room() -> bytes:
     walls = bytes(4 + (x // 40) * 2 for x in range(WIDTH))
     out = bytearray()
     for y in range(HEIGHT):
@@ -88,8 +95,7 @@ def night(tick: int) -> bytes:
         if 100 <= y < 200:
             row[60:140] = bytes([30]) * 80
         out += row
-    _osd_clock(out, tick)
-    return _noisy(out, tick)
+    return bytes(out)
 
 
 def dark_moving(frame: int) -> bytes:
@@ -109,28 +115,57 @@ def black_osd(tick: int) -> bytes:
     return _noisy(out, tick, bits=2)
 
 
-def encode_jpeg(pixels: bytes, quality: int = 4, timeout: float = 10.0) -> bytes:
-    """Encode grey pixels as a baseline JPEG (standard Huffman tables, as RTP/JPEG needs).
-    ``quality`` is ffmpeg's -q:v, 2 (best) to 31 (worst)."""
+def encode_jpegs(frames: list[bytes], quality: int = 4, timeout: float = 30.0) -> list[bytes]:
+    """Encode pictures of grey pixels as baseline JPEGs (standard Huffman tables, as RTP/JPEG
+    needs), all in one ffmpeg run. ``quality`` is ffmpeg's -q:v, 2 (best) to 31 (worst)."""
     ffmpeg = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
     args = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "rawvideo", "-pix_fmt", "gray",
-            "-s", f"{WIDTH}x{HEIGHT}", "-i", "pipe:0", "-frames:v", "1", "-pix_fmt", "yuvj420p",
-            "-c:v", "mjpeg", "-huffman", "default", "-q:v", str(quality), "-f", "image2pipe", "pipe:1"]
-    done = subprocess.run(args, input=pixels, capture_output=True, timeout=timeout, check=True)
-    return done.stdout
+            "-s", f"{WIDTH}x{HEIGHT}", "-i", "pipe:0", "-pix_fmt", "yuvj420p", "-c:v", "mjpeg",
+            "-huffman", "default", "-q:v", str(quality), "-f", "image2pipe", "pipe:1"]
+    done = subprocess.run(args, input=b"".join(frames), capture_output=True, timeout=timeout, check=True)
+    # one JPEG after the other; the end marker cannot occur inside one (0xFF is stuffed there)
+    jpegs = [part + b"\xff\xd9" for part in done.stdout.split(b"\xff\xd9")[:-1]]
+    if len(jpegs) != len(frames):
+        raise RuntimeError(f"ffmpeg encoded {len(jpegs)} pictures of {len(frames)}")
+    return jpegs
+
+
+def encode_jpeg(pixels: bytes, quality: int = 4, timeout: float = 10.0) -> bytes:
+    return encode_jpegs([pixels], quality, timeout)[0]
 
 
 SCENE_FRAMES = 6
 """A moving camera cycles through this many different scenes."""
+CLOCK_TICKS = 60
+"""The night scenes cycle through this many clock readings (one per picture)."""
 
 
 def scene_jpeg(index: int) -> bytes:
-    return _scene_jpeg(index % SCENE_FRAMES)
+    return _encoded("scene")[index % SCENE_FRAMES]
 
 
-@functools.lru_cache(maxsize=SCENE_FRAMES)
-def _scene_jpeg(index: int) -> bytes:
-    return encode_jpeg(scene(index))
+def night_jpeg(tick: int) -> bytes:
+    return _encoded("night")[tick % CLOCK_TICKS]
+
+
+def dark_moving_jpeg(frame: int) -> bytes:
+    return _encoded("dark_moving")[frame % SCENE_FRAMES]
+
+
+def black_osd_jpeg(tick: int) -> bytes:
+    return _encoded("black_osd")[tick % CLOCK_TICKS]
+
+
+_SERIES = {"scene": (scene, SCENE_FRAMES), "night": (night, CLOCK_TICKS),
+           "dark_moving": (dark_moving, SCENE_FRAMES), "black_osd": (black_osd, CLOCK_TICKS)}
+
+
+@functools.cache
+def _encoded(series: str) -> tuple[bytes, ...]:
+    """Every picture of a series, encoded once per process in one ffmpeg run (a snapshot served
+    from the cache is as quick as a camera's, even on a loaded machine)."""
+    make, count = _SERIES[series]
+    return tuple(encode_jpegs([make(i) for i in range(count)]))
 
 
 @functools.lru_cache(maxsize=4)
@@ -139,35 +174,11 @@ def still_jpeg(quality: int) -> bytes:
     return encode_jpeg(scene(1000), quality)
 
 
-CLOCK_TICKS = 60
-"""The night scenes cycle through this many clock readings (one per picture)."""
-
-
-def night_jpeg(tick: int) -> bytes:
-    return _encoded("night", tick % CLOCK_TICKS)
-
-
-def dark_moving_jpeg(frame: int) -> bytes:
-    return _encoded("dark_moving", frame % SCENE_FRAMES)
-
-
-def black_osd_jpeg(tick: int) -> bytes:
-    return _encoded("black_osd", tick % CLOCK_TICKS)
-
-
-_MAKERS = {"night": night, "dark_moving": dark_moving, "black_osd": black_osd}
-
-
-@functools.lru_cache(maxsize=2 * CLOCK_TICKS + SCENE_FRAMES)
-def _encoded(kind: str, index: int) -> bytes:
-    return encode_jpeg(_MAKERS[kind](index))
-
-
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def black_jpeg() -> bytes:
     return encode_jpeg(black())
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def blank_jpeg() -> bytes:
     return encode_jpeg(blank())

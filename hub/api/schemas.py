@@ -278,7 +278,8 @@ class DeadLetterOut(Out):
 class CameraOut(Out):
     node_id: str
     camera: str
-    state: str
+    state: str = Field(description="ok, degraded, down, frozen, black, or unknown while the camera's node is "
+                                   "offline or lost (until the node reports the camera again).")
     state_label: str = Field(description="The state in Vietnamese, for people.")
     reason: str
     since: datetime
@@ -300,7 +301,8 @@ class CameraUptimeOut(Out):
     period: str = Field(description="First local day of the day or month (YYYY-MM-DD).")
     uptime_pct: float | None = Field(description="Time ok or degraded over observed time, 0–100.")
     seconds: dict[str, float] = Field(description="Seconds observed in each state.")
-    unknown_s: float = Field(description="Seconds no report covers (before the first, or ahead).")
+    unknown_s: float = Field(description="Seconds no report covers (before the first, while the node was "
+                                         "offline or lost, or ahead); left out of the ratio.")
 
 
 # -- broadcasts ------------------------------------------------------------------------------

@@ -5,6 +5,14 @@ The node already holds a state for several checks before reporting it (edge hyst
 so every report that changes the state starts a new history period. The alarm waits
 longer still: a camera must be down, frozen or black for ``alarm_after_s`` before IT staff
 are paged, and it clears itself when the camera is back.
+
+Unknown is not ok: while the hub holds a camera's node offline or lost, nobody knows what the
+camera shows, so the camera is ``unknown`` from the moment the node went away (its own history
+period, which uptime leaves out like any time no report covers), not the state it was last
+reported in. It leaves ``unknown`` with the first report the node sends once it is back; that
+report's state counts from the node's return at the earliest. :func:`follow_node` applies the
+rule: after every node state change, for heartbeat expiry in the camera job, and before each
+camera report.
 """
 
 from __future__ import annotations
@@ -19,17 +27,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import CameraPeriod, CameraStatus
+from thanthien.hub.db.models import CameraPeriod, CameraStatus, Node
 from thanthien.hub.services import alarms, registry
 from thanthien.protocol.payloads import CameraHealth
 
 ALARM_KIND = "camera_down"
+UNKNOWN = "unknown"
+AWAY = frozenset({"offline", "lost"})
+"""Node states in which its cameras are unknown."""
 ALARM_STATES = frozenset({"down", "frozen", "black"})
 UP_STATES = frozenset({"ok", "degraded"})
 """A degraded camera (slow, or one probe failing) still records: it counts as up."""
 
 LABELS = {"ok": "hoạt động bình thường", "degraded": "chập chờn", "down": "mất tín hiệu",
-          "frozen": "đứng hình", "black": "màn hình đen"}
+          "frozen": "đứng hình", "black": "màn hình đen", UNKNOWN: "không rõ"}
 
 Granularity = Literal["day", "month"]
 
@@ -49,20 +60,33 @@ def check_claims(session: Session, *, reports: Sequence[CameraHealth]) -> list[s
 
 def apply_health(session: Session, *, health: CameraHealth, now: datetime, alarm_after_s: float,
                  tz: ZoneInfo, notify: bool) -> CameraStatus:
-    """Record one health report: current state, history period, alarm."""
+    """Record one health report: current state, history period, alarm. While the hub holds the
+    node offline or lost the camera stays unknown (a report can overtake the node's own
+    "online"; the node sends its cameras' health again once it is back)."""
+    follow_node(session, node_id=health.node, now=now)
+    node = session.get(Node, health.node)
     since = min(health.since, now)
     status = session.scalar(select(CameraStatus).where(CameraStatus.node_id == health.node,
                                                        CameraStatus.camera == health.camera))
+    if node is not None and node.state in AWAY:
+        if status is None:
+            status = CameraStatus(node_id=health.node, camera=health.camera, state=UNKNOWN,
+                                  reason=away_reason(node), since=now, reported_at=now)
+            session.add(status)
+            _open_period(session, status)
+        return status
     if status is None:
         status = CameraStatus(node_id=health.node, camera=health.camera, state=health.state,
                               reason=health.reason, since=since, reported_at=now)
         session.add(status)
-        _open_period(session, health, since)
+        _open_period(session, status)
     elif status.state != health.state:
         since = max(since, status.since)  # a late report never rewrites the past
+        if status.state == UNKNOWN and node is not None and node.state_at is not None:
+            since = max(since, min(node.state_at, now))  # nor claims the time the node was away
+        status.state, status.reason, status.since = health.state, health.reason, since
         _close_period(session, health.node, health.camera, since)
-        _open_period(session, health, since)
-        status.state, status.since = health.state, since
+        _open_period(session, status)
     status.reason = health.reason
     status.reported_at = now
     status.connect_ms, status.brightness = health.connect_ms, health.brightness
@@ -70,9 +94,35 @@ def apply_health(session: Session, *, health: CameraHealth, now: datetime, alarm
     return status
 
 
-def _open_period(session: Session, health: CameraHealth, start: datetime) -> None:
-    session.add(CameraPeriod(node_id=health.node, camera=health.camera, state=health.state,
-                             reason=health.reason, started_at=start, ended_at=None))
+def _open_period(session: Session, status: CameraStatus) -> None:
+    """A period for the camera's current state, from its ``since``."""
+    session.add(CameraPeriod(node_id=status.node_id, camera=status.camera, state=status.state,
+                             reason=status.reason, started_at=status.since, ended_at=None))
+
+
+def away_reason(node: Node) -> str:
+    """Why a camera of an away node is unknown (English, as the other reasons)."""
+    return f"node {node.state}" + (f": {node.state_reason}" if node.state_reason else "")
+
+
+def follow_node(session: Session, *, now: datetime, node_id: str | None = None) -> int:
+    """Make the cameras of a node the hub holds offline or lost unknown, from when it went away
+    (``Node.state_at``); every such node when ``node_id`` is ``None``. Idempotent, so any path
+    that changes a node's state may call it: the ingest state handler after
+    ``health.apply_node_state``, the camera job after heartbeat expiry. Returns how many
+    cameras became unknown."""
+    query = (select(CameraStatus, Node).join(Node, Node.id == CameraStatus.node_id)
+             .where(Node.state.in_(AWAY), CameraStatus.state != UNKNOWN))
+    if node_id is not None:
+        query = query.where(CameraStatus.node_id == node_id)
+    rows = session.execute(query).all()
+    for status, node in rows:
+        start = min(max(node.state_at or now, status.since), now)
+        status.state, status.reason, status.since, status.reported_at = UNKNOWN, away_reason(node), start, now
+        status.connect_ms = status.brightness = None
+        _close_period(session, status.node_id, status.camera, start)
+        _open_period(session, status)
+    return len(rows)
 
 
 def _close_period(session: Session, node_id: str, camera: str, end: datetime) -> None:
@@ -86,6 +136,8 @@ def _close_period(session: Session, node_id: str, camera: str, end: datetime) ->
 def _evaluate_alarm(session: Session, status: CameraStatus, *, now: datetime, alarm_after_s: float,
                     tz: ZoneInfo, notify: bool) -> None:
     key = subject(status.node_id, status.camera)
+    if status.state == UNKNOWN:
+        return  # nobody knows: an alarm raised before stays, none is raised or cleared
     if status.state not in ALARM_STATES:
         alarms.clear_alarm(session, kind=ALARM_KIND, subject=key, now=now, notify=notify)
         return
@@ -104,7 +156,9 @@ def _evaluate_alarm(session: Session, status: CameraStatus, *, now: datetime, al
 def check_alarms(session: Session, *, now: datetime, alarm_after_s: float, tz: ZoneInfo,
                  notify: bool) -> int:
     """For the scheduler: raise the alarms of cameras whose bad state has now lasted long
-    enough (a camera that stays black sends no new report that could do it)."""
+    enough (a camera that stays black sends no new report that could do it); first, the cameras
+    of nodes the heartbeat check has found silent become unknown."""
+    follow_node(session, now=now)
     bad = session.scalars(select(CameraStatus).where(CameraStatus.state.in_(ALARM_STATES))).all()
     for status in bad:
         _evaluate_alarm(session, status, now=now, alarm_after_s=alarm_after_s, tz=tz, notify=notify)
@@ -133,7 +187,7 @@ class Uptime:
     camera: str
     period: date  # first local day of the day or month
     seconds: dict[str, float] = field(default_factory=dict)  # state -> seconds
-    unknown_s: float = 0.0  # no report covers it (before the first one, or in the future)
+    unknown_s: float = 0.0  # no report covers it (before the first one, the node away, or ahead)
 
     @property
     def up_s(self) -> float:
@@ -192,6 +246,8 @@ def uptime(session: Session, *, start: date, end: date, granularity: Granularity
             b_hi = datetime.combine(_next(bucket, granularity), time(), tz)
             row = Uptime(node, cam, bucket)
             for p in periods:
+                if p.state == UNKNOWN:
+                    continue  # the node was away: counted in unknown_s, out of the ratio
                 p_end = p.ended_at or now
                 overlap = (min(p_end, b_hi) - max(p.started_at, b_lo)).total_seconds()
                 if overlap > 0:

@@ -31,7 +31,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 NODE_STATES = {"online": "Trực tuyến", "offline": "Ngoại tuyến", "lost": "Mất kết nối", "unknown": "Chưa rõ"}
 CAMERA_STATES = {"ok": "Bình thường", "degraded": "Chập chờn", "down": "Mất tín hiệu",
-                 "frozen": "Đứng hình", "black": "Màn hình đen"}
+                 "frozen": "Đứng hình", "black": "Màn hình đen", "unknown": "Không rõ"}
 DEVICE_KINDS = {"rating_box": "Hộp đánh giá", "speaker": "Cụm loa", "camera": "Camera"}
 SEVERITIES = {"info": "Thông tin", "warning": "Cảnh báo", "major": "Nghiêm trọng", "critical": "Khẩn cấp"}
 ALARM_KINDS = {"node_offline": "Thiết bị ngoại tuyến", "node_unregistered": "Thiết bị chưa đăng ký",

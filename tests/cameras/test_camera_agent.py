@@ -13,7 +13,7 @@ from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.settings import EdgeSettings
 from thanthien.protocol import Topics
-from thanthien.protocol.payloads import CameraHealth, NodeState, decode
+from thanthien.protocol.payloads import CameraHealth, HubState, NodeState, decode, utc_now
 
 T = Topics()
 
@@ -58,6 +58,25 @@ def test_agent_publishes_camera_health_retained_on_the_camera_topic(agent, broke
         assert late.wait_count(1)
         assert late.messages[0].retain
         assert decode(CameraHealth, late.messages[0].payload).state == "black"
+    finally:
+        link.stop()
+
+
+def test_agent_sends_its_camera_health_again_when_the_hub_presence_arrives(agent, broker):
+    watcher = Collector()
+    link = connected_link(broker.port, HUB, "hub-camera-again", {T.wildcard("camera_health"): watcher})
+    try:
+        def fresh() -> list[CameraHealth]:  # what this agent sent (not a retained one of an earlier test)
+            return [decode(CameraHealth, m.payload) for m in watcher.messages if not m.retain
+                    and m.topic == T.camera_health(NODE_A.username, "cam-quay-1")]
+
+        assert watcher.wait_for(lambda _m: any(h.state == "ok" for h in fresh()))
+        first = fresh()
+        # not retained: the broker is shared with other tests
+        link.publish_confirmed(T.hub_state(), HubState(state="online", at=utc_now(), version="t").to_bytes())
+        assert watcher.wait_for(lambda _m: len(fresh()) > len(first))  # publish_interval_s is 60
+        again = fresh()[-1]
+        assert (again.state, again.since) == ("ok", first[-1].since)
     finally:
         link.stop()
 

@@ -37,9 +37,8 @@ def hub(broker, tmp_path):
     runtime.stop()
 
 
-@pytest.fixture
-def agent(tmp_path, broker, sim, hub):
-    settings = validate_data(EdgeSettings, {
+def agent_settings(tmp_path, broker, sim) -> EdgeSettings:
+    return validate_data(EdgeSettings, {
         "node": {"id": NODE_A.username, "hardware": "mock", "data_dir": str(tmp_path / "node")},
         "mqtt": {"host": "127.0.0.1", "port": broker.port, "password": NODE_A.password,
                  "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
@@ -48,7 +47,11 @@ def agent(tmp_path, broker, sim, hub):
                      "username": USER, "password": PASSWORD, "interval_s": 0.1, "slow_ms": 300,
                      "frozen_checks": 3, "hold_checks": 2, "publish_interval_s": 60}],
     })
-    with EdgeAgent(settings) as running:
+
+
+@pytest.fixture
+def agent(tmp_path, broker, sim, hub):
+    with EdgeAgent(agent_settings(tmp_path, broker, sim)) as running:
         yield running
 
 
@@ -101,3 +104,14 @@ def state_label_in(message: str, state: str) -> bool:
 def all_alarms(hub: HubRuntime):
     with hub.db.session(write=False) as s:
         return alarms.list_alarms(s, active=None, audience=None, limit=100, offset=0)
+
+
+def test_the_cameras_of_a_stopped_node_are_unknown_at_the_hub_until_it_is_back(hub, tmp_path, broker, sim):
+    settings = agent_settings(tmp_path, broker, sim)
+    with EdgeAgent(settings):
+        assert wait_until(lambda: (s := status(hub)) is not None and s.state == "ok", timeout=20)
+    # the agent stopped cleanly (retained "offline"): its camera is unknown, not its last "ok"
+    assert wait_until(lambda: status(hub).state == "unknown", timeout=20), status(hub).state
+    assert status(hub).reason == "node offline: clean stop"
+    with EdgeAgent(settings):
+        assert wait_until(lambda: status(hub).state == "ok", timeout=20), status(hub).state

@@ -9,15 +9,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from hub.hub_helpers import incoming
+from support import ui_login
 from thanthien.hub.app import create_app
 from thanthien.hub.db.models import Alarm, CameraPeriod, CameraStatus
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.jobs import contexts, maintenance
 from thanthien.hub.roles import SYSTEM
-from thanthien.hub.services import alarms, cameras, registry, users
+from thanthien.hub.services import alarms, cameras, health, registry, users
 from thanthien.hub.settings import RegistrySection
 from thanthien.protocol import Topics
-from thanthien.protocol.payloads import CameraHealth
+from thanthien.protocol.payloads import CameraHealth, NodeState
 
 T = Topics()
 ALARM_AFTER_S = 300
@@ -214,3 +215,129 @@ def test_officers_may_not_read_camera_health(api):
     client, headers = api
     assert client.get("/api/v1/cameras", headers=headers("officer")).status_code == 403
     assert client.get("/api/v1/cameras").status_code == 401
+
+
+# -- unknown while the node is away (issue 14 item 7) ---------------------------------------
+def node_state(ctx, state: str, session_no: int = 1):
+    """The node's retained state through ingest, then the cameras follow it (the one call the
+    ingest state handler makes: ``cameras.follow_node``)."""
+    payload = NodeState(node="mo-quay", state=state, session=session_no, at=ctx.clock(), agent_version="1.0")
+    IngestWorker(ctx).process([incoming(T.node_state("mo-quay"), payload.to_bytes(), ctx.clock())])
+    with ctx.db.session() as s:
+        cameras.follow_node(s, node_id="mo-quay", now=ctx.clock())
+
+
+def camera_status(ctx, camera: str = "cam-1") -> CameraStatus:
+    with ctx.db.session() as s:
+        status = s.scalar(select(CameraStatus).where(CameraStatus.camera == camera))
+        s.expunge(status)
+        return status
+
+
+@pytest.mark.parametrize("away", ["lost", "offline"])
+def test_the_cameras_of_a_node_gone_away_are_unknown_from_that_moment(ctx, away):
+    node_state(ctx, "online")
+    report(ctx, "ok")
+    ctx.clock.advance(600)
+    went = ctx.clock()
+    node_state(ctx, away)
+    status = camera_status(ctx)
+    assert (status.state, status.since, status.reason) == ("unknown", went, f"node {away}: " + (
+        "last will: connection lost" if away == "lost" else "clean stop"))
+    assert periods(ctx) == [("ok", False), ("unknown", True)]
+
+
+def test_the_camera_job_makes_the_cameras_of_a_silent_node_unknown_from_its_expiry(ctx):
+    node_state(ctx, "online")
+    report(ctx, "ok")
+    ctx.clock.advance(3600)
+    with ctx.db.session() as s:
+        expired_at = ctx.clock()
+        health.expire_heartbeats(s, now=expired_at, heartbeat_s=30, factor=2, notify=False)
+    ctx.clock.advance(20)  # the camera job runs a little later
+    contexts.register("cam-test", ctx)
+    maintenance.check_cameras("cam-test")
+    status = camera_status(ctx)
+    assert (status.state, status.since) == ("unknown", expired_at)
+
+
+def test_a_report_that_arrives_while_the_node_is_away_leaves_the_camera_unknown(ctx):
+    node_state(ctx, "online")
+    report(ctx, "ok")
+    node_state(ctx, "lost")
+    ctx.clock.advance(60)
+    report(ctx, "ok")
+    assert camera_status(ctx).state == "unknown"
+    assert periods(ctx) == [("ok", False), ("unknown", True)]
+
+
+def test_a_camera_stays_unknown_after_the_node_returns_until_the_node_reports_it(ctx):
+    node_state(ctx, "online")
+    report(ctx, "ok")
+    node_state(ctx, "lost")
+    ctx.clock.advance(600)
+    node_state(ctx, "online", session_no=2)
+    assert camera_status(ctx).state == "unknown"
+
+
+def test_the_first_report_after_the_return_counts_from_the_return_at_the_earliest(ctx):
+    node_state(ctx, "online")
+    report(ctx, "ok")
+    node_state(ctx, "lost")
+    ctx.clock.advance(3600)
+    back = ctx.clock()
+    node_state(ctx, "online", session_no=2)
+    ctx.clock.advance(5)
+    report(ctx, "ok", since=back - timedelta(hours=2))  # the node says ok all along
+    status = camera_status(ctx)
+    assert (status.state, status.since) == ("ok", back)
+    assert periods(ctx) == [("ok", False), ("unknown", False), ("ok", True)]
+
+
+def test_time_the_node_was_away_is_left_out_of_uptime(ctx):
+    ctx.clock.now = _utc(2026, 3, 2, 17, 0)  # local midnight, 3 March
+    node_state(ctx, "online")
+    report(ctx, "ok")
+    ctx.clock.now = _utc(2026, 3, 3, 5, 0)  # 12 h ok
+    node_state(ctx, "lost")
+    ctx.clock.now = _utc(2026, 3, 3, 11, 0)  # 6 h away
+    node_state(ctx, "online", session_no=2)
+    report(ctx, "black", "tối")
+    ctx.clock.now = _utc(2026, 3, 3, 17, 0)  # 6 h black
+    with ctx.db.session() as s:
+        [day] = cameras.uptime(s, start=date(2026, 3, 3), end=date(2026, 3, 4), granularity="day",
+                               tz=ctx_tz(ctx), now=ctx.clock())
+    assert day.seconds == {"ok": 12 * 3600, "black": 6 * 3600}
+    assert (day.unknown_s, day.uptime_pct) == (6 * 3600, 66.667)
+
+
+def test_an_alarm_raised_before_the_node_went_away_stays_while_the_camera_is_unknown(ctx):
+    node_state(ctx, "online")
+    report(ctx, "down", "TCP connect refused")
+    ctx.clock.advance(ALARM_AFTER_S + 1)
+    report(ctx, "down", "TCP connect refused")
+    assert camera_alarm(ctx) is not None
+    node_state(ctx, "lost")
+    contexts.register("cam-test", ctx)
+    ctx.clock.advance(60)
+    maintenance.check_cameras("cam-test")
+    assert camera_alarm(ctx) is not None
+
+
+def test_api_shows_the_camera_of_an_away_node_as_unknown(ctx, api):
+    client, headers = api
+    node_state(ctx, "online")
+    report(ctx, "ok")
+    node_state(ctx, "offline")
+    [camera] = client.get("/api/v1/cameras", headers=headers("it")).json()
+    assert (camera["state"], camera["state_label"], camera["brightness"]) == ("unknown", "không rõ", None)
+
+
+def test_the_health_page_shows_the_camera_of_an_away_node_as_unknown(ctx, api):
+    node_state(ctx, "online")
+    report(ctx, "ok")
+    node_state(ctx, "lost")
+    with TestClient(create_app(ctx.settings, ctx.db, ctx=ctx), follow_redirects=False) as web:
+        page = ui_login(web, "it", "mat-khau-123").get("/ui/health").text
+    assert 'data-camera-state="unknown"' in page
+    assert "Không rõ" in page and "chưa có báo cáo mới" in page

@@ -19,7 +19,8 @@ router = APIRouter(prefix="/cameras", tags=["cameras"], dependencies=[allow(*CAM
 MAX_UPTIME_DAYS = 3 * 366
 
 
-@router.get("", response_model=list[CameraOut], summary="Current state of every camera")
+@router.get("", response_model=list[CameraOut],
+            summary="Current state of every camera (unknown while its node is offline or lost)")
 def list_cameras(session: DbSession) -> list[CameraOut]:
     return [CameraOut.model_validate({**_fields(s), "state_label": cameras.LABELS[s.state]})
             for s in cameras.list_status(session)]
