@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Broadcast, BroadcastAudit, Device, MediaItem, Node, Zone
 from thanthien.hub.db.session import mark_changed
-from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, Actor, require
+from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, Actor, Role, require
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from thanthien.hub.services.schedule import (
     HOLIDAYS,
@@ -298,8 +298,10 @@ def quiet_conflict(
     session: Session, b: Broadcast, *, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
 ) -> datetime | None:
     """When a broadcast would play inside quiet hours without leave: its first such occurrence
-    (``None`` for an emergency, a broadcast with an exception, or one that stays outside)."""
-    if b.priority == "emergency" or b.quiet_exception_by is not None or b.schedule_kind == "now":
+    (``None`` for an emergency, a broadcast with an exception, one that stays outside, a play-now
+    command or an archived broadcast)."""
+    if (b.priority == "emergency" or b.quiet_exception_by is not None or b.schedule_kind == "now"
+            or b.status == "archived"):
         return None
     return first_quiet(schedule_of(b), _duration(session, b.media_sha256), now=now, tz=tz, cfg=cfg)
 
@@ -363,9 +365,13 @@ def get_broadcast(session: Session, *, broadcast_id: int) -> Broadcast:
     return b
 
 
-def _editable(b: Broadcast) -> None:
+def _open(session: Session, *, broadcast_id: int, actor: Actor, permission: tuple[Role, ...]) -> Broadcast:
+    """The broadcast ``actor`` changes, if their role is in ``permission``: not archived, not play-now."""
+    require(actor, permission)
+    b = get_broadcast(session, broadcast_id=broadcast_id)
     if b.status == "archived" or b.schedule_kind == "now":
         raise Conflict("Bản tin đã lưu trữ hoặc đã phát ngay, không sửa được.")
+    return b
 
 
 def update_broadcast(
@@ -378,9 +384,7 @@ def update_broadcast(
     tz: ZoneInfo,
     cfg: BroadcastSettings,
 ) -> Broadcast:
-    require(actor, BROADCAST_EDITORS)
-    b = get_broadcast(session, broadcast_id=broadcast_id)
-    _editable(b)
+    b = _open(session, broadcast_id=broadcast_id, actor=actor, permission=BROADCAST_EDITORS)
     sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
     edited = Broadcast()  # what the broadcast becomes, to compare before changing it
     _apply(edited, spec, sched)
@@ -468,10 +472,9 @@ def grant_quiet_exception(
     cfg: BroadcastSettings,
 ) -> Broadcast:
     """Let this one broadcast, as it is, play inside quiet hours (a leader's decision, with why)."""
-    require(actor, BROADCAST_APPROVERS)
-    b = get_broadcast(session, broadcast_id=broadcast_id)
-    _editable(b)
-    reason = " ".join(reason.split())
+    b = _open(session, broadcast_id=broadcast_id, actor=actor, permission=BROADCAST_APPROVERS)
+    # one line, without NUL or other control characters (PostgreSQL refuses NUL in text)
+    reason = " ".join("".join(c for c in reason if c.isprintable() or c.isspace()).split())
     if not reason:
         raise Invalid("Ghi rõ lý do cho phép phát trong giờ yên tĩnh.")
     if len(reason) > REASON_MAX:
@@ -494,9 +497,7 @@ def revoke_quiet_exception(
     session: Session, *, broadcast_id: int, actor: Actor, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
 ) -> Broadcast:
     """Withdraw the exception; an approved broadcast that needs it goes back to draft."""
-    require(actor, BROADCAST_APPROVERS)
-    b = get_broadcast(session, broadcast_id=broadcast_id)
-    _editable(b)
+    b = _open(session, broadcast_id=broadcast_id, actor=actor, permission=BROADCAST_APPROVERS)
     granted = quiet_exception_of(b)
     if granted is None:
         raise Conflict("Bản tin không có ngoại lệ giờ yên tĩnh.")

@@ -134,11 +134,17 @@ def test_an_officer_cannot_grant_an_exception(ctx, sha):
     assert row(ctx, bid).quiet_exception is None
 
 
-@pytest.mark.parametrize("reason", ["", "   \n "])
+@pytest.mark.parametrize("reason", ["", "   \n ", "\x00\x07"])
 def test_an_exception_needs_a_reason(ctx, sha, reason):
     bid = requested(ctx, sha)
     with pytest.raises(Invalid, match="lý do"):
         grant(ctx, bid, reason=reason)
+
+
+def test_an_exception_keeps_its_reason_on_one_line_without_control_characters(ctx, sha):
+    bid = requested(ctx, sha)
+    grant(ctx, bid, reason="  Lời chúc\x00 giao thừa\n\tcủa Chủ tịch ")
+    assert row(ctx, bid).quiet_exception.reason == "Lời chúc giao thừa của Chủ tịch"
 
 
 def test_an_exception_is_refused_for_a_broadcast_that_plays_outside_quiet_hours(ctx, sha):

@@ -210,15 +210,22 @@ def statuses(hub: Hub, ids: list[int]) -> list[str]:
         return [s.get(Broadcast, i).status for i in ids]
 
 
+def approve_through_both(
+    hub: Hub, role: str, by_api: int, by_web: int
+) -> tuple[httpx.Response, httpx.Response]:
+    """A user of ``role`` approves one broadcast through the API and another on its page."""
+    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/approve", headers=hub.headers(role))
+    hub.login(role)
+    return api, hub.web.post(f"/ui/broadcasts/{by_web}/approve", data=hub.form())
+
+
 LATE = {"local_time": "23:00", "quiet_exception_requested": True}
 NO_REASON = "Ghi rõ lý do cho phép phát trong giờ yên tĩnh."
 
 
 def test_the_author_cannot_approve_their_own_broadcast_through_the_api_or_the_web(hub: Hub):
     by_api, by_web = drafts(hub, "leader", 2)
-    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/approve", headers=hub.headers("leader"))
-    hub.login("leader")
-    web = hub.web.post(f"/ui/broadcasts/{by_web}/approve", data=hub.form())
+    api, web = approve_through_both(hub, "leader", by_api, by_web)
     assert (outcome(api), outcome(web)) == ("refused", "refused")
     assert statuses(hub, [by_api, by_web]) == ["draft", "draft"]
 
@@ -226,9 +233,7 @@ def test_the_author_cannot_approve_their_own_broadcast_through_the_api_or_the_we
 def test_with_self_approval_allowed_the_author_approves_through_the_api_and_the_web(hub: Hub):
     hub.ctx.settings.broadcasts.allow_self_approval = True  # a commune with a single leader
     by_api, by_web = drafts(hub, "leader", 2)
-    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/approve", headers=hub.headers("leader"))
-    hub.login("leader")
-    web = hub.web.post(f"/ui/broadcasts/{by_web}/approve", data=hub.form())
+    api, web = approve_through_both(hub, "leader", by_api, by_web)
     assert (outcome(api), outcome(web)) == ("done", "done")
     assert statuses(hub, [by_api, by_web]) == ["approved", "approved"]
 
@@ -258,9 +263,7 @@ def test_approving_a_late_broadcast_without_an_exception_is_refused_with_the_sam
     hub: Hub,
 ):
     by_api, by_web = drafts(hub, "officer", 2, **LATE)
-    api = hub.api.post(f"/api/v1/broadcasts/{by_api}/approve", headers=hub.headers("leader"))
-    hub.login("leader")
-    web = hub.web.post(f"/ui/broadcasts/{by_web}/approve", data=hub.form())
+    api, web = approve_through_both(hub, "leader", by_api, by_web)
     assert api.status_code == 422 and "cần lãnh đạo cho phép ngoại lệ giờ yên tĩnh" in api.json()["detail"]
     assert flash_error(hub.web, web) == api.json()["detail"]
     assert statuses(hub, [by_api, by_web]) == ["draft", "draft"]

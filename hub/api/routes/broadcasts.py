@@ -11,11 +11,12 @@ service on commit.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 
 from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, RowId, allow
 from thanthien.hub.api.schemas import (
@@ -28,7 +29,7 @@ from thanthien.hub.api.schemas import (
     ReportOut,
 )
 from thanthien.hub.context import HubContext
-from thanthien.hub.db.models import BroadcastAudit
+from thanthien.hub.db.models import Broadcast, BroadcastAudit
 from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, BROADCAST_READERS
 from thanthien.hub.services import broadcasts, deliveries, plans, speaker_commands
 from thanthien.hub.services.broadcasts import BroadcastSpec
@@ -40,6 +41,17 @@ router = APIRouter(tags=["broadcasts"])
 
 def _tz(hub: HubContext) -> ZoneInfo:
     return ZoneInfo(hub.settings.hub.timezone)
+
+
+def _rules(hub: HubContext) -> dict[str, Any]:
+    """What the broadcast services decide by besides the actor: now, the zone, ``[broadcasts]``."""
+    return {"now": hub.clock(), "tz": _tz(hub), "cfg": hub.settings.broadcasts}
+
+
+def _saved(hub: HubContext, session: Session, b: Broadcast) -> BroadcastOut:
+    """Commit the service's change (its follow-up runs then) and answer with the broadcast."""
+    session.commit()
+    return BroadcastOut.of(b, _tz(hub))
 
 
 # -- read ----------------------------------------------------------------------------------
@@ -131,11 +143,7 @@ def get_report(hub: Hub, session: DbSession, occurrence_id: str) -> ReportOut:
     summary="Draft a broadcast",
 )
 def create_broadcast(hub: Hub, session: DbSession, user: CurrentUser, body: BroadcastSpec) -> BroadcastOut:
-    b = broadcasts.create_broadcast(
-        session, spec=body, actor=user, now=hub.clock(), tz=_tz(hub), cfg=hub.settings.broadcasts
-    )
-    session.commit()
-    return BroadcastOut.of(b, _tz(hub))
+    return _saved(hub, session, broadcasts.create_broadcast(session, spec=body, actor=user, **_rules(hub)))
 
 
 @router.put(
@@ -147,12 +155,8 @@ def create_broadcast(hub: Hub, session: DbSession, user: CurrentUser, body: Broa
 def update_broadcast(
     hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId, body: BroadcastSpec
 ) -> BroadcastOut:
-    b = broadcasts.update_broadcast(
-        session, broadcast_id=broadcast_id, spec=body, actor=user, now=hub.clock(), tz=_tz(hub),
-        cfg=hub.settings.broadcasts,
-    )
-    session.commit()
-    return BroadcastOut.of(b, _tz(hub))
+    b = broadcasts.update_broadcast(session, broadcast_id=broadcast_id, spec=body, actor=user, **_rules(hub))
+    return _saved(hub, session, b)
 
 
 @router.post(
@@ -162,12 +166,8 @@ def update_broadcast(
     summary="Approve a draft (not one the caller drafted or edited, unless allow_self_approval)",
 )
 def approve_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId) -> BroadcastOut:
-    b = broadcasts.approve_broadcast(
-        session, broadcast_id=broadcast_id, actor=user, now=hub.clock(), tz=_tz(hub),
-        cfg=hub.settings.broadcasts,
-    )
-    session.commit()
-    return BroadcastOut.of(b, _tz(hub))
+    b = broadcasts.approve_broadcast(session, broadcast_id=broadcast_id, actor=user, **_rules(hub))
+    return _saved(hub, session, b)
 
 
 @router.post(
@@ -179,12 +179,9 @@ def approve_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast
 def grant_quiet_exception(
     hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId, body: QuietExceptionIn
 ) -> BroadcastOut:
-    b = broadcasts.grant_quiet_exception(
-        session, broadcast_id=broadcast_id, actor=user, reason=body.reason, now=hub.clock(), tz=_tz(hub),
-        cfg=hub.settings.broadcasts,
-    )
-    session.commit()
-    return BroadcastOut.of(b, _tz(hub))
+    b = broadcasts.grant_quiet_exception(session, broadcast_id=broadcast_id, actor=user, reason=body.reason,
+                                         **_rules(hub))
+    return _saved(hub, session, b)
 
 
 @router.delete(
@@ -196,12 +193,8 @@ def grant_quiet_exception(
 def revoke_quiet_exception(
     hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId
 ) -> BroadcastOut:
-    b = broadcasts.revoke_quiet_exception(
-        session, broadcast_id=broadcast_id, actor=user, now=hub.clock(), tz=_tz(hub),
-        cfg=hub.settings.broadcasts,
-    )
-    session.commit()
-    return BroadcastOut.of(b, _tz(hub))
+    b = broadcasts.revoke_quiet_exception(session, broadcast_id=broadcast_id, actor=user, **_rules(hub))
+    return _saved(hub, session, b)
 
 
 @router.delete(
@@ -212,8 +205,7 @@ def revoke_quiet_exception(
 )
 def archive_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId) -> BroadcastOut:
     b = broadcasts.archive_broadcast(session, broadcast_id=broadcast_id, actor=user, now=hub.clock())
-    session.commit()
-    return BroadcastOut.of(b, _tz(hub))
+    return _saved(hub, session, b)
 
 
 @router.post(

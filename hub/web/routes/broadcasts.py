@@ -55,6 +55,12 @@ def _tz(request: Request) -> ZoneInfo:
     return ZoneInfo(hub_of(request).settings.hub.timezone)
 
 
+def _rules(request: Request) -> dict[str, Any]:
+    """What the broadcast services decide by besides the actor: now, the zone, ``[broadcasts]``."""
+    hub = hub_of(request)
+    return {"now": hub.clock(), "tz": _tz(request), "cfg": hub.settings.broadcasts}
+
+
 def _common(session: Any) -> dict[str, Any]:
     return {
         "media": media_items.list_media(session),
@@ -213,14 +219,7 @@ async def create_broadcast(request: Request, user: Editor) -> Response:
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
-            bid = broadcasts.create_broadcast(
-                session,
-                spec=spec,
-                actor=user,
-                now=hub.clock(),
-                tz=_tz(request),
-                cfg=hub.settings.broadcasts,
-            ).id
+            bid = broadcasts.create_broadcast(session, spec=spec, actor=user, **_rules(request)).id
     except ServiceError as exc:
         return _page(request, user, form=form, message=str(exc), status_code=422)
     return flash.redirect(f"{BACK}/{bid}", message="Đã lưu bản nháp; chờ lãnh đạo phê duyệt.")
@@ -242,15 +241,14 @@ def _detail(
             b = broadcasts.get_broadcast(session, broadcast_id=broadcast_id)
         except ServiceError:
             raise HTTPException(404, "Không có bản tin này") from None
-        cfg = hub.settings.broadcasts
+        rules = _rules(request)
         context = {
             **_common(session),
             "b": b,
             "schedule_text": describe(broadcasts.schedule_of(b), tz),
             "quiet_exception": broadcasts.quiet_exception_of(b),
-            "quiet_conflict": broadcasts.quiet_conflict(session, b, now=hub.clock(), tz=tz, cfg=cfg)
-            if b.status != "archived" else None,
-            "approval_refusal": broadcasts.approval_refusal(session, b, actor=user, cfg=cfg)
+            "quiet_conflict": broadcasts.quiet_conflict(session, b, **rules),
+            "approval_refusal": broadcasts.approval_refusal(session, b, actor=user, cfg=rules["cfg"])
             if b.status == "draft" else None,
             "audit": broadcasts.audit_log(session, broadcast_id=broadcast_id),
             "reports": deliveries.broadcast_reports(session, broadcast_id=broadcast_id, limit=20),
@@ -279,15 +277,8 @@ async def edit_broadcast(request: Request, user: Editor, broadcast_id: RowId) ->
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
-            broadcasts.update_broadcast(
-                session,
-                broadcast_id=broadcast_id,
-                spec=spec,
-                actor=user,
-                now=hub.clock(),
-                tz=_tz(request),
-                cfg=hub.settings.broadcasts,
-            )
+            broadcasts.update_broadcast(session, broadcast_id=broadcast_id, spec=spec, actor=user,
+                                        **_rules(request))
     except ServiceError as exc:
         return _detail(request, user, broadcast_id, form=form, message=str(exc), status_code=422)
     return flash.redirect(
@@ -295,60 +286,31 @@ async def edit_broadcast(request: Request, user: Editor, broadcast_id: RowId) ->
     )
 
 
-def _act(request: Request, user: UiUser, broadcast_id: int, action: str) -> Response:
-    hub = hub_of(request)
-    tz = _tz(request)
+DONE = {
+    "approve": "Đã phê duyệt; lịch phát đã gửi tới các cụm loa.",
+    "archive": "Đã lưu trữ bản tin.",
+    "grant": "Đã cho phép bản tin này phát trong giờ yên tĩnh.",
+    "revoke": "Đã thu hồi ngoại lệ giờ yên tĩnh.",
+}
+
+
+def _act(request: Request, user: UiUser, broadcast_id: int, action: str, reason: str = "") -> Response:
+    """One command of a broadcast's page, through the service the API calls for it."""
+    hub, rules = hub_of(request), _rules(request)
     try:
         with hub.db.session() as session:
             if action == "approve":
-                broadcasts.approve_broadcast(
-                    session,
-                    broadcast_id=broadcast_id,
-                    actor=user,
-                    now=hub.clock(),
-                    tz=tz,
-                    cfg=hub.settings.broadcasts,
-                )
+                broadcasts.approve_broadcast(session, broadcast_id=broadcast_id, actor=user, **rules)
+            elif action == "grant":
+                broadcasts.grant_quiet_exception(session, broadcast_id=broadcast_id, actor=user,
+                                                 reason=reason, **rules)
+            elif action == "revoke":
+                broadcasts.revoke_quiet_exception(session, broadcast_id=broadcast_id, actor=user, **rules)
             else:
-                broadcasts.archive_broadcast(session, broadcast_id=broadcast_id, actor=user, now=hub.clock())
+                broadcasts.archive_broadcast(session, broadcast_id=broadcast_id, actor=user, now=rules["now"])
     except ServiceError as exc:
         return flash.refused(f"{BACK}/{broadcast_id}", exc)
-    done = "Đã phê duyệt; lịch phát đã gửi tới các cụm loa." if action == "approve" else "Đã lưu trữ bản tin."
-    return flash.redirect(f"{BACK}/{broadcast_id}", message=done)
-
-
-@router.post("/broadcasts/{broadcast_id}/quiet-exception", dependencies=[Csrf])
-def grant_quiet_exception(
-    request: Request, user: Approver, broadcast_id: RowId, reason: Annotated[str, Form()] = ""
-) -> Response:
-    """The same service as ``POST /api/v1/broadcasts/{id}/quiet-exception``."""
-    hub = hub_of(request)
-    try:
-        with hub.db.session() as session:
-            b = broadcasts.grant_quiet_exception(
-                session, broadcast_id=broadcast_id, actor=user, reason=reason, now=hub.clock(),
-                tz=_tz(request), cfg=hub.settings.broadcasts)
-            draft = b.status == "draft"
-    except ServiceError as exc:
-        return flash.refused(f"{BACK}/{broadcast_id}", exc)
-    done = "Đã cho phép bản tin này phát trong giờ yên tĩnh" + ("; còn cần phê duyệt." if draft else ".")
-    return flash.redirect(f"{BACK}/{broadcast_id}", message=done)
-
-
-@router.post("/broadcasts/{broadcast_id}/quiet-exception/revoke", dependencies=[Csrf])
-def revoke_quiet_exception(request: Request, user: Approver, broadcast_id: RowId) -> Response:
-    """The same service as ``DELETE /api/v1/broadcasts/{id}/quiet-exception``."""
-    hub = hub_of(request)
-    try:
-        with hub.db.session() as session:
-            b = broadcasts.revoke_quiet_exception(
-                session, broadcast_id=broadcast_id, actor=user, now=hub.clock(), tz=_tz(request),
-                cfg=hub.settings.broadcasts)
-            back_to_draft = b.status == "draft"
-    except ServiceError as exc:
-        return flash.refused(f"{BACK}/{broadcast_id}", exc)
-    done = "Đã thu hồi ngoại lệ giờ yên tĩnh" + ("; bản tin về bản nháp." if back_to_draft else ".")
-    return flash.redirect(f"{BACK}/{broadcast_id}", message=done)
+    return flash.redirect(f"{BACK}/{broadcast_id}", message=DONE[action])
 
 
 @router.post("/broadcasts/{broadcast_id}/approve", dependencies=[Csrf])
@@ -359,6 +321,20 @@ def approve(request: Request, user: Approver, broadcast_id: RowId) -> Response:
 @router.post("/broadcasts/{broadcast_id}/archive", dependencies=[Csrf])
 def archive(request: Request, user: Editor, broadcast_id: RowId) -> Response:
     return _act(request, user, broadcast_id, "archive")
+
+
+@router.post("/broadcasts/{broadcast_id}/quiet-exception", dependencies=[Csrf])
+def grant_quiet_exception(
+    request: Request, user: Approver, broadcast_id: RowId, reason: Annotated[str, Form()] = ""
+) -> Response:
+    """``POST /api/v1/broadcasts/{id}/quiet-exception``: a leader's leave, with the reason."""
+    return _act(request, user, broadcast_id, "grant", reason)
+
+
+@router.post("/broadcasts/{broadcast_id}/quiet-exception/revoke", dependencies=[Csrf])
+def revoke_quiet_exception(request: Request, user: Approver, broadcast_id: RowId) -> Response:
+    """``DELETE /api/v1/broadcasts/{id}/quiet-exception``."""
+    return _act(request, user, broadcast_id, "revoke")
 
 
 # -- play now ------------------------------------------------------------------------------
