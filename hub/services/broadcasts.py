@@ -15,8 +15,9 @@ the chairman's greeting at the moment of giao thừa (00:00) can be approved wit
 emergency, which would let it cut into anything. The draft for it is stored when its author
 asks for the exception (``quiet_exception_requested``); it cannot be approved before the
 exception is granted. An edit that changes when, what or where it plays (schedule, audio,
-targets) drops the exception: it was granted for the broadcast as it was. A one-off time must
-lie ahead.
+targets) drops the exception: it was granted for the broadcast as it was. Granting and
+withdrawing one are also in the administrative audit log (``services/audit.py``). A one-off
+time must lie ahead.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 from thanthien.hub.db.models import Broadcast, BroadcastAudit, Device, MediaItem, Node, Zone
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, Actor, Role, require
+from thanthien.hub.services import audit as admin_audit
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from thanthien.hub.services.schedule import (
     HOLIDAYS,
@@ -490,6 +492,9 @@ def grant_quiet_exception(
     b.updated_at = now
     audit(session, broadcast=b, username=actor.username, action="quiet_exception_granted", now=now,
           extra={"reason": reason, "first_quiet_occurrence": quiet.isoformat()})
+    admin_audit.record(session, actor=actor, action="broadcast.quiet_hours_exception",
+                       subject=f"broadcast:{b.id}", at=now,
+                       details={"title": b.title, "reason": reason, "first_quiet_occurrence": quiet})
     return b
 
 
@@ -509,6 +514,10 @@ def revoke_quiet_exception(
     b.updated_at = now
     audit(session, broadcast=b, username=actor.username, action="quiet_exception_revoked", now=now,
           extra={"previous_status": was, "revoked": granted.model_dump(mode="json")})
+    admin_audit.record(session, actor=actor, action="broadcast.quiet_hours_exception_revoked",
+                       subject=f"broadcast:{b.id}", at=now,
+                       details={"title": b.title, "reason": granted.reason, "granted_by": granted.granted_by,
+                                "status": {"from": was, "to": b.status}})
     return b
 
 

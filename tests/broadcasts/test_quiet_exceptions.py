@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
-from thanthien.hub.db.models import Broadcast, Occurrence
+from thanthien.hub.db.models import AuditEntry, Broadcast, Occurrence
 from thanthien.hub.roles import LEADER, ActingUser
 from thanthien.hub.services import broadcasts, plans
 from thanthien.hub.services.broadcasts import BroadcastView
@@ -125,6 +125,21 @@ def test_granting_an_exception_is_audited_with_who_and_why(ctx, sha):
     assert log[0].details["quiet_exception_needed"] == MIDNIGHT_2027.isoformat()
     assert log[1].details["reason"] == REASON
     assert log[1].details["quiet_exception"]["granted_by"] == "chu-tich"
+
+
+def test_granting_and_withdrawing_an_exception_are_in_the_administrative_audit_log(ctx, sha):
+    bid = requested(ctx, sha)
+    grant(ctx, bid)
+    with ctx.db.session() as s:
+        broadcasts.revoke_quiet_exception(s, broadcast_id=bid, actor=APPROVER, now=ctx.clock(), tz=TZ,
+                                          cfg=CFG)
+    with ctx.db.session(write=False) as s:
+        entries = s.scalars(select(AuditEntry).where(AuditEntry.subject == f"broadcast:{bid}")
+                            .order_by(AuditEntry.id)).all()
+    assert [(e.action, e.actor_username, e.subject, e.details["reason"]) for e in entries] == [
+        ("broadcast.quiet_hours_exception", "chu-tich", f"broadcast:{bid}", REASON),
+        ("broadcast.quiet_hours_exception_revoked", "lanh-dao", f"broadcast:{bid}", REASON),
+    ]
 
 
 def test_an_officer_cannot_grant_an_exception(ctx, sha):
