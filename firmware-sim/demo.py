@@ -99,6 +99,10 @@ def hub_config(root: Path, *, broker_port: int, hub_password: str, http_port: in
         "http": {"host": "127.0.0.1", "port": http_port, "secret_key": token_key},
         "logging": {"level": "INFO"},
         "registry": town.registry_declarations(),
+        # SMS through Gammu's dummy driver: a folder that behaves like a GSM modem (hub/README.md)
+        "sms": {"gateway": "gammu", "brand": "MUONG ANG", "office_name": "Bo phan mot cua TT Muong Ang",
+                "gammu": {"run_smsd": True, "device": str((root / "hub" / "dummy-modem").resolve()),
+                          "connection": "none", "model": "dummy"}},
     }
     path = root / "hub.toml"
     path.write_text("# Written by `thanthien demo` on every start; edit the town in "

@@ -107,6 +107,7 @@ def seed_town(db: Database, *, now: datetime, logins: list[Login], start: dateti
         count = _ratings(session, start, now, seed)
         if settings is not None:
             _broadcasts(session, settings, now, approver=_approver(logins))
+            _dossiers(session, settings, now, logins)
         session.commit()
     log.info("town seeded: %d ratings since %s, %d shifts, %d users", count, start.date(), shifts,
              len(logins))
@@ -247,3 +248,39 @@ def _ratings(session: Session, start: datetime, now: datetime, seed: int) -> int
 def _store(session: Session, batch: list[RatingEvent]) -> int:
     received = batch[-1].pressed_at + timedelta(seconds=2)
     return ratings.store_ratings(session, events=batch, now=received).stored_count
+
+
+# -- dossiers and their notices (issue 17) ---------------------------------------------------
+DOSSIERS = (  # code, procedure, citizen, mobile, counter, officer, due in hours, events after "received"
+    ("000.00.12.H15-261201-0001", "Chứng thực bản sao từ bản chính", "Lò Văn Minh", "0912 000 101", "quay-1",
+     "cb-lo-thi-hoa", 4, [("result_ready", "")]),
+    ("000.00.12.H15-261201-0002", "Đăng ký khai sinh", "Quàng Thị Én", "0388 000 102", "quay-1",
+     "cb-lo-thi-hoa", 48, [("supplement", "ban sao CCCD cua cha me")]),
+    ("000.00.12.H15-261201-0003", "Cấp giấy chứng nhận quyền sử dụng đất", "Cà Văn Páo", "0868 000 103",
+     "quay-2", "cb-quang-van-thanh", 2, []),
+    ("000.00.12.H15-261201-0004", "Xác nhận hộ nghèo", "Lường Thị Xuân", "0706 000 104", "quay-3",
+     "cb-luong-thi-mai", 72, []),
+)
+
+
+def _dossiers(session: Session, settings: HubSettings, now: datetime, logins: list[Login]) -> None:
+    """A few dossiers at the counters, with their notices queued (the demo's dummy modem sends
+    them); the officer login handles the first two (it sees their numbers in full)."""
+    from thanthien.hub.db.models import User
+    from thanthien.hub.services import dossiers
+
+    tz = ZoneInfo(settings.hub.timezone)
+    officer_login = next((x.username for x in logins if x.role == OFFICER), None)
+    user = session.scalar(select(User).where(User.username == officer_login)) if officer_login else None
+    officers = {o.code: o for o in session.scalars(select(Officer))}
+    if user is not None:
+        officers[town.OFFICERS[0].code].user_id = user.id
+    actor = ActingUser(officer_login or "canbo", OFFICER, user.id if user else 0)
+    for code, procedure, citizen, phone, counter, officer, due_h, events in DOSSIERS:
+        d = dossiers.create(session, actor=actor, code=code, procedure=procedure, citizen_name=citizen,
+                            phone=phone, counter=counter, officer_id=officers[officer].id,
+                            due_at=now + timedelta(hours=due_h), source="counter", now=now, tz=tz,
+                            cfg=settings.sms)
+        for kind, note in events:
+            dossiers.record_event(session, actor=actor, dossier=d, kind=kind, note=note, key=None, now=now,
+                                  tz=tz, cfg=settings.sms)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import subprocess
 import threading
 from datetime import UTC, datetime
@@ -67,6 +68,15 @@ def smsd_config(cfg: GammuSettings, *, log_file: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: gammu-smsd gets SIGTERM when the hub process dies (Linux), so a
+    hub killed hard leaves no daemon behind; a clean stop terminates it in ``close``."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def prepare_spool(spool: Path) -> None:
     for name in FOLDERS:
         (spool / name).mkdir(parents=True, exist_ok=True)
@@ -84,6 +94,8 @@ class GammuGateway:
         prepare_spool(self.spool)
         self._smsd: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._start_failed = False
+        self._closed = False
 
     # -- the daemon (run_smsd) -------------------------------------------------------------
     def ensure_smsd(self) -> None:
@@ -91,7 +103,7 @@ class GammuGateway:
         if not self.cfg.run_smsd:
             return
         with self._lock:
-            if self._smsd is not None and self._smsd.poll() is None:
+            if self._closed or (self._smsd is not None and self._smsd.poll() is None):
                 return
             if self._smsd is not None:
                 log.warning("gammu-smsd exited with %s; starting it again", self._smsd.returncode)
@@ -105,10 +117,14 @@ class GammuGateway:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 self._smsd = None
-                raise GatewayError(f"gammu-smsd could not start: {exc}", retry=True) from exc
+                if not self._start_failed:
+                    log.error("gammu-smsd could not start (%s); messages wait in its outbox", exc)
+                self._start_failed = True
+                return
             log.info("gammu-smsd started (pid %d, device %s)", self._smsd.pid, self.cfg.device)
 
     # -- hand-over -------------------------------------------------------------------------
@@ -194,6 +210,7 @@ class GammuGateway:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._smsd is not None and self._smsd.poll() is None:
                 self._smsd.terminate()
                 try:

@@ -137,7 +137,7 @@ def test_quiet_hours_hold_a_major_page_but_not_a_critical_one(db, clock, tmp_pat
 
 def test_the_person_on_call_is_paged_before_the_first_in_rank(db, clock, tmp_path):
     ctx = notify_ctx(db, clock, tmp_path)
-    first, second = _contacts(ctx)
+    _first, second = _contacts(ctx)
     with ctx.db.session() as s:
         paging.add_shift(
             s,
