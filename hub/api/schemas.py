@@ -236,6 +236,8 @@ class RatingOut(Out):
     pressed_at: datetime
     received_at: datetime
     officer_id: int | None
+    clock_uncertain: bool | None = Field(
+        None, description="True when the node could not correct a press made while its clock was wrong.")
 
 
 class RatingPage(Out):

@@ -105,7 +105,8 @@ def store_ratings(session: Session, *, events: list[RatingEvent], now: datetime)
         for event, officer_id in zip(fresh, officers, strict=True):
             rows.append({"node_id": node_id, "event_id": event.event_id, "seq": event.seq, "box": event.box,
                          "counter_code": event.counter, "score": event.score,
-                         "pressed_at": event.pressed_at, "received_at": now, "officer_id": officer_id})
+                         "pressed_at": event.pressed_at, "received_at": now, "officer_id": officer_id,
+                         "clock_uncertain": event.clock_uncertain})
             result.stored[node_id].append(event.event_id)
             result.counters.add(event.counter)
     if rows:

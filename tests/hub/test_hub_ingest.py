@@ -39,6 +39,14 @@ def test_each_rating_is_stored_once_even_when_sent_again(ctx, clock):
     assert ctx.metrics.value("thanthien_hub_ratings_duplicate_total") == 20
 
 
+def test_a_rating_the_node_could_not_correct_is_stored_marked_uncertain(ctx, clock):
+    sure, unsure = rating(seq=1), rating(seq=2).model_copy(update={"clock_uncertain": True})
+    IngestWorker(ctx).process([rating_msg(sure, clock()), rating_msg(unsure, clock())])
+    with ctx.db.session(write=False) as s:
+        marks = dict(s.execute(select(Rating.seq, Rating.clock_uncertain)).all())
+    assert marks == {1: False, 2: True}
+
+
 def test_same_event_twice_in_one_batch_is_stored_once(ctx, clock):
     event = rating()
     IngestWorker(ctx).process([rating_msg(event, clock()), rating_msg(event, clock())])
