@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import AuditEntry
 from thanthien.hub.roles import ADMINS, ROLE_LABELS, Actor, require
-from thanthien.hub.services.reports import MEDIA_TYPES, Download, ExportFormat
 from thanthien.protocol.payloads import utc_now
+
+if TYPE_CHECKING:  # reports imports ratings, which imports registry, which records here
+    from thanthien.hub.services.reports import Download, ExportFormat
 
 MAX_PAGE: Final = 500
 MAX_EXPORT_ROWS: Final = 100_000
@@ -62,6 +64,7 @@ ACTION_LABELS: Final[dict[str, str]] = {
     "node_token.revoke": "Thu hồi mã tải âm thanh của nút",
     "media.delete": "Xóa tệp âm thanh",
     "broadcast.quiet_hours_exception": "Cho phép phát trong giờ yên tĩnh",
+    "broadcast.quiet_hours_exception_revoked": "Thu hồi cho phép phát trong giờ yên tĩnh",
     "login.locked": "Tạm khóa đăng nhập (sai nhiều lần)",
 }
 # The part of an action before the dot: what the page's filter offers.
@@ -255,6 +258,8 @@ def export(session: Session, *, actor: Actor, flt: AuditFilter, format: ExportFo
            title: str, name: str = "nhat-ky-quan-tri") -> Download:
     """The entries the filter selects (newest first, at most ``MAX_EXPORT_ROWS``) as CSV or
     XLSX with Vietnamese headings and local times (admins only)."""
+    from thanthien.hub.services.reports import MEDIA_TYPES, Download
+
     require(actor, ADMINS)
     entries = list(session.scalars(_newest_first(flt).limit(MAX_EXPORT_ROWS)))
     rows = _rows(entries, ZoneInfo(tz))

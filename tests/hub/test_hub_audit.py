@@ -288,3 +288,14 @@ def test_the_xlsx_export_replaces_characters_a_worksheet_refuses(world):
                               headers=world.headers("admin"))
     assert answer.status_code == 200
     assert load_workbook(io.BytesIO(answer.content)).active["E3"].value == "site:chuong\ufffdbao"
+
+
+@pytest.mark.parametrize("module", ["ratings", "registry", "audit", "users", "logins", "media_items"])
+def test_each_service_that_records_imports_on_its_own(module):
+    """audit is imported by services that reports (which it exports with) imports in turn."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"import thanthien.hub.services.{module}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-500:]
