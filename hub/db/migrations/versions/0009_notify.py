@@ -4,7 +4,7 @@ delivery reports, inbound texts and opt-outs, ratings by reply; alarm contacts, 
 alarm pages and the e-mail outbox.
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0007
 Create Date: 2026-12-01 11:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

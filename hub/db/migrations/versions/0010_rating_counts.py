@@ -1,15 +1,15 @@
-"""Claims devices make, checked against the registry (issue 14 item 4).
+"""Daily rating counts kept at ingest (issue 16 item 2).
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-01 10:30:00
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-01 11:10:00
 """
 
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 
-revision = '0005'
-down_revision = '0004'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
-"""Camera states when the office node is away (issue 14 items 6-7).
+"""Registry pages and the weekly duty roster (issue 15 items 1-2).
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-01 10:30:00
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-01 11:10:00
 """
 
 import sqlalchemy as sa  # noqa: F401
 from alembic import op  # noqa: F401
 
-revision = '0008'
-down_revision = '0007'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
