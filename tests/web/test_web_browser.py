@@ -22,10 +22,12 @@ from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ
 
 MENUS = {
     "admin": ["Trang chủ", "Tình trạng thiết bị", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
-              "Người dùng", "Nhật ký quản trị"],
-    "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh"],
+              "Người dùng", "Nhật ký quản trị", "Hồ sơ một cửa", "Đánh giá qua tin nhắn", "Tin nhắn",
+              "Người nhận cảnh báo"],
+    "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Hồ sơ một cửa"],
     "it": ["Trang chủ", "Tình trạng thiết bị", "Lịch phát thanh"],
-    "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh"],
+    "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
+               "Đánh giá qua tin nhắn"],
 }
 NAMES = FULL_NAMES
 
