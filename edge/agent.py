@@ -409,7 +409,9 @@ class EdgeAgent:
         if self.hub_state is None or self.hub_state.state != state.state:
             log.info("hub is %s (version %s)", state.state, state.version)
         self.hub_state = state
-        if state.state == "online" and not message.retain:  # a retained copy may be hours old
+        # The beacon is live and QoS 0: a retained copy, or a QoS 1 presence that waited in this
+        # node's persistent session while it was away, may be hours (or a test clock) old.
+        if state.state == "online" and not message.retain and message.qos == 0:
             self.clock_trust.note_hub_time(state.at)
 
     def publish_telemetry(self) -> Telemetry | None:

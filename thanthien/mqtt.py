@@ -31,6 +31,8 @@ class Message:
     payload: bytes
     retain: bool
     properties: Properties | None
+    qos: int = 0
+    """The QoS it was delivered at: a QoS 1 message may have waited in a persistent session."""
 
 
 Handler = Callable[[Message], None]
@@ -121,7 +123,8 @@ class MqttLink:
             self._client.subscribe(topic_filter, qos=qos)
 
     def _handle_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
-        message = Message(msg.topic, msg.payload, bool(msg.retain), getattr(msg, "properties", None))
+        message = Message(msg.topic, msg.payload, bool(msg.retain), getattr(msg, "properties", None),
+                          int(msg.qos))
         with self._lock:
             handlers = [h for f, _q, h in self._routes if paho.topic_matches_sub(_unshared(f), msg.topic)]
         if not handlers:
