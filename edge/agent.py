@@ -52,9 +52,10 @@ from thanthien.edge.commands import (
     number_arg,
     str_arg,
 )
-from thanthien.edge.context import Device, DeviceContext, Identifiable, NodeStats, RouteTable
+from thanthien.edge.context import Device, DeviceContext, Identifiable, NodeStats, Retunable, RouteTable
 from thanthien.edge.devices import DeviceFactory, build_devices
 from thanthien.edge.outbox import EventFactory, HeldEvent, Outbox, StoredEvent
+from thanthien.edge.remote_config import ConfigRefused, ConfigStore, RemoteConfig, describe, merge
 from thanthien.edge.sender import OutboxSender
 from thanthien.edge.session import AgentLock, next_session
 from thanthien.edge.settings import EdgeSettings
@@ -63,7 +64,9 @@ from thanthien.mqtt import Message, MqttLink, Will
 from thanthien.protocol import EVENT_KINDS, EventKind, Topics
 from thanthien.protocol.payloads import (
     Ack,
+    ConfigStatus,
     HubState,
+    NodeConfig,
     NodeState,
     Payload,
     PayloadError,
@@ -77,6 +80,8 @@ log = logging.getLogger(__name__)
 
 AGENT_VERSION = __version__
 D = TypeVar("D")
+DEVICE_SECTIONS = ("rating_boxes", "cameras", "speakers", "hub")
+"""The sections the devices are built from (``edge/devices``); a change rebuilds them (or retunes)."""
 
 
 def make_pin_factory(hardware: str) -> Factory:
@@ -104,6 +109,9 @@ class EdgeAgent:
         device_factories: Sequence[DeviceFactory] | None = None,
     ) -> None:
         self.settings = settings
+        """The settings in force: the local file with the hub's config over it (``edge/remote_config.py``)."""
+        self.local_settings = settings
+        """The local file alone (the bootstrap, and every section until the hub sends its config)."""
         self.config_path = config_path
         self.node_id = settings.node.id
         self.topics = Topics(settings.mqtt.root)
@@ -133,6 +141,13 @@ class EdgeAgent:
         self._command_service: CommandService | None = None
         self._routes: RouteTable | None = None
         self._core_commands: set[str] = set()
+        self.remote: RemoteConfig | None = None
+        """The hub's config of this node: the version in force, or why one was refused."""
+        self._apply_lock = threading.RLock()
+        self.on_restart: Callable[[], None] | None = None
+        """What the ``restart`` command does once it has answered (the CLI runs the agent again;
+        the simulator restarts it in place); without it the agent only stops."""
+        self.restart_requested = False
         self.hub_state: HubState | None = None
         """The hub's retained presence as last seen (``None`` until the broker sends it)."""
         c = settings.clock
@@ -188,8 +203,9 @@ class EdgeAgent:
             raise
 
     def _start(self) -> None:
-        s = self.settings
         self.session = next_session(self.data_dir)
+        self._adopt_saved_config()
+        s = self.settings
         self.outbox = Outbox.in_dir(self.data_dir)
         if self._probe is None:
             self._probe = SystemProbe(self.data_dir)
@@ -211,6 +227,8 @@ class EdgeAgent:
                                                self._send_reply, self.stop_event)
         self._telemetry = TelemetryLoop(self.publish_telemetry, self.stop_event, s.telemetry.interval_s)
         self.link.route(self.topics.ack(self.node_id), self._on_ack)
+        assert self.remote is not None
+        self.link.route(self.topics.node_config(self.node_id), self.remote.on_message)
         # QoS 0: a hub time beacon queued while the node was away must not arrive late
         self.link.route(self.topics.hub_state(), self._on_hub_state, qos=0)
         self.link.route(self.topics.command(self.node_id, "+"), self._command_service.on_message)
@@ -219,9 +237,27 @@ class EdgeAgent:
         self._telemetry.start()
         self._command_service.start()
         self._clock_watch.start()
+        self.remote.start()
         self.link.start()
-        log.info("edge agent %s started: session %d, %d device(s), outbox %s (%d pending)",
-                 self.node_id, self.session, len(self.devices), self.outbox.path, self.outbox.depth())
+        log.info("edge agent %s started: session %d, %d device(s), %s, outbox %s (%d pending)",
+                 self.node_id, self.session, len(self.devices), describe(self.remote.current),
+                 self.outbox.path, self.outbox.depth())
+
+    def _adopt_saved_config(self) -> None:
+        """The last good hub config kept in the data directory, merged over the local file, so
+        a node restarted while the broker is unreachable runs what the hub last gave it."""
+        store = ConfigStore(self.data_dir, self.node_id)
+        self.remote = RemoteConfig(store, self._apply_remote, self._publish_config_status, self.stop_event,
+                                   lambda: self.session)
+        saved = store.load()
+        try:
+            self.settings = merge(self.local_settings, saved)
+        except ConfigRefused as exc:
+            log.error("the saved hub config version %d is refused (%s); running the local file",
+                      saved.version if saved else 0, exc)
+            self.remote.adopt_saved(saved, str(exc))
+            return
+        self.remote.adopt_saved(saved)
 
     def _context(self, settings: EdgeSettings) -> DeviceContext:
         assert self._routes is not None
@@ -248,7 +284,7 @@ class EdgeAgent:
         """The agent's own threads run and its outbox answers (for the systemd watchdog)."""
         if not self._started or self._stopped or self.outbox is None:
             return False
-        workers = (self.sender, self._telemetry, self._command_service, self._clock_watch)
+        workers = (self.sender, self._telemetry, self._command_service, self._clock_watch, self.remote)
         if not all(w is not None and w.alive for w in workers):
             return False
         try:
@@ -278,7 +314,7 @@ class EdgeAgent:
                     device.close()
                 except Exception:
                     log.exception("closing %s failed", device.name)
-        for worker in (self.sender, self._telemetry, self._command_service, self._clock_watch):
+        for worker in (self.sender, self._telemetry, self._command_service, self._clock_watch, self.remote):
             if worker is not None:
                 worker.join()
         self.clock_trust.remove_listener(self._on_trust_changed)
@@ -307,6 +343,21 @@ class EdgeAgent:
             self.sender.on_connected()
         if self._telemetry is not None:
             self._telemetry.poke()
+        if self.remote is not None:
+            self.remote.report()
+
+    def _publish_config_status(self, status: ConfigStatus) -> None:
+        if self.link is not None:
+            self.link.publish(self.topics.config_status(self.node_id), status.to_bytes(), qos=1, retain=True)
+
+    def _apply_remote(self, config: NodeConfig) -> list[str]:
+        """Apply a config from the hub over the local file (``RemoteConfig`` calls it on its worker)."""
+        merged = merge(self.local_settings, config)
+        try:
+            result = self.apply_settings(merged)
+        except CommandError as exc:
+            raise ConfigRefused(str(exc)) from None
+        return [name for name in str(result["not_applied"]).split(",") if name]
 
     def _send(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if self.link is not None:
@@ -441,6 +492,7 @@ class EdgeAgent:
         self.commands.register("ping", self._cmd_ping)
         self.commands.register("identify", self._cmd_identify)
         self.commands.register("reload-config", self._cmd_reload)
+        self.commands.register("restart", self._cmd_restart)
         self._core_commands = set(self.commands.names())
 
     def _cmd_ping(self, _args: Args) -> Result:
@@ -461,36 +513,55 @@ class EdgeAgent:
         return {"identifying": ",".join(ids), "seconds": seconds}
 
     def _cmd_reload(self, _args: Args) -> Result:
-        if self.config_path is None:
-            raise CommandError("the agent was not started from a config file")
+        """Read the local file again and apply it with the hub's config in force over it."""
+        local = self.local_settings
+        if self.config_path is not None:
+            try:
+                local = load_config(EdgeSettings, self.config_path)
+            except ConfigError as exc:
+                raise CommandError("; ".join(exc.problems)) from None
+        current = self.remote.current if self.remote is not None else None
         try:
-            new = load_config(EdgeSettings, self.config_path)
-        except ConfigError as exc:
-            raise CommandError("; ".join(exc.problems)) from None
-        return self.apply_settings(new)
+            merged = merge(local, current)
+        except ConfigRefused as exc:
+            raise CommandError(f"the hub config version {current.version if current else 0} does not fit "
+                               f"the local file: {exc}") from None
+        result = self.apply_settings(merged)
+        self.local_settings = local
+        if self.remote is not None:
+            self.remote.report()
+        return {**result, "config_version": self.remote.version if self.remote is not None else 0}
+
+    def _cmd_restart(self, _args: Args) -> Result:
+        """Stop and start the agent again once this answer is out (outbox and plan are on disk)."""
+        self.commands.defer(self._restart)
+        return {"restarting": True, "session": self.session}
+
+    def _restart(self) -> None:
+        log.warning("restart asked by the hub")
+        self.restart_requested = True
+        if self.on_restart is not None:
+            self.on_restart()
+        else:
+            self.request_stop()
 
     def apply_settings(self, new: EdgeSettings) -> Result:
-        """Apply a new config live: devices are rebuilt, telemetry, outbox and logging take
-        the new values. Node, MQTT and audio changes need a restart (reported, not applied)."""
+        """Apply a new config live: telemetry, outbox, clock and logging take the new values;
+        devices are rebuilt when their sections changed, unless a device can take the change as
+        it runs (a speaker's volume or warm-up: ``retune``). Node, MQTT and audio changes need a
+        restart (reported, not applied)."""
+        with self._apply_lock:
+            return self._apply_settings(new)
+
+    def _apply_settings(self, new: EdgeSettings) -> Result:
         old = self.settings
         restart = [name for name in ("node", "mqtt", "audio")
                    if getattr(new, name) != getattr(old, name)]
+        merged = new.model_copy(update={name: getattr(old, name) for name in restart})
+        changed = [name for name in DEVICE_SECTIONS if getattr(merged, name) != getattr(old, name)]
         with self._devices_lock:
-            for device in reversed(self.devices):
-                device.close()
-            assert self._routes is not None
-            self._routes.clear_handlers()
-            for name in set(self.commands.names()) - self._core_commands:
-                self.commands.unregister(name)
-            merged = new.model_copy(update={name: getattr(old, name) for name in restart})
-            try:
-                self.devices = build_devices(merged, self._device_factories)
-                self._start_devices(self.devices, merged)
-            except Exception as exc:
-                log.exception("devices of the new config failed to start; keeping the old config")
-                self.devices = build_devices(old, self._device_factories)
-                self._start_devices(self.devices, old)
-                raise CommandError(f"new config not applied: {type(exc).__name__}: {exc}") from None
+            if changed and not self._retune(changed, merged):
+                self._rebuild_devices(old, merged)
             self.settings = merged
         if self._telemetry is not None:
             self._telemetry.interval_s = merged.telemetry.interval_s
@@ -502,7 +573,32 @@ class EdgeAgent:
             self.sender.resend_interval_s = merged.outbox.resend_interval_s
             self.sender.batch_size = merged.outbox.batch_size
         logging.getLogger().setLevel(merged.logging.level)
-        log.info("config reloaded: %d device(s)%s", len(self.devices),
+        log.info("config applied: %d device(s)%s%s", len(self.devices),
+                 f", changed: {', '.join(changed)}" if changed else "",
                  f"; restart needed for {', '.join(restart)}" if restart else "")
         return {"devices": len(self.devices), "restart_required": bool(restart),
                 "not_applied": ",".join(restart)}
+
+    def _retune(self, changed: list[str], new: EdgeSettings) -> bool:
+        """Give the changed sections to the running devices that take them live; False when a
+        device must be rebuilt instead."""
+        tunable = [d for d in self.devices if isinstance(d, Retunable)]
+        if not tunable or not set(changed) <= {"speakers"}:
+            return False
+        return all(d.retune(new) for d in tunable)
+
+    def _rebuild_devices(self, old: EdgeSettings, new: EdgeSettings) -> None:
+        for device in reversed(self.devices):
+            device.close()
+        assert self._routes is not None
+        self._routes.clear_handlers()
+        for name in set(self.commands.names()) - self._core_commands:
+            self.commands.unregister(name)
+        try:
+            self.devices = build_devices(new, self._device_factories)
+            self._start_devices(self.devices, new)
+        except Exception as exc:
+            log.exception("devices of the new config failed to start; keeping the old config")
+            self.devices = build_devices(old, self._device_factories)
+            self._start_devices(self.devices, old)
+            raise CommandError(f"new config not applied: {type(exc).__name__}: {exc}") from None

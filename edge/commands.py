@@ -6,8 +6,9 @@ the request's ``CorrelationData``. Handlers run on one worker thread, never on t
 network thread. An unknown command, a malformed or expired payload, bad arguments or a
 failing handler all give an error result; nothing here raises into the agent.
 
-The agent registers ``ping``, ``identify`` and ``reload-config``; a device can add its
-own (e.g. the speaker's ``play-now``) with ``context.commands.register(name, handler)``.
+The agent registers ``ping``, ``identify``, ``reload-config`` and ``restart``; a device can add
+its own (e.g. the speaker's ``play-now``) with ``context.commands.register(name, handler)``. A
+handler that must act after its answer is out (``restart``) hands that to ``defer``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ class CommandTable:
         self.node_id = node_id
         self._handlers: dict[str, CommandHandler] = {}
         self._lock = threading.Lock()
+        self._deferred: list[Callable[[], None]] = []
+
+    def defer(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the answer of the command being handled is published (``restart``
+        answers first, then stops the agent)."""
+        with self._lock:
+            self._deferred.append(action)
+
+    def take_deferred(self) -> list[Callable[[], None]]:
+        with self._lock:
+            actions, self._deferred = self._deferred, []
+        return actions
 
     def register(self, name: str, handler: CommandHandler) -> None:
         with self._lock:
@@ -114,20 +127,20 @@ class CommandTable:
 Publisher = Callable[[str, bytes, Properties | None], None]
 
 
-class CommandService:
-    """Takes command messages off the network thread and answers them on a worker."""
+class MessageWorker:
+    """MQTT messages taken off the network thread (``on_message`` only queues) and handled one
+    at a time by :meth:`handle` on a worker thread, which loops until the stop event or
+    :meth:`join`. Commands and the hub's config both arrive this way."""
 
-    def __init__(self, table: CommandTable, reply_topic: str, publish: Publisher,
-                 stop: threading.Event) -> None:
-        self.table = table
-        self.reply_topic = reply_topic
-        self._publish = publish
+    thread_name = "worker"
+
+    def __init__(self, stop: threading.Event, size: int = QUEUE_SIZE) -> None:
         self.stop_event = stop
-        self._queue: queue.Queue[Message | None] = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[Message | None] = queue.Queue(size)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="commands", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
     @property
@@ -145,7 +158,7 @@ class CommandService:
         try:
             self._queue.put_nowait(message)
         except queue.Full:
-            log.warning("command queue full; dropping %s", message.topic)
+            log.warning("%s queue full; dropping %s", self.thread_name, message.topic)
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
@@ -153,9 +166,28 @@ class CommandService:
             if message is None:
                 break
             try:
-                self.answer(message)
+                self.handle(message)
             except Exception:
-                log.exception("answering %s failed", message.topic)
+                log.exception("handling %s failed", message.topic)
+
+    def handle(self, message: Message) -> None:
+        raise NotImplementedError
+
+
+class CommandService(MessageWorker):
+    """Takes command messages off the network thread and answers them on a worker."""
+
+    thread_name = "commands"
+
+    def __init__(self, table: CommandTable, reply_topic: str, publish: Publisher,
+                 stop: threading.Event) -> None:
+        super().__init__(stop)
+        self.table = table
+        self.reply_topic = reply_topic
+        self._publish = publish
+
+    def handle(self, message: Message) -> None:
+        self.answer(message)
 
     def answer(self, message: Message) -> CommandResult:
         name = message.topic.rsplit("/", 1)[-1]
@@ -168,4 +200,9 @@ class CommandService:
             props.CorrelationData = correlation
         log.info("command %s -> %s", name, "ok" if result.ok else f"error: {result.error}")
         self._publish(response_topic, result.to_bytes(), props)
+        for action in self.table.take_deferred():
+            try:
+                action()
+            except Exception:
+                log.exception("the follow-up of command %s failed", name)
         return result

@@ -65,6 +65,14 @@ class Identifiable(Protocol):
         ...
 
 
+@runtime_checkable
+class Retunable(Protocol):
+    def retune(self, settings: EdgeSettings) -> bool:
+        """Take new settings without being rebuilt, if only values it can change as it runs
+        differ (a speaker's volume); ``False``: rebuild me."""
+        ...
+
+
 class NodeStats:
     """Counters since the agent started, shown in telemetry."""
 

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
@@ -29,6 +29,19 @@ class NodeSection(Section):
         "gpio", description="`gpio`: gpiozero's default pin factory; `mock`: MockFactory."
     )
     data_dir: Path = Field(Path("var/edge"), description="Outbox and state live here.")
+
+
+class HubSection(Section):
+    """Where the node's hub is (written by ``thanthien edge enroll``): its API and the node's
+    media token. Bootstrap settings, like ``node`` and ``mqtt``: they stay in the local file."""
+
+    url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Base URL of the hub's API (e.g. http://hub.local:8080/api/v1/); speakers fetch "
+                    "media under it unless `speakers.hub_url` says otherwise.")
+    media_token: SecretStr | None = Field(
+        None, description="This node's bearer token for media downloads (never logged); the "
+                          "default of `speakers.token`.")
 
 
 class TelemetrySection(Section):
@@ -107,6 +120,12 @@ class RatingBoxSection(Section):
         return self
 
 
+REMOTE_SECTIONS: tuple[str, ...] = ("telemetry", "outbox", "clock", "logging", "rating_boxes", "cameras",
+                                    "speakers")
+"""The sections the hub may own (``NodeConfig.settings``, ``edge/remote_config.py``); ``node``,
+``mqtt``, ``hub`` and ``audio`` are the node's bootstrap and stay in its local file."""
+
+
 class EdgeSettings(FileSettings):
     model_config = SettingsConfigDict(
         extra="forbid", env_prefix="THANTHIEN_EDGE_", env_nested_delimiter="__"
@@ -114,6 +133,7 @@ class EdgeSettings(FileSettings):
 
     node: NodeSection
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    hub: HubSection = Field(default_factory=HubSection)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
     clock: ClockSection = Field(default_factory=ClockSection)
@@ -142,6 +162,8 @@ class EdgeSettings(FileSettings):
         out += [f"rating_boxes: id {i!r} appears {n} times" for i, n in ids.items() if n > 1]
         if self.audio.output == "wav" and self.audio.wav_dir is None:
             out.append("audio.wav_dir: required when audio.output is 'wav'")
+        if self.speakers is not None and self.speakers.hub_url is None and self.hub.url is None:
+            out.append("speakers.hub_url: required when hub.url is not set (where the hub serves media)")
         if self.mqtt.username not in (None, self.node.id):
             out.append("mqtt.username: must equal node.id (the broker ACL keys on it)")
         return out

@@ -16,6 +16,10 @@ from thanthien.protocol.topics import DEFAULT_ROOT, SPECS
 
 _AT = datetime(2027, 2, 17, 6, 30, tzinfo=UTC)
 _SHA = "3b1f0c" + "0" * 58
+_JPEG = ("/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIx"
+         "wcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAA"
+         "AAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q==")
+"""A 1x1 greyscale JPEG."""
 
 
 def examples() -> dict[type[p.Payload], p.Payload]:
@@ -56,6 +60,11 @@ def examples() -> dict[type[p.Payload], p.Payload]:
         p.Command: p.Command(args={"seconds": 10}, issued_at=_AT),
         p.CommandResult: p.CommandResult(node="mo-quay", name="ping", ok=True, at=_AT,
                                          result={"uptime_s": 86400.0}),
+        p.NodeConfig: p.NodeConfig(node="loa-ban-na-hang", version=4, issued_at=_AT, settings={
+            "speakers": {"volume": 80, "warmup_s": 1.5, "relay_pin": 17}, "telemetry": {"interval_s": 30}}),
+        p.ConfigStatus: p.ConfigStatus(node="loa-ban-na-hang", session=7, at=_AT, version=4),
+        p.CameraThumbnail: p.CameraThumbnail(node="mo-quay", camera="cam-2", state="black", at=_AT,
+                                             jpeg_b64=_JPEG),
     }
 
 

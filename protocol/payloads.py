@@ -6,6 +6,8 @@ timestamps, which it normalises to UTC. Payloads travel as UTF-8 JSON.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
@@ -213,6 +215,69 @@ class CommandResult(Payload):
     error: str | None = Field(default=None, max_length=500)
 
 
+class NodeConfig(Payload):
+    """Hub -> node, retained: the configuration the hub holds for the node (its devices, camera
+    probes, speaker volume and warm-up, telemetry, ...), replaced as a whole.
+
+    ``settings`` holds the sections of the edge config the hub owns, shaped as in the edge TOML
+    (``rating_boxes``, ``cameras``, ``speakers``, ``telemetry``, ``outbox``, ``clock``,
+    ``logging``); the node validates them with the same models as its local file, together with
+    its bootstrap settings (node id, broker identity, hub URL, data directory), which stay local."""
+
+    node: NodeId
+    version: int = Field(ge=1, description="Grows with every change the hub makes.")
+    issued_at: UtcDatetime
+    settings: dict[str, Any] = Field(
+        default_factory=dict, max_length=16,
+        description="Edge config sections; camera passwords travel here (only this node may read "
+                    "the topic) and are never logged.")
+
+
+class ConfigStatus(Payload):
+    """Node -> hub, retained: the configuration version the node runs, or why it refused one."""
+
+    node: NodeId
+    session: int = Field(ge=0)
+    at: UtcDatetime
+    version: int = Field(ge=0, description="The hub config version in force; 0: only the local file.")
+    refused_version: int | None = Field(
+        default=None, ge=1, description="The last version received that the node could not apply.")
+    error: str | None = Field(default=None, max_length=1000, description="Why it was refused.")
+    restart_required: list[str] = Field(
+        default_factory=list, max_length=8,
+        description="Sections of the version in force that take effect at the next start.")
+
+
+MAX_THUMBNAIL_BYTES = 48 * 1024
+"""Largest JPEG a camera thumbnail may carry (before base64); the payload stays under the cap."""
+
+
+def _jpeg(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+    if len(raw) > MAX_THUMBNAIL_BYTES:
+        raise ValueError(f"JPEG of {len(raw)} bytes exceeds {MAX_THUMBNAIL_BYTES}")
+    if not raw.startswith(b"\xff\xd8"):
+        raise ValueError("not a JPEG")
+    return value
+
+
+class CameraThumbnail(Payload):
+    """Node -> hub: the small picture the camera probe last looked at, sent with a change of
+    the camera's health (so IT see a black or frozen picture before driving out)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=70_000)
+
+    node: NodeId
+    camera: DeviceId
+    state: Literal["ok", "degraded", "down", "frozen", "black"]
+    at: UtcDatetime = Field(description="When the picture was taken.")
+    jpeg_b64: Annotated[str, AfterValidator(_jpeg)] = Field(
+        description="Base64 of a small greyscale JPEG (at most 48 KiB).")
+
+
 ALL_PAYLOADS: tuple[type[Payload], ...] = (
     HubState,
     NodeState,
@@ -225,6 +290,9 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     PlanItem,
     Command,
     CommandResult,
+    NodeConfig,
+    ConfigStatus,
+    CameraThumbnail,
 )
 
 P = TypeVar("P", bound=Payload)

@@ -78,6 +78,18 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("command", "node/{node}/cmd/{name}", "hub", 1, False, p.Command,
               "A command (`ping`, `identify`, `reload-config`, `play-now`, ...). MQTT v5 "
               "response topic and correlation data say where the result goes."),
+    TopicSpec("node_config", "node/{node}/config", "hub", 1, True, p.NodeConfig,
+              "The node's configuration as the hub holds it (devices, camera probes, speaker volume "
+              "and warm-up, ...), versioned and replaced as a whole. The node validates it with the "
+              "models of its local file, applies what it can live, keeps the last good version "
+              "across restarts and answers on `config/status`."),
+    TopicSpec("config_status", "node/{node}/config/status", "node", 1, True, p.ConfigStatus,
+              "The config version the node runs, or the version it refused and why; on every "
+              "connect and after every config received."),
+    TopicSpec("camera_thumbnail", "node/{node}/camera/{camera}/thumbnail", "node", 1, False,
+              p.CameraThumbnail,
+              "The picture the camera probe last saw (small greyscale JPEG), with each change of "
+              "the camera's health."),
 )
 
 SPEC_BY_KIND = {s.kind: s for s in SPECS}
@@ -149,6 +161,15 @@ class Topics:
 
     def command(self, node: str, name: str) -> str:
         return self.for_kind("command", node=node, name=name)
+
+    def node_config(self, node: str) -> str:
+        return self.for_kind("node_config", node=node)
+
+    def config_status(self, node: str) -> str:
+        return self.for_kind("config_status", node=node)
+
+    def camera_thumbnail(self, node: str, camera: str) -> str:
+        return self.for_kind("camera_thumbnail", node=node, camera=camera)
 
     def wildcard(self, kind: str) -> str:
         """Subscription filter for every topic of one kind, e.g. all nodes' ratings."""

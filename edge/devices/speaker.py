@@ -21,8 +21,17 @@ broker is unreachable still plays it, reports every occurrence through the agent
     1000): a sine tone at normal priority, not reported to the hub.
 ``speaker-status``
     What is playing, how many occurrences wait, the plan revision, whether the amplifier
-    is on, how many media files are cached, whether the clock is trusted and how many
-    scheduled broadcasts are held for it.
+    is on, the volume, how many media files are cached, whether the clock is trusted and how
+    many scheduled broadcasts are held for it.
+``set-volume``
+    ``volume`` (0-100, required): the node's master volume from now on (until the next
+    config); answers the volume it now plays at.
+``amplifier``
+    ``on`` (true/false, required): power the amplifier for a check on site (held on until
+    switched off) or off now (unless something plays); answers whether it is on.
+
+It also joins ``identify`` with a short beep, and takes a new volume, warm-up or delay from the
+hub's config as it runs (``retune``), without being rebuilt.
 
 The player plays on the node's wall clock (``context.wall_clock``) and holds the plan while
 ``context.clock_trust`` says that clock is not trusted (``edge/speaker/player.py``).
@@ -59,6 +68,10 @@ PLAN_FILE = "speaker-plan.json"
 PLAYED_FILE = "speaker-played.json"
 TONE_RATE = 22050
 TONE_PREFIX = "test-tone-"
+BEEP_HZ = 880.0
+LIVE_FIELDS = {"volume": "volume", "warmup_s": "warmup_s", "relay_off_delay_s": "relay_off_delay_s",
+               "max_delay_s": "max_delay_s", "play_now_wait_s": "play_now_wait_s"}
+"""Speaker settings the player takes as it runs (config field -> ``PlayerSettings`` field)."""
 
 
 class SpeakerDevice:
@@ -105,6 +118,33 @@ class SpeakerDevice:
         context.commands.register("stop", self._cmd_stop)
         context.commands.register("test-tone", self._cmd_test_tone)
         context.commands.register("speaker-status", self._cmd_status)
+        context.commands.register("set-volume", self._cmd_set_volume)
+        context.commands.register("amplifier", self._cmd_amplifier)
+
+    def retune(self, settings: EdgeSettings) -> bool:
+        """Take a new speaker config as the player runs when only its live values changed."""
+        new = settings.speakers
+        if new is None or self.player is None:
+            return False
+        new = new.model_copy(update={"hub_url": new.hub_url or settings.hub.url,
+                                     "token": new.token or settings.hub.media_token})
+        old = self.config
+        fixed = set(SpeakerSection.model_fields) - set(LIVE_FIELDS)
+        if any(getattr(new, name) != getattr(old, name) for name in fixed):
+            return False
+        changes = {LIVE_FIELDS[name]: getattr(new, name) for name in LIVE_FIELDS
+                   if getattr(new, name) != getattr(old, name)}
+        self.player.retune(**changes)
+        self.config = new
+        log.info("speaker retuned: %s", ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing")
+        return True
+
+    def identify(self, seconds: float, target: str | None) -> list[str]:
+        """A short beep (at most 3 s) at a moderate volume, so a person on site finds the cluster."""
+        if target not in (None, self.name) or self.player is None:
+            return []
+        self._tone(min(seconds, 3.0), 60, BEEP_HZ)
+        return [self.name]
 
     def close(self) -> None:
         if self._context is not None:
@@ -220,11 +260,33 @@ class SpeakerDevice:
         assert self.player is not None and self.cache is not None
         return {**self.player.status(), "cached_media": len(self.cache.cached())}
 
-    def _cmd_test_tone(self, args: Args) -> Result:
+    def _cmd_set_volume(self, args: Args) -> Result:
         assert self.player is not None
+        if "volume" not in args:
+            raise CommandError("argument 'volume' is required")
+        volume = number_arg(args, "volume", 100, 0, 100)
+        self.player.retune(volume=volume)
+        self.config = self.config.model_copy(update={"volume": volume})
+        log.info("speaker volume set to %d %%", volume)
+        return {"volume": volume}
+
+    def _cmd_amplifier(self, args: Args) -> Result:
+        assert self.player is not None
+        on = args.get("on")
+        if not isinstance(on, bool):
+            raise CommandError(f"argument 'on' must be true or false, got {on!r}")
+        return {"amplifier_on": self.player.hold_amplifier(on)}
+
+    def _cmd_test_tone(self, args: Args) -> Result:
         seconds = number_arg(args, "seconds", 3.0, 0.5, 30.0)
         volume = number_arg(args, "volume", 50, 0, 100)
         freq = number_arg(args, "frequency_hz", 1000.0, 50.0, 10000.0)
+        occurrence = self._tone(seconds, volume, freq)
+        return {"queued": True, "occurrence_id": occurrence, "seconds": seconds}
+
+    def _tone(self, seconds: float, volume: int, freq: float) -> str:
+        """Queue a sine tone at normal priority (not reported to the hub); its occurrence id."""
+        assert self.player is not None
         clip = sine_clip(seconds, freq)
         wav = clip.to_wav()
         occurrence = f"{TONE_PREFIX}{uuid.uuid4().hex[:12]}"
@@ -233,7 +295,7 @@ class SpeakerDevice:
                         duration_s=seconds, priority="normal", volume=volume)
         self._tones.add(occurrence)
         self.player.play_now(item, clip=clip, start=self.player.clock())
-        return {"queued": True, "occurrence_id": occurrence, "seconds": seconds}
+        return occurrence
 
 
 def sine_clip(seconds: float, freq: float, rate: int = TONE_RATE) -> AudioClip:
@@ -260,5 +322,10 @@ def _first_error(exc: Exception) -> str:
 
 
 def from_settings(settings: EdgeSettings) -> list[SpeakerDevice]:
-    return [SpeakerDevice(settings.speakers)] if settings.speakers is not None else []
+    """The node's speaker; its media URL and token default to the ``[hub]`` bootstrap section."""
+    cfg = settings.speakers
+    if cfg is None:
+        return []
+    return [SpeakerDevice(cfg.model_copy(update={"hub_url": cfg.hub_url or settings.hub.url,
+                                                 "token": cfg.token or settings.hub.media_token}))]
 

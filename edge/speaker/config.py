@@ -11,13 +11,15 @@ from thanthien.config import Section
 
 
 class SpeakerSection(Section):
-    hub_url: str = Field(
-        pattern=r"^https?://[^\s/]+(/\S*)?$",
+    hub_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/\S*)?$",
         description="Base URL of the hub's API; plan items' media URLs are relative to it "
-                    "(the hub serves them under /api/v1/, e.g. http://hub.local:8080/api/v1/).",
+                    "(the hub serves them under /api/v1/, e.g. http://hub.local:8080/api/v1/). "
+                    "Default: `hub.url`.",
     )
     token: SecretStr | None = Field(
-        None, description="This node's bearer token for media downloads (never logged).")
+        None, description="This node's bearer token for media downloads (never logged); default: "
+                          "`hub.media_token`.")
     relay_pin: int | None = Field(
         None, ge=0, le=27, description="BCM GPIO of the amplifier power relay; none: no relay.")
     relay_active_high: bool = Field(True, description="False for relay boards switched by a low pin.")

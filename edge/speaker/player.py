@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -179,6 +179,7 @@ class PlanPlayer:
         self._last_end = 0.0
         self._done = _DoneLog(state_path)
         self._events: list[PlaybackEvent] = []
+        self._amplifier_held = False
 
     # -- public ---------------------------------------------------------------------------
 
@@ -274,6 +275,29 @@ class PlanPlayer:
         self._wake.set()
         return True
 
+    def retune(self, **changes: float | int) -> None:
+        """Change settings as the player runs (the hub's volume or warm-up): the next decision
+        and the next clip use them; what plays now keeps its volume."""
+        with self._lock:
+            self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+        self._wake.set()
+
+    def hold_amplifier(self, on: bool) -> bool:
+        """IT's switch: ``on`` powers the amplifier until switched off again (a check on site);
+        ``off`` powers it down now unless something plays. Returns whether it is on."""
+        with self._lock:
+            self._amplifier_held = on
+            if on:
+                if not self.relay.is_on:
+                    self.relay.on()
+                    self._relay_on_since = self.clock()
+            elif self._playing is None and self.relay.is_on:
+                self.relay.off()
+                self._relay_on_since = None
+            on_now = self.relay.is_on
+        self._wake.set()
+        return on_now
+
     def stop(self, reason: str = "dừng theo lệnh") -> list[str]:
         """End what is playing and drop queued play-now items; returns their occurrence ids."""
         with self._lock:
@@ -296,6 +320,7 @@ class PlanPlayer:
                 "pending": len(self._plan_jobs) + len(self._commands),
                 "plan_revision": self._plan.revision if self._plan else None,
                 "amplifier_on": self.relay.is_on,
+                "volume": self.settings.volume,
                 "clock_trusted": not self._holding,
                 "held": self._held,
             }
@@ -447,7 +472,7 @@ class PlanPlayer:
         return min(starts, default=now + MAX_WAIT_S) - now
 
     def _idle_relay(self, now: float) -> float:
-        if not self.relay.is_on:
+        if not self.relay.is_on or self._amplifier_held:
             return MAX_WAIT_S
         off_at = self._last_end + self.settings.relay_off_delay_s
         if now >= off_at:

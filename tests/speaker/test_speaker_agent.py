@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 from speaker_support import TOKEN, Hub, events, in_s, item, make_plan, start_agent, wait_event, wav_and_sha
 
+from support import wait_until
 from thanthien.edge.audio import WavSink
 
 pytestmark = pytest.mark.timeout(60)
@@ -118,5 +119,54 @@ def test_saved_plan_plays_after_a_restart_with_the_broker_down(tmp_path, broker_
         actual = datetime.fromisoformat(str(entries[0]["started_at"]))
         assert abs((actual - later.start_at).total_seconds()) < START_TOLERANCE_S
         assert not agent.link.connected.is_set()  # type: ignore[union-attr]
+    finally:
+        agent.stop()
+
+
+def test_set_volume_command_sets_the_volume_the_next_clip_plays_at(tmp_path, broker, hub, hub_http):
+    sink = WavSink(tmp_path / "sink", realtime=False)
+    agent = start_agent(tmp_path / "node", broker.port, hub_http, sink)
+    try:
+        result = hub.command("set-volume", volume=40)
+        assert result.ok and result.result == {"volume": 40}
+        assert hub.command("speaker-status").result["volume"] == 40
+        tone_ = hub.command("test-tone", seconds=0.5, volume=50)
+        assert tone_.ok
+        assert wait_until(lambda: len(sink.entries()) == 1)
+        assert sink.entries()[0]["volume"] == 20  # the tone's 50 % of the node's 40 %
+    finally:
+        agent.stop()
+
+
+def test_set_volume_without_a_volume_is_refused(tmp_path, broker, hub, hub_http):
+    agent = start_agent(tmp_path / "node", broker.port, hub_http, WavSink(tmp_path / "sink"))
+    try:
+        result = hub.command("set-volume")
+        assert not result.ok and "volume" in (result.error or "")
+    finally:
+        agent.stop()
+
+
+def test_amplifier_command_holds_the_relay_on_until_switched_off(tmp_path, broker, hub, hub_http):
+    agent = start_agent(tmp_path / "node", broker.port, hub_http, WavSink(tmp_path / "sink"))
+    try:
+        relay = agent.pin_factory.pin(22)
+        assert hub.command("amplifier", on=True).result == {"amplifier_on": True}
+        assert relay.state is True
+        assert hub.command("speaker-status").result["amplifier_on"] is True  # not switched off when idle
+        assert hub.command("amplifier", on=False).result == {"amplifier_on": False}
+        assert relay.state is False
+    finally:
+        agent.stop()
+
+
+def test_identify_beeps_the_speaker(tmp_path, broker, hub, hub_http):
+    sink = WavSink(tmp_path / "sink", realtime=False)
+    agent = start_agent(tmp_path / "node", broker.port, hub_http, sink)
+    try:
+        result = hub.command("identify", seconds=1)
+        assert result.ok and result.result["identifying"] == "speaker"
+        assert wait_until(lambda: len(sink.entries()) == 1)
+        assert "880Hz" in str(sink.entries()[0]["label"])
     finally:
         agent.stop()
