@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from support import api_login, bearer, ui_login
-from thanthien.hub.app import create_app
+from hub.api_and_web import PASSWORD, Hub, open_hub
+from support import api_login
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Alarm, AuditEntry, User
 from thanthien.hub.roles import (
@@ -25,43 +24,16 @@ from thanthien.hub.roles import (
     EVERYONE,
     REPORT_READERS,
     ROLES,
-    SYSTEM,
 )
-from thanthien.hub.services import alarms, users
-from thanthien.hub.web.auth import COOKIE, CSRF_FIELD, csrf_for
+from thanthien.hub.services import alarms
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
-PASSWORD = "mat-khau-dung-2026"
-
-
-@dataclass
-class Hub:
-    ctx: HubContext
-    api: TestClient
-    web: TestClient
-    ids: dict[str, int]
-
-    def headers(self, role: str) -> dict[str, str]:
-        return bearer(self.api, role, PASSWORD)
-
-    def login(self, role: str) -> TestClient:
-        self.web.cookies.clear()
-        return ui_login(self.web, role, PASSWORD)
-
-    def form(self, **fields: str) -> dict[str, str]:
-        """Form fields with the CSRF token of the logged-in web session."""
-        return {**fields, CSRF_FIELD: csrf_for(self.ctx, self.web.cookies[COOKIE])}
 
 
 @pytest.fixture
 def hub(ctx: HubContext) -> Iterator[Hub]:
-    """The hub's app (API and UI) with one user per role, named after the role."""
-    with ctx.db.session() as s:
-        ids = {role: users.create_user(s, actor=SYSTEM, username=role, password=PASSWORD, role=role,
-                                       now=ctx.clock()).id for role in ROLES}
-    app = create_app(ctx.settings, ctx.db, ctx=ctx)
-    with TestClient(app, follow_redirects=False) as api, TestClient(app, follow_redirects=False) as web:
-        yield Hub(ctx, api, web, ids)
+    with open_hub(ctx) as opened:
+        yield opened
 
 
 def outcome(response: httpx.Response) -> str:

@@ -4,51 +4,21 @@ through the API and the web, the number masked for all but the handling officer.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from fastapi.testclient import TestClient
+from hub.api_and_web import Hub, open_hub
 
 from notify.notify_helpers import CITIZEN, messages, officer_with_user
-from support import bearer, ui_login
-from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
-from thanthien.hub.roles import ROLES, SYSTEM
-from thanthien.hub.services import users
-from thanthien.hub.web.auth import COOKIE, CSRF_FIELD, csrf_for
+from thanthien.hub.roles import ROLES
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
-PASSWORD = "mat-khau-dung-2026"
-
-
-@dataclass
-class Hub:
-    ctx: HubContext
-    api: TestClient
-    web: TestClient
-    ids: dict[str, int]
-
-    def headers(self, role: str) -> dict[str, str]:
-        return bearer(self.api, role, PASSWORD)
-
-    def login(self, role: str) -> TestClient:
-        self.web.cookies.clear()
-        return ui_login(self.web, role, PASSWORD)
-
-    def form(self, **fields: str) -> dict[str, str]:
-        return {**fields, CSRF_FIELD: csrf_for(self.ctx, self.web.cookies[COOKIE])}
 
 
 @pytest.fixture
 def hub(ctx: HubContext) -> Iterator[Hub]:
-    with ctx.db.session() as s:
-        ids = {
-            r: users.create_user(s, actor=SYSTEM, username=r, password=PASSWORD, role=r, now=ctx.clock()).id
-            for r in ROLES
-        }
-    app = create_app(ctx.settings, ctx.db, ctx=ctx)
-    with TestClient(app, follow_redirects=False) as api, TestClient(app, follow_redirects=False) as web:
-        yield Hub(ctx, api, web, ids)
+    with open_hub(ctx) as opened:
+        yield opened
 
 
 DOSSIER = {
