@@ -27,6 +27,7 @@ class Commits:
     sizes: list[int] = field(default_factory=list)
     acked: dict[str, float] = field(default_factory=dict)  # event id -> commit time
     errors: int = 0  # batches or messages the hub could not commit (thanthien_hub_ingest_errors_total)
+    retries: int = 0  # batches that lost a database conflict and were retried (..._ingest_retries_total)
 
     @property
     def messages(self) -> int:
@@ -72,6 +73,7 @@ def _child(conn: Connection, settings: dict[str, Any], roles: tuple[str, ...], k
         elif command == "stop":
             runtime.stop()
             commits.errors = int(runtime.ctx.metrics.value("thanthien_hub_ingest_errors_total"))
+            commits.retries = int(runtime.ctx.metrics.value("thanthien_hub_ingest_retries_total"))
             with lock:
                 conn.send(commits)
             return

@@ -195,16 +195,34 @@ class Publisher:
 # -- the bare baseline ----------------------------------------------------------------------------
 def _bare(conn: Connection, port: int, password: str, db_path: str, batch_size: int, flush_s: float,
           topics: list[str], keep_ids: bool) -> None:
-    """paho subscriber -> queue -> one writer thread -> executemany into SQLite (WAL,
-    synchronous=FULL like the hub), commit per batch; no parsing, no validation, no acks."""
+    """paho subscriber -> queue -> one writer thread -> executemany into the database, commit
+    per batch; no parsing, no validation, no acks. ``db_path`` is a SQLite file (WAL,
+    synchronous=FULL like the hub) or a ``postgresql://`` URL (psycopg, the hub's driver)."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    db = sqlite3.connect(db_path, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB,"
-               " received_at REAL)")
+    if db_path.startswith("postgresql"):
+        import psycopg
+
+        db: Any = psycopg.connect(db_path.replace("postgresql+psycopg://", "postgresql://"))
+        db.execute("CREATE TABLE IF NOT EXISTS messages (id BIGSERIAL PRIMARY KEY, topic TEXT, "
+                   "payload BYTEA, received_at DOUBLE PRECISION)")
+        insert = "INSERT INTO messages (topic, payload, received_at) VALUES (%s, %s, %s)"
+
+        def write(rows: list[tuple[str, bytes, float]]) -> None:
+            with db.cursor() as cur:
+                cur.executemany(insert, rows)
+            db.commit()
+    else:
+        db = sqlite3.connect(db_path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB,"
+                   " received_at REAL)")
+
+        def write(rows: list[tuple[str, bytes, float]]) -> None:
+            db.executemany("INSERT INTO messages (topic, payload, received_at) VALUES (?, ?, ?)", rows)
+            db.commit()
     db.commit()
     inbox: queue.Queue[tuple[str, bytes, float]] = queue.Queue()
     commits = Commits()
@@ -225,8 +243,7 @@ def _bare(conn: Connection, port: int, password: str, db_path: str, batch_size: 
                     batch.append(inbox.get(timeout=remaining) if remaining > 0 else inbox.get_nowait())
                 except queue.Empty:
                     break
-            db.executemany("INSERT INTO messages (topic, payload, received_at) VALUES (?, ?, ?)", batch)
-            db.commit()
+            write(batch)
             now = time.monotonic()
             commits.times.append(now)
             commits.sizes.append(len(batch))
@@ -261,11 +278,12 @@ def _bare(conn: Connection, port: int, password: str, db_path: str, batch_size: 
 
 
 class BareSubscriber(PipedProcess):
-    """The baseline: a bare paho subscriber inserting into SQLite, no validation."""
+    """The baseline: a bare paho subscriber inserting into SQLite (a path) or PostgreSQL (a
+    ``postgresql`` URL), no validation."""
 
     what = "bare subscriber"
 
-    def __init__(self, port: int, password: str, db_path: Path, *, batch_size: int = 500,
+    def __init__(self, port: int, password: str, db_path: Path | str, *, batch_size: int = 500,
                  flush_ms: float = 20.0, topics: list[str] | None = None, keep_ids: bool = False) -> None:
         topics = topics or [T.wildcard("rating"), T.wildcard("telemetry")]
         super().__init__(_bare, (port, password, str(db_path), batch_size, flush_ms / 1000, topics,

@@ -54,10 +54,52 @@ def _section(r: dict[str, Any]) -> list[str]:
     if r.get("method"):
         out.append("How: " + " ".join(r["method"].split()))
         out.append("")
-    for note in r.get("notes", []):
-        out.append(f"- {note}")
-    if r.get("notes"):
-        out.append("")
+    out += _bullets(r.get("notes", []))
+    return out
+
+
+def _bullets(notes: list[str]) -> list[str]:
+    return [f"- {note}" for note in notes] + ([""] if notes else [])
+
+
+PROFILE_TOP = 12
+
+
+def _profiles(results_dir: Path) -> list[str]:
+    """The "Profiles" part: what ``python -m thanthien.bench.ingest_profile --label L`` recorded in
+    ``profiles.json`` (kept here so that a benchmark rewriting this file keeps it)."""
+    file = results_dir / "profiles.json"
+    if not file.exists():
+        return []
+    data = json.loads(file.read_text(encoding="utf-8"))
+    out = ["## Profiles", "",
+           "In-process cProfile of the ingest worker's unit of work (`commit_batch`), recorded by "
+           "`python -m thanthien.bench.ingest_profile --label LABEL`: realistic batches (ratings and "
+           "telemetry interleaved from many declared nodes, an officer on duty at every counter). Messages "
+           "per second here are under the profiler, so compare them with each other only; each line is "
+           "calls, own s, cumulative s, share of the run, function.", ""]
+    for name, labels in data.items():
+        for label, entry in labels.items():
+            out.append(f"### {name}, {label}")
+            out.append("")
+            out.append(f"commit `{entry.get('commit')}` · {entry.get('at')} · load average "
+                       f"{[round(x, 2) for x in entry.get('loadavg', [])]}")
+            out.append("")
+            for kind in ("sqlite", "postgresql"):
+                prof = entry.get(kind)
+                if not prof:
+                    continue
+                out.append(f"{kind}: {fmt(float(prof['per_s']))} messages/s over {prof['messages']} messages "
+                           f"from {prof['nodes']} nodes in batches of {prof['batch_size']}, "
+                           f"{prof['statements_per_batch']} SQL statements per batch; "
+                           "top by cumulative time:")
+                out.append("")
+                out.append("```")
+                for calls, own, cum, share, func in prof["cumulative"][:PROFILE_TOP]:
+                    out.append(f"{calls:>8} {own:>8.3f} {cum:>8.3f} {share:>5.1f}%  {func}")
+                out.append("```")
+                out.append("")
+            out += _bullets(entry.get("notes", []))
     return out
 
 
@@ -78,6 +120,7 @@ def write_summary(results_dir: Path, path: Path) -> Path:
         lines.append("")
     for r in found:
         lines += _section(r)
+    lines += _profiles(results_dir)
     missing = [n for n in ORDER if n not in {r["name"] for r in found}]
     if missing:
         lines.append(f"Not run yet: {', '.join(missing)}.")

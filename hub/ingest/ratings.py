@@ -37,6 +37,6 @@ def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcom
     out.count("thanthien_hub_ratings_stored_total", n=result.stored_count)
     out.count("thanthien_hub_ratings_duplicate_total", n=result.duplicate_count)
     out.count("thanthien_hub_sequence_gaps_total", n=len(result.gaps))
-    for counter in sorted(result.counters):
-        alarms.evaluate_spike(session, counter=counter, now=ctx.clock(), rule=ctx.spike_rule,
-                              notify=ctx.notify)
+    # every rating of a batch comes to one call: the spike rule runs once per counter per batch
+    alarms.evaluate_spikes(session, counters=result.counters, now=ctx.clock(), rule=ctx.spike_rule,
+                           notify=ctx.notify)

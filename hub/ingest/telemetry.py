@@ -1,4 +1,4 @@
-"""``node/{node}/telemetry``: store the sample, refresh the heartbeat, check thresholds."""
+"""``node/{node}/telemetry``: store the samples, refresh the heartbeats, check thresholds."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from thanthien.protocol.payloads import Telemetry
 
 
 def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcome) -> None:
-    for msg in batch:
-        sample = accept(session, msg, Telemetry, out)
-        if sample is not None:
-            health.record_telemetry(session, t=sample, now=msg.received_at, thresholds=ctx.thresholds,
-                                    notify=ctx.notify)
+    samples = [(sample, msg.received_at) for msg in batch
+               if (sample := accept(session, msg, Telemetry, out)) is not None]
+    health.record_telemetry_batch(session, samples=samples, thresholds=ctx.thresholds, notify=ctx.notify)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from itertools import groupby
+from collections.abc import Callable
 from uuid import UUID
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import and_, bindparam, case, inspect, or_, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from thanthien.hub.context import HubContext
+from thanthien.hub.db.models import Node
 from thanthien.hub.ingest.base import Incoming, Outcome, dead_letter
-from thanthien.hub.ingest.table import HANDLERS, SHAREABLE
-from thanthien.hub.services import registry
+from thanthien.hub.ingest.table import BATCHED, HANDLERS, ORDER, SHAREABLE
+from thanthien.hub.services import alarms, registry
 from thanthien.mqtt import Message, MqttLink
 from thanthien.protocol.payloads import MAX_ACK_IDS, Ack
 
@@ -26,20 +30,74 @@ Commit = Callable[[HubContext, list[Incoming]], Outcome]
 
 
 def commit_batch(ctx: HubContext, batch: list[Incoming]) -> Outcome:
-    """One transaction: every run of one topic kind goes to its handler in ``HANDLERS``; a kind
-    without a handler is dead-lettered."""
+    """One transaction for the whole batch, by the batch, not by the message:
+
+    - the batch is grouped by kind (:data:`~thanthien.hub.ingest.table.ORDER`: node states
+      first; each kind's messages in arrival order) and each kind goes once to its handler in
+      ``HANDLERS``; a kind without a handler is dead-lettered;
+    - what the batch needs is read once: its node rows (:func:`registry.read_nodes`), the active
+      alarms of its nodes (:func:`alarms.read_active`), the devices they declare (at the first
+      claim check), then per kind one query each (officers on duty, stored events, the counters'
+      presses for the spike rule);
+    - node rows are written once per node, at the end, in node id order: the handlers of ratings,
+      telemetry and playback run without autoflush and change them in memory only; then one
+      statement writes every node's last seen time and sequence (:func:`_write_node_bookkeeping`)
+      and the commit's flush the rarer changes (SQLAlchemy's unit of work takes its tables in a
+      fixed order and the rows of each by primary key). A batch with a kind outside
+      :data:`~thanthien.hub.ingest.table.BATCHED` (node states, camera reports: their services
+      write as they go) locks its node rows first, in the same order. Two workers take the rows
+      in one order and cannot deadlock on them."""
     outcome = Outcome()
+    groups = _groups(batch)
     with ctx.db.session() as session:
-        session.info[registry.BATCH_NODES] = frozenset(m.node for m in batch if m.node is not None)
-        for kind, run in _runs(batch):
+        nodes = frozenset(m.node for m in batch if m.node is not None)
+        session.info[registry.BATCH_NODES] = nodes
+        registry.read_nodes(session, node_ids=nodes, lock=not BATCHED.issuperset(groups))
+        alarms.read_active(session, subjects=nodes)
+        for kind, run in groups.items():
             outcome.count("thanthien_hub_ingest_messages_total", kind, len(run))
             handler = HANDLERS.get(kind)
             if handler is None:
                 for item in run:
                     dead_letter(session, item, f"no handler for topic {item.topic}", outcome)
-                continue
-            handler(session, ctx, run, outcome)
+            elif kind in BATCHED:
+                with session.no_autoflush:
+                    handler(session, ctx, run, outcome)
+            else:
+                handler(session, ctx, run, outcome)
+        _write_node_bookkeeping(session)
     return outcome
+
+
+_NODES = Node.__table__
+_SEQ = bindparam("b_seq", type_=_NODES.c.last_seq.type)
+_SEEN = bindparam("b_seen", type_=_NODES.c.last_seen_at.type)
+_BOOKKEEPING = update(_NODES).where(_NODES.c.id == bindparam("b_id")).values(
+    last_seq=case((_NODES.c.last_seq > _SEQ, _NODES.c.last_seq), else_=_SEQ),
+    last_seen_at=case((and_(_SEEN.is_not(None), or_(_NODES.c.last_seen_at.is_(None),
+                                                     _NODES.c.last_seen_at < _SEEN)), _SEEN),
+                      else_=_NODES.c.last_seen_at))
+"""Every node's sequence and last seen time of a batch in one statement. Both only move forward
+(two workers sharing a node's messages each write the later of theirs and the stored one)."""
+
+
+def _write_node_bookkeeping(session: Session) -> None:
+    """The per-node bookkeeping of the batch (last seen, last sequence), once per node, in node
+    id order, in one executemany; the rarer changes (state, session, first seen) are left to the
+    unit of work, which writes them at the commit, also in node id order, on rows this statement
+    already holds."""
+    rows = []
+    for node in sorted((o for o in session.dirty if isinstance(o, Node)), key=lambda n: n.id):
+        state = inspect(node)
+        changed = [key for key in ("last_seq", "last_seen_at") if state.attrs[key].history.has_changes()]
+        if not changed:
+            continue
+        rows.append({"b_id": node.id, "b_seq": node.last_seq or 0, "b_seen": node.last_seen_at})
+        for key in changed:
+            set_committed_value(node, key, getattr(node, key))  # written here, not again by the flush
+    if rows:
+        with session.no_autoflush:  # before the unit of work's own writes to these rows
+            session.execute(_BOOKKEEPING, rows)
 
 
 class IngestWorker:
@@ -64,6 +122,7 @@ class IngestWorker:
         self._idle = threading.Condition()
         self._busy = 0
         self._observers: list[Callable[[Outcome, int], None]] = []
+        self._topics: dict[str, tuple[str, str | None]] = {}
 
     def on_commit(self, observer: Callable[[Outcome, int], None]) -> None:
         """Call ``observer(outcome, batch_size)`` after each commit, once its acks are out
@@ -81,13 +140,24 @@ class IngestWorker:
             link.route(topic_filter, self.enqueue, qos=1)
 
     def enqueue(self, message: Message) -> None:
-        parsed = self.ctx.topics.parse(message.topic)
-        item = Incoming(topic=message.topic, payload=message.payload,
-                        kind=parsed.kind if parsed else "unknown", node=parsed.node if parsed else None,
+        kind, node = self._route_of(message.topic)
+        item = Incoming(topic=message.topic, payload=message.payload, kind=kind, node=node,
                         received_at=self.ctx.clock())
         with self._idle:
             self._busy += 1
         self._queue.put(item)  # blocks the network thread when full: back-pressure to the broker
+
+    def _route_of(self, topic: str) -> tuple[str, str | None]:
+        """The kind and node of a topic, parsed once per topic (a fleet sends on a bounded set of
+        topics; parsing matches every topic pattern, on the network thread)."""
+        known = self._topics.get(topic)
+        if known is None:
+            if len(self._topics) >= TOPICS_KEPT:
+                self._topics.clear()
+            parsed = self.ctx.topics.parse(topic)
+            known = (parsed.kind, parsed.node) if parsed else ("unknown", None)
+            self._topics[topic] = known
+        return known
 
     def depth(self) -> int:
         return self._queue.qsize()
@@ -140,18 +210,20 @@ class IngestWorker:
         return batch
 
     def _commit_retrying(self, batch: list[Incoming]) -> Outcome:
-        """Commit, retrying at once when the database chose this transaction as the victim
-        of a deadlock or a serialization conflict (two ingest workers touching the same node
-        rows): the transaction rolled back whole, and trying again is the standard answer."""
+        """Commit, retrying the whole unit of work when the database chose this transaction as
+        the victim of a conflict with another ingest worker: a deadlock, a serialization
+        failure, or a unique key another worker committed first (an alarm raised by both). The
+        transaction rolled back whole, wherever the error surfaced (a statement, an autoflush,
+        the commit), and trying again is the standard answer."""
         for attempt in range(1, RETRIES_ON_CONFLICT + 1):
             try:
                 return self._commit(self.ctx, batch)
-            except OperationalError as exc:
-                if attempt == RETRIES_ON_CONFLICT or not _is_conflict(exc):
+            except DBAPIError as exc:
+                if attempt == RETRIES_ON_CONFLICT or not is_conflict(exc):
                     raise
-                log.info("batch of %d lost a database conflict (%s); retrying", len(batch),
-                         getattr(exc.orig, "sqlstate", "?"))
+                log.info("batch of %d lost a database conflict (%s); retrying", len(batch), sqlstate(exc))
                 self.ctx.metrics.inc("thanthien_hub_ingest_retries_total")
+                self._stop.wait(random.uniform(0, 0.01 * attempt))  # do not meet the same worker again
         raise AssertionError("unreachable")
 
     def process(self, batch: list[Incoming]) -> None:
@@ -173,7 +245,7 @@ class IngestWorker:
 
     def _process_one(self, item: Incoming) -> None:
         try:
-            outcome = self._commit(self.ctx, [item])
+            outcome = self._commit_retrying([item])
         except OperationalError as exc:  # database unreachable or locked: not the message's fault
             log.error("database error on %s, not acked (the node sends it again): %s", item.topic, exc)
             return
@@ -212,15 +284,38 @@ class IngestWorker:
             self.ctx.metrics.inc("thanthien_hub_acks_published_total")
 
 
-RETRIES_ON_CONFLICT = 5
-CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+TOPICS_KEPT = 200_000
+"""Parsed topics the worker remembers (about 5 per node: a province's fleet several times)."""
+
+RETRIES_ON_CONFLICT = 8
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001", "23505"})
+"""deadlock detected, serialization failure, unique violation (a row another worker committed
+while this transaction ran: it sees it when tried again)."""
 
 
-def _is_conflict(exc: OperationalError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) in CONFLICT_SQLSTATES
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, looked for along its causes (SQLAlchemy wraps the
+    driver's error as ``orig``; an autoflush or a commit re-raises it)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        orig = getattr(current, "orig", None)
+        state = getattr(current, "sqlstate", None) or getattr(orig, "sqlstate", None)
+        if state:
+            return str(state)
+        current = current.__cause__ or current.__context__
+    return None
 
 
-def _runs(batch: list[Incoming]) -> Iterator[tuple[str, list[Incoming]]]:
-    """Consecutive messages of one kind, in arrival order."""
-    for kind, items in groupby(batch, key=lambda m: m.kind):
-        yield kind, list(items)
+def is_conflict(exc: BaseException) -> bool:
+    return sqlstate(exc) in CONFLICT_SQLSTATES
+
+
+def _groups(batch: list[Incoming]) -> dict[str, list[Incoming]]:
+    """The batch by kind, in :data:`ORDER` (unknown kinds last), each in arrival order."""
+    groups: dict[str, list[Incoming]] = {}
+    for item in batch:
+        groups.setdefault(item.kind, []).append(item)
+    rank = {kind: i for i, kind in enumerate(ORDER)}
+    return dict(sorted(groups.items(), key=lambda kv: rank.get(kv[0], len(rank))))

@@ -8,11 +8,13 @@ configured, so delivery (services/webhook.py) survives restarts and retries on i
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import case, func, select
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Alarm, AlarmNotification, Rating
@@ -75,15 +77,76 @@ def alarm_body(alarm: Alarm, event: str) -> dict[str, Any]:
 def _notify(session: Session, alarm: Alarm, event: str, now: datetime, notify: bool) -> None:
     if not notify:
         return
-    session.flush()
-    session.add(AlarmNotification(alarm_id=alarm.id, event=event, body=alarm_body(alarm, event),
-                                  created_at=now, attempts=0, next_attempt_at=now, delivered=False,
-                                  failed=False, last_error=""))
+    if alarm.id is None:
+        if _ACTIVE in session.info:  # an ingest batch: it writes its rows at its end, not now
+            session.info.setdefault(_DEFERRED, []).append((alarm, event, alarm_body(alarm, event), now))
+            return
+        session.flush()  # the alarm's id
+    _add_notification(session, alarm, event, alarm_body(alarm, event), now)
+
+
+def _add_notification(session: Session, alarm: Alarm, event: str, body: dict[str, Any],
+                      now: datetime) -> None:
+    body["alarm"]["id"] = alarm.id
+    session.add(AlarmNotification(alarm_id=alarm.id, event=event, body=body, created_at=now, attempts=0,
+                                  next_attempt_at=now, delivered=False, failed=False, last_error=""))
+
+
+_DEFERRED = "thanthien.deferred_alarm_notifications"
+
+
+@sa_event.listens_for(Session, "after_flush_postexec")
+def _deferred_notifications(session: Session, _flush_context: Any) -> None:
+    """The notifications of alarms an ingest batch raised, once the flush gave them their ids
+    (the commit flushes again for them)."""
+    waiting = session.info.get(_DEFERRED)
+    if not waiting:
+        return
+    session.info[_DEFERRED] = [item for item in waiting if item[0].id is None]
+    for alarm, event, body, now in waiting:
+        if alarm.id is not None:
+            _add_notification(session, alarm, event, body, now)
+
+
+_ACTIVE = "thanthien.active_alarms"
+"""``session.info`` key: the active alarms read by :func:`read_active` (subjects read, and
+(kind, subject) -> alarm), which :func:`active_alarm`, :func:`raise_alarm` and
+:func:`clear_alarm` answer from and keep up to date."""
+
+
+@dataclass
+class _Active:
+    subjects: set[str]
+    alarms: dict[tuple[str, str], Alarm]
+
+
+def read_active(session: Session, *, subjects: Iterable[str]) -> None:
+    """Read the active alarms of these subjects (of every kind) in one query and keep them for
+    this session: later lookups of those subjects (raise, clear, the spike rule, telemetry
+    thresholds) answer from memory. The ingest worker does this once per batch for its nodes
+    and counters. Subjects already read are not read again."""
+    cache: _Active = session.info.setdefault(_ACTIVE, _Active(set(), {}))
+    missing = sorted(set(subjects) - cache.subjects)
+    if not missing:
+        return
+    for alarm in session.scalars(select(Alarm).where(Alarm.cleared_at.is_(None), Alarm.subject.in_(missing))):
+        cache.alarms[(alarm.kind, alarm.subject)] = alarm
+    cache.subjects.update(missing)
 
 
 def active_alarm(session: Session, *, kind: str, subject: str) -> Alarm | None:
+    cache: _Active | None = session.info.get(_ACTIVE)
+    if cache is not None and subject in cache.subjects:
+        alarm = cache.alarms.get((kind, subject))
+        return alarm if alarm is not None and alarm.cleared_at is None else None
     return session.scalar(select(Alarm).where(Alarm.kind == kind, Alarm.subject == subject,
                                               Alarm.cleared_at.is_(None)))
+
+
+def _remember(session: Session, alarm: Alarm) -> None:
+    cache: _Active | None = session.info.get(_ACTIVE)
+    if cache is not None and alarm.subject in cache.subjects:
+        cache.alarms[(alarm.kind, alarm.subject)] = alarm
 
 
 def raise_alarm(session: Session, *, kind: str, subject: str, severity: Severity, message: str,
@@ -100,6 +163,7 @@ def raise_alarm(session: Session, *, kind: str, subject: str, severity: Severity
     alarm = Alarm(kind=kind, subject=subject, severity=severity, audience=KINDS.get(kind, "it"),
                   message=message, details=details or {}, raised_at=now, notified_at=now, reminders=0)
     session.add(alarm)
+    _remember(session, alarm)
     _notify(session, alarm, "raised", now, notify)
     log.warning("alarm raised: %s %s (%s): %s", kind, subject, severity, message)
     return Change(alarm, "raised")
@@ -217,7 +281,13 @@ def evaluate_spike(session: Session, *, counter: str, now: datetime, rule: Spike
         select(func.count(), func.coalesce(func.sum(case((Rating.score <= 2, 1), else_=0)), 0))
         .where(Rating.counter_code == counter, Rating.pressed_at > since, Rating.pressed_at <= now)
     ).one()
-    total, negative = int(total), int(negative)
+    return _spike_verdict(session, counter=counter, counts=(int(total), int(negative)), now=now, rule=rule,
+                          notify=notify)
+
+
+def _spike_verdict(session: Session, *, counter: str, counts: tuple[int, int], now: datetime, rule: SpikeRule,
+                   notify: bool) -> Change | None:
+    total, negative = counts
     if total >= rule.min_presses and negative >= rule.ratio * total:
         pct = round(100 * negative / total)
         message = (f"Quầy {counter}: {negative}/{total} lượt đánh giá trong {rule.window_min:g} phút qua "
@@ -226,6 +296,26 @@ def evaluate_spike(session: Session, *, counter: str, now: datetime, rule: Spike
                            message=message, now=now, notify=notify,
                            details={"counter": counter, "presses": total, "negative": negative})
     return clear_alarm(session, kind="negative_spike", subject=counter, now=now, notify=notify)
+
+
+def evaluate_spikes(session: Session, *, counters: Iterable[str], now: datetime, rule: SpikeRule,
+                    notify: bool) -> dict[str, Change | None]:
+    """:func:`evaluate_spike` for several counters: their presses of the window counted in one
+    query, their alarms read in one (the ingest worker does this once per batch, for the
+    counters of the ratings it stored)."""
+    codes = sorted(set(counters))
+    if not codes:
+        return {}
+    since = now - timedelta(minutes=rule.window_min)
+    negatives = func.coalesce(func.sum(case((Rating.score <= 2, 1), else_=0)), 0)
+    rows = session.execute(
+        select(Rating.counter_code, func.count(), negatives)
+        .where(Rating.counter_code.in_(codes), Rating.pressed_at > since, Rating.pressed_at <= now)
+        .group_by(Rating.counter_code)).all()
+    counts = {code: (int(total), int(negative)) for code, total, negative in rows}
+    read_active(session, subjects=codes)
+    return {code: _spike_verdict(session, counter=code, counts=counts.get(code, (0, 0)), now=now, rule=rule,
+                                 notify=notify) for code in codes}
 
 
 def spike_subjects(session: Session) -> list[str]:

@@ -125,8 +125,7 @@ def store_playback(session: Session, *, events: list[PlaybackEvent], now: dateti
             continue
         _apply(d, e, now)
         result.occurrences.add(e.occurrence_id)
-    session.flush()
-    return result
+    return result  # the deliveries are written with the unit of work (an ingest batch: at its end)
 
 
 def _apply(d: Delivery, e: PlaybackEvent, now: datetime) -> None:

@@ -9,10 +9,12 @@ the alarm is major while it holds any)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Node, TelemetryHourly, TelemetrySample
@@ -86,15 +88,43 @@ def record_telemetry(session: Session, *, t: Telemetry, now: datetime, threshold
                      notify: bool) -> Node:
     """Store one sample, refresh the heartbeat, and raise or clear the threshold alarms."""
     node = seen(session, node_id=t.node, now=now, notify=notify)
-    session.add(TelemetrySample(
-        node_id=t.node, session=t.session, at=t.at, received_at=now, uptime_s=t.uptime_s,
-        agent_version=t.agent_version, cpu_temp_c=t.cpu_temp_c, load_1m=t.load_1m,
-        mem_used_pct=t.mem_used_pct, disk_used_pct=t.disk_used_pct, disk_free_mb=t.disk_free_mb,
-        outbox_depth=t.outbox_depth, ignored_presses=t.ignored_presses, clock_synced=t.clock_synced,
-        clock_offset_ms=t.clock_offset_ms, clock_trusted=t.clock_trusted, hub_offset_ms=t.hub_offset_ms,
-        held_broadcasts=t.held_broadcasts))
+    session.execute(insert(TelemetrySample.__table__), [_sample_row(t, now)])
+    _heartbeat(session, node=node, t=t, now=now, thresholds=thresholds, notify=notify)
+    return node
+
+
+def record_telemetry_batch(session: Session, *, samples: Sequence[tuple[Telemetry, datetime]],
+                           thresholds: Thresholds, notify: bool) -> list[Node]:
+    """:func:`record_telemetry` for the samples of an ingest batch, in their order: one INSERT
+    for all of them, and the active alarms of their nodes read once (the thresholds of each
+    sample are then checked in memory)."""
+    if not samples:
+        return []
+    alarms.read_active(session, subjects={t.node for t, _ in samples})
+    nodes = []
+    for t, now in samples:
+        node = seen(session, node_id=t.node, now=now, notify=notify)
+        _heartbeat(session, node=node, t=t, now=now, thresholds=thresholds, notify=notify)
+        nodes.append(node)
+    session.execute(insert(TelemetrySample.__table__), [_sample_row(t, now) for t, now in samples])
+    return nodes
+
+
+def _sample_row(t: Telemetry, now: datetime) -> dict[str, Any]:
+    return {"node_id": t.node, "session": t.session, "at": t.at, "received_at": now, "uptime_s": t.uptime_s,
+            "agent_version": t.agent_version, "cpu_temp_c": t.cpu_temp_c, "load_1m": t.load_1m,
+            "mem_used_pct": t.mem_used_pct, "disk_used_pct": t.disk_used_pct, "disk_free_mb": t.disk_free_mb,
+            "outbox_depth": t.outbox_depth, "ignored_presses": t.ignored_presses,
+            "clock_synced": t.clock_synced, "clock_offset_ms": t.clock_offset_ms,
+            "clock_trusted": t.clock_trusted, "hub_offset_ms": t.hub_offset_ms,
+            "held_broadcasts": t.held_broadcasts}
+
+
+def _heartbeat(session: Session, *, node: Node, t: Telemetry, now: datetime, thresholds: Thresholds,
+               notify: bool) -> None:
+    """What a sample says about its node: the heartbeat, back online, the threshold alarms."""
     if t.session < node.session:
-        return node  # a straggler from an old session says nothing about the current one
+        return  # a straggler from an old session says nothing about the current one
     if node.state == "online" and t.session == node.session:
         node.last_seen_at = now
     elif t.session > node.session or node.state_reason == REASON_HEARTBEAT or node.state == "unknown":
@@ -102,7 +132,6 @@ def record_telemetry(session: Session, *, t: Telemetry, now: datetime, threshold
         _online(session, node, t.session, now, notify)
     node.agent_version = t.agent_version
     _threshold_alarms(session, node=node, t=t, now=now, th=thresholds, notify=notify)
-    return node
 
 
 def _threshold_alarms(session: Session, *, node: Node, t: Telemetry, now: datetime, th: Thresholds,

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Node, Rating
+from thanthien.hub.db.models import Rating
 from thanthien.hub.services import registry
 from thanthien.protocol.payloads import RatingEvent
 
@@ -84,45 +84,59 @@ def check_press_times(*, events: Sequence[RatingEvent], received_at: Sequence[da
 
 def store_ratings(session: Session, *, events: list[RatingEvent], now: datetime) -> StoreResult:
     """Insert the events not stored yet (unique on node + event id), attributed to the officer
-    on duty at their counter at press time. Validation and topic checks happen before this."""
+    on duty at their counter at press time. Validation and topic checks happen before this.
+
+    Set-based, whatever the number of nodes and counters: one query for the officers on duty,
+    one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for the rows (what it returns is what this
+    transaction stored; the rest were there already, also when another ingest worker stored
+    them a moment ago), and each node's sequence noted once, in node order."""
     result = StoreResult()
-    by_node: dict[str, dict[UUID, RatingEvent]] = defaultdict(dict)
+    fresh: list[RatingEvent] = []
+    seen: set[tuple[str, UUID]] = set()
     for event in events:
-        if event.event_id in by_node[event.node]:
+        key = (event.node, event.event_id)
+        if key in seen:
             result.duplicates[event.node].append(event.event_id)  # same event twice in one batch
         else:
-            by_node[event.node][event.event_id] = event
-    rows: list[dict[str, Any]] = []
-    for node_id, batch in by_node.items():
-        existing = set(session.scalars(select(Rating.event_id).where(
-            Rating.node_id == node_id, Rating.event_id.in_(list(batch)))))
-        fresh = [e for eid, e in batch.items() if eid not in existing]
-        result.duplicates[node_id].extend(existing)
-        if not fresh:
-            continue
-        _note_sequence(session, node_id=node_id, seqs=sorted(e.seq for e in fresh), result=result)
-        officers = registry.officers_on_duty(session, presses=[(e.counter, e.pressed_at) for e in fresh])
-        for event, officer_id in zip(fresh, officers, strict=True):
-            rows.append({"node_id": node_id, "event_id": event.event_id, "seq": event.seq, "box": event.box,
-                         "counter_code": event.counter, "score": event.score,
-                         "pressed_at": event.pressed_at, "received_at": now, "officer_id": officer_id,
-                         "clock_uncertain": event.clock_uncertain})
-            result.stored[node_id].append(event.event_id)
-            result.counters.add(event.counter)
-    if rows:
-        session.execute(_insert_ignoring_duplicates(session), rows)
+            seen.add(key)
+            fresh.append(event)
+    if not fresh:
+        return result
+    officers = registry.officers_on_duty(session, presses=[(e.counter, e.pressed_at) for e in fresh])
+    candidates = [{"node_id": e.node, "event_id": e.event_id, "seq": e.seq, "box": e.box,
+                   "counter_code": e.counter, "score": e.score, "pressed_at": e.pressed_at,
+                   "received_at": now, "officer_id": officer_id, "clock_uncertain": e.clock_uncertain}
+                  for e, officer_id in zip(fresh, officers, strict=True)]
+    inserted = {(node, eid) for node, eid in
+                session.execute(_insert_ignoring_duplicates(session), candidates)}
+    rows: list[dict[str, Any]] = []  # the rows this transaction inserted
+    for row in candidates:
+        if (row["node_id"], row["event_id"]) in inserted:
+            rows.append(row)
+            result.stored[row["node_id"]].append(row["event_id"])
+            result.counters.add(row["counter_code"])
+        else:
+            result.duplicates[row["node_id"]].append(row["event_id"])
+    seqs: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        seqs[row["node_id"]].append(row["seq"])
+    for node_id in sorted(seqs):
+        _note_sequence(session, node_id=node_id, seqs=sorted(seqs[node_id]), result=result)
     return result
 
 
 def _insert_ignoring_duplicates(session: Session) -> Any:
-    """INSERT .. ON CONFLICT DO NOTHING: a second ingest worker racing on the same event is harmless."""
+    """INSERT .. ON CONFLICT DO NOTHING RETURNING the keys inserted: an event already stored
+    (sent again, or raced by a second ingest worker) is harmless and not returned."""
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(Rating).on_conflict_do_nothing(index_elements=["node_id", "event_id"])
+    table = Rating.__table__
+    return (module.insert(table).on_conflict_do_nothing(index_elements=["node_id", "event_id"])
+            .returning(table.c.node_id, table.c.event_id))
 
 
 def _note_sequence(session: Session, *, node_id: str, seqs: list[int], result: StoreResult) -> None:
-    node = session.get(Node, node_id)
+    node = registry.node_row(session, node_id=node_id)
     if node is None:
         return
     last = node.last_seq or 0

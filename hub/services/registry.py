@@ -199,7 +199,7 @@ def node_seen(session: Session, *, node_id: str, now: datetime) -> tuple[Node, b
     """The node a message came from; an unknown one is recorded as unregistered.
 
     Returns the node and whether it was new (so the caller can raise the alarm)."""
-    node = session.get(Node, node_id)
+    node = node_row(session, node_id=node_id)
     if node is not None:
         if node.first_seen_at is None:
             node.first_seen_at = now
@@ -207,9 +207,38 @@ def node_seen(session: Session, *, node_id: str, now: datetime) -> tuple[Node, b
     node = Node(id=node_id, name="", registered=False, state="unknown", state_reason="", session=0,
                 last_seq=0, capabilities=[], agent_version="", first_seen_at=now)
     session.add(node)
-    session.flush()
+    batch: dict[str, Node] | None = session.info.get(_NODES)
+    if batch is None:
+        session.flush()
+    else:
+        batch[node_id] = node  # an ingest batch inserts it with its other node writes, at its end
     log.warning("node %s is not registered; listed as unregistered", node_id)
     return node, True
+
+
+_NODES = "thanthien.batch_node_rows"
+
+
+def read_nodes(session: Session, *, node_ids: Iterable[str], lock: bool = False) -> dict[str, Node]:
+    """The rows of these nodes, in one query, kept for the session (an ingest batch): then
+    :func:`node_row` and :func:`node_seen` find them without another query, and a node seen for
+    the first time is inserted when the session flushes, not at once. ``lock``: ``SELECT … FOR
+    UPDATE`` in node id order (PostgreSQL; SQLite's writer holds the database anyway), so two
+    ingest workers that both lock take their node rows in the same order."""
+    ids = sorted(set(node_ids))
+    query = select(Node).where(Node.id.in_(ids)).order_by(Node.id)
+    if lock:
+        query = query.with_for_update()
+    rows = {node.id: node for node in session.scalars(query)} if ids else {}
+    session.info.setdefault(_NODES, {}).update(rows)
+    return rows
+
+
+def node_row(session: Session, *, node_id: str) -> Node | None:
+    """The node's row: from :func:`read_nodes` (or seen new in this batch), else read."""
+    batch: dict[str, Node] | None = session.info.get(_NODES)
+    node = batch.get(node_id) if batch is not None else None
+    return node if node is not None else session.get(Node, node_id)
 
 
 BATCH_NODES = "thanthien.batch_nodes"
@@ -417,22 +446,21 @@ def _attribute(session: Session, *, counter_code: str, start: datetime, end: dat
 
 
 def officers_on_duty(session: Session, *, presses: Iterable[tuple[str, datetime]]) -> list[int | None]:
-    """The officer on duty for each (counter code, press time), in order; ``None`` if nobody."""
+    """The officer on duty for each (counter code, press time), in order; ``None`` if nobody.
+    One query for all the counters (the shifts overlapping the presses' whole span)."""
     presses = list(presses)
     if not presses:
         return []
-    by_counter: dict[str, list[datetime]] = defaultdict(list)
-    for code, at in presses:
-        by_counter[code].append(at)
-    shifts: dict[str, list[tuple[datetime, datetime, int]]] = {}
-    for code, times in by_counter.items():
-        rows = session.execute(
-            select(RosterEntry.starts_at, RosterEntry.ends_at, RosterEntry.officer_id)
-            .join(Counter, Counter.id == RosterEntry.counter_id)
-            .where(Counter.code == code, RosterEntry.starts_at <= max(times),
-                   RosterEntry.ends_at > min(times))
-        ).all()
-        shifts[code] = [(r[0], r[1], r[2]) for r in rows]
+    shifts: dict[str, list[tuple[datetime, datetime, int]]] = defaultdict(list)
+    rows = session.execute(
+        select(Counter.code, RosterEntry.starts_at, RosterEntry.ends_at, RosterEntry.officer_id)
+        .select_from(RosterEntry).join(Counter, Counter.id == RosterEntry.counter_id)
+        .where(Counter.code.in_(sorted({code for code, _ in presses})),
+               RosterEntry.starts_at <= max(at for _, at in presses),
+               RosterEntry.ends_at > min(at for _, at in presses))
+    ).all()
+    for code, starts, ends, officer in rows:
+        shifts[code].append((starts, ends, officer))
     out: list[int | None] = []
     for code, at in presses:
         out.append(next((oid for s, e, oid in shifts[code] if s <= at < e), None))
