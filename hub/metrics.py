@@ -21,6 +21,12 @@ HELP = {
     "thanthien_hub_nodes_unregistered": ("gauge", "Nodes seen on MQTT but not registered."),
     "thanthien_hub_alarms_active": ("gauge", "Active alarms by severity."),
     "thanthien_hub_ratings_stored": ("gauge", "Ratings in the database."),
+    "thanthien_hub_scheduler_leader": ("gauge", "1 while this process runs the scheduler (on PostgreSQL: "
+                                                "holds its advisory lock), else 0."),
+    "thanthien_hub_state_owner": ("gauge", "1 while this process's ingest handles the retained node state "
+                                           "and camera health, else 0."),
+    "thanthien_hub_role_changes_total": ("counter", "Times this process took or gave up an elected role, "
+                                                    "by role and change."),
 }
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from thanthien.hub.api.deps import Hub
+from thanthien.hub.jobs import contexts
 from thanthien.hub.metrics import Labels
 from thanthien.hub.services import alarms, health, ratings
 
@@ -15,12 +16,15 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["system"])
 
 
-@router.get("/healthz", summary="Liveness and readiness: database reachable, MQTT connected")
+@router.get("/healthz", summary="Liveness and readiness: database reachable, MQTT connected; which process "
+                                "runs the scheduler and owns the retained state")
 def healthz(hub: Hub) -> JSONResponse:
     db_ok = hub.db.ping()
     mqtt = None if hub.mqtt is None else hub.mqtt.connected.is_set()
     body = {"status": "ok" if db_ok else "degraded", "database": db_ok, "mqtt": mqtt,
             "at": hub.clock().isoformat()}
+    # "scheduler" / "retained_state": this_process, election, since, holder (who has the role)
+    body.update(contexts.roles_of(hub) or {})
     return JSONResponse(body, status_code=200 if db_ok else 503)
 
 
