@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -107,8 +107,7 @@ def store_ratings(session: Session, *, events: list[RatingEvent], now: datetime)
                    "counter_code": e.counter, "score": e.score, "pressed_at": e.pressed_at,
                    "received_at": now, "officer_id": officer_id, "clock_uncertain": e.clock_uncertain}
                   for e, officer_id in zip(fresh, officers, strict=True)]
-    inserted = {(node, eid) for node, eid in
-                session.execute(_insert_ignoring_duplicates(session), candidates)}
+    inserted = _insert_ignoring_duplicates(session, candidates)
     rows: list[dict[str, Any]] = []  # the rows this transaction inserted
     for row in candidates:
         if (row["node_id"], row["event_id"]) in inserted:
@@ -125,14 +124,24 @@ def store_ratings(session: Session, *, events: list[RatingEvent], now: datetime)
     return result
 
 
-def _insert_ignoring_duplicates(session: Session) -> Any:
-    """INSERT .. ON CONFLICT DO NOTHING RETURNING the keys inserted: an event already stored
-    (sent again, or raced by a second ingest worker) is harmless and not returned."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
+def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, UUID]]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the keys inserted: an event already stored
+    (sent again, or raced by a second ingest worker) is harmless and not returned. One
+    statement: on PostgreSQL the rows go as one array per column (``unnest``), which the driver
+    sends without parsing a statement of thousands of placeholders; on SQLite as many rows."""
     table = Rating.__table__
-    return (module.insert(table).on_conflict_do_nothing(index_elements=["node_id", "event_id"])
-            .returning(table.c.node_id, table.c.event_id))
+    keys = (table.c.node_id, table.c.event_id)
+    unique = ["node_id", "event_id"]
+    if session.get_bind().dialect.name == "postgresql":
+        names = list(rows[0])
+        arrays = [bindparam(f"a_{name}", [row[name] for row in rows],
+                            type_=postgresql.ARRAY(table.c[name].type)) for name in names]
+        source = func.unnest(*arrays).table_valued(*names).render_derived()
+        stmt: Any = postgresql.insert(table).from_select(names, select(*source.c))
+        stmt = stmt.on_conflict_do_nothing(index_elements=unique).returning(*keys)
+        return {(node, eid) for node, eid in session.execute(stmt)}
+    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=unique).returning(*keys)
+    return {(node, eid) for node, eid in session.execute(stmt, rows)}
 
 
 def _note_sequence(session: Session, *, node_id: str, seqs: list[int], result: StoreResult) -> None:
