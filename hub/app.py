@@ -13,6 +13,7 @@ from thanthien.hub.api.routes import (
     broadcasts,
     cameras,
     dossiers,
+    fleet,
     health,
     media,
     nodes,
@@ -25,8 +26,10 @@ from thanthien.hub.api.routes import (
 )
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
+from thanthien.hub.jobs import fleet as fleet_jobs
 from thanthien.hub.jobs.broadcasts import follow_changes
 from thanthien.hub.metrics import Metrics
+from thanthien.hub.services import enrollment, node_config
 from thanthien.hub.settings import HubSettings
 from thanthien.hub.web import install as install_web
 from thanthien.mqtt import MqttLink
@@ -34,7 +37,7 @@ from thanthien.mqtt import MqttLink
 API_PREFIX = "/api/v1"
 ROUTERS = (auth.router, users.router, places.router, nodes.router, officers.router, health.router,
            ratings.router, cameras.router, media.router, broadcasts.router, audit.router, dossiers.router,
-           notify.router)
+           notify.router, fleet.router)
 
 DESCRIPTION = """API of the Thân Thiện hub: ratings, device registry and health, alarms.
 
@@ -55,12 +58,16 @@ def create_app(settings: HubSettings, db: Database, mqtt: MqttLink | None = None
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None)
     app.state.hub = ctx
     follow_changes(ctx)  # a broadcast change made through this app republishes the plans on commit
+    enrollment.follow(ctx)  # node identities changed: the broker's password file and CRL follow
+    node_config.follow(ctx)  # a node config changed: published retained after the commit
+    fleet_jobs.install(scheduler, ctx)
     app.state.scheduler = scheduler
     api = APIRouter(prefix=API_PREFIX)
     for router in ROUTERS:
         api.include_router(router)
     app.include_router(api)
     app.include_router(media.node_router, prefix=API_PREFIX)  # speaker nodes' downloads (node token)
+    app.include_router(fleet.node_router, prefix=API_PREFIX)  # a node's enrollment (its one-time code)
     app.include_router(system.router)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.media.max_bytes + ENVELOPE_BYTES)

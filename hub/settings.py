@@ -119,6 +119,46 @@ class CameraAlarmSection(Section):
         description="A camera down, frozen or black for this long raises an alarm for IT staff.")
 
 
+class EnrollmentSection(Section):
+    """Putting a node into service with a one-time code (``services/enrollment.py``): how long a
+    code is valid, the broker identity nodes get and where the broker's files are."""
+
+    code_ttl_s: float = Field(86400.0, ge=60, le=30 * 86400,
+                              description="An enrollment code expires this long after IT made it.")
+    identity: Literal["password", "certificate"] = Field(
+        "password",
+        description="`password`: a broker password in the broker's password file; `certificate`: a "
+                    "client certificate signed from the CA in `pki_dir` for a key made on the node.")
+    broker_data: Path | None = Field(
+        None, description="The data directory of `thanthien broker` (its `passwd` and `mosquitto.pid`): "
+                          "the hub writes node passwords there and makes the broker reload them (SIGHUP). "
+                          "Unset: the hub cannot enroll nodes with passwords.")
+    pki_dir: Path | None = Field(
+        None, description="The deployment CA (`thanthien provision ca`): node certificates are signed with "
+                          "it and revoked ones listed in its `crl.pem` (the broker's `crlfile`).")
+    broker_host: str | None = Field(
+        None, max_length=253,
+        description="The broker address nodes connect to; default: the host name the node reached the "
+                    "hub at when it enrolled.")
+    broker_port: int | None = Field(
+        None, ge=1, le=65535, description="Default: 8883 with certificates or `broker_tls`, else 1883.")
+    broker_tls: bool = Field(False, description="Nodes connect with TLS (always with certificates).")
+    hub_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="The hub's API as nodes reach it (media downloads); default: the URL the node "
+                    "enrolled through.")
+
+
+class FleetSection(Section):
+    """Commands to nodes from the page and the API, and the configuration the hub holds for them."""
+
+    command_timeout_s: float = Field(8.0, gt=0, le=120,
+                                     description="How long a command waits for the node's answer.")
+    config_check_s: float = Field(60.0, ge=1, le=3600,
+                                  description="How often node configs are rebuilt from the registry and "
+                                              "published when they changed.")
+
+
 class SiteDecl(Section):
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str = Field(min_length=1, max_length=200)
@@ -177,6 +217,8 @@ class HubSettings(FileSettings):
     alarms: AlarmSection = Field(default_factory=AlarmSection)
     cameras: CameraAlarmSection = Field(default_factory=CameraAlarmSection)
     registry: RegistrySection = Field(default_factory=RegistrySection)
+    enrollment: EnrollmentSection = Field(default_factory=EnrollmentSection)
+    fleet: FleetSection = Field(default_factory=FleetSection)
     media: MediaSettings = Field(default_factory=MediaSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)

@@ -8,6 +8,7 @@ broker's data directory together with the password file and the persistence data
 from __future__ import annotations
 
 import base64
+import fcntl
 import getpass
 import hashlib
 import logging
@@ -19,6 +20,8 @@ import socket
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,21 +79,51 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
 def set_passwords(passwd_file: Path, users: dict[str, str]) -> None:
     """Add or replace many users at once (one process per user with ``mosquitto_passwd`` is
     too slow for a fleet of hundreds); other users in the file are kept. Written atomically."""
+    set_hashes(passwd_file, {name: mosquitto_hash(password) for name, password in users.items()})
+
+
+def set_hashes(passwd_file: Path, users: dict[str, str | None]) -> None:
+    """Set users to these Mosquitto hashes (:func:`mosquitto_hash`), removing those mapped to
+    ``None``; every other user in the file is kept. Read, changed and replaced atomically under
+    a lock (the hub and ``thanthien broker`` may both write the file)."""
     bad = [u for u in users if not u or ":" in u or any(c.isspace() for c in u)]
     if bad:
         raise BrokerError(f"invalid broker user name(s): {', '.join(map(repr, bad))}")
-    lines: dict[str, str] = {}
-    if passwd_file.exists():
-        for line in passwd_file.read_text(encoding="utf-8").splitlines():
-            name, sep, _hash = line.partition(":")
-            if sep:
-                lines[name] = line
-    for name, password in users.items():
-        lines[name] = f"{name}:{mosquitto_hash(password)}"
-    tmp = passwd_file.with_name(passwd_file.name + ".tmp")
-    tmp.write_text("".join(f"{line}\n" for line in lines.values()), encoding="utf-8")
-    tmp.chmod(0o600)
-    os.replace(tmp, passwd_file)
+    passwd_file.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(passwd_file):
+        lines: dict[str, str] = {}
+        if passwd_file.exists():
+            for line in passwd_file.read_text(encoding="utf-8").splitlines():
+                name, sep, _hash = line.partition(":")
+                if sep:
+                    lines[name] = line
+        for name, digest in users.items():
+            if digest is None:
+                lines.pop(name, None)
+            else:
+                lines[name] = f"{name}:{digest}"
+        tmp = passwd_file.with_name(passwd_file.name + ".tmp")
+        tmp.write_text("".join(f"{line}\n" for line in lines.values()), encoding="utf-8")
+        tmp.chmod(0o600)
+        os.replace(tmp, passwd_file)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def users_in(passwd_file: Path) -> set[str]:
+    """The user names of a password file (none when it does not exist)."""
+    if not passwd_file.exists():
+        return set()
+    return {line.partition(":")[0] for line in passwd_file.read_text(encoding="utf-8").splitlines()
+            if ":" in line}
 
 
 @dataclass(frozen=True)
@@ -104,6 +137,9 @@ class BrokerTls:
     bind: str = "0.0.0.0"
     client_certs: bool = True
     """True: nodes authenticate with certificates; False: TLS plus the password file."""
+    crl: Path | None = None
+    """The deployment CA's revocation list (``thanthien.pki.write_crl``): a revoked node
+    certificate is refused at its next connect (Mosquitto reads it again on SIGHUP)."""
 
 
 class Broker:
@@ -156,9 +192,12 @@ class Broker:
         assert self.tls is not None
         t = self.tls
         template = (TEMPLATE_DIR / "tls-listener.conf.template").read_text(encoding="utf-8")
-        return template.format(tls_port=t.port, tls_bind=t.bind, ca=t.ca.resolve(),
+        text = template.format(tls_port=t.port, tls_bind=t.bind, ca=t.ca.resolve(),
                                cert=t.cert.resolve(), key=t.key.resolve(),
                                client_certs=str(t.client_certs).lower())
+        if t.crl is not None:
+            text += f"crlfile {t.crl.resolve()}\n"
+        return text
 
     def add_user(self, username: str, password: str) -> None:
         """Create or update a broker user; a running broker reloads its password file."""

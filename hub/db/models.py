@@ -108,6 +108,8 @@ class Node(Base):
     agent_version: Mapped[str] = mapped_column(String(32), default="")
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # retired: its broker identity revoked, kept with its history (issue 15)
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Device(Base):
@@ -679,3 +681,125 @@ class EmailMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(500), default="")
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# -- putting a town into service: enrollment, the node's config, fleet commands (issue 15) --
+class EnrollmentCode(Base):
+    """A one-time code IT gives to whoever sets a node up (``thanthien edge enroll``): valid until
+    ``expires_at``, once; only its SHA-256 is kept. A newer code for the node replaces it."""
+
+    __tablename__ = "enrollment_codes"
+    __table_args__ = (Index("ix_enrollment_codes_node", "node_id", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    used_from: Mapped[str] = mapped_column(String(64), default="")
+    replaced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class NodeCredential(Base):
+    """A broker identity issued to a node at enrollment: a password (kept as the Mosquitto hash
+    the broker's password file holds) or a client certificate (its serial, for the CRL). The one
+    in force has no ``revoked_at``; re-enrolling revokes it, retiring the node too. No foreign
+    key: a revoked certificate stays in the CRL after its node is gone."""
+
+    __tablename__ = "node_credentials"
+    __table_args__ = (Index("ix_node_credentials_node", "node_id", "issued_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))  # password | certificate
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    cert_serial: Mapped[str | None] = mapped_column(String(40))
+    cert_not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoke_reason: Mapped[str] = mapped_column(String(32), default="")
+
+
+class NodeConfigRow(Base):
+    """What the hub holds of a node's configuration (``services/node_config.py``): the values it
+    owns (``settings``: speaker volume and warm-up, GPIO of boxes and relay, camera probes,
+    telemetry), the version last published, and what the node last said it runs."""
+
+    __tablename__ = "node_configs"
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    digest: Mapped[str] = mapped_column(String(64), default="")
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    reported_version: Mapped[int | None] = mapped_column(Integer)
+    reported_refused: Mapped[int | None] = mapped_column(Integer)
+    reported_error: Mapped[str] = mapped_column(String(1000), default="")
+    reported_restart: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class NodeCommand(Base):
+    """A command IT sent to a node from the page or the API, and its answer (or why none came)."""
+
+    __tablename__ = "node_commands"
+    __table_args__ = (Index("ix_node_commands_node_sent", "node_id", "sent_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    actor: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))  # sent | ok | error | timeout | offline
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(String(500), default="")
+
+
+class NodeStateChange(Base):
+    """Every change of a node's state (online, offline, lost) with its time, reason and session:
+    the node page's history. Written by the flush that changes ``nodes.state`` (below)."""
+
+    __tablename__ = "node_state_changes"
+    __table_args__ = (Index("ix_node_state_changes_node_at", "node_id", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    session: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CameraThumbnailRow(Base):
+    """The last picture a camera's probe saw, as the node sent it with a change of health."""
+
+    __tablename__ = "camera_thumbnails"
+    __table_args__ = (UniqueConstraint("node_id", "camera", name="uq_camera_thumbnails_node_camera"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(63))
+    camera: Mapped[str] = mapped_column(String(63))
+    state: Mapped[str] = mapped_column(String(16))
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def _record_state_changes() -> None:
+    """A node whose ``state`` a flush changes gets a :class:`NodeStateChange` row in the same
+    transaction, whichever service or handler changed it."""
+    from sqlalchemy import event, insert, inspect
+
+    table = NodeStateChange.__table__
+
+    def after_update(_mapper: Any, connection: Any, node: Node) -> None:
+        if not inspect(node).attrs.state.history.has_changes():
+            return
+        at = node.state_at or node.last_seen_at or datetime.now(UTC)
+        connection.execute(insert(table).values(node_id=node.id, at=at, state=node.state,
+                                                reason=node.state_reason or "", session=node.session or 0))
+
+    event.listen(Node, "after_update", after_update)
+
+
+_record_state_changes()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from thanthien.hub.ingest import cameras, playback, ratings, state, telemetry
+from thanthien.hub.ingest import cameras, node_reports, playback, ratings, state, telemetry
 from thanthien.hub.ingest.base import Handler
 from thanthien.protocol.topics import SPEC_BY_KIND
 
@@ -12,6 +12,8 @@ HANDLERS: dict[str, Handler] = {
     "telemetry": telemetry.handle,
     "camera_health": cameras.handle,
     "playback": playback.handle,
+    "config_status": node_reports.handle_config_status,
+    "camera_thumbnail": node_reports.handle_thumbnail,
 }
 
 ORDER: tuple[str, ...] = ("node_state", "camera_health", "telemetry", "rating", "playback")

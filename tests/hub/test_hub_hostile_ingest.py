@@ -18,14 +18,23 @@ from thanthien.hub.ingest.table import HANDLERS
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.protocol import Topics
 from thanthien.protocol.docs import examples
-from thanthien.protocol.payloads import CameraHealth, NodeState, PlaybackEvent, RatingEvent, Telemetry
+from thanthien.protocol.payloads import (
+    CameraHealth,
+    CameraThumbnail,
+    ConfigStatus,
+    NodeState,
+    PlaybackEvent,
+    RatingEvent,
+    Telemetry,
+)
 from thanthien.protocol.topics import SPEC_BY_KIND
 
 T = Topics()
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 VALID = examples()
 MODEL_OF = {"rating": RatingEvent, "node_state": NodeState, "telemetry": Telemetry,
-            "camera_health": CameraHealth, "playback": PlaybackEvent}
+            "camera_health": CameraHealth, "playback": PlaybackEvent, "config_status": ConfigStatus,
+            "camera_thumbnail": CameraThumbnail}
 KINDS = sorted(HANDLERS)
 HYPO = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -1,0 +1,26 @@
+"""The fleet's job: node configs rebuilt from the registry and published when they changed
+(a device added or retired on a registry page changes a node's config without marking it)."""
+
+from __future__ import annotations
+
+from apscheduler.schedulers.base import BaseScheduler
+
+from thanthien.hub.context import HubContext
+from thanthien.hub.jobs import contexts
+from thanthien.hub.services import node_config
+
+
+def check_configs(context: str) -> int:
+    ctx = contexts.context(context)
+    if ctx is None:
+        return 0
+    return len(node_config.sync(ctx))
+
+
+def install(scheduler: object, ctx: HubContext) -> None:
+    """Add the job to the process's scheduler (none in an API-only process or a test app)."""
+    name = contexts.name_of(ctx)
+    if not isinstance(scheduler, BaseScheduler) or name is None:
+        return
+    scheduler.add_job(check_configs, "interval", seconds=ctx.settings.fleet.config_check_s, args=[name],
+                      id="node-configs", replace_existing=True)
