@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -181,6 +182,31 @@ class Rating(Base):
     officer_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id", ondelete="SET NULL"))
     # the node could not correct pressed_at (issue 14 item 5); None: not recorded
     clock_uncertain: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class RatingCount(Base):
+    """Presses per level (``n1`` … ``n4``) per local day, counter and officer, kept in the same
+    transaction as the ratings (``services/rating_counts.py``); the reports read these. A key
+    column cannot be NULL in a unique key that ``ON CONFLICT`` finds, so ``officer_id`` 0 is
+    "nobody on duty". Derived data: not backed up, rebuilt from the ratings."""
+
+    __tablename__ = "rating_counts"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012  (clustered by day on SQLite too)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    counter_code: Mapped[str] = mapped_column(String(63), primary_key=True)
+    officer_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n1: Mapped[int] = mapped_column(Integer, default=0)
+    n2: Mapped[int] = mapped_column(Integer, default=0)
+    n3: Mapped[int] = mapped_column(Integer, default=0)
+    n4: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RatingCountZone(Base):
+    """The time zone whose local days ``rating_counts`` are cut in (one row; none: the
+    default zone, Asia/Ho_Chi_Minh)."""
+
+    __tablename__ = "rating_count_zone"
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class DeadLetter(Base):

@@ -6,6 +6,12 @@ PostgreSQL restores its SQLite backup there). The archive records the schema rev
 restore needs an empty database migrated to the same revision and refuses anything else.
 
 Archive layout: ``manifest.json``, ``tables/<table>.jsonl``, ``media/<sha[:2]>/<sha>.wav``.
+
+The rating counts (``rating_counts``) are derived from the ratings and are not in the archive:
+a restore counts them again from the restored ratings, in the same transaction, so they equal
+the ratings whatever the archive holds, cut in the restoring hub's zone (``tz``) or else the
+zone the backed-up hub recorded (``rating_count_zone`` is in the archive). It costs one GROUP BY
+over the ratings, little beside loading them from JSON.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from sqlalchemy.engine import Connection
 
 from thanthien import __version__
 from thanthien.hub.db.migrate import current_revision
-from thanthien.hub.db.models import Base
+from thanthien.hub.db.models import Base, RatingCount
 from thanthien.hub.db.session import Database
+from thanthien.hub.services import rating_counts
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +83,12 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+DERIVED = (RatingCount.__table__.name,)
+"""Tables rebuilt from the others on restore, never archived."""
+
+
 def _tables() -> list[Table]:
-    return list(Base.metadata.sorted_tables)  # parents before children
+    return [t for t in Base.metadata.sorted_tables if t.name not in DERIVED]  # parents before children
 
 
 def create_backup(db: Database, *, data_dir: Path, out: Path) -> BackupSummary:
@@ -112,7 +123,7 @@ def create_backup(db: Database, *, data_dir: Path, out: Path) -> BackupSummary:
                     media_files += 1
         manifest = {"format": FORMAT, "revision": revision, "created_at": datetime.now(UTC).isoformat(),
                     "hub_version": __version__, "dialect": db.engine.dialect.name, "rows": rows,
-                    "media_files": media_files}
+                    "media_files": media_files, "rebuilt_on_restore": list(DERIVED)}
         _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
     tmp.replace(out)
     log.info("backup written to %s: %d rows, %d media files", out, sum(rows.values()), media_files)
@@ -146,9 +157,10 @@ def _read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
     return manifest
 
 
-def restore_backup(db: Database, *, data_dir: Path, archive: Path) -> BackupSummary:
+def restore_backup(db: Database, *, data_dir: Path, archive: Path, tz: str | None = None) -> BackupSummary:
     """Load a backup into an empty database (migrated here to head first) and the media
-    directory. Refuses a database that already holds data or sits at another revision."""
+    directory, and count the ratings again (cut in ``tz``, else in the backup's zone). Refuses a
+    database that already holds data or sits at another revision."""
     with _open_archive(archive) as tar:
         manifest = _read_manifest(tar)
         db.migrate()
@@ -158,7 +170,8 @@ def restore_backup(db: Database, *, data_dir: Path, archive: Path) -> BackupSumm
                               f"{revision}: restore with the hub version that made it, then upgrade")
         tables = {t.name: t for t in _tables()}
         with db.engine.begin() as conn:
-            busy = [n for n, t in tables.items() if conn.scalar(select(func.count()).select_from(t))]
+            busy = [t.name for t in Base.metadata.sorted_tables  # derived ones too
+                    if conn.scalar(select(func.count()).select_from(t))]
             if busy:
                 raise BackupError("the database is not empty (tables with rows: "
                                   f"{', '.join(sorted(busy))}): restore into a new database")
@@ -179,10 +192,12 @@ def restore_backup(db: Database, *, data_dir: Path, archive: Path) -> BackupSumm
                     conn.execute(insert(table), batch)
                     count += len(batch)
                 rows[table.name] = count
+            counted = rating_counts.rebuild(conn, zone=tz)
             if not db.is_sqlite:
                 _reset_sequences(conn, list(tables.values()))
         media_files = _restore_media(tar, data_dir / "media")
-    log.info("restored %s: %d rows, %d media files", archive, sum(rows.values()), media_files)
+    log.info("restored %s: %d rows, %d media files; %d rating count rows rebuilt", archive,
+             sum(rows.values()), media_files, counted)
     return BackupSummary(archive, revision, rows, media_files)
 
 

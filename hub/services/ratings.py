@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Rating
-from thanthien.hub.services import registry
+from thanthien.hub.services import rating_counts, registry
 from thanthien.protocol.payloads import RatingEvent
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def store_ratings(session: Session, *, events: list[RatingEvent], now: datetime)
             result.counters.add(row["counter_code"])
         else:
             result.duplicates[row["node_id"]].append(row["event_id"])
+    rating_counts.add(session, rows=rows)
     seqs: dict[str, list[int]] = defaultdict(list)
     for row in rows:
         seqs[row["node_id"]].append(row["seq"])

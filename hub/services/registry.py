@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Counter, Device, Node, Officer, Rating, RosterEntry, Site, User, Zone
 from thanthien.hub.roles import SYSTEM, Actor
-from thanthien.hub.services import audit
+from thanthien.hub.services import audit, rating_counts
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.settings import RegistrySection
 
@@ -90,6 +90,8 @@ def delete_row(session: Session, *, actor: Actor, model: type[Any], ident: Any,
                now: datetime | None = None) -> None:
     row = _get(session, model, ident)
     _audit(session, actor, "delete", row, at=now)
+    if isinstance(row, Officer):  # their ratings fall to nobody (ON DELETE SET NULL): so do the counts
+        rating_counts.forget_officer(session, officer_id=row.id)
     session.delete(row)
     session.flush()
 
@@ -443,6 +445,7 @@ def _attribute(session: Session, *, counter_code: str, start: datetime, end: dat
         .where(Rating.counter_code == counter_code, Rating.pressed_at >= start, Rating.pressed_at < end)
         .values(officer_id=officer_id)
     )
+    rating_counts.recount(session, counter_code=counter_code, start=start, end=end)
 
 
 def officers_on_duty(session: Session, *, presses: Iterable[tuple[str, datetime]]) -> list[int | None]:

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Counter, Officer, Rating
+from thanthien.hub.db.models import Counter, Officer, Rating, RatingCount
+from thanthien.hub.services import rating_counts
 from thanthien.hub.services.ratings import RatingFilter
 
 Dimension = Literal["counter", "officer", "day", "week", "month", "quarter"]
@@ -42,7 +43,8 @@ def satisfaction_index(counts: dict[int, int]) -> float | None:
     return round(100 * sum((score - 1) * c for score, c in counts.items()) / (3 * n), 1)
 
 
-def period_label(dim: str, local: datetime) -> str:
+def period_label(dim: str, local: date) -> str:
+    """The label of the period holding a local day (or a local time)."""
     if dim == "day":
         return local.strftime("%Y-%m-%d")
     if dim == "week":
@@ -88,60 +90,189 @@ class Totals(LevelCounts):
         return cls(counts)
 
 
-def _hour_bucket(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date_trunc("hour", func.timezone("UTC", Rating.pressed_at))
-    return func.strftime("%Y-%m-%d %H:00:00", Rating.pressed_at)
+def _check(group_by: list[Dimension]) -> None:
+    unknown = [d for d in group_by if d not in DIMENSIONS]
+    if unknown or len(set(group_by)) != len(group_by):
+        raise ValueError(f"group_by must be distinct values of {', '.join(DIMENSIONS)}")
+
+
+class _Groups:
+    """Summary rows by their key, filled from counts and raw ratings alike."""
+
+    def __init__(self, session: Session, group_by: list[Dimension]) -> None:
+        self.group_by = group_by
+        self.times = [d for d in group_by if d in TIME_DIMENSIONS]
+        self.names = {o.id: o.full_name for o in session.scalars(select(Officer))} \
+            if "officer" in group_by else {}
+        self.rows: dict[tuple, SummaryRow] = {}
+
+    def add(self, *, counter: str | None, officer_id: int | None, days: dict[str, date] | None,
+            counts: dict[int, int]) -> None:
+        """``days``: the local date that stands for each time dimension (a bucket's first day)."""
+        if not any(counts.values()):
+            return
+        key: dict[str, Any] = {}
+        if "counter" in self.group_by:
+            key["counter"] = counter
+        if "officer" in self.group_by:
+            key["officer_id"] = officer_id
+            key["officer"] = self.names.get(officer_id, UNASSIGNED) if officer_id is not None else UNASSIGNED
+        for dim in self.times:
+            assert days is not None
+            key[dim] = period_label(dim, days[dim])
+        ordered = tuple((k, "" if v is None else v) for k, v in key.items() if k != "officer")
+        row = self.rows.setdefault(ordered, SummaryRow(key=key))
+        for level, n in counts.items():
+            row.counts[level] += n
+
+    def sorted(self) -> list[SummaryRow]:
+        return [self.rows[k] for k in sorted(self.rows, key=lambda k: tuple(str(v) for _n, v in k))]
+
+
+UNASSIGNED = "(chưa phân công)"
+
+
+def summarize(session: Session, *, group_by: list[Dimension], flt: RatingFilter, tz: str) -> list[SummaryRow]:
+    """Counts per level and the index for every group that has presses, sorted by the keys.
+
+    The whole local days of the period come from ``rating_counts`` (kept at ingest); a period
+    that starts or ends inside a local day (the API takes any instant) adds the ratings of
+    those partial days, counted from the ratings themselves. Equal to :func:`summarize_raw`
+    (a property test checks it); that path serves a filter by node, which the counts do not
+    keep, and a zone the counts are not cut in."""
+    _check(group_by)
+    rating_counts.flush(session)
+    if flt.start is not None and flt.end is not None and flt.end <= flt.start:
+        return []
+    if flt.node is not None or not rating_counts.cut_in(session, tz):
+        return summarize_raw(session, group_by=group_by, flt=flt, tz=tz)
+    zone = ZoneInfo(tz)
+    groups = _Groups(session, group_by)
+    first, stop, edges = split_days(flt.start, flt.end, zone)
+    if first is None or stop is None or first < stop:
+        _from_counts(session, groups, flt, first, stop)
+    for start, end in edges:
+        _from_ratings(session, groups, replace(flt, start=start, end=end), tz)
+    return groups.sorted()
+
+
+def summarize_raw(session: Session, *, group_by: list[Dimension], flt: RatingFilter,
+                  tz: str) -> list[SummaryRow]:
+    """The same summary counted from the ratings themselves: one GROUP BY counter, officer,
+    local day and level over the ``ratings`` table, the days folded into periods here."""
+    _check(group_by)
+    groups = _Groups(session, group_by)
+    _from_ratings(session, groups, flt, tz)
+    return groups.sorted()
+
+
+def split_days(start: datetime | None, end: datetime | None,
+               zone: ZoneInfo) -> tuple[date | None, date | None, list[tuple[datetime, datetime]]]:
+    """[start, end) as the whole local days [first, stop) (None: unbounded) and the partial
+    days at its edges, as instants; ``first >= stop`` when no whole day is inside."""
+    edges: list[tuple[datetime, datetime]] = []
+    first = stop = None
+    if start is not None:
+        first = start.astimezone(zone).date()
+        if rating_counts.day_start(first, zone) < start:
+            first += timedelta(days=1)
+            edges.append((start, rating_counts.day_start(first, zone)))
+    if end is not None:
+        stop = end.astimezone(zone).date()
+        begins = rating_counts.day_start(stop, zone)
+        if begins < end:
+            edges.append((begins, end))
+    if start is not None and end is not None and first is not None and stop is not None and first > stop:
+        edges = [(start, end)]  # both ends inside one local day
+    return first, stop, edges
+
+
+def _time_buckets(dialect: str, times: list[str]) -> list[Any]:
+    """The first local day of each time dimension's period, from ``rating_counts.day``."""
+    day = RatingCount.day
+    out: list[Any] = []
+    for dim in times:
+        if dim == "day":
+            out.append(day)
+        elif dialect == "postgresql":
+            out.append(cast(func.date_trunc(dim, day), Date))
+        elif dim == "week":
+            out.append(func.date(day, "weekday 0", "-6 days"))  # the Monday of its ISO week
+        else:  # a quarter is folded from its months here
+            out.append(func.date(day, "start of month"))
+    return out
+
+
+def _from_counts(session: Session, groups: _Groups, flt: RatingFilter, first: date | None,
+                 stop: date | None) -> None:
+    t = RatingCount
+    cols: list[Any] = []
+    if "counter" in groups.group_by:
+        cols.append(t.counter_code)
+    if "officer" in groups.group_by:
+        cols.append(t.officer_id)
+    cols += _time_buckets(session.get_bind().dialect.name, groups.times)
+    query = select(*cols, func.sum(t.n1), func.sum(t.n2), func.sum(t.n3), func.sum(t.n4))
+    if first is not None:
+        query = query.where(t.day >= first)
+    if stop is not None:
+        query = query.where(t.day < stop)
+    if flt.counter is not None:
+        query = query.where(t.counter_code == flt.counter)
+    if flt.officer_id is not None:
+        query = query.where(t.officer_id == flt.officer_id)
+    if cols:
+        query = query.group_by(*rating_counts.by_position(*range(1, len(cols) + 1)))
+    for record in session.execute(query):
+        values = list(record)
+        sums = values[len(cols):]
+        counts = {level: int(sums[level - 1] or 0) for level in LEVELS}
+        if flt.score is not None:
+            counts = {level: n if level == flt.score else 0 for level, n in counts.items()}
+        _add_record(groups, values[:len(cols)], counts, one_day=False)
+
+
+def _from_ratings(session: Session, groups: _Groups, flt: RatingFilter, tz: str) -> None:
+    cols: list[Any] = []
+    if "counter" in groups.group_by:
+        cols.append(Rating.counter_code)
+    if "officer" in groups.group_by:
+        cols.append(func.coalesce(Rating.officer_id, rating_counts.NOBODY))
+    if groups.times:
+        lo = flt.start or session.scalar(flt.apply(select(func.min(Rating.pressed_at))))
+        hi = flt.end or session.scalar(flt.apply(select(func.max(Rating.pressed_at))))
+        if lo is None or hi is None:
+            return
+        cols.append(rating_counts.press_day(session, zone=tz, lo=_as_utc(lo), hi=_as_utc(hi)))
+    query = flt.apply(select(*cols, Rating.score, func.count()).select_from(Rating))
+    query = query.group_by(*rating_counts.by_position(*range(1, len(cols) + 2)))
+    for record in session.execute(query):
+        values = list(record)
+        _add_record(groups, values[:len(cols)], {int(values[-2]): int(values[-1])}, one_day=True)
+
+
+def _add_record(groups: _Groups, values: list[Any], counts: dict[int, int], *, one_day: bool) -> None:
+    """``values``: counter, officer, then the time buckets: one per time dimension, or (``one_day``)
+    the local day they all come from."""
+    i = 0
+    counter = officer = None
+    if "counter" in groups.group_by:
+        counter, i = values[0], 1
+    if "officer" in groups.group_by:
+        officer = values[i] or None  # 0: nobody on duty
+        i += 1
+    days = None
+    if groups.times:
+        buckets = [rating_counts.as_date(v) for v in values[i:]]
+        days = dict.fromkeys(groups.times, buckets[0]) if one_day else dict(zip(groups.times, buckets,
+                                                                                   strict=True))
+    groups.add(counter=counter, officer_id=officer, days=days, counts=counts)
 
 
 def _as_utc(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def summarize(session: Session, *, group_by: list[Dimension], flt: RatingFilter, tz: str) -> list[SummaryRow]:
-    """Counts per level and the index for every group that has presses, sorted by the keys.
-
-    The database counts per (counter, officer, UTC hour, level); the hours are then folded into
-    local days, weeks, months or quarters here, which keeps one query for both back ends."""
-    unknown = [d for d in group_by if d not in DIMENSIONS]
-    if unknown or len(set(group_by)) != len(group_by):
-        raise ValueError(f"group_by must be distinct values of {', '.join(DIMENSIONS)}")
-    zone = ZoneInfo(tz)
-    times = [d for d in group_by if d in TIME_DIMENSIONS]
-    cols: list[Any] = []
-    if "counter" in group_by:
-        cols.append(Rating.counter_code)
-    if "officer" in group_by:
-        cols.append(Rating.officer_id)
-    if times:
-        cols.append(_hour_bucket(session).label("hour"))
-    query = flt.apply(select(*cols, Rating.score, func.count()).select_from(Rating))
-    query = query.group_by(*cols, Rating.score)
-    names = {o.id: o.full_name for o in session.scalars(select(Officer))}
-    rows: dict[tuple, SummaryRow] = {}
-    for record in session.execute(query):
-        values = list(record)
-        score, n = int(values[-2]), int(values[-1])
-        key: dict[str, Any] = {}
-        i = 0
-        if "counter" in group_by:
-            key["counter"] = values[i]
-            i += 1
-        if "officer" in group_by:
-            key["officer_id"] = values[i]
-            key["officer"] = names.get(values[i], "(chưa phân công)") if values[i] is not None \
-                else "(chưa phân công)"
-            i += 1
-        if times:
-            local = _as_utc(values[i]).astimezone(zone)
-            for dim in times:
-                key[dim] = period_label(dim, local)
-        ordered = tuple((k, "" if v is None else v) for k, v in key.items() if k != "officer")
-        row = rows.setdefault(ordered, SummaryRow(key=key))
-        row.counts[score] += n
-    return [rows[k] for k in sorted(rows, key=lambda k: tuple(str(v) for _n, v in k))]
 
 
 def _columns(group_by: list[str]) -> list[str]:

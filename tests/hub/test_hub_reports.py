@@ -12,14 +12,15 @@ import pytest
 from sqlalchemy import insert
 
 from thanthien.hub.db.models import Officer, Rating
-from thanthien.hub.services import reports
+from thanthien.hub.services import rating_counts, reports
 from thanthien.hub.services.ratings import RatingFilter
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def seed(db, n: int):
-    """``n`` presses over a year, 4 counters, 6 officers (some presses without an officer)."""
+    """``n`` presses over a year, 4 counters, 6 officers (some presses without an officer),
+    inserted as a database of an older hub holds them, then counted as the migration does."""
     rng = random.Random(20260302)
     start = datetime(2025, 12, 31, 17, 0, tzinfo=UTC)  # 00:00 on 1 Jan 2026 in Hà Nội
     with db.session() as s:
@@ -38,6 +39,7 @@ def seed(db, n: int):
     with db.engine.begin() as conn:
         for chunk in range(0, len(rows), 10_000):
             conn.execute(insert(Rating), rows[chunk:chunk + 10_000])
+        rating_counts.rebuild(conn)
     return rows
 
 

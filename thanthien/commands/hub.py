@@ -1,4 +1,4 @@
-"""`thanthien hub serve | migrate | create-user`: the central hub."""
+"""`thanthien hub serve | migrate | create-user | backup | restore | rebuild-counts`: the central hub."""
 
 from __future__ import annotations
 
@@ -132,6 +132,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     restore.add_argument("--config", required=True)
     restore.add_argument("archive")
     restore.set_defaults(func=run_restore)
+    recount = hsub.add_parser("rebuild-counts", help="count the stored ratings again for the reports, "
+                                                     "in hub.timezone (after changing it)")
+    recount.add_argument("--config", required=True)
+    recount.set_defaults(func=run_rebuild_counts)
 
 
 def run_backup(args: argparse.Namespace) -> int:
@@ -162,11 +166,29 @@ def run_restore(args: argparse.Namespace) -> int:
     setup_logging(settings.logging.level)
     db = Database(settings.database_url)
     try:
-        summary = restore_backup(db, data_dir=settings.hub.data_dir, archive=Path(args.archive))
+        summary = restore_backup(db, data_dir=settings.hub.data_dir, archive=Path(args.archive),
+                                 tz=settings.hub.timezone)
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         db.dispose()
     print(f"restored {summary.path}: {sum(summary.rows.values())} rows, {summary.media_files} media files")
+    return 0
+
+
+def run_rebuild_counts(args: argparse.Namespace) -> int:
+    from thanthien.hub.db.session import Database
+    from thanthien.hub.services import rating_counts
+
+    settings = _settings(args.config)
+    setup_logging(settings.logging.level)
+    db = Database(settings.database_url)
+    try:
+        db.migrate()
+        with db.session() as session:
+            rows = rating_counts.rebuild(session, zone=settings.hub.timezone)
+    finally:
+        db.dispose()
+    print(f"rating counts rebuilt: {rows} rows (counter, officer, local day in {settings.hub.timezone})")
     return 0
