@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -49,10 +50,11 @@ from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Device, EnrollmentCode, Node, NodeCredential
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import DEVICE_STAFF, ActingUser, Actor, require
-from thanthien.hub.services import audit, media_items, node_config
+from thanthien.hub.services import audit, media_items, node_config, registry
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from thanthien.hub.settings import EnrollmentSection
 from thanthien.pki import CsrError, ca_certificate, sign_csr, write_crl
+from thanthien.protocol.ids import ID_PATTERN
 from thanthien.protocol.payloads import NodeConfig
 
 log = logging.getLogger(__name__)
@@ -361,3 +363,52 @@ def qr_svg(text: str) -> str:
     import segno
 
     return str(segno.make(text, error="m").svg_inline(scale=4, border=2, title="Mã QR đăng ký thiết bị"))
+
+
+# -- adding a node, and what the node page says --------------------------------------------
+def add_node(session: Session, *, actor: Actor, node_id: str, name: str, now: datetime,
+             settings: EnrollmentSection, zone: str | None = None, counter: str | None = None) -> IssuedCode:
+    """A new node with its speaker (serving ``zone``) or its rating box (at ``counter``), under
+    the hub's configuration, and its first enrollment code (IT staff)."""
+    require(actor, DEVICE_STAFF)
+    node_id = node_id.strip()
+    if not re.fullmatch(ID_PATTERN, node_id):
+        raise Invalid("Mã thiết bị chỉ gồm chữ thường không dấu, số và dấu gạch ngang (tối đa 63 ký tự), "
+                      "ví dụ loa-ban-moi.")
+    existing = session.get(Node, node_id)
+    if existing is not None and existing.registered:
+        raise Conflict(f"Đã có thiết bị mã {node_id}.")
+    if zone and counter:
+        raise Invalid("Một thiết bị mới có một cụm loa hoặc một hộp đánh giá, không cả hai.")
+    name = " ".join(name.split())[:200]
+    registry.register_node(session, actor=actor, node_id=node_id, name=name, now=now)
+    if zone:
+        registry.upsert_device(session, actor=actor, node_id=node_id, code="loa", kind="speaker",
+                               name=name or "Cụm loa", zone=zone, now=now)
+    elif counter:
+        registry.upsert_device(session, actor=actor, node_id=node_id, code=f"hop-{counter}"[:63],
+                               kind="rating_box", name=name or "Hộp đánh giá", counter=counter, now=now)
+    return issue_code(session, actor=actor, node_id=node_id, now=now, settings=settings)
+
+
+@dataclass(frozen=True)
+class EnrollmentStatus:
+    identity: str | None
+    """``password`` or ``certificate`` in force; ``None``: not enrolled (or revoked)."""
+    enrolled_at: datetime | None
+    code_expires_at: datetime | None
+    """An unused code waiting for the node."""
+    retired_at: datetime | None
+
+
+def status(session: Session, *, node_id: str, now: datetime) -> EnrollmentStatus:
+    cred = session.scalar(select(NodeCredential).where(NodeCredential.node_id == node_id,
+                                                       NodeCredential.revoked_at.is_(None))
+                          .order_by(NodeCredential.issued_at.desc()).limit(1))
+    code = session.scalar(select(EnrollmentCode.expires_at).where(
+        EnrollmentCode.node_id == node_id, EnrollmentCode.used_at.is_(None),
+        EnrollmentCode.replaced_at.is_(None), EnrollmentCode.expires_at > now))
+    node = session.get(Node, node_id)
+    return EnrollmentStatus(identity=cred.kind if cred else None,
+                            enrolled_at=cred.issued_at if cred else None, code_expires_at=code,
+                            retired_at=node.retired_at if node else None)

@@ -21,6 +21,7 @@ from thanthien.hub.web.routes import (
     broadcasts,
     dossiers,
     events,
+    fleet,
     health,
     media,
     notify,
@@ -32,7 +33,7 @@ from thanthien.hub.web.templating import HERE, render
 
 PREFIX = "/ui"
 ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router, broadcasts.router,
-           media.router, audit.router, dossiers.router, notify.router)
+           media.router, audit.router, dossiers.router, notify.router, fleet.router)
 REFUSALS = {403: "Không có quyền thực hiện", 404: "Không tìm thấy", 409: "Không thực hiện được",
             422: "Thông tin chưa hợp lệ", 503: "Dịch vụ tạm thời không sẵn sàng"}
 

@@ -90,6 +90,7 @@ templates.env.globals.update(NODE_STATES=NODE_STATES, CAMERA_STATES=CAMERA_STATE
 NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/", "Trang chủ", EVERYONE),
     ("/ui/health", "Tình trạng thiết bị", DEVICE_STAFF),
+    ("/ui/enroll", "Thêm thiết bị", DEVICE_STAFF),
     ("/ui/satisfaction", "Mức độ hài lòng", REPORT_READERS),
     ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_READERS),
     ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),

@@ -21,11 +21,12 @@ from web.pages import attr, css, css_all, live_connected, log_in, menu, overflow
 from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ, press, state, survey_years
 
 MENUS = {
-    "admin": ["Trang chủ", "Tình trạng thiết bị", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
+    "admin": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Mức độ hài lòng", "Lịch phát thanh",
+              "Thư viện âm thanh",
               "Người dùng", "Nhật ký quản trị", "Hồ sơ một cửa", "Đánh giá qua tin nhắn", "Tin nhắn",
               "Người nhận cảnh báo"],
     "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Hồ sơ một cửa"],
-    "it": ["Trang chủ", "Tình trạng thiết bị", "Lịch phát thanh"],
+    "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Lịch phát thanh"],
     "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
                "Đánh giá qua tin nhắn"],
 }

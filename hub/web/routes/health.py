@@ -1,5 +1,7 @@
 """Device health for IT staff: every node and device at a glance, open alarms with
-acknowledge, and a node page with telemetry charts and its state history."""
+acknowledge, and a node page with telemetry charts, its state history, the config version
+the hub publishes and the one the node runs, its commands with their answers, and the last
+picture of a camera that went black or froze (the forms it posts are in ``routes/fleet.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from thanthien.hub.roles import ALARM_HANDLERS, DEVICE_STAFF
-from thanthien.hub.services import alarms, registry
+from thanthien.hub.services import alarms, enrollment, fleet_commands, node_config, node_history, registry
 from thanthien.hub.services.errors import Conflict, NotFound
 from thanthien.hub.web import charts, flash, periods, queries, regions
 from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
@@ -67,7 +69,12 @@ def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", 
                                              lower=None if s.key == "clock_offset_ms" else 0.0))
                        for s in series],
             "hourly": hourly,
-            "history": queries.state_history(session, node_id=node_id, start=span_start, end=span_end),
+            "history": node_history.state_history(session, node_id=node_id, start=span_start, end=span_end),
+            "config": node_config.view(session, node_id=node_id),
+            "enrollment": enrollment.status(session, node_id=node_id, now=now),
+            "commands": fleet_commands.recent(session, node_id=node_id),
+            "command_labels": {name: spec.label for name, spec in fleet_commands.COMMANDS.items()},
+            "thumbnails": node_history.thumbnails(session, node_id=node_id),
             "alarms": alarms.alarms_for(session, viewer=user, active=True, subject=node_id),
             "ranges": [(key, text) for key, (text, _span) in RANGES.items()],
             "range": range, "span_label": label, "error": error,
