@@ -4,9 +4,10 @@ What is seeded, once (everything in one transaction; a second call finds the off
 changes nothing):
 
 * the registry of :mod:`thanthien.sim.town` (site, zones, counters, nodes and devices);
-* the officers and their duty roster: every working day (``holidays`` VN, lunar Tết
-  included) each counter is staffed 07:00–17:30 by one of its two officers, alternating by
-  ISO week, from the start of the history to two weeks ahead;
+* the officers and their weekly duty roster: at each counter its first officer works
+  Monday, Wednesday and Friday, its second Tuesday and Thursday, 07:00–17:30, from the start
+  of the history on; next week the first officer of quầy 1 takes Wednesday off and the
+  second stands in (leave and a swap, so the roster page shows both);
 * a user per role (admin, officer, it, leader);
 * with the hub's settings, three approved broadcasts rendered with the hub's Vietnamese TTS
   (the morning and afternoon bulletins on working days, the chairman's greeting on the first
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session
 from thanthien.hub.db.models import Officer, Rating
 from thanthien.hub.db.session import Database
 from thanthien.hub.roles import LEADER, OFFICER, SYSTEM, ActingUser
-from thanthien.hub.services import ratings, registry, users
+from thanthien.hub.services import ratings, registry, roster, users
 from thanthien.hub.settings import RegistrySection
 from thanthien.protocol.payloads import RatingEvent
 from thanthien.sim import town
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 VISITS_PER_HOUR = 4.0
 BATCH = 2000
 SHIFT = (time(7, 0), time(17, 30))
-ROSTER_AHEAD_DAYS = 14
+WEEKLY = ((1, 3, 5), (2, 4))
+"""The weekdays of a counter's first and second officer."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def seed_town(db: Database, *, now: datetime, logins: list[Login], start: dateti
             return SeedReport(seeded=False)
         registry.apply_declarations(session, registry=RegistrySection(**town.registry_declarations()))
         officers = _officers(session)
-        shifts = _roster(session, officers, start, now + timedelta(days=ROSTER_AHEAD_DAYS))
+        shifts = _roster(session, officers, start, now)
         _logins(session, logins, now)
         count = _ratings(session, start, now, seed)
         if settings is not None:
@@ -191,23 +193,29 @@ def _officers(session: Session) -> dict[str, list[int]]:
     return by_counter
 
 
-def _roster(session: Session, officers: dict[str, list[int]], start: datetime, end: datetime) -> int:
-    model = CitizenModel(counters={})
-    day = start.astimezone(LOCAL_TZ).date()
-    last = end.astimezone(LOCAL_TZ).date()
-    n = 0
-    while day <= last:
-        if model.is_open(day):
-            week = day.isocalendar().week
-            begins = datetime.combine(day, SHIFT[0], LOCAL_TZ).astimezone(UTC)
-            ends = datetime.combine(day, SHIFT[1], LOCAL_TZ).astimezone(UTC)
-            for counter in town.COUNTERS:
-                pair = officers[counter.code]
-                registry.add_shift(session, actor=SYSTEM, officer_id=pair[week % len(pair)],
-                                   counter=counter.code, starts_at=begins, ends_at=ends)
-                n += 1
-        day += timedelta(days=1)
-    return n
+def _roster(session: Session, officers: dict[str, list[int]], start: datetime, now: datetime) -> int:
+    """The weekly pattern of every counter and next Wednesday's leave and swap: rows written."""
+    tz = str(LOCAL_TZ)
+    first = start.astimezone(LOCAL_TZ).date()
+    hours = SHIFT[0].strftime("%H:%M"), SHIFT[1].strftime("%H:%M")
+    rows = 0
+    for counter in town.COUNTERS:
+        for officer_id, weekdays in zip(officers[counter.code], WEEKLY, strict=False):
+            roster.apply(session, roster.new_pattern(
+                session, actor=SYSTEM, counter=counter.code, officer_id=officer_id, weekdays=weekdays,
+                starts=hours[0], ends=hours[1], valid_from=first, tz=tz), actor=SYSTEM)
+            rows += 1
+    today = now.astimezone(LOCAL_TZ).date()
+    wednesday = today + timedelta(days=7 - today.weekday() + 2)
+    away, stands_in = officers[town.COUNTERS[0].code][:2]
+    begins, ends = roster.local_span(wednesday, None, hours[0], hours[1], tz)
+    roster.apply(session, roster.new_exception(
+        session, actor=SYSTEM, kind="leave", officer_id=away, counter=None, starts_at=begins, ends_at=ends,
+        note="Nghỉ phép năm", tz=tz), actor=SYSTEM)
+    roster.apply(session, roster.new_exception(
+        session, actor=SYSTEM, kind="swap", officer_id=stands_in, counter=town.COUNTERS[0].code,
+        starts_at=begins, ends_at=ends, note="Trực thay", tz=tz), actor=SYSTEM)
+    return rows + 2
 
 
 def _months(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:

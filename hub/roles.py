@@ -48,6 +48,12 @@ BROADCAST_EDITORS: Final[tuple[Role, ...]] = (ADMIN, OFFICER, LEADER)
 """Draft, edit and archive broadcasts; the media library."""
 BROADCAST_APPROVERS: Final[tuple[Role, ...]] = (ADMIN, LEADER)
 """Approve broadcasts, play now (emergency too) and stop."""
+REGISTRY_READERS: Final[tuple[Role, ...]] = (ADMIN, IT)
+"""The registry pages (Danh mục): zones and their speakers, counters and their rating boxes."""
+REGISTRY_EDITORS: Final[tuple[Role, ...]] = ADMINS
+"""Zones, counters and officers: create, edit, retire and bring back."""
+ROSTER_EDITORS: Final[tuple[Role, ...]] = ADMINS
+"""The duty roster: the weekly pattern, its exceptions, and stored ratings following a change."""
 DOSSIER_OFFICERS: Final[tuple[Role, ...]] = (ADMIN, OFFICER)
 """Record dossiers and their events (the notices to citizens follow); admins also edit the
 notice templates, see every message sent and manage opt-outs and alarm contacts."""

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from thanthien.hub.db.models import AuditEntry, Occurrence
 from thanthien.hub.roles import Role
-from thanthien.hub.services import audit, deliveries, users
+from thanthien.hub.services import audit, deliveries, roster, users
 from thanthien.hub.services.broadcasts import REASON_MAX, BroadcastView
 from thanthien.hub.services.tts import DEFAULT_WPM, MAX_WPM, MIN_WPM, Voice
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
@@ -87,6 +87,8 @@ class ZoneOut(Out):
     name: str
     kind: str
     site_id: int | None
+    retired_at: datetime | None = Field(None, description="Retired: kept with its history, not offered for "
+                                                          "new things.")
 
 
 class CounterIn(Body):
@@ -100,6 +102,7 @@ class CounterOut(Out):
     code: str
     name: str
     site_id: int | None
+    retired_at: datetime | None = None
 
 
 class NodeIn(Body):
@@ -137,6 +140,14 @@ class DeviceIn(Body):
     name: str = Field("", max_length=200)
     counter: CounterId | None = None
     zone: str | None = None
+    rtsp_url: str | None = Field(None, max_length=1000, description="A camera's rtsp:// address; \"\" clears "
+                                 "it, left out keeps it. An account written in it moves to the account.")
+    snapshot_url: str | None = Field(None, max_length=1000, description="A camera's http:// JPEG snapshot.")
+    camera_username: str | None = Field(None, max_length=128, description="Sets or replaces the camera's "
+                                        "account (never shown back); left out keeps it.")
+    camera_password: SecretStr | None = Field(None, description="With a username, or alone to replace only "
+                                              "the password.")
+    clear_credentials: bool = False
 
 
 class DeviceOut(Out):
@@ -147,6 +158,16 @@ class DeviceOut(Out):
     name: str
     counter_id: int | None
     zone_id: int | None
+    retired_at: datetime | None = None
+    rtsp_url: str | None = None
+    snapshot_url: str | None = None
+    has_credentials: bool = Field(False, description="Whether a camera account is set (it is never shown).")
+
+    @classmethod
+    def of(cls, device: Any) -> DeviceOut:
+        out = cls.model_validate(device)
+        out.has_credentials = device.camera_username is not None
+        return out
 
 
 class OfficerIn(Body):
@@ -162,6 +183,7 @@ class OfficerOut(Out):
     full_name: str
     title: str
     user_id: int | None
+    retired_at: datetime | None = None
 
 
 class ShiftIn(Body):
@@ -468,3 +490,111 @@ class AdminAuditOut(BaseModel):
 class AdminAuditPage(BaseModel):
     total: int = Field(description="Entries the filter selects (the page holds at most `limit`).")
     entries: list[AdminAuditOut]
+
+
+# -- registry edits and the weekly duty roster (issue 15) ------------------------------------
+Hhmm = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$", description="Local time HH:MM (24:00: midnight).")
+
+
+class ZoneUpdate(Body):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    kind: Literal["hamlet", "residential_group"] | None = None
+
+
+class CounterUpdate(Body):
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class OfficerUpdate(Body):
+    full_name: str | None = Field(None, min_length=1, max_length=200)
+    title: str | None = Field(None, max_length=200)
+    user_id: int | None = Field(None, ge=1, le=2**63 - 1, description="The linked login; null unlinks it, "
+                                "left out keeps it.")
+
+
+class PatternIn(Body):
+    counter: CounterId
+    officer_id: int = Field(ge=1, le=2**63 - 1)
+    weekdays: list[int] = Field(min_length=1, max_length=7, description="1 = Monday … 7 = Sunday.")
+    starts: str = Hhmm
+    ends: str = Hhmm
+    valid_from: date | None = Field(None, description="Local date; today when left out.")
+    valid_until: date | None = Field(None, description="Local date, inclusive; open-ended when left out.")
+
+
+class PatternEnd(Body):
+    last_day: date = Field(description="The last local day the row applies; a day before it began "
+                                       "removes it, with every rating it named.")
+
+
+class PatternOut(Out):
+    id: int
+    counter_id: int
+    officer_id: int
+    weekdays: list[int]
+    starts: str
+    ends: str
+    timezone: str
+    valid_from: date
+    valid_until: date | None
+
+    @classmethod
+    def of(cls, row: Any) -> PatternOut:
+        return cls(id=row.id, counter_id=row.counter_id, officer_id=row.officer_id,
+                   weekdays=list(row.weekdays), starts=roster.hhmm(row.starts_min),
+                   ends=roster.hhmm(row.ends_min), timezone=row.timezone,
+                   valid_from=row.valid_from, valid_until=row.valid_until)
+
+
+class ExceptionIn(Body):
+    kind: Literal["leave", "swap", "extra"] = Field(description="leave: away from every counter; swap: "
+                                                    "stands in at the counter; extra: a one-off day there.")
+    officer_id: int = Field(ge=1, le=2**63 - 1)
+    counter: CounterId | None = Field(None, description="Required for swap and extra; ignored for leave.")
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    note: str = Field("", max_length=200)
+
+
+class ExceptionOut(Out):
+    id: int
+    kind: str
+    officer_id: int
+    counter_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    note: str
+
+
+class RosterMove(BaseModel):
+    from_officer_id: int | None
+    to_officer_id: int | None
+    ratings: int
+
+
+class RosterChangeOut(BaseModel):
+    dry_run: bool = Field(description="true: nothing was changed, this is what the change would do.")
+    ratings_changed: int = Field(description="Stored ratings that change officer (or go to nobody).")
+    moves: list[RosterMove]
+    pattern: PatternOut | None = None
+    exception: ExceptionOut | None = None
+
+    @classmethod
+    def of(cls, impact: Any, *, dry_run: bool, applied: Any = None) -> RosterChangeOut:
+        moves = [RosterMove(from_officer_id=a, to_officer_id=b, ratings=n) for a, b, n in impact.moves()]
+        out = cls(dry_run=dry_run, ratings_changed=impact.count, moves=moves)
+        if applied is not None and applied.patterns:
+            out.pattern = PatternOut.of(applied.patterns[0])
+        if applied is not None and applied.exceptions:
+            out.exception = ExceptionOut.model_validate(applied.exceptions[0])
+        return out
+
+
+class DutyOut(BaseModel):
+    counter: str
+    starts_at: datetime
+    ends_at: datetime
+    officer_id: int | None = Field(description="Who is on duty; null: the pattern's officer is on leave.")
+    source: Literal["pattern", "swap", "extra", "leave"]
+    replaces_officer_id: int | None = Field(description="For a swap or a leave: whom the weekly pattern "
+                                            "names.")

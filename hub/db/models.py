@@ -80,6 +80,8 @@ class Zone(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32), default="hamlet")
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    # retired: kept with its history, no longer offered for new things (issue 15)
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Counter(Base):
@@ -90,6 +92,7 @@ class Counter(Base):
     code: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Node(Base):
@@ -123,6 +126,13 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     counter_id: Mapped[int | None] = mapped_column(ForeignKey("counters.id", ondelete="SET NULL"))
     zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id", ondelete="SET NULL"))
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # a camera's addresses (without credentials) and its account: stored for the node's
+    # config, never shown back, logged or audited (only whether one is set)
+    rtsp_url: Mapped[str | None] = mapped_column(String(500))
+    snapshot_url: Mapped[str | None] = mapped_column(String(500))
+    camera_username: Mapped[str | None] = mapped_column(String(128))
+    camera_password: Mapped[str | None] = mapped_column(String(256))
 
 
 class Officer(Base):
@@ -134,18 +144,43 @@ class Officer(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(200), default="")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
-class RosterEntry(Base):
-    """An officer on duty at a counter for [starts_at, ends_at)."""
+class RosterPattern(Base):
+    """The weekly duty roster: an officer staffs a counter on ``weekdays`` (1 = Monday … 7)
+    from ``starts_min`` to ``ends_min`` (minutes after local midnight in ``timezone``), on the
+    local days ``valid_from`` … ``valid_until`` (inclusive; open-ended when ``None``)."""
 
-    __tablename__ = "roster"
-    __table_args__ = (Index("ix_roster_counter_time", "counter_id", "starts_at"),)
+    __tablename__ = "roster_patterns"
+    __table_args__ = (Index("ix_roster_patterns_counter_from", "counter_id", "valid_from"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id", ondelete="CASCADE"))
     counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id", ondelete="CASCADE"))
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id", ondelete="CASCADE"))
+    weekdays: Mapped[list[int]] = mapped_column(JSON, default=list)
+    starts_min: Mapped[int] = mapped_column(Integer)
+    ends_min: Mapped[int] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+
+
+class RosterException(Base):
+    """An exception to the weekly roster for [starts_at, ends_at): ``leave`` (the officer is
+    away from every counter), ``swap`` (the officer staffs the counter instead of whoever the
+    pattern names) or ``extra`` (a one-off day at the counter; the roster's one-off shifts
+    before issue 15 became these)."""
+
+    __tablename__ = "roster_exceptions"
+    __table_args__ = (Index("ix_roster_exceptions_counter_time", "counter_id", "starts_at"),
+                      Index("ix_roster_exceptions_officer_time", "officer_id", "starts_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id", ondelete="CASCADE"))
+    counter_id: Mapped[int | None] = mapped_column(ForeignKey("counters.id", ondelete="CASCADE"))
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
 
 
 # -- people --------------------------------------------------------------------------------
@@ -506,6 +541,7 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
 
 # -- telling people: dossiers and their notices, the SMS outbox, alarms to people (issue 17) --
 class Dossier(Base):

@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import re
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Counter, Device, Node, Officer, Rating, RosterEntry, Site, User, Zone
-from thanthien.hub.roles import SYSTEM, Actor
-from thanthien.hub.services import audit, rating_counts
+from thanthien.edge.cameras.urls import parse_endpoint
+from thanthien.hub.db.models import (
+    Counter,
+    Device,
+    Node,
+    Officer,
+    Rating,
+    RosterException,
+    RosterPattern,
+    Site,
+    User,
+    Zone,
+)
+from thanthien.hub.roles import DEVICE_STAFF, REGISTRY_EDITORS, SYSTEM, Actor, require
+from thanthien.hub.services import audit, rating_counts, roster
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.settings import RegistrySection
+from thanthien.protocol.ids import ID_PATTERN
 
 log = logging.getLogger(__name__)
 
 DEVICE_KINDS = ("rating_box", "speaker", "camera")
+ZONE_KINDS = ("hamlet", "residential_group")
 
 
 # -- lookups -------------------------------------------------------------------------------
@@ -58,12 +74,17 @@ def create_site(session: Session, *, actor: Actor, code: str, name: str, now: da
     return site
 
 
-def list_zones(session: Session) -> list[Zone]:
-    return list(session.scalars(select(Zone).order_by(Zone.code)))
+def list_zones(session: Session, *, active: bool | None = None) -> list[Zone]:
+    """Zones by code (``active``: only those in service, or only the retired ones)."""
+    return list(session.scalars(_in_service(select(Zone), Zone, active).order_by(Zone.code)))
 
 
 def create_zone(session: Session, *, actor: Actor, code: str, name: str, kind: str = "hamlet",
                 site: str | None = None, now: datetime | None = None) -> Zone:
+    require(actor, REGISTRY_EDITORS)
+    if kind not in ZONE_KINDS:
+        raise Invalid(f"Loại khu vực {kind!r} không có (bản hoặc tổ dân phố).")
+    code, name = _valid_code(code), _name(name)
     _unique(session, Zone, code)
     zone = Zone(code=code, name=name, kind=kind, site_id=_site_id(session, site))
     session.add(zone)
@@ -72,12 +93,34 @@ def create_zone(session: Session, *, actor: Actor, code: str, name: str, kind: s
     return zone
 
 
-def list_counters(session: Session) -> list[Counter]:
-    return list(session.scalars(select(Counter).order_by(Counter.code)))
+def update_zone(session: Session, *, actor: Actor, zone_id: int, name: str | None = None,
+                kind: str | None = None, now: datetime | None = None) -> Zone:
+    require(actor, REGISTRY_EDITORS)
+    zone = _get(session, Zone, zone_id)
+    if kind is not None and kind not in ZONE_KINDS:
+        raise Invalid(f"Loại khu vực {kind!r} không có (bản hoặc tổ dân phố).")
+    values: dict[str, Any] = {} if name is None else {"name": _name(name)}
+    if kind is not None:
+        values["kind"] = kind
+    return _edit(session, actor, zone, values, now)
+
+
+def list_counters(session: Session, *, active: bool | None = None) -> list[Counter]:
+    """Counters by code (``active``: only those in service, or only the retired ones)."""
+    return list(session.scalars(_in_service(select(Counter), Counter, active).order_by(Counter.code)))
+
+
+def update_counter(session: Session, *, actor: Actor, counter_id: int, name: str | None = None,
+                   now: datetime | None = None) -> Counter:
+    require(actor, REGISTRY_EDITORS)
+    counter = _get(session, Counter, counter_id)
+    return _edit(session, actor, counter, {"name": _name(name)} if name is not None else {}, now)
 
 
 def create_counter(session: Session, *, actor: Actor, code: str, name: str,
                    site: str | None = None, now: datetime | None = None) -> Counter:
+    require(actor, REGISTRY_EDITORS)
+    code, name = _valid_code(code), _name(name)
     _unique(session, Counter, code)
     counter = Counter(code=code, name=name, site_id=_site_id(session, site))
     session.add(counter)
@@ -89,6 +132,11 @@ def create_counter(session: Session, *, actor: Actor, code: str, name: str,
 def delete_row(session: Session, *, actor: Actor, model: type[Any], ident: Any,
                now: datetime | None = None) -> None:
     row = _get(session, model, ident)
+    if isinstance(row, Officer | Counter):
+        named = Rating.officer_id == row.id if isinstance(row, Officer) else Rating.counter_code == row.code
+        if session.scalar(select(Rating.id).where(named).limit(1)) is not None:
+            raise Conflict(f"{_label(row)} đã có đánh giá được lưu; hãy ngừng sử dụng thay vì xóa, "
+                           "để báo cáo vẫn giữ tên.")
     _audit(session, actor, "delete", row, at=now)
     if isinstance(row, Officer):  # their ratings fall to nobody (ON DELETE SET NULL): so do the counts
         rating_counts.forget_officer(session, officer_id=row.id)
@@ -270,7 +318,7 @@ def declared_devices(session: Session, *, node_ids: Iterable[str],
         rows = session.execute(
             select(Node.id, Device.kind, Device.code, Counter.code)
             .select_from(Node)
-            .outerjoin(Device, Device.node_id == Node.id)
+            .outerjoin(Device, (Device.node_id == Node.id) & Device.retired_at.is_(None))
             .outerjoin(Counter, Counter.id == Device.counter_id)
             .where(Node.id.in_(sorted(missing)), Node.registered.is_(True))
         ).all()
@@ -283,18 +331,81 @@ def declared_devices(session: Session, *, node_ids: Iterable[str],
     return {n: dict(kinds.get(kind, {})) for n in wanted if (kinds := cache[n]) is not None}
 
 
-def list_devices(session: Session, *, node_id: str | None = None) -> list[Device]:
-    query = select(Device).order_by(Device.node_id, Device.code)
+def list_devices(session: Session, *, node_id: str | None = None, active: bool | None = None) -> list[Device]:
+    query = _in_service(select(Device), Device, active).order_by(Device.node_id, Device.code)
     if node_id is not None:
         query = query.where(Device.node_id == node_id)
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class CameraAccess:
+    """What a form or request says of a camera's addresses and account. An address ``None`` is
+    kept, ``""`` cleared; the account is replaced only when a username or a password is given
+    (a password alone keeps the username), or cleared. An account written in an address moves
+    out of it, as the edge does. Neither is ever shown back, logged or audited."""
+
+    rtsp_url: str | None = None
+    snapshot_url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    clear_credentials: bool = False
+
+
+URL_LABELS = {"rtsp_url": "Địa chỉ RTSP", "snapshot_url": "Địa chỉ ảnh chụp (snapshot)"}
+
+
+def _camera(device: Device, access: CameraAccess) -> dict[str, Any]:
+    """Set a camera's addresses and account; what changed (for the account only its fate)."""
+    changed: dict[str, Any] = {}
+    inline = None
+    for field, value, schemes in (("rtsp_url", access.rtsp_url, ("rtsp",)),
+                                  ("snapshot_url", access.snapshot_url, ("http",))):
+        if value is None:
+            continue
+        clean = None
+        if value.strip():
+            try:
+                endpoint = parse_endpoint(value.strip(), schemes)
+            except ValueError as exc:  # the message never repeats the address
+                raise Invalid(f"{URL_LABELS[field]} không hợp lệ: {exc}.") from None
+            clean, inline = endpoint.url, inline or endpoint.credentials
+            if len(clean) > 500:
+                raise Invalid(f"{URL_LABELS[field]} dài quá 500 ký tự.")
+        if getattr(device, field) != clean:
+            changed[field] = {"from": getattr(device, field), "to": clean}
+            setattr(device, field, clean)
+    had = device.camera_username is not None
+    username, password = access.username or None, access.password or None
+    if access.clear_credentials:
+        account: tuple[str, str] | None = None
+    elif username is not None:
+        account = (username, password or "")
+    elif password is not None:
+        user = inline.username if inline is not None else device.camera_username
+        if user is None:
+            raise Invalid("Nhập tên đăng nhập của camera cùng mật khẩu.")
+        account = (user, password)
+    elif inline is not None:
+        account = (inline.username, inline.password)
+    else:
+        return changed
+    if account is not None and (len(account[0]) > 128 or len(account[1]) > 256):
+        raise Invalid("Tên đăng nhập (tối đa 128 ký tự) hoặc mật khẩu camera (tối đa 256) quá dài.")
+    if account is None and not had:
+        return changed
+    device.camera_username, device.camera_password = account if account else (None, None)
+    changed["credentials"] = "cleared" if account is None else "replaced" if had else "set"
+    return changed
+
+
 def upsert_device(session: Session, *, actor: Actor, node_id: str, code: str, kind: str, name: str = "",
-                  counter: str | None = None, zone: str | None = None, now: datetime | None = None) -> Device:
+                  counter: str | None = None, zone: str | None = None, camera: CameraAccess | None = None,
+                  now: datetime | None = None) -> Device:
     """Create or update a device of a node (audited when something changed)."""
+    require(actor, DEVICE_STAFF)
     device, verb, changed = _upsert_device(session, node_id=node_id, code=code, kind=kind, name=name,
-                                           counter=counter, zone=zone)
+                                           counter=counter, zone=zone, camera=camera)
     if changed:
         audit.record(session, actor=actor, action=f"device.{verb}", subject=f"device:{node_id}/{code}",
                      at=now, details=changed)
@@ -302,11 +413,13 @@ def upsert_device(session: Session, *, actor: Actor, node_id: str, code: str, ki
 
 
 def _upsert_device(session: Session, *, node_id: str, code: str, kind: str, name: str,
-                   counter: str | None, zone: str | None) -> tuple[Device, str, dict[str, Any]]:
+                   counter: str | None, zone: str | None,
+                   camera: CameraAccess | None = None) -> tuple[Device, str, dict[str, Any]]:
     if kind not in DEVICE_KINDS:
         raise Invalid(f"unknown device kind {kind!r}")
     if kind == "rating_box" and counter is None:
         raise Invalid("a rating box needs its counter")
+    _valid_code(code)
     get_node(session, node_id=node_id)
     device = session.scalar(select(Device).where(Device.node_id == node_id, Device.code == code))
     before: dict[str, Any] = {}
@@ -321,11 +434,18 @@ def _upsert_device(session: Session, *, node_id: str, code: str, kind: str, name
     device.name = name
     counter_row = _by_code(session, Counter, counter)
     zone_row = _by_code(session, Zone, zone)
+    for target, row in (("counter", counter_row), ("zone", zone_row)):
+        if row is not None and row.retired_at is not None and before.get(target) != row.code:
+            raise Invalid(f"{_label(row)} đã ngừng sử dụng; hãy chọn chỗ khác.")
     device.counter_id = counter_row.id if counter_row else None
     device.zone_id = zone_row.id if zone_row else None
+    if camera is not None and kind != "camera" and (camera.rtsp_url or camera.snapshot_url or camera.username
+                                                    or camera.password):
+        raise Invalid("Chỉ camera mới có địa chỉ RTSP, ảnh chụp và tài khoản.")
+    access = _camera(device, camera) if camera is not None else {}
     session.flush()
     changed = audit.changes(before, {"kind": kind, "name": name, "counter": counter, "zone": zone})
-    return device, "update" if before else "create", changed
+    return device, "update" if before else "create", {**changed, **access}
 
 
 def _code(session: Session, model: type[Any], ident: int | None) -> str | None:
@@ -367,12 +487,15 @@ def apply_declarations(session: Session, *, registry: RegistrySection, now: date
 
 
 # -- officers and roster -------------------------------------------------------------------
-def list_officers(session: Session) -> list[Officer]:
-    return list(session.scalars(select(Officer).order_by(Officer.code)))
+def list_officers(session: Session, *, active: bool | None = None) -> list[Officer]:
+    """Officers by code (``active``: only those in service, or only the retired ones)."""
+    return list(session.scalars(_in_service(select(Officer), Officer, active).order_by(Officer.code)))
 
 
 def create_officer(session: Session, *, actor: Actor, code: str, full_name: str, title: str = "",
                    user_id: int | None = None, now: datetime | None = None) -> Officer:
+    require(actor, REGISTRY_EDITORS)
+    code, full_name = _valid_code(code), _name(full_name)
     _unique(session, Officer, code)
     if user_id is not None and session.get(User, user_id) is None:
         raise Invalid(f"user {user_id} does not exist")
@@ -383,88 +506,154 @@ def create_officer(session: Session, *, actor: Actor, code: str, full_name: str,
     return officer
 
 
+def update_officer(session: Session, *, actor: Actor, officer_id: int, full_name: str | None = None,
+                   title: str | None = None, user_id: int | Literal["keep"] | None = "keep",
+                   now: datetime | None = None) -> Officer:
+    """Rename an officer, change their title or the login linked to them (``None`` unlinks)."""
+    require(actor, REGISTRY_EDITORS)
+    officer = _get(session, Officer, officer_id)
+    values: dict[str, Any] = {}
+    if full_name is not None:
+        values["full_name"] = _name(full_name)
+    if title is not None:
+        values["title"] = title.strip()
+    if user_id != "keep":
+        if user_id is not None and session.get(User, user_id) is None:
+            raise Invalid(f"Không có người dùng số {user_id}.")
+        values["user_id"] = user_id
+    return _edit(session, actor, officer, values, now)
+
+
+# -- the duty roster (services/roster.py) -----------------------------------------------------
 def list_roster(session: Session, *, counter: str | None = None, start: datetime | None = None,
-                end: datetime | None = None) -> list[RosterEntry]:
-    query = select(RosterEntry).order_by(RosterEntry.starts_at)
-    if counter is not None:
-        query = query.where(RosterEntry.counter_id == _by_code(session, Counter, counter).id)
-    if start is not None:
-        query = query.where(RosterEntry.ends_at > start)
-    if end is not None:
-        query = query.where(RosterEntry.starts_at < end)
-    return list(session.scalars(query))
+                end: datetime | None = None) -> list[RosterException]:
+    """The one-off days (``extra`` exceptions: the roster's shifts before the weekly pattern)."""
+    return roster.list_exceptions(session, counter=counter, kind="extra", start=start, end=end)
 
 
 def add_shift(session: Session, *, actor: Actor, officer_id: int, counter: str, starts_at: datetime,
-              ends_at: datetime, now: datetime | None = None) -> RosterEntry:
-    """Put an officer on duty at a counter for [starts_at, ends_at); ratings already stored in
-    that window are attributed to them."""
-    if ends_at <= starts_at:
-        raise Invalid("a shift must end after it starts")
-    officer = _get(session, Officer, officer_id)
-    counter_row = _by_code(session, Counter, counter)
-    overlap = session.scalar(select(RosterEntry).where(
-        RosterEntry.counter_id == counter_row.id, RosterEntry.starts_at < ends_at,
-        RosterEntry.ends_at > starts_at))
-    if overlap is not None:
-        raise Conflict(f"counter {counter!r} already has officer {overlap.officer_id} on duty "
-                       f"from {overlap.starts_at.isoformat()} to {overlap.ends_at.isoformat()}")
-    entry = RosterEntry(officer_id=officer_id, counter_id=counter_row.id, starts_at=starts_at,
-                        ends_at=ends_at)
-    session.add(entry)
-    session.flush()
-    _attribute(session, counter_code=counter, start=starts_at, end=ends_at, officer_id=officer_id)
-    _audit_shift(session, actor, "add", entry, officer=officer, counter=counter, at=now)
-    return entry
+              ends_at: datetime, now: datetime | None = None) -> RosterException:
+    """Put an officer on duty at a counter for [starts_at, ends_at) (a one-off day); ratings
+    already stored in that window are attributed to them."""
+    change = roster.new_exception(session, actor=actor, kind="extra", officer_id=officer_id, counter=counter,
+                                  starts_at=starts_at, ends_at=ends_at)
+    return roster.apply(session, change, actor=actor, now=now).exceptions[0]
 
 
 def remove_shift(session: Session, *, actor: Actor, entry_id: int, now: datetime | None = None) -> None:
-    entry = _get(session, RosterEntry, entry_id)
-    counter = session.get(Counter, entry.counter_id)
-    assert counter is not None
-    _attribute(session, counter_code=counter.code, start=entry.starts_at, end=entry.ends_at,
-               officer_id=None)
-    _audit_shift(session, actor, "remove", entry, officer=session.get(Officer, entry.officer_id),
-                 counter=counter.code, at=now)
-    session.delete(entry)
-    session.flush()
-
-
-def _audit_shift(session: Session, actor: Actor, verb: str, entry: RosterEntry, *, officer: Officer | None,
-                 counter: str, at: datetime | None) -> None:
-    audit.record(session, actor=actor, action=f"roster.{verb}", subject=f"roster:{counter}", at=at, details={
-        "shift": entry.id, "officer": officer.code if officer else entry.officer_id,
-        "officer_name": officer.full_name if officer else None, "starts_at": entry.starts_at,
-        "ends_at": entry.ends_at})
-
-
-def _attribute(session: Session, *, counter_code: str, start: datetime, end: datetime,
-               officer_id: int | None) -> None:
-    session.execute(
-        update(Rating)
-        .where(Rating.counter_code == counter_code, Rating.pressed_at >= start, Rating.pressed_at < end)
-        .values(officer_id=officer_id)
-    )
-    rating_counts.recount(session, counter_code=counter_code, start=start, end=end)
+    roster.apply(session, roster.drop_exception(session, actor=actor, exception_id=entry_id, kind="extra"),
+                 actor=actor, now=now)
 
 
 def officers_on_duty(session: Session, *, presses: Iterable[tuple[str, datetime]]) -> list[int | None]:
     """The officer on duty for each (counter code, press time), in order; ``None`` if nobody.
-    One query for all the counters (the shifts overlapping the presses' whole span)."""
-    presses = list(presses)
-    if not presses:
-        return []
-    shifts: dict[str, list[tuple[datetime, datetime, int]]] = defaultdict(list)
-    rows = session.execute(
-        select(Counter.code, RosterEntry.starts_at, RosterEntry.ends_at, RosterEntry.officer_id)
-        .select_from(RosterEntry).join(Counter, Counter.id == RosterEntry.counter_id)
-        .where(Counter.code.in_(sorted({code for code, _ in presses})),
-               RosterEntry.starts_at <= max(at for _, at in presses),
-               RosterEntry.ends_at > min(at for _, at in presses))
-    ).all()
-    for code, starts, ends, officer in rows:
-        shifts[code].append((starts, ends, officer))
-    out: list[int | None] = []
-    for code, at in presses:
-        out.append(next((oid for s, e, oid in shifts[code] if s <= at < e), None))
-    return out
+    Weekly pattern and exceptions, two queries for the whole batch (``roster.officers_on_duty``)."""
+    return roster.officers_on_duty(session, presses=list(presses))
+
+
+# -- retiring: kept with its history, no longer offered for new things --------------------------
+Row = TypeVar("Row", Zone, Counter, Officer, Device)
+RETIRABLE: dict[str, type[Any]] = {"zone": Zone, "counter": Counter, "officer": Officer, "device": Device}
+
+
+def _in_service(query: Any, model: type[Any], active: bool | None) -> Any:
+    if active is None:
+        return query
+    return query.where(model.retired_at.is_(None) if active else model.retired_at.is_not(None))
+
+
+def _valid_code(code: str) -> str:
+    """A code as topics and broker names take it (``protocol.ids``), the same for every caller."""
+    code = code.strip()
+    if not re.fullmatch(ID_PATTERN, code):
+        raise Invalid("Mã chỉ gồm chữ thường không dấu, chữ số và dấu gạch ngang, bắt đầu bằng chữ hoặc số "
+                      "(tối đa 63 ký tự).")
+    return code
+
+
+def _name(value: str) -> str:
+    value = value.strip()
+    if not 1 <= len(value) <= 200:
+        raise Invalid("Tên phải có từ 1 đến 200 ký tự.")
+    return value
+
+
+def _edit(session: Session, actor: Actor, row: Row, values: dict[str, Any], now: datetime | None) -> Row:
+    """Set ``values``; ``<area>.update`` with what changed (nothing when nothing did)."""
+    changed = _declared(row, values)
+    session.flush()
+    if changed:
+        area = _AREAS[type(row)]
+        subject = f"{row.node_id}/{row.code}" if isinstance(row, Device) else row.code
+        audit.record(session, actor=actor, action=f"{area}.update", subject=f"{area}:{subject}", at=now,
+                     details=changed)
+    return row
+
+
+def _label(row: Any) -> str:
+    if isinstance(row, Zone):
+        return f"Khu vực phát {row.name}"
+    if isinstance(row, Counter):
+        return roster.counter_label(row.name)
+    if isinstance(row, Officer):
+        return f"Cán bộ {row.full_name}"
+    return f"Thiết bị {row.name or row.code} ({row.node_id}/{row.code})"
+
+
+def _may_retire(session: Session, row: Any, now: datetime) -> None:
+    """Refuse to retire what something in service still needs."""
+    if isinstance(row, Zone | Counter):
+        link = Device.zone_id if isinstance(row, Zone) else Device.counter_id
+        devices = list(session.scalars(select(Device).where(link == row.id, Device.retired_at.is_(None))
+                                       .order_by(Device.node_id, Device.code)))
+        if devices:
+            what = "cụm loa" if isinstance(row, Zone) else "hộp đánh giá"
+            names = ", ".join(f"{d.node_id}/{d.code}" for d in devices)
+            other = "khu vực" if isinstance(row, Zone) else "quầy"
+            raise Conflict(f"{_label(row)} còn {len(devices)} {what} đang dùng ({names}). Hãy chuyển "
+                           f"sang {other} khác hoặc ngừng dùng trước.")
+    if isinstance(row, Officer):
+        rows = session.execute(select(RosterPattern.valid_until, RosterPattern.timezone).where(
+            RosterPattern.officer_id == row.id)).all()
+        patterns = sum(1 for until, tz in rows
+                       if until is None or until >= now.astimezone(ZoneInfo(tz)).date())
+        later = session.scalar(select(func.count()).select_from(RosterException).where(
+            RosterException.officer_id == row.id, RosterException.kind != "leave",
+            RosterException.ends_at > now))
+        if patterns or later:
+            raise Conflict(f"{_label(row)} vẫn còn trong lịch trực ({patterns + later} ca từ hôm nay). "
+                           "Hãy kết thúc các ca đó trên trang Lịch trực trước.")
+
+
+def retire(session: Session, *, actor: Actor, model: type[Any], ident: Any,
+           now: datetime | None = None) -> Any:
+    """Retire a zone, counter, officer or device: it keeps its history and its reports, and is no
+    longer offered for new things (``retired_at``)."""
+    require(actor, DEVICE_STAFF if model is Device else REGISTRY_EDITORS)
+    row = _get(session, model, ident)
+    if row.retired_at is not None:
+        raise Conflict(f"{_label(row)} đã ngừng sử dụng từ trước.")
+    at = now or datetime.now(UTC)
+    _may_retire(session, row, at)
+    row.retired_at = at
+    session.flush()
+    _audit(session, actor, "retire", row, at=now)
+    return row
+
+
+def restore(session: Session, *, actor: Actor, model: type[Any], ident: Any,
+            now: datetime | None = None) -> Any:
+    """Bring a retired zone, counter, officer or device back into service."""
+    require(actor, DEVICE_STAFF if model is Device else REGISTRY_EDITORS)
+    row = _get(session, model, ident)
+    if row.retired_at is None:
+        raise Conflict(f"{_label(row)} đang được sử dụng.")
+    if isinstance(row, Device):
+        for link, target in ((row.counter_id, Counter), (row.zone_id, Zone)):
+            used = session.get(target, link) if link is not None else None
+            if used is not None and used.retired_at is not None:
+                raise Invalid(f"{_label(used)} đã ngừng sử dụng; hãy chọn chỗ khác cho thiết bị trước.")
+    row.retired_at = None
+    session.flush()
+    _audit(session, actor, "restore", row, at=now)
+    return row

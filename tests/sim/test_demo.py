@@ -21,7 +21,7 @@ from sqlalchemy import select as sql_select
 
 from support import private_name, wait_until
 from thanthien.broker import free_port
-from thanthien.hub.db.models import Officer, Rating, RosterEntry, User
+from thanthien.hub.db.models import Officer, Rating, RosterException, RosterPattern, User
 from thanthien.hub.db.session import Database
 from thanthien.hub.roles import SYSTEM
 from thanthien.sim import town
@@ -103,7 +103,7 @@ def test_demo_starts_answers_and_ctrl_c_leaves_no_process(tmp_path):
 def _counts(db: Database) -> list[int]:
     with db.session() as s:
         return [int(s.scalar(sql_select(func.count()).select_from(m)) or 0)
-                for m in (Rating, Officer, RosterEntry, User)]
+                for m in (Rating, Officer, RosterPattern, RosterException, User)]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -189,3 +189,24 @@ def test_seed_takes_over_a_user_that_already_exists(tmp_path):
             assert user is not None and user.role == "admin"
     finally:
         db.dispose()
+
+
+
+def test_seeded_presses_go_to_the_officer_the_weekly_roster_names(tmp_path):
+    from thanthien.sim.citizens import LOCAL_TZ
+
+    db = Database(f"sqlite:///{tmp_path / 'roster.db'}")
+    db.migrate()
+    counter = town.COUNTERS[0].code
+    first, second = (o.code for o in town.OFFICERS if o.counter == counter)
+    try:
+        seed_town(db, now=datetime(2026, 4, 20, 3, 0, tzinfo=UTC), logins=[],
+                  start=datetime(2026, 3, 30, tzinfo=UTC))
+        with db.session(write=False) as s:
+            codes = {o.id: o.code for o in s.scalars(sql_select(Officer))}
+            rows = s.execute(sql_select(Rating.pressed_at, Rating.officer_id)
+                             .where(Rating.counter_code == counter)).all()
+    finally:
+        db.dispose()
+    staffed = {(at.astimezone(LOCAL_TZ).isoweekday(), codes.get(officer)) for at, officer in rows}
+    assert staffed == {(1, first), (2, second), (3, first), (4, second), (5, first)}

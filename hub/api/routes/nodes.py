@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, RowId, allow
+from thanthien.hub.api.retiring import add_retire_routes
 from thanthien.hub.api.schemas import DeviceIn, DeviceOut, NodeIn, NodeOut, NodeUpdate
 from thanthien.hub.db.models import Device, Node
 from thanthien.hub.roles import DEVICE_STAFF, EVERYONE
@@ -48,19 +49,30 @@ def delete_node(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) 
     session.commit()
 
 
-@router.get("/devices", response_model=list[DeviceOut], dependencies=[allow(*EVERYONE)])
-def list_devices(session: DbSession, node_id: str | None = None) -> list[DeviceOut]:
-    return [DeviceOut.model_validate(d) for d in registry.list_devices(session, node_id=node_id)]
+@router.get("/devices", response_model=list[DeviceOut], dependencies=[allow(*EVERYONE)],
+            summary="Devices (of a node); active=true only those in service, false only the retired ones")
+def list_devices(session: DbSession, node_id: str | None = None,
+                 active: bool | None = None) -> list[DeviceOut]:
+    return [DeviceOut.of(d) for d in registry.list_devices(session, node_id=node_id, active=active)]
 
 
 @router.put("/devices", response_model=DeviceOut, dependencies=[allow(*DEVICE_STAFF)],
-            summary="Create or update a device of a node")
+            summary="Create or update a device of a node (a camera's account is never shown back)")
 def put_device(hub: Hub, session: DbSession, actor: CurrentUser, body: DeviceIn) -> DeviceOut:
+    password = body.camera_password.get_secret_value() if body.camera_password else None
+    camera = registry.CameraAccess(rtsp_url=body.rtsp_url, snapshot_url=body.snapshot_url,
+                                   username=body.camera_username, password=password,
+                                   clear_credentials=body.clear_credentials)
     device = registry.upsert_device(session, actor=actor, now=hub.clock(), node_id=body.node_id,
                                     code=body.code, kind=body.kind, name=body.name, counter=body.counter,
-                                    zone=body.zone)
+                                    zone=body.zone, camera=camera)
     session.commit()
-    return DeviceOut.model_validate(device)
+    return DeviceOut.of(device)
+
+
+add_retire_routes(router, path="/devices", model=Device, out=DeviceOut, permission=DEVICE_STAFF,
+                  shape=DeviceOut.of,
+                  summary="Retire a device: its node's claims for it are refused from then on")
 
 
 @router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT,
