@@ -103,12 +103,12 @@ def profile_one(kind: str, *, n_nodes: int, batches: int, batch_size: int) -> di
                     statements["n"] += 1
                 event.listen(ctx.db.engine, "before_cursor_execute", count)
                 prof = cProfile.Profile()
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 prof.enable()
                 for chunk in chunks[1:]:
                     commit_batch(ctx, chunk)
                 prof.disable()
-                elapsed = time.perf_counter() - t0
+                elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 event.remove(ctx.db.engine, "before_cursor_execute", count)
             finally:
                 ctx.db.dispose()
@@ -118,6 +118,7 @@ def profile_one(kind: str, *, n_nodes: int, batches: int, batch_size: int) -> di
     measured = batches * batch_size
     return {"messages": measured, "batch_size": batch_size, "nodes": n_nodes,
             "seconds": round(elapsed, 3), "per_s": round(measured / elapsed, 1),
+            "cpu_us_per_message": round(1e6 * cpu / measured, 1),
             "statements_per_batch": round(statements["n"] / batches, 1),
             "cumulative": _top(stats, "cumulative"), "own": _top(stats, "tottime")}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from thanthien.bench.common import fmt
 
-ORDER = ("ingest", "press_to_commit", "start_skew", "fleet_scale", "edge_footprint", "reports", "province")
+ORDER = ("ingest", "press_to_commit", "start_skew", "fleet_scale", "edge_footprint", "reports")
 
 HEADER = """# Benchmark results
 
@@ -76,7 +76,8 @@ def _profiles(results_dir: Path) -> list[str]:
            "In-process cProfile of the ingest worker's unit of work (`commit_batch`), recorded by "
            "`python -m thanthien.bench.ingest_profile --label LABEL`: realistic batches (ratings and "
            "telemetry interleaved from many declared nodes, an officer on duty at every counter). Messages "
-           "per second here are under the profiler, so compare them with each other only; each line is "
+           "per second here are under the profiler, so compare them with each other only (the CPU per "
+           "message, not the wall time, is what the machine's load disturbs least); each line is "
            "calls, own s, cumulative s, share of the run, function.", ""]
     for name, labels in data.items():
         for label, entry in labels.items():
@@ -89,8 +90,10 @@ def _profiles(results_dir: Path) -> list[str]:
                 prof = entry.get(kind)
                 if not prof:
                     continue
-                out.append(f"{kind}: {fmt(float(prof['per_s']))} messages/s over {prof['messages']} messages "
-                           f"from {prof['nodes']} nodes in batches of {prof['batch_size']}, "
+                cpu = f" ({prof['cpu_us_per_message']} µs of this process's CPU each)" \
+                    if "cpu_us_per_message" in prof else ""
+                out.append(f"{kind}: {fmt(float(prof['per_s']))} messages/s{cpu} over {prof['messages']} "
+                           f"messages from {prof['nodes']} nodes in batches of {prof['batch_size']}, "
                            f"{prof['statements_per_batch']} SQL statements per batch; "
                            "top by cumulative time:")
                 out.append("")

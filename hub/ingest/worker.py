@@ -8,9 +8,11 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, case, inspect, or_, update
+from sqlalchemy import and_, bindparam, case, func, inspect, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -70,22 +72,28 @@ def commit_batch(ctx: HubContext, batch: list[Incoming]) -> Outcome:
 
 
 _NODES = Node.__table__
-_SEQ = bindparam("b_seq", type_=_NODES.c.last_seq.type)
-_SEEN = bindparam("b_seen", type_=_NODES.c.last_seen_at.type)
-_BOOKKEEPING = update(_NODES).where(_NODES.c.id == bindparam("b_id")).values(
-    last_seq=case((_NODES.c.last_seq > _SEQ, _NODES.c.last_seq), else_=_SEQ),
-    last_seen_at=case((and_(_SEEN.is_not(None), or_(_NODES.c.last_seen_at.is_(None),
-                                                     _NODES.c.last_seen_at < _SEEN)), _SEEN),
-                      else_=_NODES.c.last_seen_at))
-"""Every node's sequence and last seen time of a batch in one statement. Both only move forward
-(two workers sharing a node's messages each write the later of theirs and the stored one)."""
+
+
+def _forward(seq: Any, seen: Any) -> dict[str, Any]:
+    """The new sequence and last seen time of a node row: each only ever moves forward (two
+    workers sharing a node's messages each write the later of theirs and the stored one)."""
+    c = _NODES.c
+    later = and_(seen.is_not(None), or_(c.last_seen_at.is_(None), c.last_seen_at < seen))
+    return {"last_seq": case((c.last_seq > seq, c.last_seq), else_=seq),
+            "last_seen_at": case((later, seen), else_=c.last_seen_at)}
+
+
+_BOOKKEEPING = update(_NODES).where(_NODES.c.id == bindparam("b_id")).values(_forward(
+    bindparam("b_seq", type_=_NODES.c.last_seq.type), bindparam("b_seen", type_=_NODES.c.last_seen_at.type)))
+"""One node row's bookkeeping (executemany: the rows in the order given)."""
 
 
 def _write_node_bookkeeping(session: Session) -> None:
     """The per-node bookkeeping of the batch (last seen, last sequence), once per node, in node
-    id order, in one executemany; the rarer changes (state, session, first seen) are left to the
-    unit of work, which writes them at the commit, also in node id order, on rows this statement
-    already holds."""
+    id order: on SQLite one executemany in that order; on PostgreSQL the rows locked in that
+    order (``SELECT … ORDER BY id FOR UPDATE``), then one ``UPDATE … FROM unnest(…)`` for all
+    of them. The rarer changes (state, session, first seen) are left to the unit of work, which
+    writes them at the commit, also in node id order, on rows this batch already holds."""
     rows = []
     for node in sorted((o for o in session.dirty if isinstance(o, Node)), key=lambda n: n.id):
         state = inspect(node)
@@ -95,9 +103,20 @@ def _write_node_bookkeeping(session: Session) -> None:
         rows.append({"b_id": node.id, "b_seq": node.last_seq or 0, "b_seen": node.last_seen_at})
         for key in changed:
             set_committed_value(node, key, getattr(node, key))  # written here, not again by the flush
-    if rows:
-        with session.no_autoflush:  # before the unit of work's own writes to these rows
+    if not rows:
+        return
+    with session.no_autoflush:  # before the unit of work's own writes to these rows
+        if session.get_bind().dialect.name != "postgresql":
             session.execute(_BOOKKEEPING, rows)
+            return
+        ids = [r["b_id"] for r in rows]
+        session.execute(select(_NODES.c.id).where(_NODES.c.id.in_(ids)).order_by(_NODES.c.id).with_for_update())
+        arrays = [bindparam(key, [r[key] for r in rows], type_=postgresql.ARRAY(column.type))
+                  for key, column in (("b_id", _NODES.c.id), ("b_seq", _NODES.c.last_seq),
+                                      ("b_seen", _NODES.c.last_seen_at))]
+        given = func.unnest(*arrays).table_valued("b_id", "b_seq", "b_seen").render_derived()
+        session.execute(update(_NODES).where(_NODES.c.id == given.c.b_id)
+                        .values(_forward(given.c.b_seq, given.c.b_seen)))
 
 
 class IngestWorker:

@@ -97,25 +97,31 @@ def test_a_batch_costs_the_same_statements_whatever_its_messages_and_nodes(ctx):
     assert len(large.seen) <= len(small.seen) + 2, "\n".join(s[:60] for s, _ in large.seen)
 
 
-def test_node_rows_are_written_once_per_node_in_node_id_order(ctx):
+def test_node_rows_are_taken_once_per_node_in_node_id_order(ctx):
     nodes = declare(ctx, 12)
     bring_online(ctx, nodes[:6])  # the other six come online in the batch: their state changes too
     with Statements(ctx.db.engine) as run:
         commit_batch(ctx, mixed_batch(ctx, list(reversed(nodes)), 120, seed=5, first_seq=100))
-    writes: list[list[str]] = []
-    for statement, parameters in run.seen:
-        if statement.lstrip().upper().startswith("UPDATE NODES"):
-            rows = parameters if isinstance(parameters, list) else [parameters]
-            writes.append([_node_id(p) for p in rows])
-    first, later = writes[0], [n for w in writes[1:] for n in w]
-    assert first == sorted(set(first)) == sorted(set(nodes) & set(first)) and len(first) >= 6
-    assert later == sorted(later) and set(later) <= set(first)  # rows the first statement holds
+    takes = [ids for statement, parameters in run.seen if (ids := _node_rows_taken(statement, parameters))]
+    first, later = takes[0], takes[1:]
+    assert first == sorted(set(first)) and len(first) >= 6
+    for ids in later:  # rows the first statement holds already, in the same order
+        assert ids == sorted(ids) and set(ids) <= set(first)
 
 
-def _node_id(parameters) -> str:
-    if isinstance(parameters, dict):
-        return next(v for k, v in parameters.items() if k.endswith("id"))
-    return parameters[-1]  # positional (SQLite): WHERE nodes.id = ? comes last
+def _node_rows_taken(statement: str, parameters) -> list[str]:
+    """The node rows a statement locks or writes, in the order it takes them."""
+    text = " ".join(statement.upper().split())
+    if text.startswith("SELECT NODES.ID FROM NODES") and "FOR UPDATE" in text:
+        assert "ORDER BY NODES.ID" in text  # PostgreSQL locks the sorted rows one by one
+        return sorted(parameters.values())
+    if not text.startswith("UPDATE NODES"):
+        return []
+    if isinstance(parameters, dict) and isinstance(parameters.get("b_id"), list):
+        return parameters["b_id"]  # one UPDATE ... FROM unnest(...) on rows locked before
+    rows = parameters if isinstance(parameters, list) else [parameters]
+    return [next(v for k, v in p.items() if k.endswith("id")) if isinstance(p, dict) else p[-1]
+            for p in rows]  # positional (SQLite): WHERE nodes.id = ? comes last
 
 
 def test_a_clean_stop_in_the_batch_of_the_nodes_last_telemetry_leaves_it_offline(ctx, clock):
