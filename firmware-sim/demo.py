@@ -1,10 +1,17 @@
 """`thanthien demo`: a private broker, the hub (``thanthien hub serve`` as a child process)
 and the simulated Mường Ảng town (:mod:`thanthien.sim.town`) in this process.
 
-Everything lives under one directory (default ``var/demo``): ``secrets.json`` (node broker
-passwords, the demo logins, the hub's token key; created once, mode 0600), ``broker/``,
-``hub.toml`` and ``hub/`` (SQLite, log), ``town/`` (node outboxes, WAV sinks, ledger). The
-history is seeded on the first run only, so a second run starts in seconds.
+Everything lives under one directory (default ``var/demo``): ``secrets.json`` (the demo
+logins, the hub's token key; created once, mode 0600), ``broker/``, ``hub.toml`` and ``hub/``
+(SQLite, log), ``town/`` (node outboxes, WAV sinks, ledger, each node's enrolled ``edge.toml``).
+The history is seeded on the first run only, so a second run starts in seconds.
+
+The town's nodes enroll the way a real Pi does, on every run (:class:`Enroller`): IT's login
+asks the hub for each node's one-time code, gives the hub the values it holds for the node
+(the GPIO of its simulated boxes and relay, the addresses of its simulated cameras, which get
+new ports each run) and ``thanthien edge enroll`` fetches the node's broker identity (a new
+password each run: the hub writes the broker's password file and reloads it), media token and
+config. Nothing but the hub's own broker user is put in the password file by hand.
 """
 
 from __future__ import annotations
@@ -92,6 +99,7 @@ def _is_tables(v: Any) -> bool:
 
 
 def hub_config(root: Path, *, broker_port: int, hub_password: str, http_port: int, token_key: str) -> Path:
+    broker_data = (root / "broker").resolve()
     data = {
         "hub": {"data_dir": str((root / "hub").resolve()), "site_name": town.SITE_NAME},
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "username": "hub", "password": hub_password,
@@ -99,6 +107,9 @@ def hub_config(root: Path, *, broker_port: int, hub_password: str, http_port: in
         "http": {"host": "127.0.0.1", "port": http_port, "secret_key": token_key},
         "logging": {"level": "INFO"},
         "registry": town.registry_declarations(),
+        # nodes enroll with one-time codes; the hub writes their passwords into the broker's file
+        "enrollment": {"broker_data": str(broker_data), "broker_host": "127.0.0.1",
+                       "broker_port": broker_port},
         # SMS through Gammu's dummy driver: a folder that behaves like a GSM modem (hub/README.md)
         "sms": {"gateway": "gammu", "brand": "MUONG ANG", "office_name": "Bo phan mot cua TT Muong Ang",
                 "gammu": {"run_smsd": True, "device": str((root / "hub" / "dummy-modem").resolve()),
@@ -193,12 +204,12 @@ def next_broadcast(base: str, login: Login, stop: threading.Event, timeout: floa
 
 
 def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float | None,
-         now: datetime) -> dict[str, str]:
-    """Seed on the first run; returns fresh media tokens for the speaker nodes."""
+         now: datetime) -> None:
+    """Seed on the first run (the nodes get their media tokens when they enroll)."""
     from thanthien.config import load_config
     from thanthien.hub.db.session import Database
     from thanthien.hub.settings import HubSettings
-    from thanthien.sim.seed import issue_speaker_tokens, seed_town
+    from thanthien.sim.seed import seed_town
 
     settings = load_config(HubSettings, config)
     settings.hub.data_dir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +218,6 @@ def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float
         db.migrate()
         start = now - timedelta(days=history_days) if history_days is not None else None
         report = seed_town(db, now=now, logins=secrets_.logins, start=start, settings=settings)
-        tokens = issue_speaker_tokens(db, now=now)
     finally:
         db.dispose()
     if report.seeded:
@@ -215,14 +225,42 @@ def seed(root: Path, config: Path, secrets_: DemoSecrets, *, history_days: float
                  report.start.date() if report.start else "?", report.shifts)
     else:
         log.info("the town is already seeded (%s); reusing it", root)
-    return tokens
 
 
-def prepare_broker(root: Path, port: int, secrets_: DemoSecrets) -> tuple[Broker, str]:
+def prepare_broker(root: Path, port: int) -> tuple[Broker, str]:
+    """The broker with the hub's user; the nodes' users come with their enrollment."""
     from thanthien.commands.broker import ensure_hub_user
 
     broker = Broker(root / "broker", port=port, own_session=True)
     broker.prepare()
     hub_password = ensure_hub_user(broker, broker.data_dir / "hub.secret")
-    broker.add_users(secrets_.nodes)
     return broker, hub_password
+
+
+class Enroller:
+    """Enrolls each town node as IT and a Pi would (``SimEnv.enroll``): a one-time code from
+    the hub (IT's login), the hub told what hardware the node drives, then ``thanthien edge
+    enroll`` with the code; returns the bootstrap config it wrote."""
+
+    def __init__(self, base: str, login: Login) -> None:
+        import httpx
+
+        self.base = base
+        self.client = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
+        token = self.client.post("/auth/login", data={"username": login.username, "password": login.password})
+        token.raise_for_status()
+        self.client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+    def __call__(self, node: Any) -> Path:
+        from thanthien.edge.enroll import enroll
+
+        code = self.client.post(f"/nodes/{node.node_id}/enrollment")
+        code.raise_for_status()
+        self.client.put(f"/nodes/{node.node_id}/config", json=node.hub_values()).raise_for_status()
+        done = enroll(self.base, code.json()["code"], data_dir=node.data_dir,
+                      config_path=node.data_dir / "edge.toml", hardware="mock")
+        log.info("%s enrolled (hub config version %d)", node.node_id, done.config_version)
+        return done.config_path
+
+    def close(self) -> None:
+        self.client.close()

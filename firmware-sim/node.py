@@ -9,6 +9,13 @@
 * optionally a :class:`~thanthien.sim.netcut.NetCut` between the node and the broker, so its
   network can be dropped (``cut``), and it can be killed (``kill``: the link is reset and the
   agent stops without a goodbye, so the broker fires its ``lost`` Will) and started again.
+
+A node is configured one of two ways. With ``SimEnv.enroll`` (the demo town) it enrolls as a
+real Pi does: once its cameras run, the hook gets a code from the hub, gives the hub the
+values it holds for the node (:meth:`SimNode.hub_values`: the GPIO of its boxes and relay, its
+cameras' addresses) and runs ``thanthien edge enroll``; the agent then starts from the bootstrap
+file that wrote and the hub's config. Without it (a fleet) the node's whole config is built here,
+with the broker password of its spec.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ import os
 import random
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from thanthien.config import validate_data
+from thanthien.config import read_toml, validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.audio import AudioOutput, NullOutput, WavSink
 from thanthien.edge.devices.rating_box import PressOutcome, RatingBoxes
@@ -84,6 +92,9 @@ class SimEnv:
     """Rating boxes play their thank-you into a WAV sink (the demo) instead of discarding it."""
     speaker_tokens: dict[str, str] = field(default_factory=dict)
     """Node id -> bearer token for media downloads, when the hub issued one."""
+    enroll: Callable[[SimNode], Path] | None = None
+    """Enrolls a node with the hub as a Pi does (``thanthien edge enroll``) and returns the
+    bootstrap config it wrote; without it the node's config is built here (a fleet)."""
 
     @property
     def shared_sounds(self) -> Path:
@@ -119,13 +130,45 @@ class SimNode:
         self.audio: AudioOutput | None = None
         self.stop_event = threading.Event()
         self.killed = False
+        self.bootstrap: Path | None = None
+        """The config ``thanthien edge enroll`` wrote, once the node enrolled."""
         self._lock = threading.Lock()
 
     # -- configuration --------------------------------------------------------------------
+    def _broker(self) -> tuple[str, int]:
+        if self.netcut is not None:
+            return "127.0.0.1", self.netcut.port
+        return self.env.broker_host, self.env.broker_port
+
+    def _box_hardware(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for i, box in enumerate(self.spec.boxes):
+            pins = box_pins(i, len(self.spec.boxes))
+            out[box.id] = {"led_pin": pins.led, "buttons": [{"pin": pins.buttons[score], "score": score,
+                                                            "label": label} for score, label in _LABELS]}
+        return out
+
+    def _camera_probes(self) -> dict[str, dict[str, Any]]:
+        env = self.env
+        return {cam_id: {"rtsp_url": cam.rtsp_url, "snapshot_url": cam.snapshot_url,
+                         "username": cam.auth.username, "password": cam.auth.password,
+                         "interval_s": env.camera_interval_s, "publish_interval_s": env.camera_publish_s}
+                for cam_id, cam in self.cameras.items()}
+
+    def hub_values(self) -> dict[str, Any]:
+        """What the hub must hold for this node to drive its simulated hardware (the body of
+        ``PUT /api/v1/nodes/{id}/config``): box GPIO, camera addresses, the relay, telemetry."""
+        values: dict[str, Any] = {"devices": {**self._box_hardware(), **self._camera_probes()},
+                                  "telemetry_interval_s": self.env.telemetry_s}
+        if self.spec.speaker:
+            values["speaker"] = {"relay_pin": RELAY_PIN, "warmup_s": 0.2, "relay_off_delay_s": 1.0}
+        return values
+
     def settings(self) -> EdgeSettings:
+        if self.bootstrap is not None:
+            return self._enrolled_settings(self.bootstrap)
         s, env = self.spec, self.env
-        port = self.netcut.port if self.netcut is not None else env.broker_port
-        host = "127.0.0.1" if self.netcut is not None else env.broker_host
+        host, port = self._broker()
         data: dict[str, Any] = {
             "node": {"id": s.node_id, "site": s.site, "hardware": "mock", "data_dir": str(self.data_dir)},
             "mqtt": {"host": host, "port": port, "password": s.password, "keepalive_s": env.keepalive_s,
@@ -134,20 +177,9 @@ class SimNode:
             "outbox": {"resend_interval_s": env.resend_s},
             "audio": {"output": "null"},
         }
-        boxes = []
-        for i, box in enumerate(s.boxes):
-            pins = box_pins(i, len(s.boxes))
-            boxes.append({"id": box.id, "counter": box.counter, "led_pin": pins.led,
-                          "buttons": [{"pin": pins.buttons[score], "score": score, "label": label}
-                                      for score, label in _LABELS]})
-        data["rating_boxes"] = boxes
-        cams = []
-        for cam_id, cam in self.cameras.items():
-            auth = cam.auth
-            cams.append({"id": cam_id, "rtsp_url": cam.rtsp_url, "snapshot_url": cam.snapshot_url,
-                         "username": auth.username, "password": auth.password,
-                         "interval_s": env.camera_interval_s, "publish_interval_s": env.camera_publish_s})
-        data["cameras"] = cams
+        hardware = self._box_hardware()
+        data["rating_boxes"] = [{"id": box.id, "counter": box.counter, **hardware[box.id]} for box in s.boxes]
+        data["cameras"] = [{"id": cam_id, **probe} for cam_id, probe in self._camera_probes().items()]
         if s.speaker:
             speakers: dict[str, Any] = {"hub_url": env.hub_url, "relay_pin": RELAY_PIN, "warmup_s": 0.2,
                                         "relay_off_delay_s": 1.0}
@@ -157,6 +189,17 @@ class SimNode:
             data["speakers"] = speakers
         return validate_data(EdgeSettings, data, f"<sim node {s.node_id}>")
 
+    def _enrolled_settings(self, bootstrap: Path) -> EdgeSettings:
+        """The enrolled bootstrap, pointed at this node's broker path (its NetCut) and sound; the
+        devices come from the hub's config the agent merges over it."""
+        data = read_toml(bootstrap)
+        host, port = self._broker()
+        data["mqtt"].update(host=host, port=port, keepalive_s=self.env.keepalive_s, reconnect_min_s=0.5,
+                            reconnect_max_s=10.0)
+        data["outbox"] = {"resend_interval_s": self.env.resend_s}
+        data["audio"] = {"output": "null"}
+        return validate_data(EdgeSettings, data, str(bootstrap))
+
     # -- life -----------------------------------------------------------------------------
     def start(self) -> SimNode:
         with self._lock:
@@ -165,6 +208,8 @@ class SimNode:
             for cam_id in self.spec.cameras:
                 if cam_id not in self.cameras:
                     self.cameras[cam_id] = SimCamera(AuthPolicy()).start()
+            if self.env.enroll is not None and self.bootstrap is None:
+                self.bootstrap = self.env.enroll(self)
             self._start_agent()
         return self
 

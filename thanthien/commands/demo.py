@@ -27,7 +27,15 @@ def run(args: argparse.Namespace) -> int:
     from thanthien.protocol.payloads import utc_now
     from thanthien.sim import town
     from thanthien.sim.control import ControlReader
-    from thanthien.sim.demo import DemoSecrets, HubProcess, hub_config, next_broadcast, prepare_broker, seed
+    from thanthien.sim.demo import (
+        DemoSecrets,
+        Enroller,
+        HubProcess,
+        hub_config,
+        next_broadcast,
+        prepare_broker,
+        seed,
+    )
     from thanthien.sim.group import CitizenHabits, NodeGroup
     from thanthien.sim.ledger import Ledger
     from thanthien.sim.node import SimEnv
@@ -39,12 +47,13 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.data).resolve()
     root.mkdir(parents=True, exist_ok=True)
     secrets_ = DemoSecrets.load_or_create(root / "secrets.json")
-    broker, hub_password = prepare_broker(root, args.broker_port, secrets_)
+    broker, hub_password = prepare_broker(root, args.broker_port)
     hub = HubProcess(hub_config(root, broker_port=broker.port, hub_password=hub_password,
                                 http_port=args.hub_port, token_key=secrets_.token_key), root / "hub.log")
     group: NodeGroup | None = None
     ledger: Ledger | None = None
     reader: ControlReader | None = None
+    enroller: Enroller | None = None
     base = f"http://127.0.0.1:{args.hub_port}"
     try:
         try:
@@ -52,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         except BrokerError as exc:
             log.error("%s", exc)
             return 1
-        tokens = seed(root, hub.config, secrets_, history_days=args.history_days, now=utc_now())
+        seed(root, hub.config, secrets_, history_days=args.history_days, now=utc_now())
         if stop.is_set():
             return 0
         hub.start()
@@ -62,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
             log.error("the hub did not answer on %s; its log (%s):\n%s", base, hub.log_path, hub.log_tail())
             return 1
         ledger = Ledger(root / "town" / "ledger.jsonl")
+        it = next(x for x in secrets_.logins if x.role == "it")
+        enroller = Enroller(base, it)  # every node enrolls with a one-time code, as a Pi does
         env = SimEnv("127.0.0.1", broker.port, root / "town", ledger=ledger, hub_url=f"{base}/api/v1/",
                      telemetry_s=30.0, camera_interval_s=10.0, camera_publish_s=60.0, wav_thank_you=True,
-                     speaker_tokens=tokens)
+                     enroll=enroller)
         specs = town.node_specs(secrets_.nodes)
         habits = CitizenHabits(press_rate=args.press_rate, office_hours=args.office_hours)
         group = NodeGroup(specs, env, habits=habits, faultable={s.node_id for s in specs}, seed=args.seed)
@@ -88,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             group.stop()
         if ledger is not None:
             ledger.close()
+        if enroller is not None:
+            enroller.close()
         hub.stop()
         broker.stop()
         if reader is not None:
