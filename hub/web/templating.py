@@ -20,7 +20,9 @@ from thanthien.hub.roles import (
     DEVICE_STAFF,
     DOSSIER_OFFICERS,
     EVERYONE,
+    REGISTRY_READERS,
     REPORT_READERS,
+    ROSTER_READERS,
     Role,
 )
 from thanthien.hub.web import flash
@@ -100,6 +102,8 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/dossier-ratings", "Đánh giá qua tin nhắn", REPORT_READERS),
     ("/ui/sms", "Tin nhắn", ADMINS),
     ("/ui/contacts", "Người nhận cảnh báo", ADMINS),
+    ("/ui/registry", "Danh mục", REGISTRY_READERS),
+    ("/ui/roster", "Lịch trực", ROSTER_READERS),
 ]
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from hub.api_and_web import PASSWORD, Hub, open_hub
 from support import api_login
 from thanthien.hub.context import HubContext
-from thanthien.hub.db.models import Alarm, AuditEntry, User
+from thanthien.hub.db.models import Alarm, AuditEntry, Counter, Rating, User
 from thanthien.hub.roles import (
     ADMINS,
     BROADCAST_APPROVERS,
@@ -22,10 +22,14 @@ from thanthien.hub.roles import (
     BROADCAST_READERS,
     DEVICE_STAFF,
     EVERYONE,
+    REGISTRY_EDITORS,
     REPORT_READERS,
     ROLES,
+    ROSTER_EDITORS,
+    ROSTER_READERS,
+    SYSTEM,
 )
-from thanthien.hub.services import alarms
+from thanthien.hub.services import alarms, registry
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -303,3 +307,119 @@ def test_locking_a_user_through_the_api_or_the_web_is_audited_alike(hub: Hub):
     now = hub.ctx.clock()
     admin = hub.ids["admin"]
     assert seen == [("user:it", "admin", admin, now), ("user:leader", "admin", admin, now)]
+
+
+# -- the registry pages and the duty roster (issue 15) ----------------------------------------
+REGISTRY_PAIRS = {  # the permission, an API request and the web request that does the same
+    "officers": (ROSTER_READERS, ("GET", "/api/v1/officers"), ("GET", "/ui/registry/officers")),
+    "roster": (ROSTER_READERS, ("GET", "/api/v1/roster/duty"), ("GET", "/ui/roster")),
+    "zone-create": (REGISTRY_EDITORS, ("POST", "/api/v1/zones"), ("POST", "/ui/registry/zones")),
+    "officer-create": (REGISTRY_EDITORS, ("POST", "/api/v1/officers"), ("POST", "/ui/registry/officers")),
+    "device-save": (DEVICE_STAFF, ("PUT", "/api/v1/devices"), ("POST", "/ui/registry/devices")),
+    "pattern-add": (ROSTER_EDITORS, ("POST", "/api/v1/roster/patterns"), ("POST", "/ui/roster/patterns")),
+    "exception-add": (ROSTER_EDITORS, ("POST", "/api/v1/roster/exceptions"),
+                      ("POST", "/ui/roster/exceptions")),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("pair", sorted(REGISTRY_PAIRS))
+def test_each_role_may_or_may_not_keep_the_registry_and_roster_alike_through_the_api_and_the_page(
+        hub: Hub, pair, role):
+    permission, (api_method, api_path), (web_method, web_path) = REGISTRY_PAIRS[pair]
+    writes = api_method != "GET"
+    api = hub.api.request(api_method, api_path, headers=hub.headers(role), json={} if writes else None)
+    hub.login(role)
+    web = hub.web.request(web_method, web_path, data=hub.form() if writes else None)
+    refused = role not in permission
+    assert (api.status_code == 403, web.status_code == 403) == (refused, refused), \
+        (api.status_code, web.status_code)
+
+
+@pytest.fixture
+def box(hub: Hub) -> dict[str, int]:
+    """A counter served by a rating box in service, a zone, an officer: their ids."""
+    with hub.ctx.db.session() as s:
+        counter = registry.create_counter(s, actor=SYSTEM, code="quay-1", name="Quầy 1")
+        zone = registry.create_zone(s, actor=SYSTEM, code="ban-hon", name="Bản Hón")
+        registry.register_node(s, actor=SYSTEM, node_id="mot-cua")
+        registry.upsert_device(s, actor=SYSTEM, node_id="mot-cua", code="box-1", kind="rating_box",
+                               counter="quay-1")
+        officer = registry.create_officer(s, actor=SYSTEM, code="cb-lan", full_name="Nguyễn Thị Lan")
+        return {"counter": counter.id, "zone": zone.id, "officer": officer.id}
+
+
+def test_retiring_a_counter_its_rating_box_still_serves_is_refused_with_the_same_reason_through_both(
+        hub: Hub, box):
+    api = hub.api.post(f"/api/v1/counters/{box['counter']}/retire", headers=hub.headers("admin"))
+    hub.login("admin")
+    web = hub.web.post(f"/ui/registry/counters/{box['counter']}/retire", data=hub.form())
+    assert api.status_code == 409
+    assert flash_error(hub.web, web) == api.json()["detail"]
+    assert "còn 1 hộp đánh giá đang dùng (mot-cua/box-1)" in api.json()["detail"]
+
+
+def test_a_rating_box_for_a_retired_counter_is_refused_with_the_same_reason_through_both(hub: Hub, box):
+    with hub.ctx.db.session() as s:
+        registry.create_counter(s, actor=SYSTEM, code="quay-cu", name="Quầy cũ")
+        retired = s.scalar(select(Counter.id).where(Counter.code == "quay-cu"))
+        registry.retire(s, actor=SYSTEM, model=Counter, ident=retired)
+    body = {"node_id": "mot-cua", "code": "box-2", "kind": "rating_box", "counter": "quay-cu"}
+    api = hub.api.put("/api/v1/devices", json=body, headers=hub.headers("it"))
+    hub.login("it")
+    web = hub.web.post("/ui/registry/devices", data=hub.form(**body))
+    assert api.status_code == 422
+    assert flash_error(hub.web, web) == api.json()["detail"] == \
+        "Quầy cũ đã ngừng sử dụng; hãy chọn chỗ khác."
+
+
+def test_a_camera_password_is_shown_by_neither_the_api_nor_the_page_only_that_one_is_set(hub: Hub, box):
+    secret = "Mat-Khau-Camera-77"
+    body = {"node_id": "mot-cua", "code": "cam-1", "kind": "camera", "rtsp_url": "rtsp://192.168.1.64/main",
+            "camera_username": "quantri", "camera_password": secret}
+    api = hub.api.put("/api/v1/devices", json=body, headers=hub.headers("it"))
+    listed = hub.api.get("/api/v1/devices", headers=hub.headers("it"))
+    hub.login("it")
+    page = hub.web.get("/ui/registry/devices")
+    with hub.ctx.db.session(write=False) as s:
+        audited = repr([e.details for e in s.scalars(select(AuditEntry))])
+    assert api.json()["has_credentials"] is True
+    for shown in (api.text, listed.text, page.text, audited):
+        assert secret not in shown and "quantri" not in shown
+    assert "credentials': 'set'" in audited
+
+
+def test_a_roster_change_counts_the_same_stored_ratings_through_the_api_dry_run_and_the_page(
+        hub: Hub, box):
+    from datetime import timedelta
+
+    from hub.hub_helpers import rating, rating_msg
+    from thanthien.hub.ingest.worker import IngestWorker
+
+    pressed = hub.ctx.clock() - timedelta(minutes=30)  # Monday 08:30 in Hà Nội
+    IngestWorker(hub.ctx).process([rating_msg(rating(node="mot-cua", box="box-1", pressed_at=pressed),
+                                              hub.ctx.clock())])
+    fields = {"counter": "quay-1", "officer_id": box["officer"], "weekdays": [1], "starts": "07:30",
+              "ends": "11:30", "valid_from": "2026-03-02"}
+    api = hub.api.post("/api/v1/roster/patterns?dry_run=true", json=fields, headers=hub.headers("admin"))
+    hub.login("admin")
+    web = hub.web.post("/ui/roster/patterns", data=hub.form(**{k: str(v) for k, v in fields.items()
+                                                               if k != "weekdays"}, weekdays="1"))
+    assert api.json()["ratings_changed"] == 1 and api.json()["dry_run"] is True
+    assert 'data-count="1"' in web.text
+    with hub.ctx.db.session(write=False) as s:
+        assert s.scalar(select(Rating.officer_id)) is None  # neither changed anything
+
+
+def test_a_clashing_weekly_shift_is_refused_with_the_same_reason_through_the_api_and_the_web(hub: Hub, box):
+    fields = {"counter": "quay-1", "officer_id": box["officer"], "weekdays": [1, 2], "starts": "07:30",
+              "ends": "11:30", "valid_from": "2026-03-02"}
+    admin = hub.headers("admin")
+    assert hub.api.post("/api/v1/roster/patterns", json=fields, headers=admin).status_code == 201
+    api = hub.api.post("/api/v1/roster/patterns", json={**fields, "weekdays": [2]}, headers=admin)
+    hub.login("admin")
+    web = hub.web.post("/ui/roster/patterns", data=hub.form(counter="quay-1", officer_id=str(box["officer"]),
+                                                            weekdays="2", starts="10:00", ends="12:00",
+                                                            valid_from="2026-03-09"))
+    assert api.status_code == 409
+    assert flash_error(hub.web, web) == api.json()["detail"]

@@ -24,11 +24,11 @@ MENUS = {
     "admin": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Mức độ hài lòng", "Lịch phát thanh",
               "Thư viện âm thanh",
               "Người dùng", "Nhật ký quản trị", "Hồ sơ một cửa", "Đánh giá qua tin nhắn", "Tin nhắn",
-              "Người nhận cảnh báo"],
-    "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Hồ sơ một cửa"],
-    "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Lịch phát thanh"],
+              "Người nhận cảnh báo", "Danh mục", "Lịch trực"],
+    "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Hồ sơ một cửa", "Lịch trực"],
+    "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Lịch phát thanh", "Danh mục"],
     "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
-               "Đánh giá qua tin nhắn"],
+               "Đánh giá qua tin nhắn", "Lịch trực"],
 }
 NAMES = FULL_NAMES
 

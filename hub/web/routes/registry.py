@@ -1,0 +1,240 @@
+"""The registry pages (Danh mục): zones (bản / tổ dân phố) with their speakers and counters
+with their rating boxes, the devices of each node (a camera's account is set or replaced,
+never shown), and officers. Create, edit, retire and bring back; the rules (who may, what a
+retired thing still allows) are ``services/registry.py``'s, these handlers read the form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import Counter, Device, Officer, Zone
+from thanthien.hub.roles import ADMINS, DEVICE_STAFF, REGISTRY_EDITORS, REGISTRY_READERS, ROSTER_READERS, may
+from thanthien.hub.services import registry, users
+from thanthien.hub.services.errors import Invalid, ServiceError
+from thanthien.hub.web import flash
+from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
+from thanthien.hub.web.templating import render
+
+router = APIRouter()
+
+Reader = Annotated[UiUser, Depends(Require(*REGISTRY_READERS))]
+Editor = Annotated[UiUser, Depends(Require(*REGISTRY_EDITORS))]
+DeviceStaff = Annotated[UiUser, Depends(Require(*DEVICE_STAFF))]
+RosterReader = Annotated[UiUser, Depends(Require(*ROSTER_READERS))]
+Text = Annotated[str, Form()]
+
+PLACES, DEVICES, OFFICERS = "/ui/registry/places", "/ui/registry/devices", "/ui/registry/officers"
+TABS = ((PLACES, "Khu vực phát và quầy", REGISTRY_READERS), (DEVICES, "Thiết bị của các nút", DEVICE_STAFF),
+        (OFFICERS, "Cán bộ", ROSTER_READERS), ("/ui/users", "Người dùng", ADMINS))
+ZONE_KINDS = {"hamlet": "Bản", "residential_group": "Tổ dân phố"}
+MODELS: dict[str, tuple[type[Any], str]] = {"zones": (Zone, PLACES), "counters": (Counter, PLACES),
+                                            "officers": (Officer, OFFICERS), "devices": (Device, DEVICES)}
+
+
+def _tabs(user: UiUser) -> list[tuple[str, str]]:
+    return [(path, label) for path, label, roles in TABS if may(user, roles)]
+
+
+def _page(request: Request, user: UiUser, name: str, build: Callable[[Session], dict[str, Any]]) -> Response:
+    hub = hub_of(request)
+    with hub.db.new_session(write=False) as session:
+        context = {"tabs": _tabs(user), "zone_kinds": ZONE_KINDS, **build(session)}
+        return render(request, name, context, user=user)
+
+
+def _act(request: Request, back: str, done: Callable[[Session], str]) -> Response:
+    """Run a service call in one transaction; back to the page with what it did or why not."""
+    hub = hub_of(request)
+    try:
+        with hub.db.session() as session:
+            message = done(session)
+    except ServiceError as exc:
+        return flash.refused(back, exc)
+    return flash.redirect(back, message=message)
+
+
+@router.get("/registry")
+def registry_home(user: Reader) -> Response:
+    return RedirectResponse(PLACES, status_code=303)
+
+
+# -- zones and counters ----------------------------------------------------------------------
+@router.get("/registry/places", response_class=HTMLResponse)
+def places_page(request: Request, user: Reader) -> Response:
+    def build(session: Session) -> dict[str, Any]:
+        devices = registry.list_devices(session, active=True)
+        return {"zones": registry.list_zones(session), "counters": registry.list_counters(session),
+                "speakers": _by(devices, "speaker", "zone_id"),
+                "boxes": _by(devices, "rating_box", "counter_id"), "editor": may(user, REGISTRY_EDITORS)}
+    return _page(request, user, "registry_places.html", build)
+
+
+def _by(devices: list[Device], kind: str, link: str) -> dict[int | None, list[Device]]:
+    out: dict[int | None, list[Device]] = {}
+    for d in devices:
+        if d.kind == kind:
+            out.setdefault(getattr(d, link), []).append(d)
+    return out
+
+
+@router.post("/registry/zones", dependencies=[Csrf])
+def create_zone(request: Request, user: Editor, code: Text = "", name: Text = "",
+                kind: Text = "hamlet") -> Response:
+    hub = hub_of(request)
+
+    def done(session: Session) -> str:
+        zone = registry.create_zone(session, actor=user, now=hub.clock(), code=code, name=name,
+                                    kind=kind)
+        return f"Đã thêm khu vực phát {zone.name}"
+    return _act(request, PLACES, done)
+
+
+@router.post("/registry/zones/{zone_id}", dependencies=[Csrf])
+def update_zone(request: Request, user: Editor, zone_id: int, name: Text = "", kind: Text = "") -> Response:
+    hub = hub_of(request)
+
+    def done(session: Session) -> str:
+        zone = registry.update_zone(session, actor=user, now=hub.clock(), zone_id=zone_id, name=name,
+                                    kind=kind or None)
+        return f"Đã lưu khu vực phát {zone.name}"
+    return _act(request, PLACES, done)
+
+
+@router.post("/registry/counters", dependencies=[Csrf])
+def create_counter(request: Request, user: Editor, code: Text = "", name: Text = "") -> Response:
+    hub = hub_of(request)
+
+    def done(session: Session) -> str:
+        counter = registry.create_counter(session, actor=user, now=hub.clock(), code=code,
+                                          name=name)
+        return f"Đã thêm quầy {counter.name}"
+    return _act(request, PLACES, done)
+
+
+@router.post("/registry/counters/{counter_id}", dependencies=[Csrf])
+def update_counter(request: Request, user: Editor, counter_id: int, name: Text = "") -> Response:
+    hub = hub_of(request)
+
+    def done(session: Session) -> str:
+        counter = registry.update_counter(session, actor=user, now=hub.clock(), counter_id=counter_id,
+                                          name=name)
+        return f"Đã lưu quầy {counter.name}"
+    return _act(request, PLACES, done)
+
+
+# -- retire and bring back (zones, counters, officers, devices) ------------------------------
+RETIRED = {"zones": "Đã ngừng sử dụng khu vực phát", "counters": "Đã ngừng sử dụng quầy",
+           "officers": "Đã ghi nhận cán bộ ngừng công tác:", "devices": "Đã ngừng sử dụng thiết bị"}
+RESTORED = {"zones": "Đã dùng lại khu vực phát", "counters": "Đã dùng lại quầy",
+            "officers": "Cán bộ công tác trở lại:", "devices": "Đã dùng lại thiết bị"}
+
+
+def _name_of(row: Any) -> str:
+    return str(row.full_name if isinstance(row, Officer) else row.name or row.code)
+
+
+@router.post("/registry/{area}/{ident}/retire", dependencies=[Csrf])
+def retire(request: Request, user: Reader, area: str, ident: int) -> Response:
+    return _retire_or_restore(request, user, area, ident, registry.retire, RETIRED)
+
+
+@router.post("/registry/{area}/{ident}/restore", dependencies=[Csrf])
+def restore(request: Request, user: Reader, area: str, ident: int) -> Response:
+    return _retire_or_restore(request, user, area, ident, registry.restore, RESTORED)
+
+
+def _retire_or_restore(request: Request, user: UiUser, area: str, ident: int, action: Callable[..., Any],
+                       said: dict[str, str]) -> Response:
+    if area not in MODELS:
+        raise Invalid(f"Không có danh mục {area!r}.")
+    model, back = MODELS[area]
+    hub = hub_of(request)
+
+    def done(session: Session) -> str:
+        row = action(session, actor=user, now=hub.clock(), model=model, ident=ident)
+        return f"{said[area]} {_name_of(row)}"
+    return _act(request, back, done)
+
+
+# -- devices of each node --------------------------------------------------------------------
+@router.get("/registry/devices", response_class=HTMLResponse)
+def devices_page(request: Request, user: DeviceStaff, node: str = "") -> Response:
+    def build(session: Session) -> dict[str, Any]:
+        nodes = registry.list_nodes(session, registered=True)
+        devices = registry.list_devices(session)
+        by_node: dict[str, list[Device]] = {}
+        for d in devices:
+            by_node.setdefault(d.node_id, []).append(d)
+        return {"nodes": [n for n in nodes if not node or n.id == node], "by_node": by_node, "node": node,
+                "zones": registry.list_zones(session), "counters": registry.list_counters(session)}
+    return _page(request, user, "registry_devices.html", build)
+
+
+@router.post("/registry/devices", dependencies=[Csrf])
+def save_device(request: Request, user: DeviceStaff, node_id: Text = "", code: Text = "", kind: Text = "",
+                name: Text = "", counter: Text = "", zone: Text = "", rtsp_url: Text = "",
+                snapshot_url: Text = "", camera_username: Text = "", camera_password: Text = "",
+                clear_credentials: Text = "", back: Text = "") -> Response:
+    """Add a device or save one (the same form); a camera's account fields are blank unless
+    it is being set or replaced."""
+    hub = hub_of(request)
+    target = flash.safe_next(back, DEVICES)
+
+    def done(session: Session) -> str:
+        camera = registry.CameraAccess(rtsp_url=rtsp_url, snapshot_url=snapshot_url, username=camera_username,
+                                       password=camera_password, clear_credentials=clear_credentials == "1") \
+            if kind == "camera" else None
+        device = registry.upsert_device(session, actor=user, now=hub.clock(), node_id=node_id.strip(),
+                                        code=code, kind=kind, name=name.strip(),
+                                        counter=counter or None, zone=zone or None, camera=camera)
+        return f"Đã lưu thiết bị {device.name or device.code} của nút {device.node_id}"
+    return _act(request, target, done)
+
+
+# -- officers ----------------------------------------------------------------------------------
+@router.get("/registry/officers", response_class=HTMLResponse)
+def officers_page(request: Request, user: RosterReader) -> Response:
+    def build(session: Session) -> dict[str, Any]:
+        editor = may(user, REGISTRY_EDITORS)
+        logins = users.list_users(session) if editor else []
+        return {"officers": registry.list_officers(session), "editor": editor, "logins": logins,
+                "login_names": {u.id: u.username for u in logins}}
+    return _page(request, user, "registry_officers.html", build)
+
+
+def _user_id(value: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit():
+        raise Invalid("Tài khoản đăng nhập không hợp lệ.")
+    return int(value)
+
+
+@router.post("/registry/officers", dependencies=[Csrf])
+def create_officer(request: Request, user: Editor, code: Text = "", full_name: Text = "", title: Text = "",
+                   user_id: Text = "") -> Response:
+    hub = hub_of(request)
+
+    def done(session: Session) -> str:
+        officer = registry.create_officer(session, actor=user, now=hub.clock(), code=code,
+                                          full_name=full_name, title=title.strip(),
+                                          user_id=_user_id(user_id))
+        return f"Đã thêm cán bộ {officer.full_name}"
+    return _act(request, OFFICERS, done)
+
+
+@router.post("/registry/officers/{officer_id}", dependencies=[Csrf])
+def update_officer(request: Request, user: Editor, officer_id: int, full_name: Text = "", title: Text = "",
+                   user_id: Text = "") -> Response:
+    hub = hub_of(request)
+
+    def done(session: Session) -> str:
+        officer = registry.update_officer(session, actor=user, now=hub.clock(), officer_id=officer_id,
+                                          full_name=full_name, title=title, user_id=_user_id(user_id))
+        return f"Đã lưu cán bộ {officer.full_name}"
+    return _act(request, OFFICERS, done)
