@@ -120,8 +120,7 @@ def test_a_rating_stored_before_a_kill_reaches_the_hub_after_the_revival(setup):
 
 
 def test_a_camera_turned_black_is_reported_black(setup, broker):
-    from support import HUB
-    from support import Collector, connected_link
+    from support import HUB, Collector, connected_link
     from thanthien.protocol import Topics
 
     fleet, _hub, _ledger, nodes = setup
