@@ -90,6 +90,11 @@ class CameraChecker:
                                **metrics)
         return Observation("ok", f"RTSP answers, {rtsp.video} video offered, picture changing", at, **metrics)
 
+    @property
+    def last_picture(self) -> Thumbnail | None:
+        """The picture of the last check that got one (``None`` after a check that got none)."""
+        return self._pictures[-1] if self._pictures else None
+
     def _picture(self) -> tuple[Thumbnail, float | None]:
         cfg = self.config
         if self.snapshot is not None:

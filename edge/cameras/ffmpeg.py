@@ -52,6 +52,21 @@ def grab_rtsp_frame(endpoint: Endpoint, timeout: float) -> Thumbnail:
     return _run("RTSP frame grab", args, None, timeout, endpoint)
 
 
+def encode_jpeg(picture: Thumbnail, timeout: float = 5.0, quality: int = 8) -> bytes:
+    """The grey thumbnail as a small JPEG (a few KiB), for IT to look at; raises
+    :class:`ProbeError` when ffmpeg cannot."""
+    args = [ffmpeg_path(), "-nostdin", "-hide_banner", "-v", "error", "-f", "rawvideo", "-pix_fmt", "gray",
+            "-s", f"{picture.width}x{picture.height}", "-i", "pipe:0", "-frames:v", "1", "-q:v", str(quality),
+            "-f", "mjpeg", "pipe:1"]
+    try:
+        done = subprocess.run(args, input=picture.pixels, capture_output=True, timeout=timeout, check=False)
+    except (subprocess.TimeoutExpired, FileNotFoundError) as exc:
+        raise ProbeError(f"encoding the thumbnail: {type(exc).__name__}") from None
+    if done.returncode != 0 or not done.stdout.startswith(b"\xff\xd8"):
+        raise ProbeError("encoding the thumbnail: ffmpeg failed")
+    return done.stdout
+
+
 def _run(what: str, args: list[str], data: bytes | None, timeout: float,
          endpoint: Endpoint | None) -> Thumbnail:
     try:

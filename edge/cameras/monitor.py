@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from thanthien.edge.cameras.check import CameraChecker, Observation
 from thanthien.edge.cameras.config import CameraSection
+from thanthien.edge.cameras.picture import Thumbnail
 from thanthien.edge.cameras.state import HealthTracker
 from thanthien.protocol.payloads import CameraHealth
 
@@ -24,15 +25,18 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[CameraHealth], None]
 ObservationHook = Callable[[str, Observation], None]
+ChangeHook = Callable[[CameraHealth, Thumbnail | None], None]
+"""Called with each change of a camera's reported state and the picture that check saw."""
 
 
 class CameraMonitor:
     def __init__(self, node: str, cameras: list[CameraSection], publish: Publish,
-                 on_observation: ObservationHook | None = None) -> None:
+                 on_observation: ObservationHook | None = None, on_change: ChangeHook | None = None) -> None:
         self.node = node
         self.cameras = list(cameras)
         self._publish = publish
         self._on_observation = on_observation
+        self._on_change = on_change
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -94,6 +98,11 @@ class CameraMonitor:
             if verdict.changed:
                 old = before.state if before else "unknown"
                 log.info("camera %s: %s -> %s: %s", cam.id, old, verdict.health.state, verdict.health.reason)
+                if self._on_change is not None:
+                    try:
+                        self._on_change(verdict.health, checker.last_picture)
+                    except Exception:
+                        log.exception("camera %s: change hook failed", cam.id)
             now = time.monotonic()
             if verdict.changed or now - last_publish >= cam.publish_interval_s:
                 last_publish = now

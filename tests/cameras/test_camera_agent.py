@@ -115,3 +115,22 @@ def test_hanging_camera_probes_do_not_delay_a_rating_press(tmp_path, broker, sim
         finally:
             pin.drive_high()
         assert time.monotonic() - started < 1.0
+
+
+def test_a_camera_turning_black_sends_the_picture_it_saw_with_the_change(agent, broker, sim):
+    import base64
+
+    from thanthien.protocol.payloads import CameraThumbnail
+
+    pictures = Collector()
+    link = connected_link(broker.port, HUB, "hub-camera-pictures", {T.wildcard("camera_thumbnail"): pictures})
+    try:
+        assert pictures.wait_for(lambda ms: any(decode(CameraThumbnail, m.payload).state == "ok" for m in ms))
+        sim.set_mode("black")
+        black = pictures.first(lambda m: decode(CameraThumbnail, m.payload).state == "black")
+        assert black is not None and not black.retain
+        thumb = decode(CameraThumbnail, black.payload)
+        jpeg = base64.b64decode(thumb.jpeg_b64)
+        assert thumb.camera == "cam-quay-1" and jpeg.startswith(b"\xff\xd8") and len(jpeg) < 16 * 1024
+    finally:
+        link.stop()
