@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # Installs the project as systemd services on this machine (run as root from a checkout):
-#   scripts/install.sh edge   # a Raspberry Pi edge node: /etc/thanthien/edge.toml
+#   scripts/install.sh edge --hub URL --code CODE   # a Raspberry Pi enrolled with IT's one-time code
+#   scripts/install.sh edge   # a Raspberry Pi edge node configured by hand: /etc/thanthien/edge.toml
 #   scripts/install.sh hub    # the hub server: broker + hub, /etc/thanthien/hub.toml
 # Code goes to /opt/thanthien (a copy of this checkout with its own .venv), state to
-# /var/lib/thanthien-*, configs to /etc/thanthien. Re-running upgrades in place.
+# /var/lib/thanthien-*, configs to /etc/thanthien. Re-running upgrades in place; re-running with
+# a new code enrolls the node again (the hub rotates its identity).
 set -euo pipefail
 role=${1:-}
-case "$role" in edge|hub) ;; *) echo "usage: $0 edge|hub" >&2; exit 2 ;; esac
+usage="usage: $0 edge [--hub URL --code CODE] | hub"
+case "$role" in edge|hub) ;; *) echo "$usage" >&2; exit 2 ;; esac
+shift
+hub_url= code=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hub) hub_url=${2:?--hub needs the hub address}; shift 2 ;;
+    --code) code=${2:?--code needs the enrollment code}; shift 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+done
+if [ -n "$hub_url$code" ] && { [ "$role" != edge ] || [ -z "$hub_url" ] || [ -z "$code" ]; }; then
+  echo "--hub and --code go together, for an edge node" >&2; exit 2
+fi
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo $0 $role)" >&2; exit 1; }
 src=$(cd "$(dirname "$0")/.." && pwd)
 prefix=/opt/thanthien
@@ -27,7 +42,13 @@ python3 -m venv "$prefix/.venv"
 "$prefix/.venv/bin/pip" install --quiet --upgrade pip
 "$prefix/.venv/bin/pip" install --quiet "$prefix[$role]"
 
-if [ "$role" = edge ]; then
+if [ "$role" = edge ] && [ -n "$code" ]; then
+  # the node's key is made here and stays here; the hub answers with its identity and config
+  install -d -o thanthien -g thanthien -m 750 /var/lib/thanthien-edge
+  "$prefix/.venv/bin/thanthien" edge enroll --hub "$hub_url" --code "$code" \
+    --data /var/lib/thanthien-edge --config /etc/thanthien/edge.toml --owner thanthien
+  units=(thanthien-edge.service)
+elif [ "$role" = edge ]; then
   [ -f /etc/thanthien/edge.toml ] || cp "$prefix/config/edge.example.toml" /etc/thanthien/edge.toml
   units=(thanthien-edge.service)
 else
@@ -37,10 +58,16 @@ else
     "$prefix/.venv/bin/thanthien" provision server --dir /etc/thanthien/pki --host "$(hostname -f)"
   fi
   chown thanthien: /etc/thanthien/pki/server.key   # the CA key stays root-only
+  # enrollment: the hub writes node passwords into the broker's file and signals it to reload
+  install -d /etc/systemd/system/thanthien-hub.service.d
+  printf '[Service]\nReadWritePaths=/var/lib/thanthien-broker\n' \
+    > /etc/systemd/system/thanthien-hub.service.d/enrollment.conf
   units=(thanthien-broker.service thanthien-hub.service)
 fi
-chown root:thanthien /etc/thanthien/*.toml
-chmod 640 /etc/thanthien/*.toml
+if [ -z "$code" ]; then  # an enrolled node's file is the service user's alone (0600), written by enroll
+  chown root:thanthien "/etc/thanthien/$role.toml"
+  chmod 640 "/etc/thanthien/$role.toml"
+fi
 "$prefix/.venv/bin/thanthien" config check "/etc/thanthien/$role.toml" || \
   echo "edit /etc/thanthien/$role.toml, then: systemctl restart ${units[-1]}"
 
@@ -48,5 +75,6 @@ for unit in "${units[@]}"; do
   install -m 644 "$prefix/systemd/$unit" /etc/systemd/system/
 done
 systemctl daemon-reload
-systemctl enable --now "${units[@]}"
+systemctl enable "${units[@]}"
+systemctl restart "${units[@]}"
 echo "installed: ${units[*]} (journalctl -u ${units[-1]} -f)"

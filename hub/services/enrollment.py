@@ -203,6 +203,8 @@ def redeem(session: Session, *, code: str, csr_pem: str | None, now: datetime, s
     else:
         password = secrets.token_urlsafe(24)
         credential.password_hash = mosquitto_hash(password)
+        if settings.broker_tls and settings.pki_dir is not None:  # TLS with a password: verify the broker
+            ca_pem = ca_certificate(settings.pki_dir).decode()
     session.add(credential)
     token = media_items.issue_node_token(session, actor=actor, node_id=node.id, now=now)
     config = node_config.current(session, node_id=node.id, now=now)

@@ -201,3 +201,10 @@ def test_no_secret_appears_in_a_log_line_or_a_later_answer(client, it, caplog):
     for secret in secrets_:
         assert secret not in logged
         assert secret not in later
+
+
+def test_deleting_the_node_revokes_its_identity(client, it, node_broker):
+    client.post("/api/v1/enroll", json={"code": _code(client, it)})
+    assert NODE in users_in(node_broker.passwd_path)
+    assert client.delete(f"/api/v1/nodes/{NODE}", headers=it).status_code == 204
+    assert NODE not in users_in(node_broker.passwd_path)

@@ -27,6 +27,22 @@ def ensure_hub_user(broker: Broker, secret_file: Path) -> str:
     return password
 
 
+def _crl(pki: Path) -> Path | None:
+    """The CA's revocation list (the hub rewrites it when it revokes a node's certificate), made
+    empty when there is none yet and the CA key can be read; otherwise none, with a warning."""
+    from thanthien.pki import CRL_FILE, write_crl
+
+    crl = pki / CRL_FILE
+    if crl.exists():
+        return crl
+    try:
+        return write_crl(pki, [])
+    except OSError as exc:
+        log.warning("no certificate revocation list in %s (%s): a revoked node certificate is refused "
+                    "only once the hub has written one and the broker restarted", pki, exc.strerror or exc)
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     data = Path(args.data)
@@ -35,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         pki = Path(args.tls_dir)
         tls = BrokerTls(ca=pki / "ca.crt", cert=pki / "server.crt", key=pki / "server.key",
                         port=args.tls_port, bind=args.tls_bind,
-                        client_certs=not args.tls_password)
+                        client_certs=not args.tls_password, crl=_crl(pki))
         missing = [str(f) for f in (tls.ca, tls.cert, tls.key) if not f.exists()]
         if missing:
             log.error("TLS files missing: %s (run `thanthien provision ca` and "

@@ -9,7 +9,7 @@ from thanthien.hub.api.retiring import add_retire_routes
 from thanthien.hub.api.schemas import DeviceIn, DeviceOut, NodeIn, NodeOut, NodeUpdate
 from thanthien.hub.db.models import Device, Node
 from thanthien.hub.roles import DEVICE_STAFF, EVERYONE
-from thanthien.hub.services import registry
+from thanthien.hub.services import enrollment, registry
 
 router = APIRouter(tags=["nodes"])
 
@@ -45,6 +45,9 @@ def update_node(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str, 
 @router.delete("/nodes/{node_id}", status_code=status.HTTP_204_NO_CONTENT,
                dependencies=[allow(*DEVICE_STAFF)])
 def delete_node(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) -> None:
+    """Delete a node: its broker identity is revoked first (the broker refuses its next connect);
+    ``POST /nodes/{id}/retire`` keeps its history instead."""
+    enrollment.revoke_node(session, actor=actor, node_id=node_id, now=hub.clock(), reason="deleted")
     registry.delete_row(session, actor=actor, now=hub.clock(), model=Node, ident=node_id)
     session.commit()
 
