@@ -250,7 +250,8 @@ def test_every_event_kind_has_an_ingest_handler():
 
 
 def test_only_kinds_that_are_not_retained_are_shared_between_workers():
-    assert {"rating", "playback", "telemetry"} == SHAREABLE
+    # node state, camera health and config status are retained: every worker (or the owner) reads them
+    assert {"rating", "playback", "telemetry", "camera_thumbnail"} == SHAREABLE
 
 
 def test_an_outcome_refuses_to_ack_a_kind_that_is_not_an_event():
