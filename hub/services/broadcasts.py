@@ -556,12 +556,14 @@ def audit_log(session: Session, *, broadcast_id: int) -> list[BroadcastAudit]:
 
 # -- targets -------------------------------------------------------------------------------
 def speaker_nodes(session: Session) -> dict[str, set[str]]:
-    """Registered nodes with a speaker device -> the zone codes their speakers serve."""
+    """Registered nodes in service with a speaker device in service -> the zone codes their
+    speakers serve (a retired node or speaker is targeted no more, so never counted missed)."""
     rows = session.execute(
         select(Device.node_id, Zone.code)
         .join(Node, Node.id == Device.node_id)
         .outerjoin(Zone, Zone.id == Device.zone_id)
-        .where(Device.kind == "speaker", Node.registered.is_(True))
+        .where(Device.kind == "speaker", Node.registered.is_(True), Node.retired_at.is_(None),
+               Device.retired_at.is_(None))
     )
     out: dict[str, set[str]] = {}
     for node_id, zone in rows:

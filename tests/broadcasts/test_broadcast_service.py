@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
-from thanthien.hub.db.models import Broadcast, BroadcastAudit, Delivery, Occurrence
+from thanthien.hub.db.models import Broadcast, BroadcastAudit, Delivery, Device, Occurrence
 from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import broadcasts, plans, registry
 from thanthien.hub.services.errors import Conflict, Invalid
@@ -202,3 +202,12 @@ def test_a_speaker_added_to_a_targeted_zone_gets_the_coming_occurrences_in_its_p
         plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
         out = {p.node_id: p.plan for p in plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, force=False)}
     assert list(out) == ["loa-4"] and len(out["loa-4"].items) == 3
+
+
+def test_a_retired_speaker_is_no_longer_a_target(ctx):
+    with ctx.db.session() as s:
+        speakers(s, {"ban-a": ["loa-1", "loa-2"]})
+        device = s.scalar(select(Device).where(Device.node_id == "loa-2", Device.kind == "speaker"))
+        device.retired_at = ctx.clock()
+    with ctx.db.session(write=False) as s:
+        assert broadcasts.speaker_nodes(s) == {"loa-1": {"ban-a"}}
