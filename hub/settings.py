@@ -238,6 +238,10 @@ class HubSettings(FileSettings):
             ZoneInfo(self.hub.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             out.append(f"hub.timezone: unknown time zone {self.hub.timezone!r}")
+        enroll = self.enrollment
+        if enroll.identity == "certificate" and enroll.pki_dir is None:
+            out.append("enrollment.pki_dir: required with identity = \"certificate\" (the CA that signs "
+                       "node certificates)")
         reg = self.registry
         sites = {s.code for s in reg.sites}
         zones = {z.code for z in reg.zones}

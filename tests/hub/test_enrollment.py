@@ -208,3 +208,11 @@ def test_deleting_the_node_revokes_its_identity(client, it, node_broker):
     assert NODE in users_in(node_broker.passwd_path)
     assert client.delete(f"/api/v1/nodes/{NODE}", headers=it).status_code == 204
     assert NODE not in users_in(node_broker.passwd_path)
+
+
+def test_certificate_identity_without_a_ca_is_a_config_problem():
+    from thanthien.config import ConfigError, validate_data
+    from thanthien.hub.settings import HubSettings
+
+    with pytest.raises(ConfigError, match=r"enrollment\.pki_dir"):
+        validate_data(HubSettings, {"enrollment": {"identity": "certificate"}})
