@@ -50,7 +50,7 @@ from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Device, EnrollmentCode, Node, NodeCredential
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import DEVICE_STAFF, ActingUser, Actor, require
-from thanthien.hub.services import audit, media_items, node_config, registry
+from thanthien.hub.services import alarms, audit, media_items, node_config, registry
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from thanthien.hub.settings import EnrollmentSection
 from thanthien.pki import CsrError, ca_certificate, sign_csr, write_crl
@@ -254,14 +254,16 @@ def revoke_node(session: Session, *, actor: Actor, node_id: str, now: datetime,
     return revoked
 
 
-def retire_node(session: Session, *, actor: Actor, node_id: str, now: datetime) -> Node:
+def retire_node(session: Session, *, actor: Actor, node_id: str, now: datetime, notify: bool = False) -> Node:
     """Take a node out of service (IT staff): its identity revoked (the broker refuses its next
-    connect), its devices retired, its retained config cleared; its history stays."""
+    connect), its devices retired, its retained config cleared, its offline alarm cleared (none is
+    raised for it again); its history stays."""
     require(actor, DEVICE_STAFF)
     node = _node(session, node_id)
     if node.retired_at is not None:
         raise Conflict(f"Thiết bị {node_id} đã ngừng sử dụng từ trước.")
     node.retired_at = now
+    alarms.clear_alarm(session, kind="node_offline", subject=node_id, now=now, notify=notify)
     devices = []
     for device in session.scalars(select(Device).where(Device.node_id == node_id)):
         if getattr(device, "retired_at", None) is None:

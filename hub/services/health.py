@@ -40,6 +40,8 @@ class Thresholds:
 
 
 def _offline_alarm(session: Session, node: Node, now: datetime, notify: bool) -> None:
+    if node.retired_at is not None:
+        return  # taken out of service: its connection was ended on purpose (its last Will follows)
     severity: alarms.Severity = "warning" if node.state == "offline" and node.state_reason == REASON_CLEAN \
         else "critical"
     label = {"lost": "mất kết nối", "offline": "ngoại tuyến"}[node.state]

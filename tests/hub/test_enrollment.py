@@ -216,3 +216,21 @@ def test_certificate_identity_without_a_ca_is_a_config_problem():
 
     with pytest.raises(ConfigError, match=r"enrollment\.pki_dir"):
         validate_data(HubSettings, {"enrollment": {"identity": "certificate"}})
+
+
+def test_a_retired_node_raises_no_offline_alarm_when_its_last_will_arrives(client, it, hub_ctx, clock):
+    from thanthien.hub.db.models import Alarm
+    from thanthien.hub.services import health
+    from thanthien.protocol.payloads import NodeState
+
+    def state(value: str) -> NodeState:
+        return NodeState(node=NODE, state=value, session=2, at=clock(), agent_version="0.1.0")  # type: ignore[arg-type]
+
+    with hub_ctx.db.session() as s:
+        health.apply_node_state(s, state=state("online"), now=clock(), notify=False)
+    assert client.post(f"/api/v1/nodes/{NODE}/retire", headers=it).status_code == 200
+    with hub_ctx.db.session() as s:  # the broker ended its connection: its Will comes
+        health.apply_node_state(s, state=state("lost"), now=clock(), notify=False)
+    with hub_ctx.db.session(write=False) as s:
+        active = select(Alarm).where(Alarm.kind == "node_offline", Alarm.cleared_at.is_(None))
+        assert s.scalars(active).all() == []

@@ -59,7 +59,7 @@ def enroll(hub: Hub, session: DbSession, request: Request, body: EnrollIn) -> En
 @router.post("/nodes/{node_id}/retire", response_model=NodeOut, dependencies=[allow(*DEVICE_STAFF)],
              summary="Take the node out of service: identity revoked (next connect refused), history kept")
 def retire(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) -> NodeOut:
-    node = enrollment.retire_node(session, actor=actor, node_id=node_id, now=hub.clock())
+    node = enrollment.retire_node(session, actor=actor, node_id=node_id, now=hub.clock(), notify=hub.notify)
     session.commit()
     return NodeOut.model_validate(node)
 

@@ -85,7 +85,7 @@ def retire(request: Request, user: ItUser, node_id: str) -> Response:
     back = f"/ui/nodes/{node_id}"
     try:
         with hub.db.session() as session:
-            enrollment.retire_node(session, actor=user, node_id=node_id, now=hub.clock())
+            enrollment.retire_node(session, actor=user, node_id=node_id, now=hub.clock(), notify=hub.notify)
     except ServiceError as exc:
         return flash.refused(back, exc)
     return flash.redirect(back, message="Đã ngừng sử dụng thiết bị: tài khoản kết nối đã bị thu hồi")
