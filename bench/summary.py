@@ -8,7 +8,7 @@ from typing import Any
 
 from thanthien.bench.common import fmt
 
-ORDER = ("ingest", "press_to_commit", "start_skew", "fleet_scale", "edge_footprint", "reports")
+ORDER = ("ingest", "press_to_commit", "start_skew", "fleet_scale", "edge_footprint", "reports", "province")
 
 HEADER = """# Benchmark results
 
