@@ -238,15 +238,17 @@ def _revoke(session: Session, node_id: str, now: datetime, *, reason: str) -> in
 
 
 def revoke_node(session: Session, *, actor: Actor, node_id: str, now: datetime,
-                reason: str = "revoked") -> int:
-    """Take the node's broker identity, media token and unused codes away (IT staff): the broker
-    refuses its next connect. Returns how many identities were revoked."""
+                reason: str = "revoked", media_token: bool = True) -> int:
+    """Take the node's broker identity, unused codes and (``media_token``) media token away (IT
+    staff): the broker refuses its next connect. Returns how many identities were revoked. A
+    node about to be deleted keeps its token: it goes with the node's row."""
     require(actor, DEVICE_STAFF)
     revoked = _revoke(session, node_id, now, reason=reason)
     session.execute(update(EnrollmentCode).where(EnrollmentCode.node_id == node_id,
                                                  EnrollmentCode.used_at.is_(None),
                                                  EnrollmentCode.replaced_at.is_(None)).values(replaced_at=now))
-    media_items.revoke_node_token(session, actor=actor, node_id=node_id, now=now)
+    if media_token:
+        media_items.revoke_node_token(session, actor=actor, node_id=node_id, now=now)
     if revoked:
         audit.record(session, actor=actor, action="node.revoke", subject=f"node:{node_id}", at=now,
                      details={"identities": revoked, "reason": reason})

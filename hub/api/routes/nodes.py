@@ -47,7 +47,8 @@ def update_node(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str, 
 def delete_node(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) -> None:
     """Delete a node: its broker identity is revoked first (the broker refuses its next connect);
     ``POST /nodes/{id}/retire`` keeps its history instead."""
-    enrollment.revoke_node(session, actor=actor, node_id=node_id, now=hub.clock(), reason="deleted")
+    enrollment.revoke_node(session, actor=actor, node_id=node_id, now=hub.clock(), reason="deleted",
+                           media_token=False)
     registry.delete_row(session, actor=actor, now=hub.clock(), model=Node, ident=node_id)
     session.commit()
 
