@@ -47,6 +47,7 @@ START = int(datetime(2024, 12, 31, 17, 0, tzinfo=UTC).timestamp())  # 00:00 on 1
 SPAN = 365 * 86400
 PER_COUNTER = 50_000  # ratings per counter and year
 CHUNK = 1_000_000
+DATASET = 2  # in the file name: a data set made another way is made again
 GROUP_BY = ["officer", "month"]
 # an API period from and to arbitrary instants: 09:13 on 3 February to 15:47 on 17 November 2025
 PARTIAL_START = datetime(2025, 2, 3, 2, 13, tzinfo=UTC)
@@ -119,11 +120,26 @@ def fill(db: Database, rows: int) -> dict[str, float]:
             "count_rows": count_rows}
 
 
+def _schema_is_current(path: Path) -> bool:
+    """Whether the file's tables are still the models' (a migration filled in since makes it again)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from thanthien.hub.db.models import Base
+
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.engine.connect() as conn:
+            return not compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        db.dispose()
+
+
 def sqlite_dataset(directory: Path, rows: int) -> tuple[Path, dict[str, Any]]:
     """The SQLite file with ``rows`` ratings, made once (a ``.done`` marker holds its timings)."""
-    path = directory / f"ratings-{rows}-counted.db"
+    path = directory / f"ratings-{rows}-v{DATASET}.db"
     marker = path.with_suffix(".done")
-    if path.exists() and marker.exists():
+    if path.exists() and marker.exists() and _schema_is_current(path):
         return path, {**json.loads(marker.read_text()), "reused": True}
     directory.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):

@@ -236,6 +236,21 @@ class RatingCount(Base):
     n4: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class RatingMonthCount(Base):
+    """``rating_counts`` summed per local month (``month`` is its first day), kept with them, so a
+    summary over months reads a twelfth of the rows. Derived data as they are."""
+
+    __tablename__ = "rating_month_counts"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    counter_code: Mapped[str] = mapped_column(String(63), primary_key=True)
+    officer_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n1: Mapped[int] = mapped_column(Integer, default=0)
+    n2: Mapped[int] = mapped_column(Integer, default=0)
+    n3: Mapped[int] = mapped_column(Integer, default=0)
+    n4: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class RatingCountZone(Base):
     """The time zone whose local days ``rating_counts`` are cut in (one row; none: the
     default zone, Asia/Ho_Chi_Minh)."""

@@ -7,11 +7,11 @@ restore needs an empty database migrated to the same revision and refuses anythi
 
 Archive layout: ``manifest.json``, ``tables/<table>.jsonl``, ``media/<sha[:2]>/<sha>.wav``.
 
-The rating counts (``rating_counts``) are derived from the ratings and are not in the archive:
-a restore counts them again from the restored ratings, in the same transaction, so they equal
-the ratings whatever the archive holds, cut in the restoring hub's zone (``tz``) or else the
-zone the backed-up hub recorded (``rating_count_zone`` is in the archive). It costs one GROUP BY
-over the ratings, little beside loading them from JSON.
+The rating counts (``rating_counts``, ``rating_month_counts``) are derived from the ratings and
+are not in the archive: a restore counts them again from the restored ratings, in the same
+transaction, so they equal the ratings whatever the archive holds, cut in the restoring hub's
+zone (``tz``) or else the zone the backed-up hub recorded (``rating_count_zone`` is in the
+archive). It costs one GROUP BY over the ratings, little beside loading them from JSON.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from thanthien import __version__
 from thanthien.hub.db.migrate import current_revision
-from thanthien.hub.db.models import Base, RatingCount
+from thanthien.hub.db.models import Base, RatingCount, RatingMonthCount
 from thanthien.hub.db.session import Database
 from thanthien.hub.services import rating_counts
 
@@ -83,7 +83,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-DERIVED = (RatingCount.__table__.name,)
+DERIVED = (RatingCount.__table__.name, RatingMonthCount.__table__.name)
 """Tables rebuilt from the others on restore, never archived."""
 
 

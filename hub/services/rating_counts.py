@@ -1,6 +1,7 @@
 """Rating counts kept as ratings are stored: presses per level (``n1`` … ``n4``) per local day,
-counter and officer (table ``rating_counts``), so a report adds a few thousand rows instead of
-counting millions of ratings.
+counter and officer (table ``rating_counts``), and the same per local month
+(``rating_month_counts``, a twelfth of the rows for a summary over months), so a report adds a
+few thousand rows instead of counting millions of ratings.
 
 Every writer of ratings keeps them right, set-based, in its own transaction:
 
@@ -11,7 +12,7 @@ Every writer of ratings keeps them right, set-based, in its own transaction:
   them in the same order. Inside a savepoint they are upserted at once (a savepoint rolled
   back takes them with it); a rollback forgets the queue.
 * :func:`recount` (the roster, after it re-attributes stored ratings): the counter's local days
-  that the window touches are counted again from the ratings.
+  that the window touches are counted again from the ratings, and their months summed again.
 * :func:`forget_officer` (an officer deleted: ``ON DELETE SET NULL`` gives their ratings to
   nobody, so do their counts).
 * :func:`rebuild` (the migration, a restore, ``thanthien hub rebuild-counts``): all of it again.
@@ -50,13 +51,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Rating, RatingCount, RatingCountZone
+from thanthien.hub.db.models import Rating, RatingCount, RatingCountZone, RatingMonthCount
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
 """The zone of a database that records none: ``hub.timezone``'s default (a test checks)."""
 KEY = ("day", "counter_code", "officer_id")
+MONTH_KEY = ("month", "counter_code", "officer_id")
 LEVEL_COLUMNS = ("n1", "n2", "n3", "n4")
 NOBODY = 0
 LOCK_KEY = 0x7468_616E_0016  # PostgreSQL advisory lock of the counts ("than", issue 16)
@@ -127,6 +129,17 @@ def day_start(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tz).astimezone(UTC)
 
 
+def month_of(column: Any, *, dialect: str) -> Any:
+    """SQL for the first day of the month of a date column."""
+    if dialect == "postgresql":
+        return cast(func.date_trunc("month", column), Date)
+    return func.date(column, "start of month")
+
+
+def next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
 def as_date(value: Any) -> date:
     """A date from the database (SQLite gives ``YYYY-MM-DD`` text)."""
     if isinstance(value, datetime):
@@ -165,15 +178,16 @@ def _lock(bind: Bind, *, exclusive: bool) -> None:
         bind.execute(text(f"SELECT {fn}(:key)"), {"key": LOCK_KEY})
 
 
-def _upsert(dialect: str, source: Any = None) -> Any:
-    """``INSERT … ON CONFLICT (day, counter, officer) DO UPDATE SET n = n + excluded.n``, of
-    parameters or of ``source`` (a select of the key and the four counts)."""
+def _upsert(dialect: str, model: Any, source: Any = None) -> Any:
+    """``INSERT … ON CONFLICT (day or month, counter, officer) DO UPDATE SET n = n + excluded.n``
+    into ``model``'s table, of parameters or of ``source`` (a select of the key and the counts)."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(RatingCount)
+    key = KEY if model is RatingCount else MONTH_KEY
+    stmt = module.insert(model)
     if source is not None:
-        stmt = stmt.from_select([*KEY, *LEVEL_COLUMNS], source)
-    table = RatingCount.__table__
-    return stmt.on_conflict_do_update(index_elements=list(KEY),
+        stmt = stmt.from_select([*key, *LEVEL_COLUMNS], source)
+    table = model.__table__
+    return stmt.on_conflict_do_update(index_elements=list(key),
                                       set_={c: table.c[c] + stmt.excluded[c] for c in LEVEL_COLUMNS})
 
 
@@ -203,12 +217,16 @@ def flush(session: Session) -> None:
 def _store(bind: Bind, items: list[tuple[datetime, str, int, int]]) -> None:
     _lock(bind, exclusive=False)
     tz = ZoneInfo(recorded_zone(bind))
-    sums: dict[tuple[date, str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    days: dict[tuple[date, str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    months: dict[tuple[date, str, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for at, counter, officer, score in items:
-        sums[(at.astimezone(tz).date(), counter, officer)][score - 1] += 1
-    bind.execute(_upsert(_dialect(bind)), [
-        {"day": day, "counter_code": counter, "officer_id": officer,
-         **dict(zip(LEVEL_COLUMNS, n, strict=True))} for (day, counter, officer), n in sorted(sums.items())])
+        day = at.astimezone(tz).date()
+        days[(day, counter, officer)][score - 1] += 1
+        months[(day.replace(day=1), counter, officer)][score - 1] += 1
+    for model, key, sums in ((RatingCount, KEY, days), (RatingMonthCount, MONTH_KEY, months)):
+        bind.execute(_upsert(_dialect(bind), model), [
+            {**dict(zip(key, k, strict=True)), **dict(zip(LEVEL_COLUMNS, n, strict=True))}
+            for k, n in sorted(sums.items())])
 
 
 @event.listens_for(Session, "before_commit")
@@ -233,6 +251,23 @@ def _count_ratings(bind: Bind, *, zone: str, lo: datetime, hi: datetime, where: 
     bind.execute(RatingCount.__table__.insert().from_select([*KEY, *LEVEL_COLUMNS], source))
 
 
+def _count_months(bind: Bind, *, first: date | None = None, stop: date | None = None,
+                  counter_code: str | None = None) -> None:
+    """Sum the daily counts again into the months [first, stop) (all: None) of one counter (all)."""
+    d, m = RatingCount, RatingMonthCount
+    gone, where = delete(m), []
+    if counter_code is not None:
+        gone, where = gone.where(m.counter_code == counter_code), [d.counter_code == counter_code]
+    if first is not None and stop is not None:
+        gone = gone.where(m.month >= first, m.month < stop)
+        where += [d.day >= first, d.day < stop]
+    bind.execute(gone)
+    source = (select(month_of(d.day, dialect=_dialect(bind)), d.counter_code, d.officer_id,
+                     *(func.sum(d.__table__.c[c]) for c in LEVEL_COLUMNS))
+              .where(*where).group_by(*by_position(1, 2, 3)))
+    bind.execute(m.__table__.insert().from_select([*MONTH_KEY, *LEVEL_COLUMNS], source))
+
+
 def recount(session: Session, *, counter_code: str, start: datetime, end: datetime) -> None:
     """Count again the ratings of ``counter_code`` on every local day that [start, end)
     touches: call it after changing their officers (the roster does)."""
@@ -249,22 +284,23 @@ def recount(session: Session, *, counter_code: str, start: datetime, end: dateti
                                               RatingCount.day >= first, RatingCount.day <= last))
     _count_ratings(session, zone=zone, lo=lo, hi=hi, where=[
         Rating.counter_code == counter_code, Rating.pressed_at >= lo, Rating.pressed_at < hi])
+    _count_months(session, first=first.replace(day=1), stop=next_month(last), counter_code=counter_code)
 
 
 def forget_officer(session: Session, *, officer_id: int) -> None:
     """Before an officer is deleted: their counts go to nobody, as their ratings do."""
     flush(session)
     _lock(session, exclusive=True)
-    t = RatingCount
-    moved = (select(t.day, t.counter_code, literal(NOBODY), t.n1, t.n2, t.n3, t.n4)
-             .where(t.officer_id == officer_id))
-    session.execute(_upsert(_dialect(session), moved))
-    session.execute(delete(t).where(t.officer_id == officer_id))
+    for t, when in ((RatingCount, RatingCount.day), (RatingMonthCount, RatingMonthCount.month)):
+        moved = (select(when, t.counter_code, literal(NOBODY), t.n1, t.n2, t.n3, t.n4)
+                 .where(t.officer_id == officer_id))
+        session.execute(_upsert(_dialect(session), t, moved))
+        session.execute(delete(t).where(t.officer_id == officer_id))
 
 
 def rebuild(bind: Bind, *, zone: str | None = None) -> int:
     """Count every stored rating again, cut in ``zone`` (then recorded) or in the zone the
-    counts are already cut in; the number of count rows."""
+    counts are already cut in; the number of daily count rows."""
     if isinstance(bind, Session):
         flush(bind)
     _lock(bind, exclusive=True)
@@ -279,6 +315,7 @@ def rebuild(bind: Bind, *, zone: str | None = None) -> int:
     hi = bind.execute(select(func.max(Rating.pressed_at))).scalar()
     if lo is not None and hi is not None:
         _count_ratings(bind, zone=zone, lo=_utc(lo), hi=_utc(hi), where=[])
+    _count_months(bind)
     return int(bind.execute(select(func.count()).select_from(RatingCount)).scalar() or 0)
 
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Counter, Officer, Rating, RatingCount
+from thanthien.hub.db.models import Counter, Officer, Rating, RatingCount, RatingMonthCount
 from thanthien.hub.services import rating_counts
 from thanthien.hub.services.ratings import RatingFilter
 
@@ -135,9 +135,10 @@ UNASSIGNED = "(chưa phân công)"
 def summarize(session: Session, *, group_by: list[Dimension], flt: RatingFilter, tz: str) -> list[SummaryRow]:
     """Counts per level and the index for every group that has presses, sorted by the keys.
 
-    The whole local days of the period come from ``rating_counts`` (kept at ingest); a period
-    that starts or ends inside a local day (the API takes any instant) adds the ratings of
-    those partial days, counted from the ratings themselves. Equal to :func:`summarize_raw`
+    The whole local days of the period come from ``rating_counts`` (kept at ingest), its whole
+    months from ``rating_month_counts`` when no day or week is asked for; a period that starts
+    or ends inside a local day (the API takes any instant) adds the ratings of those partial
+    days, counted from the ratings themselves. Equal to :func:`summarize_raw`
     (a property test checks it); that path serves a filter by node, which the counts do not
     keep, and a zone the counts are not cut in."""
     _check(group_by)
@@ -150,7 +151,8 @@ def summarize(session: Session, *, group_by: list[Dimension], flt: RatingFilter,
     groups = _Groups(session, group_by)
     first, stop, edges = split_days(flt.start, flt.end, zone)
     if first is None or stop is None or first < stop:
-        _from_counts(session, groups, flt, first, stop)
+        for monthly, lo, hi in split_months(groups.times, first, stop):
+            _from_counts(session, groups, flt, lo, hi, monthly=monthly)
     for start, end in edges:
         _from_ratings(session, groups, replace(flt, start=start, end=end), tz)
     return groups.sorted()
@@ -187,12 +189,30 @@ def split_days(start: datetime | None, end: datetime | None,
     return first, stop, edges
 
 
-def _time_buckets(dialect: str, times: list[str]) -> list[Any]:
-    """The first local day of each time dimension's period, from ``rating_counts.day``."""
-    day = RatingCount.day
+def split_months(times: list[str], first: date | None,
+                 stop: date | None) -> list[tuple[bool, date | None, date | None]]:
+    """The whole local days [first, stop) as spans (from the monthly counts?, lo, hi): whole
+    months from the monthly counts when the grouping cuts no day or week, the rest from the daily."""
+    if not set(times) <= {"month", "quarter"}:
+        return [(False, first, stop)]
+    lo = first if first is None or first.day == 1 else rating_counts.next_month(first)
+    hi = stop if stop is None or stop.day == 1 else stop.replace(day=1)
+    if lo is not None and hi is not None and lo >= hi:
+        return [(False, first, stop)]
+    spans: list[tuple[bool, date | None, date | None]] = [(True, lo, hi)]
+    if first is not None and lo is not None and first < lo:
+        spans.insert(0, (False, first, lo))
+    if stop is not None and hi is not None and hi < stop:
+        spans.append((False, hi, stop))
+    return spans
+
+
+def _time_buckets(dialect: str, times: list[str], day: Any, *, monthly: bool) -> list[Any]:
+    """The first local day of each time dimension's period, from a count table's date column
+    (``monthly``: the first day of a month)."""
     out: list[Any] = []
     for dim in times:
-        if dim == "day":
+        if dim == "day" or (monthly and (dim == "month" or dialect != "postgresql")):
             out.append(day)
         elif dialect == "postgresql":
             out.append(cast(func.date_trunc(dim, day), Date))
@@ -204,19 +224,20 @@ def _time_buckets(dialect: str, times: list[str]) -> list[Any]:
 
 
 def _from_counts(session: Session, groups: _Groups, flt: RatingFilter, first: date | None,
-                 stop: date | None) -> None:
-    t = RatingCount
+                 stop: date | None, *, monthly: bool) -> None:
+    t: Any = RatingMonthCount if monthly else RatingCount
+    when = t.month if monthly else t.day
     cols: list[Any] = []
     if "counter" in groups.group_by:
         cols.append(t.counter_code)
     if "officer" in groups.group_by:
         cols.append(t.officer_id)
-    cols += _time_buckets(session.get_bind().dialect.name, groups.times)
+    cols += _time_buckets(session.get_bind().dialect.name, groups.times, when, monthly=monthly)
     query = select(*cols, func.sum(t.n1), func.sum(t.n2), func.sum(t.n3), func.sum(t.n4))
     if first is not None:
-        query = query.where(t.day >= first)
+        query = query.where(when >= first)
     if stop is not None:
-        query = query.where(t.day < stop)
+        query = query.where(when < stop)
     if flt.counter is not None:
         query = query.where(t.counter_code == flt.counter)
     if flt.officer_id is not None:

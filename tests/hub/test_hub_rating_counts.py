@@ -1,12 +1,11 @@
-"""Rating counts kept at ingest (issue 16 item 2): counted as ratings are stored, moved when the
-roster re-attributes ratings, rebuilt by the migration, a restore and the command; summaries
-read them and equal a raw GROUP BY over the ratings for any period and grouping (hypothesis),
-on SQLite and PostgreSQL."""
+"""Rating counts kept at ingest (issue 16 item 2), per local day and per local month: counted as
+ratings are stored, moved when the roster re-attributes ratings, rebuilt by the migration, a
+restore and the command; summaries read them and equal a raw GROUP BY over the ratings for any
+period and grouping (hypothesis), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import tarfile
 import uuid
@@ -24,11 +23,11 @@ from sqlalchemy import insert, select, text, update
 from hub.conftest import _clean
 from hub.hub_helpers import rating, rating_msg
 from thanthien.hub.db.migrate import upgrade
-from thanthien.hub.db.models import Counter, Officer, Rating, RatingCount
+from thanthien.hub.db.models import Counter, Officer, Rating, RatingCount, RatingMonthCount
 from thanthien.hub.db.session import Database
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.hub.roles import SYSTEM
-from thanthien.hub.services import rating_counts, ratings, registry, reports
+from thanthien.hub.services import rating_counts, ratings, registry, reports, roster
 from thanthien.hub.services.backup import create_backup, restore_backup
 from thanthien.hub.services.errors import Conflict
 from thanthien.hub.services.ratings import RatingFilter
@@ -69,6 +68,12 @@ def counts(db: Database) -> dict[tuple[date, str, int], tuple[int, int, int, int
                 for r in s.scalars(select(RatingCount))}
 
 
+def months(db: Database) -> dict[tuple[date, str, int], tuple[int, int, int, int]]:
+    with db.session(write=False) as s:
+        return {(rating_counts.as_date(r.month), r.counter_code, r.officer_id): (r.n1, r.n2, r.n3, r.n4)
+                for r in s.scalars(select(RatingMonthCount))}
+
+
 def summary(db: Database, group_by: list[reports.Dimension], flt: RatingFilter | None = None,
             tz: str = TZ) -> list[reports.SummaryRow]:
     with db.session(write=False) as s:
@@ -81,29 +86,20 @@ def raw(db: Database, group_by: list[reports.Dimension], flt: RatingFilter | Non
         return reports.summarize_raw(s, group_by=group_by, flt=flt or RatingFilter(), tz=tz)
 
 
-def tamper(db: Database, day: date, counter: str, officer: int, extra_n4: int) -> None:
+def tamper(db: Database, day: date, counter: str, officer: int, extra_n4: int, *,
+           monthly: bool = False) -> None:
     """Add presses to one count row only (to see which days a summary reads from the counts)."""
+    t = RatingMonthCount if monthly else RatingCount
+    when = RatingMonthCount.month if monthly else RatingCount.day
     with db.session() as s:
-        s.execute(update(RatingCount).where(RatingCount.day == day, RatingCount.counter_code == counter,
-                                            RatingCount.officer_id == officer)
-                  .values(n4=RatingCount.n4 + extra_n4))
+        s.execute(update(t).where(when == day, t.counter_code == counter, t.officer_id == officer)
+                  .values(n4=t.n4 + extra_n4))
 
 
 def on_duty(db: Database, *, officer_id: int, counter: str, start: datetime,
             end: datetime) -> Callable[[], None]:
-    """Put an officer on duty at a counter for [start, end) through the roster of the day (the
-    one-off shifts, or issue 15's roster exceptions); returns how to take them off again."""
-    if importlib.util.find_spec("thanthien.hub.services.roster") is None:
-        with db.session() as s:
-            entry = registry.add_shift(s, actor=SYSTEM, officer_id=officer_id, counter=counter,
-                                       starts_at=start, ends_at=end)
-
-        def off() -> None:
-            with db.session() as s:
-                registry.remove_shift(s, actor=SYSTEM, entry_id=entry.id)
-        return off
-    from thanthien.hub.services import roster
-
+    """Put an officer on duty at a counter for [start, end) with a roster exception (a one-off
+    day); returns how to take them off again."""
     with db.session() as s:
         change = roster.new_exception(s, actor=SYSTEM, kind="extra", officer_id=officer_id, counter=counter,
                                       starts_at=start, ends_at=end)
@@ -126,6 +122,14 @@ def test_stored_ratings_are_counted_by_local_day_counter_officer_and_level(db):
                press("quay-2", 3, MIDNIGHT + timedelta(hours=4), seq=4)])
     assert counts(db) == {(date(2026, 3, 2), "quay-1", officers[0]): (1, 0, 0, 2),
                           (date(2026, 3, 2), "quay-2", 0): (0, 0, 1, 0)}
+
+
+def test_stored_ratings_are_counted_per_local_month_too(db):
+    setup_registry(db)
+    store(db, [press(score=4, at=MIDNIGHT, seq=1), press(score=2, at=MIDNIGHT + 20 * DAY, seq=2),
+               press(score=1, at=MIDNIGHT + 30 * DAY, seq=3)])  # 2 and 22 March, 1 April
+    assert months(db) == {(date(2026, 3, 1), "quay-1", 0): (0, 1, 0, 1),
+                          (date(2026, 4, 1), "quay-1", 0): (1, 0, 0, 0)}
 
 
 def test_a_press_at_local_midnight_counts_on_the_new_local_day(db):
@@ -190,6 +194,16 @@ def test_putting_an_officer_on_duty_moves_the_counts_of_their_window(db):
                           (date(2026, 3, 2), "quay-1", officers[1]): (0, 0, 0, 2)}
 
 
+def test_putting_an_officer_on_duty_moves_the_monthly_counts_of_their_window(db):
+    officers = setup_registry(db)
+    store(db, [press(at=MIDNIGHT + timedelta(hours=1), seq=1), press(at=MIDNIGHT + timedelta(hours=2), seq=2),
+               press(at=MIDNIGHT + 40 * DAY, seq=3)])
+    on_duty(db, officer_id=officers[1], counter="quay-1", start=MIDNIGHT, end=MIDNIGHT + timedelta(hours=2))
+    assert months(db) == {(date(2026, 3, 1), "quay-1", 0): (0, 0, 0, 1),
+                          (date(2026, 3, 1), "quay-1", officers[1]): (0, 0, 0, 1),
+                          (date(2026, 4, 1), "quay-1", 0): (0, 0, 0, 1)}
+
+
 def test_taking_an_officer_off_duty_gives_their_counts_to_nobody(db):
     officers = setup_registry(db)
     off = on_duty(db, officer_id=officers[0], counter="quay-2", start=MIDNIGHT - DAY, end=MIDNIGHT + DAY)
@@ -219,7 +233,8 @@ def test_forgetting_an_officer_merges_their_counts_into_nobodys(db):
     store(db, [press(score=4, at=MIDNIGHT + timedelta(hours=1), seq=2)])
     with db.session() as s:
         rating_counts.forget_officer(s, officer_id=officers[0])
-    assert counts(db) == {(date(2026, 3, 2), "quay-1", 0): (1, 0, 0, 1)}
+    assert (counts(db), months(db)) == ({(date(2026, 3, 2), "quay-1", 0): (1, 0, 0, 1)},
+                                        {(date(2026, 3, 1), "quay-1", 0): (1, 0, 0, 1)})
 
 
 # -- the summary reads the counts --------------------------------------------------------------
@@ -230,6 +245,29 @@ def test_whole_local_days_are_read_from_the_counts(db):
     whole_day = RatingFilter(start=MIDNIGHT, end=MIDNIGHT + DAY)
     assert [r.counts[4] for r in summary(db, ["day"], whole_day)] == [6]
     assert [r.counts[4] for r in raw(db, ["day"], whole_day)] == [1]
+
+
+def test_whole_months_are_read_from_the_monthly_counts_when_no_day_or_week_is_asked(db):
+    setup_registry(db)
+    store(db, [press(score=4, at=MIDNIGHT + timedelta(hours=9))])
+    tamper(db, date(2026, 3, 1), "quay-1", 0, extra_n4=5, monthly=True)
+    march = RatingFilter(start=MIDNIGHT - DAY, end=MIDNIGHT + 30 * DAY)  # 1 March .. 31 March, local
+    assert [r.counts[4] for r in summary(db, ["month"], march)] == [6]
+    assert [r.counts[4] for r in summary(db, ["week"], march)] == [1]
+
+
+def test_split_months_reads_whole_months_monthly_and_the_days_around_them_daily():
+    d = date
+    assert reports.split_months(["month"], d(2026, 3, 2), d(2026, 6, 10)) == [
+        (False, d(2026, 3, 2), d(2026, 4, 1)), (True, d(2026, 4, 1), d(2026, 6, 1)),
+        (False, d(2026, 6, 1), d(2026, 6, 10))]
+    assert reports.split_months([], d(2026, 3, 1), d(2026, 5, 1)) == [  # by counter or officer alone
+        (True, d(2026, 3, 1), d(2026, 5, 1))]
+    assert reports.split_months(["quarter"], None, None) == [(True, None, None)]
+    assert reports.split_months(["month"], d(2026, 3, 2), d(2026, 3, 30)) == [
+        (False, d(2026, 3, 2), d(2026, 3, 30))]
+    assert reports.split_months(["week", "month"], d(2026, 3, 1), d(2026, 5, 1)) == [
+        (False, d(2026, 3, 1), d(2026, 5, 1))]
 
 
 def test_a_period_with_partial_days_adds_the_ratings_at_its_edges_to_the_whole_days(db):
@@ -292,7 +330,7 @@ def test_rebuilding_in_a_zone_cuts_the_counts_in_its_local_days(db):
     assert counts(db) == {(date(2026, 3, 1), "quay-1", 0): (0, 0, 0, 1),
                           (date(2026, 3, 2), "quay-1", 0): (0, 0, 0, 1)}
     tamper(db, date(2026, 3, 1), "quay-1", 0, extra_n4=100)
-    assert [r.total for r in summary(db, ["counter"], tz="Europe/Berlin")] == [102]
+    assert [r.total for r in summary(db, ["day"], tz="Europe/Berlin")] == [101, 1]
 
 
 def _around(*midnights: tuple[int, int, int, int, int]) -> list[datetime]:
@@ -326,12 +364,12 @@ def test_the_default_zone_of_the_counts_is_the_hubs_default_time_zone():
 
 # -- any period, any grouping: equal to a raw GROUP BY (hypothesis) ----------------------------------
 FIRST = datetime(2026, 3, 26, 17, 0, tzinfo=UTC)  # 00:00 on Friday 27 March in Hà Nội
-DAYS = 12  # to 8 April: a month's end, a quarter's end, two ISO week changes
+DAYS = 42  # to 8 May: a whole month, a quarter's end, ISO weeks
 instants = st.one_of(
     st.integers(0, DAYS * 86400 - 1).map(lambda s: FIRST + timedelta(seconds=s)),
     st.tuples(st.integers(0, DAYS), st.integers(-2, 2)).map(  # at and around local midnights
         lambda t: FIRST + t[0] * DAY + timedelta(seconds=t[1])))
-SPREAD = [(COUNTERS[i % 3], 1 + i % 4, FIRST + timedelta(hours=11 * i, minutes=37)) for i in range(26)]
+SPREAD = [(COUNTERS[i % 3], 1 + i % 4, FIRST + timedelta(hours=11 * i, minutes=37)) for i in range(91)]
 """Stored first in every example: presses every 11 hours over the days, at every counter and level."""
 presses = st.lists(st.tuples(st.sampled_from(COUNTERS), st.integers(1, 4), instants), min_size=1, max_size=40)
 operations = st.lists(st.one_of(
@@ -396,10 +434,10 @@ def test_any_period_and_grouping_equals_a_raw_group_by_over_the_ratings(db, ops,
 @given(ops=operations)
 def test_counts_kept_through_ratings_and_roster_changes_equal_counts_rebuilt(db, ops):
     run_operations(db, ops)
-    kept = counts(db)
+    kept = counts(db), months(db)
     with db.session() as s:
         rating_counts.rebuild(s)
-    assert kept == counts(db)
+    assert kept == (counts(db), months(db))
 
 
 # -- counted again: the migration, a restore, the command ---------------------------------------------
@@ -422,10 +460,14 @@ def test_the_migration_counts_the_ratings_stored_before_it(db, tmp_path, request
              "score": score, "pressed_at": at, "received_at": at, "officer_id": None}
             for i, (at, c, score) in enumerate(stored)])
     fresh.migrate()
-    want: dict[tuple[date, str, int], list[int]] = {}
+    days: dict[tuple[date, str, int], list[int]] = {}
+    by_month: dict[tuple[date, str, int], list[int]] = {}
     for at, c, score in stored:
-        want.setdefault((at.astimezone(ZONE).date(), c, 0), [0, 0, 0, 0])[score - 1] += 1
-    assert counts(fresh) == {k: tuple(v) for k, v in want.items()}
+        day = at.astimezone(ZONE).date()
+        days.setdefault((day, c, 0), [0, 0, 0, 0])[score - 1] += 1
+        by_month.setdefault((day.replace(day=1), c, 0), [0, 0, 0, 0])[score - 1] += 1
+    assert (counts(fresh), months(fresh)) == ({k: tuple(v) for k, v in days.items()},
+                                              {k: tuple(v) for k, v in by_month.items()})
 
 
 def test_a_backup_leaves_the_counts_out_and_a_restore_counts_again_in_the_hubs_zone(db, tmp_path):

@@ -178,6 +178,7 @@ def run_restore(args: argparse.Namespace) -> int:
 
 
 def run_rebuild_counts(args: argparse.Namespace) -> int:
+    from thanthien.hub.db.models import RatingMonthCount
     from thanthien.hub.db.session import Database
     from thanthien.hub.services import rating_counts
 
@@ -186,6 +187,8 @@ def run_rebuild_counts(args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         db.migrate()
+        # a database migrated by the first 0010 (before rating_month_counts joined it) gets the table
+        RatingMonthCount.__table__.create(db.engine, checkfirst=True)
         with db.session() as session:
             rows = rating_counts.rebuild(session, zone=settings.hub.timezone)
     finally:
