@@ -1,6 +1,6 @@
 """Reports: the satisfaction summary by officer and month over a year of stored ratings, through
-the hub's own ``reports.summarize`` (what the API and the web UI call, reading the daily counts
-kept at ingest), against the bare SQL over the ratings it replaces (one GROUP BY officer, UTC
+the hub's own ``reports.summarize`` (what the API and the web UI call, reading the counts kept at
+ingest: per local month for whole months, per local day for the days around them), against the bare SQL over the ratings it replaces (one GROUP BY officer, UTC
 month, level, with the sqlite3 module or psycopg, no time zone folding, no objects) on the same
 database in the same run: 1 and 10 million ratings, on SQLite and on PostgreSQL.
 
@@ -41,7 +41,7 @@ from thanthien.hub.services.reports import summarize, summarize_raw
 log = logging.getLogger(__name__)
 
 NAME = "reports"
-TITLE = "Reports: satisfaction summary by officer and month from the daily counts (1M, 10M ratings)"
+TITLE = "Reports: satisfaction summary by officer and month from the counts kept at ingest (1M, 10M ratings)"
 TZ = "Asia/Ho_Chi_Minh"
 START = int(datetime(2024, 12, 31, 17, 0, tzinfo=UTC).timestamp())  # 00:00 on 1 January 2025 in Hà Nội
 SPAN = 365 * 86400
