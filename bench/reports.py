@@ -1,8 +1,9 @@
 """Reports: the satisfaction summary by officer and month over a year of stored ratings, through
 the hub's own ``reports.summarize`` (what the API and the web UI call, reading the counts kept at
-ingest: per local month for whole months, per local day for the days around them), against the bare SQL over the ratings it replaces (one GROUP BY officer, UTC
-month, level, with the sqlite3 module or psycopg, no time zone folding, no objects) on the same
-database in the same run: 1 and 10 million ratings, on SQLite and on PostgreSQL.
+ingest: per local month for whole months, per local day for the days around them), against the
+bare SQL over the ratings it replaces (one GROUP BY officer, UTC month, level, with the sqlite3
+module or psycopg, no time zone folding, no objects) on the same database in the same run: 1 and
+10 million ratings, on SQLite and on PostgreSQL.
 
 The data sets grow the way a province does: a year of presses, about 137 a day at every counter,
 with 20 counters (40 officers) per million ratings, so 10 million ratings are 200 counters and
