@@ -26,7 +26,6 @@ from thanthien.hub.api.routes import (
 )
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
-from thanthien.hub.jobs import fleet as fleet_jobs
 from thanthien.hub.jobs.broadcasts import follow_changes
 from thanthien.hub.metrics import Metrics
 from thanthien.hub.services import enrollment, node_config
@@ -60,7 +59,6 @@ def create_app(settings: HubSettings, db: Database, mqtt: MqttLink | None = None
     follow_changes(ctx)  # a broadcast change made through this app republishes the plans on commit
     enrollment.follow(ctx)  # node identities changed: the broker's password file and CRL follow
     node_config.follow(ctx)  # a node config changed: published retained after the commit
-    fleet_jobs.install(scheduler, ctx)
     app.state.scheduler = scheduler
     api = APIRouter(prefix=API_PREFIX)
     for router in ROUTERS:

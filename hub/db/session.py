@@ -73,9 +73,9 @@ class Database:
 
     def unfollow(self, key: Hashable | None = None) -> None:
         """Stop one follower (``key``), or every follower (a database reused by another hub)."""
+        if key is None:
+            self._followers.clear()
         for followers in self._followers.values():
-            if key is None:
-                followers.clear()
             followers.pop(key, None)
 
     def _after_commit(self, session: Session) -> None:

@@ -17,10 +17,8 @@ def check_configs(context: str) -> int:
     return len(node_config.sync(ctx))
 
 
-def install(scheduler: object, ctx: HubContext) -> None:
-    """Add the job to the process's scheduler (none in an API-only process or a test app)."""
-    name = contexts.name_of(ctx)
-    if not isinstance(scheduler, BaseScheduler) or name is None:
-        return
+def install(scheduler: BaseScheduler, ctx: HubContext, name: str) -> None:
+    """Add the job to the hub's scheduler (called by ``build_scheduler``, so a process that takes
+    the scheduler over gets it too)."""
     scheduler.add_job(check_configs, "interval", seconds=ctx.settings.fleet.config_check_s, args=[name],
                       id="node-configs", replace_existing=True)

@@ -30,7 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.jobs import broadcasts, contexts, maintenance, notify
+from thanthien.hub.jobs import broadcasts, contexts, fleet, maintenance, notify
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def build_scheduler(ctx: HubContext, name: str = "hub", *, fence: Fence | None =
                       run_date=datetime.now(UTC) + timedelta(seconds=2), args=[name], id="telemetry-at-start")
     broadcasts.install(scheduler, ctx, name)  # broadcasts: plans and delivery checks
     notify.install(scheduler, ctx, name)  # SMS and e-mail: outboxes, dossier deadlines, alarm pages
+    fleet.install(scheduler, ctx, name)  # node configs rebuilt from the registry and published
     return scheduler
 
 
