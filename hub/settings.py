@@ -125,6 +125,10 @@ class EnrollmentSection(Section):
 
     code_ttl_s: float = Field(86400.0, ge=60, le=30 * 86400,
                               description="An enrollment code expires this long after IT made it.")
+    address_failures: int = Field(
+        10, ge=1, le=100_000,
+        description="Refused enrollment codes from one client address before each further one locks the "
+                    "address, with the delays of `[auth]` (first_delay_s doubling up to max_delay_s).")
     identity: Literal["password", "certificate"] = Field(
         "password",
         description="`password`: a broker password in the broker's password file; `certificate`: a "

@@ -66,6 +66,21 @@ ACTION_LABELS: Final[dict[str, str]] = {
     "broadcast.quiet_hours_exception": "Cho phép phát trong giờ yên tĩnh",
     "broadcast.quiet_hours_exception_revoked": "Thu hồi cho phép phát trong giờ yên tĩnh",
     "login.locked": "Tạm khóa đăng nhập (sai nhiều lần)",
+    "node.enrollment_code": "Cấp mã đăng ký nút",
+    "node.enroll": "Nút đăng ký bằng mã (cấp định danh mới)",
+    "node.revoke": "Thu hồi định danh của nút",
+    "node.retire": "Ngừng sử dụng nút (thu hồi định danh)",
+    "node.command": "Gửi lệnh tới nút",
+    "node.config": "Đổi cấu hình nút",
+    "enroll.locked": "Tạm khóa đăng ký nút (nhập sai mã nhiều lần)",
+}
+# Registry changes (``registry``): the verb before the area's name ("Ngừng sử dụng quầy").
+VERBS: Final[dict[str, str]] = {
+    "create": "Tạo",
+    "update": "Sửa",
+    "delete": "Xóa",
+    "retire": "Ngừng sử dụng",
+    "restore": "Dùng lại",
 }
 # The part of an action before the dot: what the page's filter offers.
 AREAS: Final[dict[str, str]] = {
@@ -81,6 +96,7 @@ AREAS: Final[dict[str, str]] = {
     "media": "Thư viện âm thanh",
     "broadcast": "Phát thanh",
     "login": "Đăng nhập",
+    "enroll": "Đăng ký nút",
 }
 HEADINGS: Final = ("Thời điểm", "Người thực hiện", "Vai trò", "Thao tác", "Đối tượng", "Chi tiết")
 
@@ -89,7 +105,11 @@ def action_label(action: str) -> str:
     area, _dot, verb = action.partition(".")
     if verb == "declare" and area in AREAS:  # registry.apply_declarations: the config file
         return f"Khai báo {AREAS[area].lower()} (tệp cấu hình)"
-    return ACTION_LABELS.get(action, action)
+    if action in ACTION_LABELS:
+        return ACTION_LABELS[action]
+    if verb in VERBS and area in AREAS:
+        return f"{VERBS[verb]} {AREAS[area].lower()}"
+    return action
 
 
 def _json_safe(value: Any) -> Any:

@@ -50,9 +50,9 @@ from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Device, EnrollmentCode, Node, NodeCredential
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import DEVICE_STAFF, ActingUser, Actor, require
-from thanthien.hub.services import alarms, audit, media_items, node_config, registry
-from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
-from thanthien.hub.settings import EnrollmentSection
+from thanthien.hub.services import alarms, audit, logins, media_items, node_config, registry
+from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unavailable
+from thanthien.hub.settings import AuthSection, EnrollmentSection
 from thanthien.pki import CsrError, ca_certificate, sign_csr, write_crl
 from thanthien.protocol.ids import ID_PATTERN
 from thanthien.protocol.payloads import NodeConfig
@@ -74,6 +74,11 @@ NO_BROKER: Final = ("Trung tâm chưa được cấu hình để cấp tài kho�
                     "(the hub cannot write broker credentials).")
 NO_PKI: Final = ("Trung tâm chưa được cấu hình để cấp chứng thư ([enrollment] pki_dir) "
                  "(the hub has no certificate authority).")
+
+
+class CodeRefused(Forbidden):
+    """A wrong, used, replaced or expired code. The session holds only the failure counted
+    against the client's address: the caller commits it, then answers the refusal."""
 
 
 @dataclass(frozen=True)
@@ -149,29 +154,48 @@ def issue_code(session: Session, *, actor: Actor, node_id: str, now: datetime,
     return IssuedCode(node_id=node_id, code=code, expires_at=expires)
 
 
-def _usable(session: Session, code: str, now: datetime) -> EnrollmentCode:
-    row = session.scalar(select(EnrollmentCode).where(EnrollmentCode.code_sha256 == code_digest(code)))
-    if row is None:
-        raise Forbidden(WRONG_CODE)
+def _refusal(row: EnrollmentCode | None, now: datetime) -> str | None:
+    """Why this code cannot be used now (``None``: it can)."""
     when = "%H:%M %d/%m/%Y UTC"
+    if row is None:
+        return WRONG_CODE
     if row.used_at is not None:
-        raise Forbidden(f"Mã đăng ký đã được dùng lúc {row.used_at.strftime(when)}; hãy xin mã mới "
-                        "(enrollment code already used).")
+        return (f"Mã đăng ký đã được dùng lúc {row.used_at.strftime(when)}; hãy xin mã mới "
+                "(enrollment code already used).")
     if row.replaced_at is not None:
-        raise Forbidden("Mã đăng ký đã được thay bằng một mã mới hơn "
-                        "(enrollment code replaced by a newer one).")
+        return "Mã đăng ký đã được thay bằng một mã mới hơn (enrollment code replaced by a newer one)."
     if row.expires_at <= now:
-        raise Forbidden(f"Mã đăng ký đã hết hạn lúc {row.expires_at.strftime(when)}; hãy xin mã mới "
-                        "(enrollment code expired).")
+        return (f"Mã đăng ký đã hết hạn lúc {row.expires_at.strftime(when)}; hãy xin mã mới "
+                "(enrollment code expired).")
+    return None
+
+
+def _usable(session: Session, *, code: str, now: datetime, settings: EnrollmentSection, throttle: AuthSection,
+            client: str | None, tz: str) -> EnrollmentCode:
+    """The code's row, if it may be used now. Refused while the client's address is locked
+    (``Throttled``, without looking at the code), and counted against the address when refused:
+    80-bit codes cannot be guessed, but a script trying them is stopped and shows in the audit log."""
+    locked = logins.address_locked_until(session, scope=logins.ENROLL_ADDRESS, address=client, now=now)
+    if locked is not None:
+        message, seconds = logins.throttled_message(until=locked, now=now, tz=tz, what="Nhập sai mã đăng ký")
+        raise Throttled(f"{message} (too many refused enrollment codes)", retry_after_s=seconds)
+    row = session.scalar(select(EnrollmentCode).where(EnrollmentCode.code_sha256 == code_digest(code)))
+    reason = _refusal(row, now)
+    if reason is not None:
+        logins.count_address_failure(session, scope=logins.ENROLL_ADDRESS, address=client,
+                                     threshold=settings.address_failures, now=now, cfg=throttle)
+        raise CodeRefused(reason)
+    assert row is not None
     return row
 
 
 # -- enrolling -----------------------------------------------------------------------------
 def redeem(session: Session, *, code: str, csr_pem: str | None, now: datetime, settings: EnrollmentSection,
-           enrolled_via: str, client: str | None) -> Enrollment:
+           throttle: AuthSection, enrolled_via: str, client: str | None, tz: str = "UTC") -> Enrollment:
     """Trade a code for the node's identity, media token and config (see the module). Refused
-    (``Forbidden``, nothing changed) for a wrong, used, replaced or expired code."""
-    row = _usable(session, code, now)
+    (:class:`CodeRefused`, nothing changed but the failure counted against ``client``'s address)
+    for a wrong, used, replaced or expired code; ``Throttled`` while that address is locked."""
+    row = _usable(session, code=code, now=now, settings=settings, throttle=throttle, client=client, tz=tz)
     node = _node(session, row.node_id)
     if node.retired_at is not None:
         raise Forbidden(f"Thiết bị {node.id} đã ngừng sử dụng (node retired).")

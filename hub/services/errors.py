@@ -25,9 +25,17 @@ class Unavailable(ServiceError):
     """A part the request needs is not running in this process (e.g. no MQTT link)."""
 
 
+class Throttled(ServiceError):
+    """Too many failed attempts from this client: refused until later (HTTP 429, ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 # error -> HTTP status, for the API's handler and the web's refusal pages alike
 HTTP_STATUS: dict[type[ServiceError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403,
-                                              Unavailable: 503}
+                                              Unavailable: 503, Throttled: 429}
 
 
 def http_status(exc: ServiceError) -> int:

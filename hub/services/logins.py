@@ -37,6 +37,8 @@ from thanthien.hub.settings import AuthSection
 
 ACCOUNT: Final = "account"
 ADDRESS: Final = "address"
+ENROLL_ADDRESS: Final = "enroll"  # fits login_throttle.scope (8)
+"""Wrong enrollment codes per client address (``services/enrollment.py``), same table and delays."""
 WRONG: Final = "Sai tên đăng nhập hoặc mật khẩu"
 UNKNOWN_ADDRESS: Final = "unknown"
 
@@ -73,14 +75,15 @@ def _wait_text(seconds: int) -> str:
     return f"{hours} giờ" + (f" {minutes} phút" if minutes else "")
 
 
-def throttled_message(*, until: datetime, now: datetime, tz: str) -> tuple[str, int]:
-    """The refusal shown while locked, and the ``Retry-After`` seconds."""
+def throttled_message(*, until: datetime, now: datetime, tz: str,
+                      what: str = "Đăng nhập sai") -> tuple[str, int]:
+    """The refusal shown while locked (``what`` was done wrong too often), and the ``Retry-After`` seconds."""
     seconds = max(1, math.ceil((until - now).total_seconds()))
     zone = ZoneInfo(tz)
     local = until.astimezone(zone)
     same_day = local.date() == now.astimezone(zone).date()
     at = f"{local:%H:%M:%S}" if same_day else f"{local:%H:%M:%S ngày %d/%m/%Y}"
-    return (f"Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau {_wait_text(seconds)} (lúc {at}).",
+    return (f"{what} quá nhiều lần. Vui lòng thử lại sau {_wait_text(seconds)} (lúc {at}).",
             seconds)
 
 
@@ -96,6 +99,29 @@ def locked_until(session: Session, *, username: str, address: str | None, now: d
         or_(*(and_(LoginThrottle.scope == scope, LoginThrottle.name == name) for scope, name in keys))))
     return max((r.locked_until for r in rows if r.locked_until is not None and r.locked_until > now),
                default=None)
+
+
+def address_locked_until(session: Session, *, scope: str, address: str | None,
+                         now: datetime) -> datetime | None:
+    """When the lock on this client address under ``scope`` ends, if one holds now."""
+    where = (address or UNKNOWN_ADDRESS)[:255]
+    row = session.scalar(select(LoginThrottle).where(LoginThrottle.scope == scope,
+                                                     LoginThrottle.name == where))
+    until = row.locked_until if row is not None else None
+    return until if until is not None and until > now else None
+
+
+def count_address_failure(session: Session, *, scope: str, address: str | None, threshold: int, now: datetime,
+                          cfg: AuthSection) -> datetime | None:
+    """One more failure of this address under ``scope`` (with the same delays as logins); when
+    the address is now locked, until when (the lock is audited)."""
+    _forget_old(session, now=now, cfg=cfg)
+    where = (address or UNKNOWN_ADDRESS)[:255]
+    row = _count_failure(session, scope=scope, name=where, threshold=threshold, now=now, cfg=cfg)
+    if row.locked_until is not None:
+        audit.record(session, actor=SYSTEM, action=f"{scope}.locked", subject=f"address:{where}", at=now,
+                     details={"failures": row.failures, "locked_until": row.locked_until})
+    return row.locked_until
 
 
 def _delay_s(failures: int, threshold: int, cfg: AuthSection) -> float | None:

@@ -181,8 +181,9 @@ def _site_id(session: Session, code: str | None) -> int | None:
 
 
 # -- nodes and devices ---------------------------------------------------------------------
-def list_nodes(session: Session, *, registered: bool | None = None) -> list[Node]:
-    query = select(Node).order_by(Node.id)
+def list_nodes(session: Session, *, registered: bool | None = None, active: bool | None = None) -> list[Node]:
+    """Nodes by id (``active``: only those in service, or only the retired ones)."""
+    query = _in_service(select(Node), Node, active).order_by(Node.id)
     if registered is not None:
         query = query.where(Node.registered == registered)
     return list(session.scalars(query))

@@ -1,6 +1,8 @@
 """Read-only views the pages need that the hub's services do not give in one call: the
 latest telemetry of each node, a node's state history, and cheap fingerprints that tell the
-live-update stream when something changed."""
+live-update stream when something changed. The overviews show what is in service: a retired
+node, device or zone keeps its history (its own page, the reports) but no longer asks for
+attention."""
 
 from __future__ import annotations
 
@@ -40,12 +42,23 @@ def latest_telemetry(session: Session, *, node_id: str) -> TelemetrySample | Non
                           .order_by(TelemetrySample.received_at.desc(), TelemetrySample.id.desc()).limit(1))
 
 
+def _retired_cameras(session: Session) -> set[tuple[str, str]]:
+    """Cameras taken out of service, themselves or with their node."""
+    nodes = {n.id for n in registry.list_nodes(session, active=False)}
+    devices = {(d.node_id, d.code) for d in registry.list_devices(session, active=False)
+               if d.kind == "camera"}
+    return devices | {(s.node_id, s.camera) for s in cameras.list_status(session) if s.node_id in nodes}
+
+
 def _device_views(session: Session) -> dict[str, list[DeviceView]]:
+    """The devices in service of each node, and the cameras that report without being declared."""
     counters = {c.id: c.name for c in session.scalars(select(Counter))}
     zones = {z.id: z.name for z in session.scalars(select(Zone))}
-    statuses = {(s.node_id, s.camera): s for s in cameras.list_status(session)}
+    retired = _retired_cameras(session)
+    statuses = {(s.node_id, s.camera): s for s in cameras.list_status(session)
+                if (s.node_id, s.camera) not in retired}
     out: dict[str, list[DeviceView]] = {}
-    for d in registry.list_devices(session):
+    for d in registry.list_devices(session, active=True):
         place = counters.get(d.counter_id, "") if d.counter_id else ""
         place = place or (zones.get(d.zone_id, "") if d.zone_id else "")
         camera = statuses.pop((d.node_id, d.code), None) if d.kind == "camera" else None
@@ -58,12 +71,17 @@ def _device_views(session: Session) -> dict[str, list[DeviceView]]:
 
 
 def camera_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(CameraStatus.state, func.count()).group_by(CameraStatus.state)).all()
-    return {state: int(n) for state, n in rows}
+    """Cameras in service by state."""
+    retired = _retired_cameras(session)
+    counts: dict[str, int] = {}
+    for s in cameras.list_status(session):
+        if (s.node_id, s.camera) not in retired:
+            counts[s.state] = counts.get(s.state, 0) + 1
+    return counts
 
 
 def node_overview(session: Session) -> list[NodeView]:
-    """Every node (registered or not) with its devices, latest telemetry and open alarm count.
+    """Every node in service (registered or not) with its devices, latest telemetry and open alarm count.
     Nodes needing attention (lost, offline, unknown, with alarms) come first."""
     devices = _device_views(session)
     open_by_node: dict[str, int] = {}
@@ -73,7 +91,7 @@ def node_overview(session: Session) -> list[NodeView]:
         open_by_node[node_id] = open_by_node.get(node_id, 0) + int(n)
     views = [NodeView(node=n, latest=latest_telemetry(session, node_id=n.id), devices=devices.get(n.id, []),
                       open_alarms=open_by_node.get(n.id, 0))
-             for n in registry.list_nodes(session)]
+             for n in registry.list_nodes(session, active=True)]
     rank = {"lost": 0, "offline": 1, "unknown": 2, "online": 3}
     views.sort(key=lambda v: (rank.get(v.node.state, 2), -v.open_alarms, v.node.id))
     return views
@@ -175,9 +193,9 @@ def leader_alarms_fingerprint(session: Session) -> tuple:
 
 def speakers_by_zone(session: Session) -> list[tuple[str, list[Device]]]:
     """Zones with the speakers serving them (for the officers' overview)."""
-    zones = {z.id: z for z in registry.list_zones(session)}
+    zones = {z.id: z for z in registry.list_zones(session, active=True)}
     grouped: dict[int | None, list[Device]] = {}
-    for d in registry.list_devices(session):
+    for d in registry.list_devices(session, active=True):
         if d.kind == "speaker":
             grouped.setdefault(d.zone_id, []).append(d)
     out = [(zones[zid].name, grouped.get(zid, [])) for zid in sorted(zones, key=lambda i: zones[i].code)]

@@ -36,7 +36,8 @@ def node_broker(broker_factory) -> Broker:
 @pytest.fixture
 def hub_ctx(db, clock, tmp_path: Path, node_broker: Broker) -> HubContext:
     settings = hub_settings(tmp_path, enrollment={"broker_data": str(node_broker.data_dir),
-                                                  "code_ttl_s": 3600})
+                                                  "code_ttl_s": 3600, "address_failures": 3},
+                            auth={"first_delay_s": 60, "max_delay_s": 600})
     ctx = HubContext(settings=settings, db=db, clock=clock)
     with db.session() as s:
         for role in ("it", "officer", "admin"):
@@ -150,6 +151,39 @@ def test_expired_code_is_refused(client, it, clock, hub_ctx):
     assert response.status_code == 403 and "hết hạn" in response.json()["detail"]
     with hub_ctx.db.session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(NodeCredential)) == 0
+
+
+def _wrong_codes(client, times: int) -> list[int]:
+    return [client.post("/api/v1/enroll", json={"code": f"AAAA-BBBB-CCCC-{n:04d}"}).status_code
+            for n in range(times)]
+
+
+def test_an_address_guessing_codes_is_locked_out_after_the_allowed_failures(client):
+    statuses = _wrong_codes(client, 4)
+    assert statuses == [403, 403, 403, 429]
+
+
+def test_a_locked_address_is_refused_even_a_good_code_and_told_when_to_retry(client, it, hub_ctx):
+    _wrong_codes(client, 4)
+    response = client.post("/api/v1/enroll", json={"code": _code(client, it)})
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "60"
+    assert "Nhập sai mã đăng ký quá nhiều lần" in response.json()["detail"]
+    with hub_ctx.db.session(write=False) as s:
+        assert s.scalar(select(func.count()).select_from(NodeCredential)) == 0
+
+
+def test_the_lock_ends_after_its_delay(client, it, clock):
+    _wrong_codes(client, 4)
+    clock.advance(61)
+    assert client.post("/api/v1/enroll", json={"code": _code(client, it)}).status_code == 200
+
+
+def test_locking_an_address_is_audited(client, hub_ctx):
+    _wrong_codes(client, 4)
+    with hub_ctx.db.session(write=False) as s:
+        actions = s.scalars(select(AuditEntry.action)).all()
+    assert "enroll.locked" in actions
 
 
 def test_a_newer_code_replaces_an_unused_one(client, it):

@@ -67,7 +67,8 @@ def _enrolled_agent(hub: FleetHub, tmp_path) -> EdgeAgent:
         code = enrollment.issue_code(s, actor=IT, node_id=NODE, now=utc_now(), settings=cfg)
     with hub.ctx.db.session() as s:
         got = enrollment.redeem(s, code=code.code, csr_pem=None, now=utc_now(), settings=cfg,
-                                enrolled_via=hub.url + "/", client="127.0.0.1")
+                                throttle=hub.ctx.settings.auth, enrolled_via=hub.url + "/",
+                                client="127.0.0.1")
     data = {"node": {"id": NODE, "hardware": "mock", "data_dir": str(tmp_path / "pi")},
             "mqtt": {"host": got.broker_host, "port": got.broker_port, "password": got.password,
                      "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},

@@ -299,3 +299,24 @@ def test_each_service_that_records_imports_on_its_own(module):
     done = subprocess.run([sys.executable, "-c", f"import thanthien.hub.services.{module}"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-500:]
+
+
+def _recorded_actions() -> set[str]:
+    """Every literal action the hub's code writes to the admin audit log."""
+    import re
+    from pathlib import Path
+
+    import thanthien.hub as hub_package
+    actions: set[str] = set()
+    for path in Path(hub_package.__file__).parent.rglob("*.py"):
+        text = path.read_text()
+        actions |= set(re.findall(r"audit\.record\([^)]*?action=\"([a-z_]+\.[a-z_]+)\"", text, re.S))
+    return actions
+
+
+def test_every_action_the_hub_records_has_a_vietnamese_label():
+    actions = _recorded_actions() | {f"{area}.{verb}" for area in registry._AREAS.values()
+                                     for verb in ("create", "update", "delete", "retire", "restore")}
+    assert len(actions) > 20
+    unlabelled = sorted(a for a in actions if audit.action_label(a) == a)
+    assert unlabelled == []

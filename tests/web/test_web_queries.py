@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hub.hub_helpers import node_state, rating, telemetry
 
+from thanthien.hub.db.models import Device
 from thanthien.hub.roles import SYSTEM
-from thanthien.hub.services import health, ratings, registry
+from thanthien.hub.services import cameras, enrollment, health, ratings, registry
 from thanthien.hub.services.health import Thresholds
 from thanthien.hub.web import queries
+from thanthien.protocol.payloads import CameraHealth
 
 pytestmark = pytest.mark.postgres
 
@@ -55,6 +58,37 @@ def test_node_overview_puts_nodes_needing_attention_first_with_their_latest_tele
     assert views[0].open_alarms == 1
     assert views[2].latest is not None and views[2].latest.outbox_depth == 7
     assert views[1].latest is None
+
+
+def _two_nodes_with_a_camera_each(session, clock) -> None:
+    for node_id in ("node-a", "node-b"):
+        _node(session, node_id)
+        health.apply_node_state(session, state=node_state("online", 1, node=node_id, at=clock.now),
+                                now=clock.now, notify=False)
+        registry.upsert_device(session, actor=SYSTEM, node_id=node_id, code="cam-1", kind="camera")
+        cameras.apply_health(session, health=CameraHealth(node=node_id, camera="cam-1", state="ok", reason="",
+                                                          since=clock.now, at=clock.now),
+                             now=clock.now, alarm_after_s=60, tz=ZoneInfo("UTC"), notify=False)
+
+
+def test_a_retired_node_leaves_the_overview_and_the_camera_counts(db, clock):
+    with db.session() as s:
+        _two_nodes_with_a_camera_each(s, clock)
+        enrollment.retire_node(s, actor=SYSTEM, node_id="node-b", now=clock.now)
+    with db.session() as s:
+        assert [v.node.id for v in queries.node_overview(s)] == ["node-a"]
+        assert queries.camera_counts(s) == {"ok": 1}
+
+
+def test_a_retired_camera_is_neither_listed_nor_counted_nor_shown_as_undeclared(db, clock):
+    with db.session() as s:
+        _two_nodes_with_a_camera_each(s, clock)
+        device = next(d for d in registry.list_devices(s, node_id="node-b"))
+        registry.retire(s, actor=SYSTEM, model=Device, ident=device.id, now=clock.now)
+    with db.session() as s:
+        devices = {v.node.id: [d.code for d in v.devices] for v in queries.node_overview(s)}
+        assert devices == {"node-a": ["cam-1"], "node-b": []}
+        assert queries.camera_counts(s) == {"ok": 1}
 
 
 def test_health_fingerprint_changes_when_a_node_goes_offline(db, clock):

@@ -44,9 +44,15 @@ def enrollment_code(hub: Hub, session: DbSession, actor: CurrentUser, request: R
 @node_router.post("/enroll", response_model=EnrollOut, include_in_schema=False,
              summary="The node's side: trade its code for its broker identity, media token and config")
 def enroll(hub: Hub, session: DbSession, request: Request, body: EnrollIn) -> EnrollOut:
-    result = enrollment.redeem(session, code=body.code, csr_pem=body.csr, now=hub.clock(),
-                               settings=hub.settings.enrollment, enrolled_via=str(request.base_url),
-                               client=request.client.host if request.client else None)
+    try:
+        result = enrollment.redeem(session, code=body.code, csr_pem=body.csr, now=hub.clock(),
+                                   settings=hub.settings.enrollment, throttle=hub.settings.auth,
+                                   enrolled_via=str(request.base_url),
+                                   client=request.client.host if request.client else None,
+                                   tz=hub.settings.hub.timezone)
+    except enrollment.CodeRefused:
+        session.commit()  # only the refusal counted against the address
+        raise
     session.commit()  # the broker's password file and CRL follow (enrollment.follow)
     return EnrollOut(node_id=result.node_id, hub_url=result.hub_url, media_token=result.media_token,
                      config=result.config,
