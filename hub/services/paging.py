@@ -9,8 +9,11 @@ the end of the chain the last contact is paged again every ``repeat_s``. Each pa
 (``alarm_pages``, unique per alarm, step and contact) and its messages carry dedupe keys, so a
 job that runs twice or a hub that restarts pages nobody twice. A contact's quiet hours hold
 their pages until the quiet hours end, except for critical alarms. An acknowledgement (or the
-alarm clearing) stops it all. Every day at ``digest_time`` each contact who wants it gets one
-e-mail summing up the open alarms of their audience.
+alarm clearing) stops it all. When an alarm clears, the pages still waiting (held by quiet
+hours, or not yet sent) are cancelled, and each contact whose page went out is told once that
+it is over (:func:`cleared_notices`: step -1, reason ``cleared``, never urgent), so nobody
+drives out to a hamlet for a loudspeaker that came back. Every day at ``digest_time`` each
+contact who wants it gets one e-mail summing up the open alarms of their audience.
 
 The alarms themselves are ``services/alarms.py``'s: this module reads the ``alarms`` table and
 changes nothing in it.
@@ -218,7 +221,29 @@ class PageText:
     body: str
 
 
-def page_text(alarm: Alarm, *, brand: str | None, site: str, reason: str) -> PageText:
+CLEARED: Final = "cleared"
+CLEARED_STEP: Final = -1
+CLEARED_LOOKBACK: Final = timedelta(days=2)
+"""Alarms cleared longer ago than this are not looked at for a cleared notice any more."""
+
+
+def _cleared_text(alarm: Alarm, *, brand: str | None, site: str, tz: ZoneInfo) -> PageText:
+    at = alarm.cleared_at.astimezone(tz) if alarm.cleared_at else None
+    sms = f"{brand + ': ' if brand else ''}DA HET CANH BAO{f' luc {at:%H:%M %d/%m}' if at else ''}"
+    sms = sms_text.strip_diacritics(f"{sms} - {alarm.message}")
+    if len(sms) > 306:
+        sms = sms[:303] + "..."
+    subject = f"[{site}] ĐÃ HẾT: {alarm.kind} {alarm.subject}"
+    body = (f"Cảnh báo đã hết{f' lúc {at:%H:%M %d/%m/%Y}' if at else ''}: {alarm.message}\n"
+            f"Đối tượng: {alarm.subject}\nBắt đầu: {alarm.raised_at.astimezone(tz):%H:%M %d/%m/%Y}\n\n"
+            "Không cần xử lý thêm.")
+    return PageText(sms=sms, subject=sms_text.strip_diacritics(subject)[:300], body=body)
+
+
+def page_text(alarm: Alarm, *, brand: str | None, site: str, reason: str,
+              tz: ZoneInfo | None = None) -> PageText:
+    if reason == CLEARED:
+        return _cleared_text(alarm, brand=brand, site=site, tz=tz or ZoneInfo("UTC"))
     word = SEVERITY_WORDS.get(alarm.severity, alarm.severity.upper())
     again = {"escalated": " (chuyen tiep: chua ai xac nhan)", "repeat": " (nhac lai)"}.get(reason, "")
     sms = f"{brand + ': ' if brand else ''}{word}{again} - {alarm.message}"
@@ -247,8 +272,9 @@ def _page(
     brand: str | None,
     site: str,
 ) -> AlarmPage:
-    text = page_text(alarm, brand=brand, site=site, reason=reason)
-    hold = None if alarm.severity == "critical" else quiet_until(contact, at=now, tz=tz)
+    text = page_text(alarm, brand=brand, site=site, reason=reason, tz=tz)
+    urgent = alarm.severity == "critical" and reason != CLEARED
+    hold = None if urgent else quiet_until(contact, at=now, tz=tz)
     page = AlarmPage(alarm_id=alarm.id, step=step, level=level, contact_id=contact.id, at=now, reason=reason)
     session.add(page)
     if contact.phone:
@@ -259,7 +285,7 @@ def _page(
             kind="alarm",
             audience=sms_outbox.STAFF,
             now=now,
-            urgent=alarm.severity == "critical",
+            urgent=urgent,
             alarm_id=alarm.id,
             dedupe_key=f"page:{alarm.id}:{step}:{contact.id}:sms",
             not_before=hold,
@@ -361,6 +387,51 @@ def page_alarms(
                     site=site,
                 )
             )
+    return out + cleared_notices(session, now=now, tz=tz, brand=brand, site=site)
+
+
+NOT_SENT: Final = frozenset({"queued", "cancelled", "failed", "blocked"})
+"""Message states in which nothing reached the contact."""
+
+
+def _cancel_waiting(session: Session, page: AlarmPage) -> bool:
+    """Cancel what of this page has not gone out yet; whether nothing of it reached the contact."""
+    reached = False
+    for model, ident in ((SmsMessage, page.sms_id), (EmailMessage, page.email_id)):
+        message = session.get(model, ident) if ident is not None else None
+        if message is None:
+            continue
+        if message.status == "queued":
+            message.status = "cancelled"
+            if isinstance(message, SmsMessage):
+                message.hold_reason = "cảnh báo đã hết"
+        reached = reached or message.status not in NOT_SENT
+    return not reached
+
+
+def cleared_notices(session: Session, *, now: datetime, tz: ZoneInfo, brand: str | None,
+                    site: str) -> list[AlarmPage]:
+    """For each alarm cleared (in the last :data:`CLEARED_LOOKBACK`) after it paged people:
+    cancel its pages still waiting, and tell each contact whose page went out that it is over."""
+    paged = session.scalars(
+        select(AlarmPage.alarm_id).join(Alarm, Alarm.id == AlarmPage.alarm_id)
+        .where(Alarm.cleared_at.is_not(None), Alarm.cleared_at >= now - CLEARED_LOOKBACK)
+        .distinct().order_by(AlarmPage.alarm_id)).all()
+    out: list[AlarmPage] = []
+    for alarm_id in paged:
+        pages = pages_of(session, alarm_id)
+        if any(p.reason == CLEARED for p in pages):
+            continue
+        alarm = session.get(Alarm, alarm_id)
+        assert alarm is not None
+        reached = {p.contact_id for p in pages if not _cancel_waiting(session, p)}
+        for contact_id in sorted(reached):
+            contact = session.get(NotifyContact, contact_id)
+            if contact is None or not contact.active:
+                continue
+            out.append(_page(session, alarm=alarm, contact=contact, step=CLEARED_STEP, level=-1,
+                             reason=CLEARED, now=now, tz=tz, brand=brand, site=site))
+        session.flush()
     return out
 
 

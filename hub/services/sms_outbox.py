@@ -62,6 +62,7 @@ STATUSES: Final[dict[str, str]] = {
     "undelivered": "Không đến được máy",
     "failed": "Không gửi được",
     "blocked": "Không gửi: số đã từ chối nhận tin",
+    "cancelled": "Không gửi: không còn cần (cảnh báo đã hết)",
     "unknown": "Không rõ đã gửi chưa (cần kiểm tra)",
 }
 ACCEPTED: Final = ("handed", "sent", "delivered", "undelivered")

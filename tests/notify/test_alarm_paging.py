@@ -110,6 +110,52 @@ def test_an_acknowledged_alarm_pages_nobody_further(db, clock, tmp_path, smtp_se
     assert _page(ctx, cfg) == []
 
 
+def _clear(ctx) -> None:
+    with ctx.db.session() as s:
+        alarms.clear_alarm(s, kind="node_offline", subject="loa-ban-hon", now=ctx.clock(), notify=False)
+
+
+def test_a_cleared_alarm_tells_each_contact_it_reached_once_that_it_is_over(db, clock, tmp_path, smtp_server):
+    ctx = notify_ctx(db, clock, tmp_path)
+    cfg = _smtp(smtp_server)
+    first, second = _contacts(ctx)
+    _alarm(ctx)
+    _page(ctx, cfg)
+    clock.advance(900)
+    _page(ctx, cfg)
+    assert paging.send_emails(ctx.db, SmtpMailer(cfg.smtp), clock=clock, cfg=cfg) == 2
+    clock.advance(60)
+    _clear(ctx)
+    assert _page(ctx, cfg) == [first, second]
+    assert _page(ctx, cfg) == []
+    assert paging.send_emails(ctx.db, SmtpMailer(cfg.smtp), clock=clock, cfg=cfg) == 2
+    assert smtp_server.received.wait_count(4)
+    assert [m["Subject"] for m in smtp_server.received.snapshot()[2:]] == [
+        "[UBND thi tran] DA HET: node_offline loa-ban-hon"] * 2
+    with ctx.db.session(write=False) as s:
+        notices = [m for m in s.scalars(select(SmsMessage).order_by(SmsMessage.id)) if "DA HET" in m.body]
+    assert [(m.phone, m.urgent, m.status) for m in notices] == [("+84988000001", False, "queued"),
+                                                                ("+84988000002", False, "queued")]
+    assert notices[0].body.startswith("UBND MA: DA HET CANH BAO luc ")
+
+
+def test_a_page_held_by_quiet_hours_is_cancelled_when_the_alarm_clears(db, clock, tmp_path):
+    ctx = notify_ctx(db, clock, tmp_path)
+    cfg = NotifySettings()
+    _contacts(ctx, quiet_start="22:00", quiet_end="06:00")
+    local(clock, 23, 30)
+    _alarm(ctx, severity="major")
+    _page(ctx, cfg)
+    clock.advance(600)
+    _clear(ctx)
+    assert _page(ctx, cfg) == []
+    with ctx.db.session(write=False) as s:
+        sms = [(m.status, m.hold_reason) for m in s.scalars(select(SmsMessage))]
+        mail = [m.status for m in s.scalars(select(EmailMessage))]
+    assert sms == [("cancelled", "cảnh báo đã hết")]
+    assert mail == ["cancelled"]
+
+
 def test_quiet_hours_hold_a_major_page_but_not_a_critical_one(db, clock, tmp_path):
     ctx = notify_ctx(db, clock, tmp_path)
     cfg = NotifySettings()
