@@ -93,7 +93,8 @@ def test_started_event_carries_the_actual_start_and_the_schedule(rig: Rig):
     rig.events.wait_for("o1", "finished")
     assert started.scheduled_at == it.start_at
     assert started.media_sha256 == sha and started.node == NODE
-    assert abs((started.at - started_at(rig.played()[0])).total_seconds()) < 0.01
+    # the event and the WAV sink read the clock a few ms apart (14 ms on a loaded machine)
+    assert abs((started.at - started_at(rig.played()[0])).total_seconds()) < 0.1
     assert rig.played()[0]["volume"] == 60
 
 
