@@ -57,9 +57,15 @@ Handler = Callable[[Event], None]
 
 
 class GatewayError(Exception):
-    def __init__(self, message: str, *, retry: bool) -> None:
+    """The gateway did not take the message. ``retry``: it may later (it is down or busy).
+    ``maybe_sent``: the message had left for the gateway when the link broke, so it may hold it
+    (an SMSC that stored a ``submit_sm`` and dropped before its answer): sending it again could
+    reach the citizen twice."""
+
+    def __init__(self, message: str, *, retry: bool, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.retry = retry
+        self.maybe_sent = maybe_sent
 
 
 class CannotTell(Exception):

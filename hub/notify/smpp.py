@@ -176,10 +176,10 @@ class SmppGateway:
         client._socket = None
         client.state = smpplib.consts.SMPP_CLIENT_STATE_CLOSED
 
-    def _lost(self, exc: BaseException) -> GatewayError:
+    def _lost(self, exc: BaseException, *, maybe_sent: bool = False) -> GatewayError:
         self._drop(self._client)
         self._client = None
-        return GatewayError(f"SMPP connection lost: {exc!r}", retry=True)
+        return GatewayError(f"SMPP connection lost: {exc!r}", retry=True, maybe_sent=maybe_sent)
 
     def _read_available(self, client: _Client, wait_s: float) -> None:
         sock = client._socket
@@ -191,9 +191,23 @@ class SmppGateway:
             self._last_io = time.monotonic()
 
     # -- the seam --------------------------------------------------------------------------
+    def _alive(self, client: _Client) -> None:
+        """Read what is waiting without waiting: an SMSC that closed the link since (its FIN is
+        there) shows now, before a message leaves into a dead socket, so the message is tried
+        again later instead of ending ``unknown``."""
+        try:
+            while True:
+                sock = client._socket
+                if sock is None or not select.select([sock], [], [], 0)[0]:
+                    return
+                self._read_available(client, 0)
+        except (TimeoutError, smpplib.exceptions.ConnectionError, OSError) as exc:
+            raise self._lost(exc) from exc
+
     def submit(self, msg: Outgoing) -> Accepted:
         with self._lock:
             client = self._bound()
+            self._alive(client)
             encoding = (
                 smpplib.consts.SMPP_ENCODING_ISO10646
                 if msg.encoding == "ucs2"
@@ -221,10 +235,11 @@ class SmppGateway:
                 while not all(s in self._responses for s in sequences):
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        raise self._lost(TimeoutError("no submit_sm_resp"))
+                        raise self._lost(TimeoutError("no submit_sm_resp"), maybe_sent=True)
                     self._read_available(client, min(left, 0.5))
             except (TimeoutError, smpplib.exceptions.ConnectionError, OSError) as exc:
-                raise self._lost(exc) from exc
+                # a part written (its sequence kept) may be stored at the SMSC without an answer
+                raise self._lost(exc, maybe_sent=bool(sequences)) from exc
             resps = [self._responses.pop(s) for s in sequences]
         refused = [r for r in resps if r.status != smpplib.consts.SMPP_ESME_ROK]
         if refused:

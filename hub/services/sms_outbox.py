@@ -14,7 +14,10 @@ after ``backoff_s`` × 2^(tries−1) (at most ``backoff_max_s``) when the gatewa
 ``failed`` when it refused for good or after ``attempts`` tries. A row found ``sending`` when a
 hub starts was being handed over when the last one died: a gateway that can tell (gammu-smsd's
 outbox names each file after its message) settles it; one that cannot (an SMSC) leaves it
-``unknown`` for the admin to look at, so nothing is ever sent twice by the hub's doing.
+``unknown`` for the admin to look at, so nothing is ever sent twice by the hub's doing. So
+does a link that breaks after the message left for the gateway and before its answer
+(``GatewayError.maybe_sent``): the admin may send it again from the page, knowing it may arrive
+twice.
 
 What comes back: delivery reports (stored once per reference and status, even when they come
 before the reference is known) and texts. A text "TU CHOI" stops every further message to its
@@ -188,6 +191,7 @@ class DispatchReport:
     retried: int = 0
     failed: int = 0
     blocked: int = 0
+    unknown: int = 0
 
 
 def _backoff(cfg: SmsSettings, attempts: int) -> float:
@@ -239,7 +243,7 @@ def dispatch(
     limit: int = 100,
 ) -> DispatchReport:
     """Work through the due messages, one hand-over at a time (see the module's docstring)."""
-    counts = {"accepted": 0, "held": 0, "retried": 0, "failed": 0, "blocked": 0}
+    counts = {"accepted": 0, "held": 0, "retried": 0, "failed": 0, "blocked": 0, "unknown": 0}
     with db.session(write=False) as session:
         due = list(
             session.scalars(
@@ -272,7 +276,14 @@ def dispatch(
                 msg = session.get(SmsMessage, msg_id)
                 assert msg is not None
                 msg.last_error = str(exc)[:500]
-                if not exc.retry or msg.attempts >= cfg.attempts:
+                if exc.maybe_sent:
+                    msg.status = "unknown"
+                    msg.last_error = ("mất kết nối sau khi đã chuyển tin cho tổng đài; "
+                                      f"không rõ tổng đài đã nhận chưa ({exc})")[:500]
+                    counts["unknown"] += 1
+                    log.warning("sms %d: the link broke after the message left for %s; marked unknown, "
+                                "not sent again", msg.id, gateway.name)
+                elif not exc.retry or msg.attempts >= cfg.attempts:
                     msg.status = "failed"
                     counts["failed"] += 1
                     log.error(

@@ -125,6 +125,18 @@ class Smsc:
     port: int
     proc: subprocess.Popen[str] | None = None
     refuse: int = 0
+    die_after: int = 0
+
+    def exited(self, timeout: float = 10.0) -> bool:
+        """The SMSC process ended by itself (``die_after``)."""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        self.proc = None
+        return True
 
     @property
     def ledger(self) -> Path:
@@ -146,6 +158,8 @@ class Smsc:
             str(self.mo_dir),
             "--refuse",
             str(self.refuse),
+            "--die-after",
+            str(self.die_after),
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None

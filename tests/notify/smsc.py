@@ -2,9 +2,10 @@
 
 It accepts every bind and every ``submit_sm``; each accepted message is appended to the
 ledger (one JSON line, fsynced before the ``submit_sm_resp``), then a delivery receipt goes
-back when the ESME asked for one. A JSON file dropped into ``--mo-dir`` (``{"from": "+84…",
-"text": "4"}``) is sent to the bound ESME as a text from a phone (MO). ``READY <port>`` on
-stdout once it listens. Run: ``python smsc.py --port P --ledger FILE --mo-dir DIR``.
+back when the ESME asked for one. With ``--die-after N`` it stops dead once the Nth message
+is in the ledger, before answering it (an SMSC that took a message and dropped the link). A
+JSON file dropped into ``--mo-dir`` (``{"from": "+84…", "text": "4"}``) is sent to the bound
+ESME as a text from a phone (MO). ``READY <port>`` on stdout once it listens. Run: ``python smsc.py --port P --ledger FILE --mo-dir DIR``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ async def main() -> None:
     ap.add_argument(
         "--refuse", type=int, default=0, help="Answer the first N submit_sm with ESME_RTHROTTLED."
     )
+    ap.add_argument(
+        "--die-after", type=int, default=0,
+        help="Stop dead once the Nth message is in the ledger, before its submit_sm_resp.",
+    )
     args = ap.parse_args()
     args.mo_dir.mkdir(parents=True, exist_ok=True)
     server = smpp34.Server(host="127.0.0.1", port=args.port, system_id="TESTSMSC")
@@ -34,6 +39,7 @@ async def main() -> None:
     print(f"READY {args.port}", flush=True)
     sessions: dict[str, smpp34.Esme] = {}
     refuse = args.refuse
+    stored = 0
 
     async def mo_loop() -> None:
         while True:
@@ -80,6 +86,9 @@ async def main() -> None:
                 )
                 f.flush()
                 os.fsync(f.fileno())
+            stored += 1
+            if stored == args.die_after:
+                os._exit(1)  # the message is stored and its answer never goes
             ev.accept(message_id=mid)
             if ev.registered_delivery & 1 and ev.session_id in sessions:
                 await sessions[ev.session_id].deliver_sm(

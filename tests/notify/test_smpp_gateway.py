@@ -91,6 +91,29 @@ def test_the_smsc_down_for_a_while_loses_nothing_and_sends_nothing_twice(db, clo
         gateway.close()
 
 
+def test_a_message_the_smsc_stored_before_it_dropped_the_link_is_marked_unknown_not_sent_again(
+        db, clock, tmp_path, smsc):
+    ctx = notify_ctx(db, clock, tmp_path, gateway="smpp", backoff_s=5)
+    smsc.kill()
+    smsc.die_after = 1
+    smsc.start()
+    gateway = _gateway(ctx, smsc)
+    try:
+        new_dossier(ctx, "H15-1200", phone="0912000200")
+        report = dispatch(ctx, gateway)
+        assert (report.accepted, report.unknown, report.retried) == (0, 1, 0)
+        assert smsc.exited()
+        smsc.die_after = 0
+        smsc.start()
+        clock.advance(3600)
+        assert dispatch(ctx, gateway).accepted == 0
+        [msg] = messages(ctx)
+        assert msg.status == "unknown" and "không rõ tổng đài đã nhận" in msg.last_error
+        assert [a["to"] for a in smsc.accepted()] == ["84912000200"]  # once, the stored one
+    finally:
+        gateway.close()
+
+
 def test_a_busy_smsc_is_tried_again_after_the_backoff(db, clock, tmp_path, smsc):
     smsc.kill()
     smsc.refuse = 1
