@@ -5,7 +5,8 @@ ledger (one JSON line, fsynced before the ``submit_sm_resp``), then a delivery r
 back when the ESME asked for one. With ``--die-after N`` it stops dead once the Nth message
 is in the ledger, before answering it (an SMSC that took a message and dropped the link). A
 JSON file dropped into ``--mo-dir`` (``{"from": "+84…", "text": "4"}``) is sent to the bound
-ESME as a text from a phone (MO). ``READY <port>`` on stdout once it listens. Run: ``python smsc.py --port P --ledger FILE --mo-dir DIR``.
+ESME as a text from a phone (MO). ``READY <port>`` on stdout once it listens. Run:
+``python smsc.py --port P --ledger FILE --mo-dir DIR``.
 """
 
 from __future__ import annotations
