@@ -163,6 +163,26 @@ class FleetSection(Section):
                                               "published when they changed.")
 
 
+class PublicSection(Section):
+    """The public page (``/p/``, no login) and residents' fault reports from the QR code on a
+    loudspeaker pole (``services/fault_reports.py``)."""
+
+    reports_per_hour: int = Field(5, ge=1, le=1000,
+                                  description="Fault reports one client address may send per hour.")
+    due_hours_broken: float = Field(
+        72.0, gt=0, le=30 * 24,
+        description="IT answer a report of a broken speaker (or another problem) within this many hours.")
+    due_hours_rules: float = Field(
+        168.0, gt=0, le=30 * 24,
+        description="IT answer a report of a speaker too loud or too early (a schedule or volume "
+                    "question) within this many hours.")
+    upcoming_days: int = Field(3, ge=1, le=14, description="Days of the broadcast schedule the page shows.")
+    base_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="The hub as residents' phones reach it, for the QR codes on speaker poles; default: "
+                    "the address the IT page was opened at.")
+
+
 class SiteDecl(Section):
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str = Field(min_length=1, max_length=200)
@@ -223,6 +243,7 @@ class HubSettings(FileSettings):
     registry: RegistrySection = Field(default_factory=RegistrySection)
     enrollment: EnrollmentSection = Field(default_factory=EnrollmentSection)
     fleet: FleetSection = Field(default_factory=FleetSection)
+    public: PublicSection = Field(default_factory=PublicSection)
     media: MediaSettings = Field(default_factory=MediaSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)

@@ -862,6 +862,33 @@ class CameraThumbnailRow(Base):
     jpeg: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+
+class FaultReport(Base):
+    """A resident's report of a loudspeaker fault (broken, too loud, too early), made from the
+    QR code on its pole without a login: a ticket for IT with a due date, answered in public
+    under its ``code``. It holds no personal data (the address that sent it only as a hash,
+    for the rate limit)."""
+
+    __tablename__ = "fault_reports"
+    __table_args__ = (UniqueConstraint("code", name="uq_fault_reports_code"),
+                      Index("ix_fault_reports_status", "status", "due_at"),
+                      Index("ix_fault_reports_sender", "sender_sha256", "created_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16))
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    device_code: Mapped[str] = mapped_column(String(63), default="")
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))  # open | answered
+    answer: Mapped[str] = mapped_column(String(1000), default="")
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    answered_by: Mapped[str] = mapped_column(String(64), default="")
+    sender_sha256: Mapped[str] = mapped_column(String(64))
+
+
 def _record_state_changes() -> None:
     """A node whose ``state`` a flush changes gets a :class:`NodeStateChange` row in the same
     transaction, whichever service or handler changed it."""

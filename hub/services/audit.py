@@ -73,6 +73,7 @@ ACTION_LABELS: Final[dict[str, str]] = {
     "node.command": "Gửi lệnh tới nút",
     "node.config": "Đổi cấu hình nút",
     "enroll.locked": "Tạm khóa đăng ký nút (nhập sai mã nhiều lần)",
+    "fault_report.answer": "Trả lời phản ánh của người dân",
 }
 # Registry changes (``registry``): the verb before the area's name ("Ngừng sử dụng quầy").
 VERBS: Final[dict[str, str]] = {
@@ -97,6 +98,7 @@ AREAS: Final[dict[str, str]] = {
     "broadcast": "Phát thanh",
     "login": "Đăng nhập",
     "enroll": "Đăng ký nút",
+    "fault_report": "Phản ánh của người dân",
 }
 HEADINGS: Final = ("Thời điểm", "Người thực hiện", "Vai trò", "Thao tác", "Đối tượng", "Chi tiết")
 

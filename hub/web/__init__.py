@@ -21,10 +21,12 @@ from thanthien.hub.web.routes import (
     broadcasts,
     dossiers,
     events,
+    faults,
     fleet,
     health,
     media,
     notify,
+    public,
     registry,
     roster,
     satisfaction,
@@ -36,7 +38,7 @@ from thanthien.hub.web.templating import HERE, render
 PREFIX = "/ui"
 ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router, broadcasts.router,
            media.router, audit.router, dossiers.router, notify.router, fleet.router, registry.router,
-           roster.router)
+           roster.router, faults.router)
 REFUSALS = {403: "Không có quyền thực hiện", 404: "Không tìm thấy", 409: "Không thực hiện được",
             422: "Thông tin chưa hợp lệ", 503: "Dịch vụ tạm thời không sẵn sàng"}
 
@@ -46,6 +48,7 @@ def install(app: FastAPI, *, poll_s: float = 2.0) -> None:
     app.state.ui_poll_s = poll_s
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX, include_in_schema=False)
+    app.include_router(public.router, prefix=public.PUBLIC, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
 
     @app.get("/", include_in_schema=False)
@@ -65,7 +68,7 @@ def install(app: FastAPI, *, poll_s: float = 2.0) -> None:
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         """A service's refusal on a page the handler did not catch: a Vietnamese page with the
         same status the API answers (the API's own JSON answer elsewhere)."""
-        if not request.url.path.startswith(f"{PREFIX}/") and api_errors is not None:
+        if not request.url.path.startswith((f"{PREFIX}/", f"{public.PUBLIC}/")) and api_errors is not None:
             return await api_errors(request, exc)  # type: ignore[no-any-return, misc]
         code = http_status(exc)
         return render(request, "message.html", {"title": REFUSALS.get(code, "Không thực hiện được"),

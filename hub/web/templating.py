@@ -104,6 +104,7 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/contacts", "Người nhận cảnh báo", ADMINS),
     ("/ui/registry", "Danh mục", REGISTRY_READERS),
     ("/ui/roster", "Lịch trực", ROSTER_READERS),
+    ("/ui/faults", "Phản ánh của dân", DEVICE_STAFF),
 ]
 
 

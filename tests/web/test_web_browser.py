@@ -24,9 +24,10 @@ MENUS = {
     "admin": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Mức độ hài lòng", "Lịch phát thanh",
               "Thư viện âm thanh",
               "Người dùng", "Nhật ký quản trị", "Hồ sơ một cửa", "Đánh giá qua tin nhắn", "Tin nhắn",
-              "Người nhận cảnh báo", "Danh mục", "Lịch trực"],
+              "Người nhận cảnh báo", "Danh mục", "Lịch trực", "Phản ánh của dân"],
     "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Hồ sơ một cửa", "Lịch trực"],
-    "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Lịch phát thanh", "Danh mục"],
+    "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Lịch phát thanh", "Danh mục",
+           "Phản ánh của dân"],
     "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
                "Đánh giá qua tin nhắn", "Lịch trực"],
 }
