@@ -5,6 +5,7 @@ The machine's own broker on 1883 is never touched.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,23 @@ import pytest
 
 from support import HUB, NODE_A, NODE_B, Account, make_broker
 from thanthien.broker import Broker
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that runs a command in-process (``setup_logging``) leaves the root logger writing to
+    that test's captured stderr, closed once it ends: every later log line then failed with
+    "I/O operation on closed file". The root logger's handlers and level are put back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
