@@ -347,7 +347,7 @@ def _approved_minutes(session: Session, c: Candidate, speakers: dict[str, set[st
     from thanthien.hub.services.broadcasts import resolve_targets, schedule_of
 
     out: dict[str, dict[date, float]] = {}
-    durations = dict(session.execute(select(MediaItem.sha256, MediaItem.duration_s)).tuples())
+    durations = {sha: d for sha, d in session.execute(select(MediaItem.sha256, MediaItem.duration_s))}
     for b in session.scalars(select(Broadcast).where(Broadcast.status == "approved",
                                                      Broadcast.priority != "emergency")):
         if c.broadcast_id is not None and b.id == c.broadcast_id:
@@ -389,7 +389,7 @@ def zone_minutes(session: Session, *, start: datetime, end: datetime, tz: ZoneIn
     rules = book(session)
     zones = list(session.scalars(select(Zone).where(Zone.retired_at.is_(None)).order_by(Zone.code)))
     totals: dict[str, dict[date, float]] = {z.code: {} for z in zones}
-    durations = dict(session.execute(select(MediaItem.sha256, MediaItem.duration_s)).tuples())
+    durations = {sha: d for sha, d in session.execute(select(MediaItem.sha256, MediaItem.duration_s))}
     for b in session.scalars(select(Broadcast).where(Broadcast.status == "approved",
                                                      Broadcast.priority != "emergency")):
         days = _local_days(occurrences(schedule_of(b), start=start, end=end, tz=tz, limit=5000),
@@ -463,7 +463,7 @@ def set_rule(session: Session, *, actor: Actor, where: Scope, spec: RuleSpec, no
     from thanthien.hub.services import broadcasts
 
     rules = book(session)
-    durations = dict(session.execute(select(MediaItem.sha256, MediaItem.duration_s)).tuples())
+    durations = {sha: d for sha, d in session.execute(select(MediaItem.sha256, MediaItem.duration_s))}
     for b in session.scalars(select(Broadcast).where(Broadcast.status == "approved",
                                                      Broadcast.schedule_kind != "now",
                                                      Broadcast.priority != "emergency")):
