@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import delete, exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import (
@@ -241,8 +242,11 @@ def record_fetch(session: Session, *, sha256: str, username: str, now: datetime)
     row = session.scalar(select(MediaListen).where(MediaListen.sha256 == sha256,
                                                    MediaListen.username == username))
     if row is None:
-        session.add(MediaListen(sha256=sha256, username=username, fetched_at=now))
-        session.flush()
+        try:
+            with session.begin_nested():  # the browser's parallel range requests may race here
+                session.add(MediaListen(sha256=sha256, username=username, fetched_at=now))
+        except IntegrityError:
+            pass
 
 
 def record_listened(session: Session, *, actor: Actor, sha256: str, now: datetime) -> MediaListen:
