@@ -65,6 +65,9 @@ ACTION_LABELS: Final[dict[str, str]] = {
     "media.delete": "Xóa tệp âm thanh",
     "broadcast.quiet_hours_exception": "Cho phép phát trong giờ yên tĩnh",
     "broadcast.quiet_hours_exception_revoked": "Thu hồi cho phép phát trong giờ yên tĩnh",
+    "broadcast.rules": "Đổi quy định phát (khung giờ, số phút, âm lượng)",
+    "tts.lexicon": "Sửa từ điển phát âm",
+    "tts.lexicon_delete": "Xóa khỏi từ điển phát âm",
     "login.locked": "Tạm khóa đăng nhập (sai nhiều lần)",
 }
 # The part of an action before the dot: what the page's filter offers.
