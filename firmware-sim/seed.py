@@ -167,6 +167,12 @@ def _broadcasts(session: Session, settings: HubSettings, now: datetime, *, appro
             b = broadcasts.create_broadcast(session, spec=spec, actor=ActingUser("canbo", OFFICER), now=now,
                                             tz=tz, cfg=settings.broadcasts)
             session.flush()
+            # the made-up history has the demo's leader hear each seeded bulletin through once (the
+            # listen-through a real approver does by playing it on the broadcast's page)
+            media_items.record_fetch(session, sha256=media.sha256, username=approver,
+                                     now=now - timedelta(seconds=media.duration_s))
+            media_items.record_listened(session, actor=ActingUser(approver, LEADER), sha256=media.sha256,
+                                        now=now)
             broadcasts.approve_broadcast(session, broadcast_id=b.id, actor=ActingUser(approver, LEADER),
                                          now=now, tz=tz, cfg=settings.broadcasts)
         except ServiceError as exc:

@@ -10,6 +10,7 @@ from thanthien.hub.api.limits import ENVELOPE_BYTES, BodyLimit
 from thanthien.hub.api.routes import (
     audit,
     auth,
+    broadcast_rules,
     broadcasts,
     cameras,
     dossiers,
@@ -35,8 +36,8 @@ from thanthien.mqtt import MqttLink
 
 API_PREFIX = "/api/v1"
 ROUTERS = (auth.router, users.router, places.router, nodes.router, officers.router, health.router,
-           ratings.router, cameras.router, media.router, broadcasts.router, audit.router, dossiers.router,
-           notify.router, fleet.router)
+           ratings.router, cameras.router, media.router, broadcast_rules.router, broadcasts.router,
+           audit.router, dossiers.router, notify.router, fleet.router)
 
 DESCRIPTION = """API of the Thân Thiện hub: ratings, device registry and health, alarms.
 

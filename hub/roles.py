@@ -54,6 +54,11 @@ REGISTRY_EDITORS: Final[tuple[Role, ...]] = ADMINS
 """Zones, counters and officers: create, edit, retire and bring back."""
 ROSTER_EDITORS: Final[tuple[Role, ...]] = ADMINS
 """The duty roster: the weekly pattern, its exceptions, and stored ratings following a change."""
+BROADCAST_RULE_EDITORS: Final[tuple[Role, ...]] = ADMINS
+"""A zone's or a speaker's broadcast rules (volume by the hour, daily minutes, allowed slots) and
+the commune's; IT staff read them on the registry pages."""
+TTS_LEXICON_EDITORS: Final[tuple[Role, ...]] = ADMINS
+"""The TTS pronunciation dictionary (everyone who drafts reads it)."""
 DOSSIER_OFFICERS: Final[tuple[Role, ...]] = (ADMIN, OFFICER)
 """Record dossiers and their events (the notices to citizens follow); admins also edit the
 notice templates, see every message sent and manage opt-outs and alarm contacts."""

@@ -13,7 +13,7 @@ from thanthien.hub.db.models import AuditEntry, Occurrence
 from thanthien.hub.roles import Role
 from thanthien.hub.services import audit, deliveries, roster, users
 from thanthien.hub.services.broadcasts import REASON_MAX, BroadcastView
-from thanthien.hub.services.tts import DEFAULT_WPM, MAX_WPM, MIN_WPM, Voice
+from thanthien.hub.services.tts import DEFAULT_WPM, MAX_WPM, MIN_WPM
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
 
 Code = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -447,6 +447,9 @@ class MediaOut(BaseModel):
     source_format: str
     tts_text: str | None
     tts_voice: str | None
+    tts_spoken: str | None = Field(None, description="What the engine read: the text after the dictionary "
+                                                     "and the normaliser.")
+    tts_engine: str | None = None
     created_at: datetime
     created_by: str
 
@@ -455,7 +458,8 @@ class TtsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(max_length=50_000)
-    voice: Voice = "northern"
+    voice: str = Field("northern", max_length=80,
+                       description="northern, central, southern (espeak-ng) or piper:<installed voice>.")
     speed_wpm: int = Field(DEFAULT_WPM, ge=MIN_WPM, le=MAX_WPM)
     chime: bool = True
     title: str = Field("", max_length=200)

@@ -404,7 +404,11 @@ class MediaItem(Base):
     source_format: Mapped[str] = mapped_column(String(16))
     source_sha256: Mapped[str] = mapped_column(String(64))
     tts_text: Mapped[str | None] = mapped_column(Text)
-    tts_voice: Mapped[str | None] = mapped_column(String(16))
+    tts_voice: Mapped[str | None] = mapped_column(String(80))
+    # what the engine was given to read: the text after the pronunciation dictionary and the
+    # normaliser (numbers, dates, times, phone numbers in words), and which engine read it
+    tts_spoken: Mapped[str | None] = mapped_column(Text)
+    tts_engine: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(64), default="")
 
@@ -513,6 +517,50 @@ class PlaybackReport(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class BroadcastRule(Base):
+    """When and how loud the speakers may play (issue 19 item 3): the commune's rule
+    (``key`` ``commune``), a zone's (``zone:<id>``) or one speaker's override
+    (``speaker:<device id>``). Each part left ``None`` is inherited from the level above:
+    speaker, then zone, then commune (``services/zone_rules.py``)."""
+
+    __tablename__ = "broadcast_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), unique=True)
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    # [{"start": "05:30", "end": "06:30", "volume": 60}, ...]: the loudest allowed in each band
+    volume_profile: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    daily_minutes: Mapped[int | None] = mapped_column(Integer)
+    # [{"start": "05:30", "minutes": 60}, ...]: the only times a non-emergency broadcast may play
+    slots: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class TtsLexiconEntry(Base):
+    """The pronunciation dictionary the admin edits: a written term and how it is read out."""
+
+    __tablename__ = "tts_lexicon"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), unique=True)
+    spoken: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class MediaListen(Base):
+    """A user and a library file: when the hub first served it to them and when they had
+    heard it to the end (the listen-through an approver of a TTS broadcast needs)."""
+
+    __tablename__ = "media_listens"
+    __table_args__ = (UniqueConstraint("sha256", "username", name="uq_media_listens_sha_user"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    listened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class NodePlan(Base):

@@ -101,7 +101,7 @@ def sync_plans(ctx: HubContext, *, force: bool) -> int:
         now = ctx.clock()
         with ctx.db.session() as session:
             plans.materialise(session, now=now, tz=_tz(ctx), cfg=cfg)
-            out = plans.plans_to_publish(session, now=now, cfg=cfg, force=force)
+            out = plans.plans_to_publish(session, now=now, cfg=cfg, tz=_tz(ctx), force=force)
         link = ctx.mqtt
         if link is None:
             if out:

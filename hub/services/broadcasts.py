@@ -35,6 +35,7 @@ from thanthien.hub.db.models import Broadcast, BroadcastAudit, Device, MediaItem
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, Actor, Role, require
 from thanthien.hub.services import audit as admin_audit
+from thanthien.hub.services import media_items, zone_rules
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from thanthien.hub.services.schedule import (
     HOLIDAYS,
@@ -61,6 +62,7 @@ AUDIT_LABELS = {
     "play_now": "phát ngay",
     "quiet_exception_granted": "cho phép ngoại lệ giờ yên tĩnh",
     "quiet_exception_revoked": "thu hồi ngoại lệ giờ yên tĩnh",
+    "rules_changed": "về bản nháp vì quy định phát của khu vực đã đổi",
 }
 REASON_MAX = 500
 
@@ -354,6 +356,7 @@ def create_broadcast(
     _apply(b, spec, sched)
     if b.schedule_kind == "rrule" and b.valid_from is None:
         b.valid_from = now  # the rule's DTSTART
+    zone_rules.enforce(session, zone_rules.candidate_of(b, duration), now=now, tz=tz, cfg=cfg)
     session.add(b)
     extra = {"quiet_exception_needed": quiet.isoformat()} if quiet is not None else None
     audit(session, broadcast=b, username=actor.username, action="created", now=now, extra=extra)
@@ -400,6 +403,8 @@ def update_broadcast(
                 if b.quiet_exception_by is not None else "")
         raise _quiet_refusal(quiet, duration, tz=tz, cfg=cfg,
                              then=then + "hãy chọn giờ khác, hoặc lưu bản nháp kèm đề nghị ngoại lệ.")
+    zone_rules.enforce(session, zone_rules.candidate_of(edited, duration, broadcast_id=b.id), now=now, tz=tz,
+                       cfg=cfg)
     was = b.status
     extra: dict[str, Any] = {"previous_status": was}
     if b.quiet_exception_by is not None and not keeps_exception:
@@ -454,6 +459,11 @@ def approve_broadcast(
     if (quiet := quiet_conflict(session, b, now=now, tz=tz, cfg=cfg)) is not None:
         raise _quiet_refusal(quiet, _duration(session, b.media_sha256), tz=tz, cfg=cfg,
                              then="cần lãnh đạo cho phép ngoại lệ giờ yên tĩnh trước khi phê duyệt.")
+    unheard = media_items.needs_listen(session, sha256=b.media_sha256, username=actor.username)
+    if unheard is not None:
+        raise Invalid(unheard)
+    duration = _duration(session, b.media_sha256)
+    zone_rules.enforce(session, zone_rules.candidate_of(b, duration), now=now, tz=tz, cfg=cfg)
     wrote = authors(session, b)
     b.status, b.approved_by, b.approved_at, b.updated_at = "approved", actor.username, now, now
     audit(session, broadcast=b, username=actor.username, action="approved", now=now,

@@ -16,14 +16,25 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import delete, exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Broadcast, Delivery, MediaItem, Node, NodeMediaToken, Occurrence
-from thanthien.hub.roles import Actor
+from thanthien.hub.db.models import (
+    Broadcast,
+    Delivery,
+    MediaItem,
+    MediaListen,
+    Node,
+    NodeMediaToken,
+    Occurrence,
+    TtsLexiconEntry,
+)
+from thanthien.hub.roles import TTS_LEXICON_EDITORS, Actor, require
 from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.services.media import MediaError, MediaLibrary, MediaRecord, MediaSettings
 from thanthien.hub.services.tts import Tts, TtsRequest, TtsSettings
+from thanthien.hub.services.tts_text import Lexicon, check_entry
 
 TOKEN_PREFIX = "tn_"
 
@@ -52,6 +63,8 @@ def _row(
             source_sha256=record.source_sha256,
             tts_text=tts.text if tts else None,
             tts_voice=tts.voice if tts else None,
+            tts_spoken=getattr(record, "spoken", None),
+            tts_engine=getattr(record, "engine", None),
             created_at=now,
             created_by=username,
         )
@@ -90,7 +103,7 @@ def add_tts(
     now: datetime,
 ) -> MediaItem:
     try:
-        record = Tts(lib, settings).render(request)
+        record = Tts(lib, settings).render(request, lexicon=lexicon(session))
     except MediaError as exc:
         raise Invalid(exc.message) from None
     return _row(session, record, title=title or request.text[:80], username=username, now=now, tts=request)
@@ -175,3 +188,97 @@ def check_sha(sha256: str) -> str:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise Invalid("Mã tệp âm thanh phải là 64 chữ số hex thường (sha256).")
     return sha256
+
+
+# -- the pronunciation dictionary --------------------------------------------------------------
+def lexicon(session: Session) -> Lexicon:
+    """The admin's dictionary as the normaliser reads it."""
+    return Lexicon({e.term: e.spoken for e in session.scalars(select(TtsLexiconEntry))})
+
+
+def list_lexicon(session: Session) -> list[TtsLexiconEntry]:
+    return list(session.scalars(select(TtsLexiconEntry).order_by(TtsLexiconEntry.term)))
+
+
+def set_lexicon_entry(session: Session, *, actor: Actor, term: str, spoken: str,
+                      now: datetime) -> TtsLexiconEntry:
+    """Add or change how a term is read out (admins; audited). Renders made before keep their audio."""
+    require(actor, TTS_LEXICON_EDITORS)
+    try:
+        term, spoken = check_entry(term, spoken)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    row = session.scalar(select(TtsLexiconEntry).where(TtsLexiconEntry.term == term))
+    before = {"spoken": row.spoken} if row is not None else {}
+    if row is None:
+        row = TtsLexiconEntry(term=term, spoken=spoken, updated_at=now, updated_by=actor.username)
+        session.add(row)
+    row.spoken, row.updated_at, row.updated_by = spoken, now, actor.username
+    session.flush()
+    audit.record(session, actor=actor, action="tts.lexicon", subject=f"lexicon:{term}", at=now,
+                 details=audit.changes(before, {"spoken": spoken}))
+    return row
+
+
+def delete_lexicon_entry(session: Session, *, actor: Actor, term: str, now: datetime) -> None:
+    require(actor, TTS_LEXICON_EDITORS)
+    row = session.scalar(select(TtsLexiconEntry).where(TtsLexiconEntry.term == term.strip()))
+    if row is None:
+        raise NotFound(f"Từ điển phát âm không có “{term.strip()[:64]}”")
+    audit.record(session, actor=actor, action="tts.lexicon_delete", subject=f"lexicon:{row.term}", at=now,
+                 details={"spoken": row.spoken})
+    session.delete(row)
+    session.flush()
+
+
+# -- listen-through ------------------------------------------------------------------------------
+LISTEN_SLACK = 0.9
+"""A listen counts once this share of the file's duration has passed since the hub first
+served the file to that user (a player that reports the end sooner did not play it through)."""
+
+
+def record_fetch(session: Session, *, sha256: str, username: str, now: datetime) -> None:
+    """The hub served the file to ``username`` (the preview the browser plays); the first time counts."""
+    row = session.scalar(select(MediaListen).where(MediaListen.sha256 == sha256,
+                                                   MediaListen.username == username))
+    if row is None:
+        try:
+            with session.begin_nested():  # the browser's parallel range requests may race here
+                session.add(MediaListen(sha256=sha256, username=username, fetched_at=now))
+        except IntegrityError:
+            pass
+
+
+def record_listened(session: Session, *, actor: Actor, sha256: str, now: datetime) -> MediaListen:
+    """The user's player reached the end of the file. Refused when the hub never served the
+    file to them, or served it less than the file's length ago."""
+    item = get_media(session, sha256=sha256)
+    row = session.scalar(select(MediaListen).where(MediaListen.sha256 == sha256,
+                                                   MediaListen.username == actor.username))
+    if row is None:
+        raise Invalid("Chưa mở bản ghi này để nghe; hãy bấm nghe trên trang.")
+    if row.listened_at is None:
+        heard_s = (now - row.fetched_at).total_seconds()
+        if heard_s < item.duration_s * LISTEN_SLACK:
+            raise Invalid(f"Chưa nghe hết: bản ghi dài {item.duration_s:.0f} giây, mới mở "
+                          f"{heard_s:.0f} giây trước.")
+        row.listened_at = now
+        session.flush()
+    return row
+
+
+def listened_at(session: Session, *, sha256: str, username: str) -> datetime | None:
+    return session.scalar(select(MediaListen.listened_at).where(MediaListen.sha256 == sha256,
+                                                                MediaListen.username == username))
+
+
+def needs_listen(session: Session, *, sha256: str, username: str) -> str | None:
+    """Why ``username`` may not approve a broadcast of this file yet: a rendered (TTS) file
+    they have not heard to the end; ``None`` otherwise."""
+    item = session.get(MediaItem, sha256)
+    if item is None or item.tts_text is None:
+        return None
+    if listened_at(session, sha256=sha256, username=username) is not None:
+        return None
+    return ("Người phê duyệt phải nghe hết bản đọc tự động (TTS) một lần trước khi phê duyệt, để chắc máy "
+            "đọc đúng tên, số và giờ.")

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Broadcast, Delivery, MediaItem, NodePlan, Occurrence
 from thanthien.hub.db.session import mark_changed
+from thanthien.hub.services import zone_rules
 from thanthien.hub.services.broadcasts import (
     BROADCAST_CHANGES,
     audit,
@@ -35,7 +36,7 @@ from thanthien.hub.services.broadcasts import (
     speaker_nodes,
 )
 from thanthien.hub.services.errors import Invalid
-from thanthien.hub.services.schedule import BroadcastSettings, occurrences
+from thanthien.hub.services.schedule import BroadcastSettings, Schedule, occurrences
 from thanthien.protocol.payloads import MAX_PLAN_ITEMS, Command, Plan, PlanItem
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,11 @@ def materialise(session: Session, *, now: datetime, tz: ZoneInfo, cfg: Broadcast
 
 
 def node_plan_items(
-    session: Session, *, node_id: str, now: datetime, cfg: BroadcastSettings
+    session: Session, *, node_id: str, now: datetime, cfg: BroadcastSettings, tz: ZoneInfo,
+    rules: zone_rules.RuleBook | None = None,
 ) -> list[PlanItem]:
+    """What the node plays, each item at the volume its rule allows at that hour."""
+    rule = (rules or zone_rules.book(session)).for_node(node_id)
     lo = now - timedelta(seconds=cfg.plan_keep_past_s)
     hi = now + timedelta(days=cfg.plan_days)
     rows = session.scalars(
@@ -153,7 +157,8 @@ def node_plan_items(
             media_url=media_url(o.media_sha256),
             duration_s=max(o.duration_s, 0.001),
             priority=o.priority,  # type: ignore[arg-type]
-            volume=o.volume,
+            volume=zone_rules.volume_for(rule, volume=o.volume, priority=o.priority, at=o.start_at,
+                                         duration_s=o.duration_s, tz=tz),
         )
         for o in rows
     ]
@@ -172,14 +177,15 @@ class PlanOut:
 
 
 def plans_to_publish(
-    session: Session, *, now: datetime, cfg: BroadcastSettings, force: bool
+    session: Session, *, now: datetime, cfg: BroadcastSettings, tz: ZoneInfo, force: bool
 ) -> list[PlanOut]:
     """Each speaker node's plan; those whose items changed get the next revision. Only the
     changed ones unless ``force`` (periodic republish)."""
     nodes = set(speaker_nodes(session)) | set(session.scalars(select(NodePlan.node_id)))
+    rules = zone_rules.book(session)
     out = []
     for node_id in sorted(nodes):
-        items = node_plan_items(session, node_id=node_id, now=now, cfg=cfg)
+        items = node_plan_items(session, node_id=node_id, now=now, cfg=cfg, tz=tz, rules=rules)
         digest = _digest(items)
         row = session.get(NodePlan, node_id)
         changed = row is None or row.digest != digest
@@ -222,8 +228,10 @@ def create_play_now(
     target_nodes: list[str],
     username: str,
     now: datetime,
+    tz: ZoneInfo,
     cfg: BroadcastSettings,
 ) -> PlayNow:
+    """Store a play-now broadcast; one that is not an emergency must keep to the zones' rules."""
     media = session.get(MediaItem, media_sha256)
     if media is None:
         raise Invalid("Chưa chọn tệp âm thanh có trong thư viện.")
@@ -232,6 +240,10 @@ def create_play_now(
     if not targets:
         raise Invalid("Không có cụm loa nào trong phạm vi đã chọn.")
     start = now + timedelta(seconds=cfg.play_now_lead_s)
+    zone_rules.enforce(session, zone_rules.Candidate(
+        schedule=Schedule(kind="now", start_at=start), duration_s=media.duration_s, priority=priority,
+        target_kind=target_kind, target_zones=tuple(target_zones), target_nodes=tuple(target_nodes)),
+        now=now, tz=tz, cfg=cfg)
     b = Broadcast(
         title=title.strip() or media.title[:200],
         media_sha256=media_sha256,
@@ -273,7 +285,21 @@ def create_play_now(
     return PlayNow(b, occ, targets)
 
 
-def play_now_command(p: PlayNow, *, now: datetime, cfg: BroadcastSettings) -> Command:
+def play_now_commands(session: Session, p: PlayNow, *, now: datetime, tz: ZoneInfo,
+                      cfg: BroadcastSettings) -> dict[str, Command]:
+    """Each target's command, at the volume its rule allows now."""
+    rules = zone_rules.book(session)
+    o = p.occurrence
+    out = {}
+    for node in p.targets:
+        volume = zone_rules.volume_for(rules.for_node(node), volume=o.volume, priority=o.priority,
+                                       at=o.start_at, duration_s=o.duration_s, tz=tz)
+        out[node] = play_now_command(p, now=now, cfg=cfg, volume=volume)
+    return out
+
+
+def play_now_command(p: PlayNow, *, now: datetime, cfg: BroadcastSettings,
+                     volume: int | None = None) -> Command:
     o = p.occurrence
     return Command(
         args={
@@ -282,7 +308,7 @@ def play_now_command(p: PlayNow, *, now: datetime, cfg: BroadcastSettings) -> Co
             "media_sha256": o.media_sha256,
             "media_url": media_url(o.media_sha256),
             "priority": o.priority,
-            "volume": o.volume,
+            "volume": o.volume if volume is None else volume,
             "title": o.title[:200],
             "duration_s": round(max(o.duration_s, 0.001), 3),
             "start_at": o.start_at.isoformat(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,16 +72,18 @@ def play_now(hub: HubContext, *, actor: Actor, request: PlayNowRequest) -> PlayN
         raise Invalid(CONFIRM_EMERGENCY)
     link = _link(hub)
     now, cfg = hub.clock(), hub.settings.broadcasts
+    tz = ZoneInfo(hub.settings.hub.timezone)
     with hub.db.session() as session:
         p = plans.create_play_now(
             session, media_sha256=request.media_sha256, title=request.title, priority=request.priority,
             volume=request.volume, target_kind=request.target_kind, target_zones=request.target_zones,
-            target_nodes=request.target_nodes, username=actor.username, now=now, cfg=cfg)
-        command = plans.play_now_command(p, now=now, cfg=cfg).to_bytes()
+            target_nodes=request.target_nodes, username=actor.username, now=now, tz=tz, cfg=cfg)
+        commands = {node: c.to_bytes() for node, c in plans.play_now_commands(session, p, now=now, tz=tz,
+                                                                              cfg=cfg).items()}
         result = PlayNowResult(broadcast_id=p.broadcast.id, occurrence_id=p.occurrence.id,
                                start_at=p.occurrence.start_at, targets=p.targets)
     for node in result.targets:
-        link.publish(hub.topics.command(node, "play-now"), command, qos=1)
+        link.publish(hub.topics.command(node, "play-now"), commands[node], qos=1)
     log.warning("play-now %s (%s) by %s to %d node(s)", result.occurrence_id, request.priority,
                 actor.username, len(result.targets))
     return result

@@ -150,9 +150,8 @@ def test_plan_revision_increases_only_when_the_items_change(ctx, sha):
     def publish(force: bool):
         with ctx.db.session() as s:
             plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
-            return {
-                p.node_id: p.plan for p in plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, force=force)
-            }
+            out = plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, tz=TZ, force=force)
+            return {p.node_id: p.plan for p in out}
 
     first = publish(force=False)
     assert {n: p.revision for n, p in first.items()} == {"loa-1": 1, "loa-2": 1, "loa-3": 1}
@@ -177,9 +176,9 @@ def test_a_plan_keeps_an_occurrence_for_a_while_after_its_start(ctx, sha):
     approve(ctx, bid)
     ctx.clock.advance(5 * 60 + CFG.plan_keep_past_s - 1)
     with ctx.db.session() as s:
-        assert len(plans.node_plan_items(s, node_id="loa-1", now=ctx.clock(), cfg=CFG)) == 1
+        assert len(plans.node_plan_items(s, node_id="loa-1", now=ctx.clock(), cfg=CFG, tz=TZ)) == 1
         ctx.clock.advance(2)
-        assert plans.node_plan_items(s, node_id="loa-1", now=ctx.clock(), cfg=CFG) == []
+        assert plans.node_plan_items(s, node_id="loa-1", now=ctx.clock(), cfg=CFG, tz=TZ) == []
 
 
 def test_a_recurring_broadcast_approved_just_after_its_time_does_not_play_late_today(ctx, sha):
@@ -194,13 +193,14 @@ def test_a_speaker_added_to_a_targeted_zone_gets_the_coming_occurrences_in_its_p
     bid = create(ctx, sha, target_kind="zones", target_zones=["ban-b"])
     approve(ctx, bid)
     with ctx.db.session() as s:
-        plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, force=False)
+        plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, tz=TZ, force=False)
     with ctx.db.session() as s:
         registry.register_node(s, actor=SYSTEM, node_id="loa-4")
         registry.upsert_device(s, actor=SYSTEM, node_id="loa-4", code="loa", kind="speaker", zone="ban-b")
     with ctx.db.session() as s:
         plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
-        out = {p.node_id: p.plan for p in plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, force=False)}
+        published = plans.plans_to_publish(s, now=ctx.clock(), cfg=CFG, tz=TZ, force=False)
+        out = {p.node_id: p.plan for p in published}
     assert list(out) == ["loa-4"] and len(out["loa-4"].items) == 3
 
 

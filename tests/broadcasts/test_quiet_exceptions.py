@@ -101,7 +101,7 @@ def test_an_approved_greeting_with_an_exception_is_in_the_speakers_plans_at_midn
     with ctx.db.session() as s:
         plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
         starts = {o.start_at for o in s.scalars(select(Occurrence).where(Occurrence.broadcast_id == bid))}
-        items = plans.node_plan_items(s, node_id="loa-1", now=ctx.clock(), cfg=CFG)
+        items = plans.node_plan_items(s, node_id="loa-1", now=ctx.clock(), cfg=CFG, tz=TZ)
     assert starts == {MIDNIGHT_2027}
     assert [(i.start_at, i.priority) for i in items] == [(MIDNIGHT_2027, "normal")]
 

@@ -69,7 +69,7 @@ def upload_media(
     response_model=MediaOut,
     status_code=status.HTTP_201_CREATED,
     dependencies=[allow(*BROADCAST_EDITORS)],
-    summary="Render a Vietnamese announcement with espeak-ng",
+    summary="Render a Vietnamese announcement (espeak-ng, or an installed Piper voice)",
 )
 def render_tts(hub: Hub, session: DbSession, user: CurrentUser, body: TtsIn) -> MediaOut:
     request = TtsRequest(text=body.text, voice=body.voice, speed_wpm=body.speed_wpm, chime=body.chime)
@@ -97,11 +97,14 @@ def media_info(session: DbSession, sha256: str) -> MediaOut:
     response_class=FileResponse,
     summary="The playback file for listening in the browser",
 )
-def preview_media(hub: Hub, session: DbSession, sha256: str) -> FileResponse:
+def preview_media(hub: Hub, session: DbSession, user: CurrentUser, sha256: str) -> FileResponse:
+    """Serving it to the user starts their listen-through (``POST …/listened`` when played to the end)."""
     item = media_items.get_media(session, sha256=media_items.check_sha(sha256))
     path = _lib(hub).path_for(item.sha256)
     if not path.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Tệp âm thanh không còn trên đĩa")
+    media_items.record_fetch(session, sha256=item.sha256, username=user.username, now=hub.clock())
+    session.commit()
     return FileResponse(path, media_type="audio/wav")
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from thanthien.hub.api.deps import RowId
 from thanthien.hub.db.models import MediaItem, Zone
 from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, BROADCAST_READERS, may
-from thanthien.hub.services import broadcasts, deliveries, media_items, plans, speaker_commands
+from thanthien.hub.services import broadcasts, deliveries, media_items, plans, speaker_commands, zone_rules
 from thanthien.hub.services.broadcasts import (
     AUDIT_LABELS,
     PRIORITY_LABELS,
@@ -103,7 +103,12 @@ def _page(
     tz = _tz(request)
     with hub.db.new_session(write=False) as session:
         rows = [(b, describe(broadcasts.schedule_of(b), tz)) for b in broadcasts.list_broadcasts(session)]
+        first = hub.clock().astimezone(tz).date() + timedelta(days=7 * week)
+        week_start = datetime.combine(first, datetime.min.time(), tz)
         context = {
+            "zone_minutes": zone_rules.zone_minutes(session, start=week_start,
+                                                    end=week_start + timedelta(days=7), tz=tz),
+            "week_days": [first + timedelta(days=i) for i in range(7)],
             **_common(session),
             "broadcasts": rows,
             "calendar": _calendar(request, session, week),
@@ -242,9 +247,16 @@ def _detail(
         except ServiceError:
             raise HTTPException(404, "Không có bản tin này") from None
         rules = _rules(request)
+        item = session.get(MediaItem, b.media_sha256)
         context = {
             **_common(session),
             "b": b,
+            "listen_needed": media_items.needs_listen(session, sha256=b.media_sha256, username=user.username)
+            if b.status == "draft" and may(user, BROADCAST_APPROVERS) else None,
+            "listened_at": media_items.listened_at(session, sha256=b.media_sha256, username=user.username),
+            "rules_refusal": zone_rules.refusal(
+                session, zone_rules.candidate_of(b, item.duration_s if item else 0), **rules)
+            if b.status == "draft" else None,
             "schedule_text": describe(broadcasts.schedule_of(b), tz),
             "quiet_exception": broadcasts.quiet_exception_of(b),
             "quiet_conflict": broadcasts.quiet_conflict(session, b, **rules),
@@ -256,7 +268,7 @@ def _detail(
             "audit_labels": AUDIT_LABELS,
             "can_approve": may(user, BROADCAST_APPROVERS),
             "can_edit": may(user, BROADCAST_EDITORS),
-            "item": session.get(MediaItem, b.media_sha256),
+            "item": item,
             "form": form or _form_of(b, tz),
             "notice": (message, True) if message else None,
             "quiet": hub.settings.broadcasts,

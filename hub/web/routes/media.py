@@ -1,5 +1,7 @@
-"""The media library pages: upload a file, type a Vietnamese text for text-to-speech, listen
-before using it (officers, leaders and admins, as in the API)."""
+"""The media library pages: upload a file, type a Vietnamese text for text-to-speech (with what
+the engine will read), listen before using it (officers, leaders and admins, as in the API);
+the pronunciation dictionary (admins edit). Playing a file through its end is reported here
+(``…/listened``): an approver of a TTS broadcast must have done it once."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 
-from thanthien.hub.roles import BROADCAST_EDITORS
+from thanthien.hub.roles import BROADCAST_EDITORS, TTS_LEXICON_EDITORS, may
 from thanthien.hub.services import media_items
 from thanthien.hub.services.errors import ServiceError
-from thanthien.hub.services.tts import VOICE_LABELS, TtsRequest
+from thanthien.hub.services.tts import TtsRequest, voices
 from thanthien.hub.web import flash
 from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
@@ -20,6 +22,7 @@ from thanthien.hub.web.templating import render
 router = APIRouter()
 
 Editor = Annotated[UiUser, Depends(Require(*BROADCAST_EDITORS))]
+LexiconEditor = Annotated[UiUser, Depends(Require(*TTS_LEXICON_EDITORS))]
 
 
 def _media_page(
@@ -35,7 +38,10 @@ def _media_page(
     with hub.db.new_session(write=False) as session:
         context = {
             "media": media_items.list_media(session),
-            "voices": VOICE_LABELS,
+            "voices": voices(hub.settings.tts),
+            "lexicon": sorted(media_items.lexicon(session).entries.items()),
+            "own_terms": {e.term for e in media_items.list_lexicon(session)},
+            "lexicon_editor": may(user, TTS_LEXICON_EDITORS),
             "form": form or {},
             "notice": (message, error) if message else None,
             "tts_max": hub.settings.tts.max_chars,
@@ -121,4 +127,37 @@ def preview(request: Request, user: Editor, sha256: str) -> Response:
     path = hub.media.path_for(sha256)
     if not path.is_file():
         raise HTTPException(404, "Không có tệp này")
+    with hub.db.session() as session:  # the start of this user's listen-through
+        media_items.record_fetch(session, sha256=sha256, username=user.username, now=hub.clock())
     return FileResponse(path, media_type="audio/wav")
+
+
+@router.post("/media/{sha256}/listened", dependencies=[Csrf])
+def listened(request: Request, user: Editor, sha256: str) -> Response:
+    """The page's player reached the end (``POST /api/v1/media/{sha256}/listened``)."""
+    hub = hub_of(request)
+    try:
+        with hub.db.session() as session:
+            media_items.record_listened(session, actor=user, sha256=media_items.check_sha(sha256),
+                                        now=hub.clock())
+    except ServiceError as exc:
+        return Response(str(exc), status_code=422, media_type="text/plain; charset=utf-8")
+    return Response(status_code=204)
+
+
+@router.post("/media/lexicon", dependencies=[Csrf])
+def save_lexicon(request: Request, user: LexiconEditor, term: Annotated[str, Form()] = "",
+                 spoken: Annotated[str, Form()] = "", delete: Annotated[str, Form()] = "") -> Response:
+    hub = hub_of(request)
+    try:
+        with hub.db.session() as session:
+            if delete == "1":
+                media_items.delete_lexicon_entry(session, actor=user, term=term, now=hub.clock())
+                message = f"Đã xóa “{term.strip()}” khỏi từ điển phát âm."
+            else:
+                row = media_items.set_lexicon_entry(session, actor=user, term=term, spoken=spoken,
+                                                    now=hub.clock())
+                message = f"Từ điển phát âm: “{row.term}” đọc là “{row.spoken}”."
+    except ServiceError as exc:
+        return flash.refused("/ui/media#lexicon", exc)
+    return flash.redirect("/ui/media#lexicon", message=message)

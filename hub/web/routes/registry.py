@@ -7,15 +7,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Counter, Device, Officer, Zone
-from thanthien.hub.roles import ADMINS, DEVICE_STAFF, REGISTRY_EDITORS, REGISTRY_READERS, ROSTER_READERS, may
-from thanthien.hub.services import registry, users
+from thanthien.hub.roles import (
+    ADMINS,
+    BROADCAST_RULE_EDITORS,
+    DEVICE_STAFF,
+    REGISTRY_EDITORS,
+    REGISTRY_READERS,
+    ROSTER_READERS,
+    may,
+)
+from thanthien.hub.services import registry, users, zone_rules
 from thanthien.hub.services.errors import Invalid, ServiceError
+from thanthien.hub.services.zone_rules import RuleSpec
 from thanthien.hub.web import flash
 from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
@@ -68,7 +79,10 @@ def registry_home(user: Reader) -> Response:
 def places_page(request: Request, user: Reader) -> Response:
     def build(session: Session) -> dict[str, Any]:
         devices = registry.list_devices(session, active=True)
+        rules = zone_rules.book(session)
         return {"zones": registry.list_zones(session), "counters": registry.list_counters(session),
+                "zone_rules": {z.id: rules.for_zone(z.id) for z in registry.list_zones(session)},
+                "commune_rule": rules.for_zone(None),
                 "speakers": _by(devices, "speaker", "zone_id"),
                 "boxes": _by(devices, "rating_box", "counter_id"), "editor": may(user, REGISTRY_EDITORS)}
     return _page(request, user, "registry_places.html", build)
@@ -238,3 +252,107 @@ def update_officer(request: Request, user: Editor, officer_id: int, full_name: T
                                           full_name=full_name, title=title, user_id=_user_id(user_id))
         return f"Đã lưu cán bộ {officer.full_name}"
     return _act(request, OFFICERS, done)
+
+
+# -- broadcast rules: volume by the hour, daily minutes, allowed slots --------------------------
+RULES = "/ui/registry/rules"
+RuleReader = Annotated[UiUser, Depends(Require(*REGISTRY_READERS))]
+RuleEditor = Annotated[UiUser, Depends(Require(*BROADCAST_RULE_EDITORS))]
+
+
+def _rule_path(zone: str | None, node: str | None) -> str:
+    return f"{RULES}/zone/{zone}" if zone else f"{RULES}/node/{node}" if node else RULES
+
+
+def _rules_page(request: Request, user: UiUser, *, zone: str | None = None,
+                node: str | None = None) -> Response:
+    def build(session: Session) -> dict[str, Any]:
+        try:
+            where = zone_rules.scope(session, zone=zone, node=node)
+        except ServiceError as exc:
+            raise HTTPException(404, str(exc)) from None
+        rules = zone_rules.book(session)
+        if node is not None:
+            effective = rules.for_node(node)
+        elif where.zone_id is not None:
+            effective = rules.for_zone(where.zone_id)
+        else:
+            effective = rules.for_zone(None)
+        own = zone_rules.get_rule(session, where)
+        tz = ZoneInfo(hub_of(request).settings.hub.timezone)
+        return {"where": where, "own": own, "effective": effective, "action": _rule_path(zone, node),
+                "bands_text": zone_rules.bands_text, "slots_text": zone_rules.slots_form_text,
+                "slots_read": lambda s: zone_rules.slots_text(s, tz), "part_labels": zone_rules.PART_LABELS,
+                "editor": may(user, BROADCAST_RULE_EDITORS), "level": "node" if node else "zone" if zone else
+                "commune"}
+    return _page(request, user, "registry_rules.html", build)
+
+
+@router.get(RULES.removeprefix("/ui"), response_class=HTMLResponse)
+def commune_rules_page(request: Request, user: RuleReader) -> Response:
+    return _rules_page(request, user)
+
+
+@router.get(RULES.removeprefix("/ui") + "/zone/{code}", response_class=HTMLResponse)
+def zone_rules_page(request: Request, user: RuleReader, code: str) -> Response:
+    return _rules_page(request, user, zone=code)
+
+
+@router.get(RULES.removeprefix("/ui") + "/node/{node_id}", response_class=HTMLResponse)
+def speaker_rules_page(request: Request, user: RuleReader, node_id: str) -> Response:
+    return _rules_page(request, user, node=node_id)
+
+
+def _rule_of_form(form: Any) -> RuleSpec:
+    """The posted form as a rule (each part set or inherited), or Invalid with what is wrong."""
+    values: dict[str, Any] = {}
+    if form.get("volume_mode") == "set":
+        values["volume_profile"] = zone_rules.parse_bands(str(form.get("bands", "")))
+    if form.get("minutes_mode") == "set":
+        text = str(form.get("daily_minutes", "")).strip()
+        if not text.isdigit():
+            raise Invalid("Số phút mỗi ngày phải là số nguyên từ 0 đến 1440.")
+        values["daily_minutes"] = int(text)
+    if form.get("slots_mode") == "set":
+        values["slots"] = zone_rules.parse_slots(str(form.get("slots", "")))
+    try:
+        return RuleSpec(**values)
+    except ValidationError as exc:
+        loc = exc.errors()[0]["loc"]
+        part = zone_rules.PART_LABELS.get(str(loc[0]) if loc else "", "quy định")
+        raise Invalid(f"Thông tin chưa hợp lệ: {part}.") from None
+
+
+async def _save_rule(request: Request, user: UiUser, *, zone: str | None = None,
+                     node: str | None = None) -> Response:
+    hub = hub_of(request)
+    form = await request.form()
+    back = _rule_path(zone, node)
+
+    def done(session: Session) -> str:
+        where = zone_rules.scope(session, zone=zone, node=node)
+        change = zone_rules.set_rule(session, actor=user, where=where, spec=_rule_of_form(form),
+                                     now=hub.clock(), tz=ZoneInfo(hub.settings.hub.timezone),
+                                     cfg=hub.settings.broadcasts)
+        message = f"Đã lưu quy định phát của {where.label}."
+        if change.back_to_draft:
+            names = "; ".join(f"#{i} {title}: {why}" for i, title, why in change.back_to_draft)
+            message += (f" {len(change.back_to_draft)} bản tin đã phê duyệt không còn đúng quy định, "
+                        f"đã về bản nháp ({names})")
+        return message
+    return _act(request, back, done)
+
+
+@router.post(RULES.removeprefix("/ui"), dependencies=[Csrf])
+async def save_commune_rules(request: Request, user: RuleEditor) -> Response:
+    return await _save_rule(request, user)
+
+
+@router.post(RULES.removeprefix("/ui") + "/zone/{code}", dependencies=[Csrf])
+async def save_zone_rules(request: Request, user: RuleEditor, code: str) -> Response:
+    return await _save_rule(request, user, zone=code)
+
+
+@router.post(RULES.removeprefix("/ui") + "/node/{node_id}", dependencies=[Csrf])
+async def save_speaker_rules(request: Request, user: RuleEditor, node_id: str) -> Response:
+    return await _save_rule(request, user, node=node_id)

@@ -42,5 +42,18 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { live(); confirmations(); });
+  // Listen-through: a rendered (TTS) file played to its end is reported to the hub, which checks
+  // that it served the file at least that long ago; the page then shows it and allows approval.
+  function listenThrough() {
+    document.querySelectorAll("audio[data-listen]").forEach(function (audio) {
+      audio.addEventListener("ended", function () {
+        var body = new URLSearchParams();
+        body.set("csrf", audio.getAttribute("data-csrf"));
+        fetch(audio.getAttribute("data-listen"), { method: "POST", body: body, credentials: "same-origin" })
+          .then(function () { window.location.reload(); });
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { live(); confirmations(); listenThrough(); });
 })();
