@@ -2,7 +2,7 @@
 ``fault_reports``, one ticket each, answered in public under its code.
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-01 14:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0017'
-down_revision = '0012'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
