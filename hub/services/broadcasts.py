@@ -356,7 +356,9 @@ def create_broadcast(
     _apply(b, spec, sched)
     if b.schedule_kind == "rrule" and b.valid_from is None:
         b.valid_from = now  # the rule's DTSTART
-    zone_rules.enforce(session, zone_rules.candidate_of(b, duration), now=now, tz=tz, cfg=cfg)
+    zone_rules.enforce(session, zone_rules.candidate_of(
+        b, duration, exception_requested=quiet is not None and spec.quiet_exception_requested),
+        now=now, tz=tz, cfg=cfg)
     session.add(b)
     extra = {"quiet_exception_needed": quiet.isoformat()} if quiet is not None else None
     audit(session, broadcast=b, username=actor.username, action="created", now=now, extra=extra)
@@ -403,8 +405,9 @@ def update_broadcast(
                 if b.quiet_exception_by is not None else "")
         raise _quiet_refusal(quiet, duration, tz=tz, cfg=cfg,
                              then=then + "hãy chọn giờ khác, hoặc lưu bản nháp kèm đề nghị ngoại lệ.")
-    zone_rules.enforce(session, zone_rules.candidate_of(edited, duration, broadcast_id=b.id), now=now, tz=tz,
-                       cfg=cfg)
+    asks = quiet is not None and (keeps_exception or spec.quiet_exception_requested)
+    zone_rules.enforce(session, zone_rules.candidate_of(edited, duration, broadcast_id=b.id,
+                                                        exception_requested=asks), now=now, tz=tz, cfg=cfg)
     was = b.status
     extra: dict[str, Any] = {"previous_status": was}
     if b.quiet_exception_by is not None and not keeps_exception:

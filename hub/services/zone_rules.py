@@ -260,15 +260,22 @@ class Candidate:
     target_nodes: tuple[str, ...]
     broadcast_id: int | None = None
     """The stored broadcast it replaces (not counted twice), if any."""
+    time_exception: bool = False
+    """A leader's quiet-hours exception for this one broadcast (granted, or asked for on its
+    draft): it may play outside the slots too, at the hour it was granted for (the chairman's
+    greeting at giao thừa). Its minutes still count and its volume still follows the profile."""
 
 
-def candidate_of(b: Broadcast, duration_s: float, *, broadcast_id: int | None = None) -> Candidate:
-    """A broadcast row as a candidate (``broadcast_id``: the stored one an edit replaces)."""
+def candidate_of(b: Broadcast, duration_s: float, *, broadcast_id: int | None = None,
+                 exception_requested: bool = False) -> Candidate:
+    """A broadcast row as a candidate (``broadcast_id``: the stored one an edit replaces;
+    ``exception_requested``: its draft asks for a quiet-hours exception)."""
     from thanthien.hub.services.broadcasts import schedule_of
 
     return Candidate(schedule=schedule_of(b), duration_s=duration_s, priority=b.priority,
                      target_kind=b.target_kind, target_zones=tuple(b.target_zones or ()),
-                     target_nodes=tuple(b.target_nodes or ()), broadcast_id=broadcast_id or b.id)
+                     target_nodes=tuple(b.target_nodes or ()), broadcast_id=broadcast_id or b.id,
+                     time_exception=exception_requested or b.quiet_exception_by is not None)
 
 
 def _horizon(c: Candidate, now: datetime, cfg: BroadcastSettings) -> datetime:
@@ -309,7 +316,7 @@ def refusal(session: Session, c: Candidate, *, now: datetime, tz: ZoneInfo,
     mine = occurrences(c.schedule, start=now, end=horizon, tz=tz, limit=5000)
     for rule, nodes in groups.values():
         where = _where(rule, nodes, "slots")
-        if rule.slots is not None:
+        if rule.slots is not None and not c.time_exception:
             for at in mine:
                 if not in_slots(rule.slots, at, c.duration_s, tz):
                     return (f"Lịch phát ngoài khung giờ được phép của {where}: lần phát lúc "

@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
 from thanthien.hub.db.models import AuditEntry, Broadcast, Occurrence
-from thanthien.hub.roles import LEADER, ActingUser
-from thanthien.hub.services import broadcasts, plans
+from thanthien.hub.roles import LEADER, SYSTEM, ActingUser
+from thanthien.hub.services import broadcasts, plans, zone_rules
 from thanthien.hub.services.broadcasts import BroadcastView
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid
 from thanthien.hub.services.schedule import BroadcastSettings
+from thanthien.hub.services.zone_rules import RuleSpec, Slot
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CFG = BroadcastSettings()
@@ -242,3 +243,27 @@ def test_withdrawing_the_exception_of_an_approved_greeting_returns_it_to_draft_a
     assert (view.status, view.quiet_exception, left) == ("draft", None, [])
     assert (log[-1].action, log[-1].username, log[-1].details["revoked"]["reason"]) == (
         "quiet_exception_revoked", "lanh-dao", REASON)
+
+
+def _slots(ctx) -> None:
+    """The commune allows two 60-minute slots (05:30, 17:00): midnight lies outside both."""
+    slots = [Slot(start="05:30", minutes=60), Slot(start="17:00", minutes=60)]
+    with ctx.db.session() as s:
+        zone_rules.set_rule(s, actor=SYSTEM, where=zone_rules.scope(s), now=ctx.clock(), tz=TZ, cfg=CFG,
+                            spec=RuleSpec(slots=slots))
+
+
+def test_the_exception_lets_the_greeting_play_outside_the_communes_slots_too(ctx, sha):
+    _slots(ctx)
+    bid = requested(ctx, sha)
+    grant(ctx, bid)
+    approve(ctx, bid)
+    assert row(ctx, bid).status == "approved"
+
+
+def test_without_an_exception_a_midnight_greeting_is_refused_by_the_slots_too(ctx, sha):
+    _slots(ctx)
+    with pytest.raises(Invalid, match="giờ yên tĩnh"):
+        create(ctx, sha)
+    with pytest.raises(Invalid, match="ngoài khung giờ được phép"):
+        create(ctx, sha, local_time="12:00", schedule_kind="daily", holidays=[])
