@@ -26,6 +26,8 @@ from thanthien.sdnotify import Watchdog, notify
 log = logging.getLogger(__name__)
 
 EXIT_START_FAILED = 1
+EXIT_SWITCHED = 75
+"""The updater pointed ``current`` at another release: systemd (``Restart=always``) starts it."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         notify("STOPPING=1")
         watchdog.close()
         agent.stop()
+    if agent.update_restart:
+        log.warning("the update switched releases: exiting so that systemd starts the one in force")
+        return EXIT_SWITCHED
     if agent.restart_requested:
         log.warning("restarting the edge agent")
         os.execv(sys.executable, [sys.executable, "-m", "thanthien.cli", *sys.argv[1:]])
