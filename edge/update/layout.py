@@ -105,7 +105,8 @@ class Layout:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
         env["PIP_NO_INDEX"] = "1"
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=env)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=env,
+                                  cwd="/")
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise InstallError(f"{what}: {exc}") from None
         if done.returncode != 0:

@@ -143,6 +143,17 @@ def _key(key_path: Path | None) -> bundles.Ed25519PublicKey:
         raise Unavailable(f"{NO_KEY} {exc}") from None
 
 
+def public_key_pem(key_path: Path | None) -> str | None:
+    """The release public key nodes get at enrollment (``None`` when the hub has none)."""
+    if key_path is None:
+        return None
+    try:
+        return bundles.public_pem(_key(key_path)).decode()
+    except Unavailable:
+        log.error("the release public key %s cannot be read: enrolled nodes get none", key_path)
+        return None
+
+
 def bundle_path(store: Path, sha256: str) -> Path:
     return store / f"{sha256}.tar"
 

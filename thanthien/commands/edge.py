@@ -87,7 +87,7 @@ def run_enroll(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else _default_config(data)
     try:
         result = enroll(args.hub, args.code, data_dir=data, config_path=config, hardware=args.hardware,
-                        owner=args.owner)
+                        owner=args.owner, releases_root=Path(args.releases) if args.releases else None)
     except EnrollError as exc:
         print(f"enrollment refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -121,6 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "else DATA/edge.toml)")
     e.add_argument("--hardware", choices=["gpio", "mock"], default="gpio")
     e.add_argument("--owner", help="user that gets the files (the service's, e.g. thanthien)")
+    e.add_argument("--releases", help="the update root (releases/<version>/, the current link), e.g. "
+                                      "/opt/thanthien: the node then takes remote updates")
     e.add_argument("--start", action="store_true", help=f"restart {UNIT} afterwards")
     e.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log to stderr at this level (default: only warnings, through Python's default)")

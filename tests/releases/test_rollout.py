@@ -1,0 +1,105 @@
+"""Staged roll-outs on a real Mosquitto to simulated nodes that run real releases (the project's
+own wheel in two versions, and a third whose agent never connects): every node reached, stage by
+stage; a node offline during the roll-out updates when it returns; a release failing its health
+window rolls back by itself and stops the roll-out at the threshold."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from releases.release_helpers import BAD, BASE, GOOD
+from support import wait_until
+from thanthien.hub.db.models import AuditEntry, Node, Rollout, RolloutNode
+from thanthien.hub.roles import ActingUser
+from thanthien.hub.services import releases
+from thanthien.hub.services.releases import RolloutRequest
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("releases"), pytest.mark.slow]
+IT = ActingUser(username="kythuat", role="it")
+
+
+def upload(hub, kit, version):
+    with hub.ctx.db.session() as s, kit.bundles[version].open("rb") as f:
+        releases.upload(s, actor=IT, data=f, store=hub.ctx.settings.releases_dir,
+                        key_path=hub.ctx.settings.releases.public_key, now=hub.ctx.clock())
+
+
+def roll_out(hub, version, **request):
+    with hub.ctx.db.session() as s:
+        return releases.create_rollout(s, actor=IT, request=RolloutRequest(version=version, **request),
+                                       now=hub.ctx.clock()).id
+
+
+def states(hub, rollout_id):
+    with hub.ctx.db.session(write=False) as s:
+        return {m.node_id: m.state for m in s.scalars(select(RolloutNode).where(RolloutNode.rollout_id == rollout_id))}
+
+
+def rollout_state(hub, rollout_id):
+    with hub.ctx.db.session(write=False) as s:
+        return s.get(Rollout, rollout_id).state
+
+
+def wait_online(hub, names, version):
+    def ok():
+        with hub.ctx.db.session(write=False) as s:
+            return all((n := s.get(Node, name)) is not None and n.state == "online" and n.agent_version == version
+                       for name in names)
+    return wait_until(ok, timeout=60, every=0.2)
+
+
+def test_staged_rollout_reaches_every_node_and_an_offline_one_when_it_returns(fleet, kit):
+    names = ["nut-1", "nut-2", "nut-3", "nut-4"]
+    hub, nodes = fleet(names)
+    for name in names[:3]:
+        nodes[name].start()
+    assert wait_online(hub, names[:3], BASE), "the nodes did not come up on the base release"
+    upload(hub, kit, GOOD)
+    rid = roll_out(hub, GOOD, target="fleet", stages=[25, 50, 100], success_share=0.75, failure_threshold=1)
+    assert states(hub, rid) == {"nut-1": "offered", "nut-2": "pending", "nut-3": "pending", "nut-4": "pending"}
+
+    assert wait_until(lambda: states(hub, rid)["nut-3"] == "kept", timeout=120, every=0.2), \
+        f"{states(hub, rid)}\n{nodes['nut-3'].log()}"
+    assert states(hub, rid)["nut-4"] == "offered"  # offline: its offer waits, retained
+    assert rollout_state(hub, rid) == "running"
+    nodes["nut-4"].start()  # back: it takes its update
+    assert wait_until(lambda: rollout_state(hub, rid) == "done", timeout=90, every=0.2), \
+        f"{states(hub, rid)}\n{nodes['nut-4'].log()}"
+
+    assert wait_online(hub, names, GOOD)
+    assert {n.layout.current for n in nodes.values()} == {GOOD}
+    assert nodes["nut-1"].layout.versions() == [BASE, GOOD]  # two releases kept
+    assert nodes["nut-4"].starts[:2] == [BASE, GOOD]
+    with hub.ctx.db.session(write=False) as s:
+        audit = [(e.action, e.details.get("stage")) for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.subject == f"rollout:{rid}").order_by(AuditEntry.id))]
+        offered = {m.node_id: m.offered_at for m in s.scalars(select(RolloutNode))}
+    assert audit[0] == ("rollout.create", None)
+    assert [a for a in audit if a[0] == "rollout.stage"] == [("rollout.stage", 2), ("rollout.stage", 3)]
+    assert audit[-1] == ("rollout.done", None)
+    assert sum(1 for a, _ in audit if a == "rollout.node_kept") == 4
+    assert offered["nut-1"] < offered["nut-2"] < offered["nut-3"] == offered["nut-4"]
+
+
+def test_release_failing_its_health_check_rolls_back_and_stops_the_rollout(fleet, kit):
+    names = ["loi-1", "loi-2", "loi-3"]
+    hub, nodes = fleet(names)
+    for node in nodes.values():
+        node.start()
+    assert wait_online(hub, names, BASE)
+    upload(hub, kit, BAD)
+    rid = roll_out(hub, BAD, target="nodes", nodes=names, stages=[33, 100], success_share=1.0,
+                   failure_threshold=1)
+    assert wait_until(lambda: rollout_state(hub, rid) == "stopped", timeout=120, every=0.2), \
+        f"{states(hub, rid)}\n{nodes['loi-1'].log()}"
+
+    assert states(hub, rid) == {"loi-1": "rolled_back", "loi-2": "withdrawn", "loi-3": "withdrawn"}
+    with hub.ctx.db.session(write=False) as s:
+        member = s.get(RolloutNode, (rid, "loi-1"))
+        assert "MQTT not connected" in member.reason
+        assert "ngưỡng 1" in s.get(Rollout, rid).reason
+    assert wait_online(hub, names, BASE), "the node did not come back on the release before"
+    assert nodes["loi-1"].starts[:3] == [BASE, BAD, BASE]
+    assert all(n.layout.current == BASE for n in nodes.values())
+    assert nodes["loi-2"].layout.versions() == [BASE]  # its offer was withdrawn before it was taken
