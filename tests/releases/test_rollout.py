@@ -103,3 +103,30 @@ def test_release_failing_its_health_check_rolls_back_and_stops_the_rollout(fleet
     assert nodes["loi-1"].starts[:3] == [BASE, BAD, BASE]
     assert all(n.layout.current == BASE for n in nodes.values())
     assert nodes["loi-2"].layout.versions() == [BASE]  # its offer was withdrawn before it was taken
+
+
+def test_node_refuses_a_tampered_bundle_from_the_hub_and_keeps_running(fleet, kit, tmp_path):
+    """The file on the hub's disk changed after the upload (the digest the hub offers follows it):
+    the node's own check of the signature and every digest refuses it."""
+    hub, nodes = fleet(["nut-x"])
+    nodes["nut-x"].start()
+    assert wait_online(hub, ["nut-x"], BASE)
+    upload(hub, kit, GOOD)
+    from thanthien import releases as bundles
+    from thanthien.hub.db.models import Release
+
+    with hub.ctx.db.session() as s:
+        release = s.get(Release, GOOD)
+        path = releases.bundle_path(hub.ctx.settings.releases_dir, release.sha256)
+        data = bytearray(path.read_bytes())
+        data[-20000] ^= 1  # inside the last wheel
+        tampered = releases.bundle_path(hub.ctx.settings.releases_dir, "f" * 64)
+        tampered.write_bytes(bytes(data))
+        release.sha256 = bundles.bundle_digest(tampered)
+        tampered.rename(releases.bundle_path(hub.ctx.settings.releases_dir, release.sha256))
+    rid = roll_out(hub, GOOD, target="nodes", nodes=["nut-x"], stages=[100], failure_threshold=1)
+    assert wait_until(lambda: states(hub, rid)["nut-x"] == "failed", timeout=60, every=0.2), nodes["nut-x"].log()
+    with hub.ctx.db.session(write=False) as s:
+        assert "does not match its digest" in s.get(RolloutNode, (rid, "nut-x")).reason
+    assert nodes["nut-x"].layout.versions() == [BASE]
+    assert nodes["nut-x"].starts == [BASE]
