@@ -99,15 +99,26 @@ class Target:
             platforms += [f"manylinux2014_{arch}", f"linux_{arch}"]
         version = tuple(int(x) for x in self.python.split("."))
         return set(cpython_tags(version, platforms=platforms)) | set(
-            compatible_tags(version, platforms=platforms))
+            compatible_tags(version, platforms=platforms)
+        )
 
     def pip_args(self) -> list[str]:
         if self.native:
             return []
         assert self.platform is not None
         platforms = sorted(f"{t.platform}" for t in self.tags() if t.platform != "any")
-        args = ["--python-version", self.python, "--implementation", "cp", "--abi", self.python_tag,
-                "--abi", "abi3", "--abi", "none"]
+        args = [
+            "--python-version",
+            self.python,
+            "--implementation",
+            "cp",
+            "--abi",
+            self.python_tag,
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+        ]
         for p in dict.fromkeys(platforms):
             args += ["--platform", p]
         return args
@@ -132,8 +143,9 @@ def _requires(wheel: Path, extras: set[str], target: Target) -> list[Requirement
     out = []
     for spec in message.get_all("Requires-Dist") or []:
         req = Requirement(spec)
-        if req.marker is not None and not any(req.marker.evaluate({**env, "extra": e})
-                                              for e in (extras or {""})):
+        if req.marker is not None and not any(
+            req.marker.evaluate({**env, "extra": e}) for e in (extras or {""})
+        ):
             continue
         out.append(req)
     return out
@@ -152,15 +164,22 @@ def _find(wheelhouses: list[Path], pin: Pin, tags: set[Tag]) -> Path | None:
                 name, version, _build, wheel_tags = parse_wheel_filename(path.name)
             except ValueError:
                 continue
-            if canonicalize_name(name) == canonicalize_name(pin.name) and str(version) == pin.version \
-                    and wheel_tags & tags:
+            if (
+                canonicalize_name(name) == canonicalize_name(pin.name)
+                and str(version) == pin.version
+                and wheel_tags & tags
+            ):
                 return path
     return None
 
 
 def _pip(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _fetch(pin: Pin, dest: Path, target: Target, built: set[str]) -> Path:
@@ -169,31 +188,51 @@ def _fetch(pin: Pin, dest: Path, target: Target, built: set[str]) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         reqs = Path(tmp) / "req.txt"
-        reqs.write_text(f"{pin.name}=={pin.version} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes))
-                        + "\n")
-        done = _pip(["download", "--quiet", "--no-deps", "--only-binary=:all:", "--require-hashes",
-                     "--dest", tmp, "-r", str(reqs), *target.pip_args()])
+        reqs.write_text(
+            f"{pin.name}=={pin.version} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n"
+        )
+        done = _pip(
+            [
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--require-hashes",
+                "--dest",
+                tmp,
+                "-r",
+                str(reqs),
+                *target.pip_args(),
+            ]
+        )
         if done.returncode != 0 and target.native:
-            done = _pip(["wheel", "--quiet", "--no-deps", "--require-hashes", "--wheel-dir", tmp, "-r", str(reqs)])
+            done = _pip(
+                ["wheel", "--quiet", "--no-deps", "--require-hashes", "--wheel-dir", tmp, "-r", str(reqs)]
+            )
             if done.returncode == 0:
                 built.add(canonicalize_name(pin.name))
         if done.returncode != 0:
-            raise BuildError(f"no wheel of {pin.name}=={pin.version} for {target.platform_label} / "
-                             f"Python {target.python}: {done.stderr.strip()[-400:]}\nBuild it on such a machine "
-                             f"(`pip wheel {pin.name}=={pin.version}`), put it in a --wheelhouse and name it "
-                             f"with --built {pin.name}.")
+            raise BuildError(
+                f"no wheel of {pin.name}=={pin.version} for {target.platform_label} / "
+                f"Python {target.python}: {done.stderr.strip()[-400:]}\nBuild it on such a machine "
+                f"(`pip wheel {pin.name}=={pin.version}`), put it in a --wheelhouse and name it "
+                f"with --built {pin.name}."
+            )
         found = sorted(Path(tmp).glob("*.whl"))
         if not found:
             raise BuildError(f"pip gave no wheel of {pin.name}=={pin.version}")
         target_path = dest / found[0].name
         found[0].replace(target_path)
         if canonicalize_name(pin.name) in built:  # remembered for the next build from this wheelhouse
-            target_path.with_name(target_path.name + SDIST_MARK).write_text(" ".join(sorted(pin.hashes)) + "\n")
+            target_path.with_name(target_path.name + SDIST_MARK).write_text(
+                " ".join(sorted(pin.hashes)) + "\n"
+            )
         return target_path
 
 
-def collect(project_wheel: Path, lock: dict[str, Pin], wheelhouses: list[Path], target: Target,
-            built_ok: set[str]) -> Collected:
+def collect(
+    project_wheel: Path, lock: dict[str, Pin], wheelhouses: list[Path], target: Target, built_ok: set[str]
+) -> Collected:
     """The project's edge dependencies as wheels, each the locked version (see the module)."""
     tags = target.tags()
     out = Collected()
@@ -207,7 +246,9 @@ def collect(project_wheel: Path, lock: dict[str, Pin], wheelhouses: list[Path], 
             continue
         pin = lock.get(key)
         if pin is None:
-            problems.append(f"{req.name} is needed ({req}) but requirements.lock does not pin it: run make lock")
+            problems.append(
+                f"{req.name} is needed ({req}) but requirements.lock does not pin it: run make lock"
+            )
             continue
         if not req.specifier.contains(pin.version, prereleases=True):
             problems.append(f"{req} does not allow the locked {pin.name}=={pin.version}")
@@ -225,8 +266,10 @@ def collect(project_wheel: Path, lock: dict[str, Pin], wheelhouses: list[Path], 
             if key in built or key in {canonicalize_name(n) for n in built_ok}:
                 out.built.append(pin.name)
             else:
-                problems.append(f"{path.name}: its sha256 {digest} is not one requirements.lock lists for "
-                                f"{pin.name}=={pin.version}")
+                problems.append(
+                    f"{path.name}: its sha256 {digest} is not one requirements.lock lists for "
+                    f"{pin.name}=={pin.version}"
+                )
                 continue
         out.wheels[key] = path
         out.requirements.append(f"{pin.name}=={pin.version}")
@@ -238,7 +281,9 @@ def collect(project_wheel: Path, lock: dict[str, Pin], wheelhouses: list[Path], 
 
 def build_project_wheel(source: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = _pip(["wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out_dir), str(source)])
+    done = _pip(
+        ["wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out_dir), str(source)]
+    )
     if done.returncode != 0:
         raise BuildError(f"building the project's wheel failed: {done.stderr.strip()[-600:]}")
     wheels = sorted(out_dir.glob("thanthien-*.whl"), key=lambda p: p.stat().st_mtime)
@@ -247,9 +292,17 @@ def build_project_wheel(source: Path, out_dir: Path) -> Path:
     return wheels[-1]
 
 
-def build(*, out_dir: Path, lock_path: Path, wheelhouses: list[Path], target: Target,
-          project_wheel: Path | None = None, source: Path | None = None, built_ok: set[str] | None = None,
-          key: bytes | None = None) -> Path:
+def build(
+    *,
+    out_dir: Path,
+    lock_path: Path,
+    wheelhouses: list[Path],
+    target: Target,
+    project_wheel: Path | None = None,
+    source: Path | None = None,
+    built_ok: set[str] | None = None,
+    key: bytes | None = None,
+) -> Path:
     """Build (and with ``key``, sign) the bundle; returns its path ``out_dir/thanthien-edge-<v>.tar``."""
     lock = read_lock(lock_path)
     with tempfile.TemporaryDirectory() as tmp:
@@ -263,13 +316,21 @@ def build(*, out_dir: Path, lock_path: Path, wheelhouses: list[Path], target: Ta
         deps = collect(project_wheel, lock, wheelhouses, target, built_ok or set())
         wheels = [project_wheel, *deps.wheels.values()]
         manifest = releases.make_manifest(
-            version=str(version), python=target.python_tag, platform=target.platform_label,
-            project_wheel=project_wheel.name, requirements=deps.requirements,
-            files=[releases.file_digest(w) for w in wheels])
+            version=str(version),
+            python=target.python_tag,
+            platform=target.platform_label,
+            project_wheel=project_wheel.name,
+            requirements=deps.requirements,
+            files=[releases.file_digest(w) for w in wheels],
+        )
         signature = releases.load_private(key).sign(manifest) if key is not None else None
         out_dir.mkdir(parents=True, exist_ok=True)
         out = releases.write_bundle(out_dir / f"{releases.NAME}-{version}.tar", manifest, wheels, signature)
-    log.info("release %s: %d wheel(s)%s, %s", version, len(wheels),
-             f" ({', '.join(deps.built)} built from source)" if deps.built else "",
-             "signed" if signature else "not signed yet")
+    log.info(
+        "release %s: %d wheel(s)%s, %s",
+        version,
+        len(wheels),
+        f" ({', '.join(deps.built)} built from source)" if deps.built else "",
+        "signed" if signature else "not signed yet",
+    )
     return out

@@ -71,12 +71,20 @@ class Manifest:
             data = json.loads(raw)
             if data.get("format") != FORMAT or data.get("name") != NAME:
                 raise BundleError(f"not a {NAME} bundle of format {FORMAT}")
-            files = tuple(FileEntry(name=str(f["name"]), sha256=str(f["sha256"]), size=int(f["size"]))
-                          for f in data["files"])
-            manifest = cls(version=str(data["version"]), python=str(data["python"]),
-                           platform=str(data["platform"]), project_wheel=str(data["project_wheel"]),
-                           requirements=tuple(str(r) for r in data.get("requirements", [])), files=files,
-                           created_at=str(data.get("created_at", "")), raw=raw)
+            files = tuple(
+                FileEntry(name=str(f["name"]), sha256=str(f["sha256"]), size=int(f["size"]))
+                for f in data["files"]
+            )
+            manifest = cls(
+                version=str(data["version"]),
+                python=str(data["python"]),
+                platform=str(data["platform"]),
+                project_wheel=str(data["project_wheel"]),
+                requirements=tuple(str(r) for r in data.get("requirements", [])),
+                files=files,
+                created_at=str(data.get("created_at", "")),
+                raw=raw,
+            )
         except BundleError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -102,13 +110,28 @@ class Manifest:
         raise KeyError(name)
 
 
-def make_manifest(*, version: str, python: str, platform: str, project_wheel: str,
-                  requirements: list[str], files: list[FileEntry], created_at: datetime | None = None) -> bytes:
+def make_manifest(
+    *,
+    version: str,
+    python: str,
+    platform: str,
+    project_wheel: str,
+    requirements: list[str],
+    files: list[FileEntry],
+    created_at: datetime | None = None,
+) -> bytes:
     data: dict[str, Any] = {
-        "format": FORMAT, "name": NAME, "version": version, "python": python, "platform": platform,
-        "project_wheel": project_wheel, "requirements": sorted(requirements),
+        "format": FORMAT,
+        "name": NAME,
+        "version": version,
+        "python": python,
+        "platform": platform,
+        "project_wheel": project_wheel,
+        "requirements": sorted(requirements),
         "created_at": (created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in sorted(files, key=lambda f: f.name)],
+        "files": [
+            {"name": f.name, "sha256": f.sha256, "size": f.size} for f in sorted(files, key=lambda f: f.name)
+        ],
     }
     return json.dumps(data, indent=1, ensure_ascii=False).encode()
 
@@ -117,8 +140,9 @@ def make_manifest(*, version: str, python: str, platform: str, project_wheel: st
 def generate_key() -> tuple[bytes, bytes]:
     """A new deployment key: (private PEM, public PEM)."""
     key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return private, public_pem(key.public_key())
 
 
@@ -226,13 +250,18 @@ def _digest(f: IO[bytes]) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def verify(bundle: Path | IO[bytes], public_key: Ed25519PublicKey, *, extract_to: Path | None = None) -> Manifest:
+def verify(
+    bundle: Path | IO[bytes], public_key: Ed25519PublicKey, *, extract_to: Path | None = None
+) -> Manifest:
     """Check a bundle (see the module) and return its manifest; with ``extract_to``, its wheels are
     written there (only after the signature was checked, each checked against its digest; the
     caller removes the directory when this raises)."""
     try:
-        tar = (tarfile.open(bundle, "r:") if isinstance(bundle, Path)
-               else tarfile.open(fileobj=bundle, mode="r:"))
+        tar = (
+            tarfile.open(bundle, "r:")  # noqa: SIM115 - closed by the with below
+            if isinstance(bundle, Path)
+            else tarfile.open(fileobj=bundle, mode="r:")  # noqa: SIM115
+        )
     except (tarfile.TarError, OSError) as exc:
         raise BundleError(f"not a release bundle (a tar file): {exc}") from None
     with tar:
@@ -249,12 +278,16 @@ def verify(bundle: Path | IO[bytes], public_key: Ed25519PublicKey, *, extract_to
             members[member.name] = member
         manifest = Manifest.parse(_read(tar, members, MANIFEST))
         if SIGNATURE not in members:
-            raise BundleError("the bundle is not signed (no manifest.sig): sign it with `thanthien release sign`")
+            raise BundleError(
+                "the bundle is not signed (no manifest.sig): sign it with `thanthien release sign`"
+            )
         try:
             public_key.verify(_read(tar, members, SIGNATURE), manifest.raw)
         except InvalidSignature:
-            raise BundleError("the signature does not match the manifest: the bundle was changed or "
-                              f"signed with another key (this key: {fingerprint(public_key)})") from None
+            raise BundleError(
+                "the signature does not match the manifest: the bundle was changed or "
+                f"signed with another key (this key: {fingerprint(public_key)})"
+            ) from None
         listed = {f.name for f in manifest.files}
         extra = sorted(set(members) - listed - {MANIFEST, SIGNATURE})
         if extra:

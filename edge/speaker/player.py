@@ -327,7 +327,8 @@ class PlanPlayer:
         if not due:
             return None
         job = min(due, key=lambda j: j.start)
-        return f"sắp phát «{job.item.title}» lúc {_utc(job.start):%H:%M:%S} UTC", job.start + job.item.duration_s
+        why = f"sắp phát «{job.item.title}» lúc {_utc(job.start):%H:%M:%S} UTC"
+        return why, job.start + job.item.duration_s
 
     def status(self) -> dict[str, str | int | bool | None]:
         with self._lock:

@@ -32,16 +32,19 @@ def check(root: Path, *, max_starts: int = MAX_STARTS, now: float | None = None)
     trial.starts += 1
     reason = None
     if trial.starts > max_starts:
-        reason = (f"the agent of {trial.version} started {trial.starts - 1} times without passing its health "
-                  "window (crash loop)")
+        reason = (
+            f"the agent of {trial.version} started {trial.starts - 1} times without passing its health "
+            "window (crash loop)"
+        )
     elif now > trial.deadline:
         reason = f"the health window of {trial.version} ended without the release being kept"
     if reason is None:
         state.save(root)
         return None
     switch_link(root, trial.previous)
-    state.finish(Outcome(version=trial.version, state="rolled_back", rollout=trial.rollout, reason=reason,
-                         at=now))
+    state.finish(
+        Outcome(version=trial.version, state="rolled_back", rollout=trial.rollout, reason=reason, at=now)
+    )
     state.save(root)
     log.warning("rolled back to %s: %s", trial.previous, reason)
     return reason
@@ -51,9 +54,11 @@ def write(root: Path, python: str, max_starts: int) -> Path:
     """The guard script of the release whose interpreter is ``python`` (the one kept)."""
     path = root / "guard"
     tmp = root / ".guard.tmp"
-    tmp.write_text(f"#!{python}\nimport sys\nfrom pathlib import Path\n"
-                   "from thanthien.edge.update.guard import main\n"
-                   f"sys.exit(main(Path({str(root)!r}), {max_starts}))\n")
+    tmp.write_text(
+        f"#!{python}\nimport sys\nfrom pathlib import Path\n"
+        "from thanthien.edge.update.guard import main\n"
+        f"sys.exit(main(Path({str(root)!r}), {max_starts}))\n"
+    )
     tmp.chmod(0o755)
     tmp.replace(path)
     return path

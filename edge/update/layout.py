@@ -57,8 +57,9 @@ class Layout:
             return []
         return sorted(p.name for p in self.releases.iterdir() if (p / ".installed").exists())
 
-    def install(self, bundle: Path, public_key: releases.Ed25519PublicKey, *, version: str,
-                timeout_s: float = 600) -> releases.Manifest:
+    def install(
+        self, bundle: Path, public_key: releases.Ed25519PublicKey, *, version: str, timeout_s: float = 600
+    ) -> releases.Manifest:
         """Verify the bundle (signature, every digest) and install it in its own venv, offline."""
         wheels = self.staging / f"wheels-{version}"
         shutil.rmtree(wheels, ignore_errors=True)
@@ -69,7 +70,9 @@ class Layout:
             raise
         if manifest.version != version:
             shutil.rmtree(wheels, ignore_errors=True)
-            raise releases.BundleError(f"the bundle holds release {manifest.version}, the hub offered {version}")
+            raise releases.BundleError(
+                f"the bundle holds release {manifest.version}, the hub offered {version}"
+            )
         target = self.release_dir(version)
         if target.exists():
             shutil.rmtree(target)
@@ -92,21 +95,41 @@ class Layout:
         self._run(cmd, timeout_s, "making the release's venv")
         python = venv / "bin" / "python"
         files = sorted(str(wheels / f.name.removeprefix(releases.WHEELS)) for f in manifest.files)
-        pip = [str(python), "-m", "pip"] if with_pip else [sys.executable, "-m", "pip", "--python", str(python)]
-        self._run([*pip, "install", "--quiet", "--no-index", "--no-deps", "--no-compile",
-                   "--disable-pip-version-check", *files], timeout_s, "installing the wheels offline")
-        done = self._run([str(python), "-c", "import thanthien, thanthien.edge.agent; print(thanthien.__version__)"],
-                         timeout_s, "importing the new agent")
+        pip = (
+            [str(python), "-m", "pip"] if with_pip else [sys.executable, "-m", "pip", "--python", str(python)]
+        )
+        self._run(
+            [
+                *pip,
+                "install",
+                "--quiet",
+                "--no-index",
+                "--no-deps",
+                "--no-compile",
+                "--disable-pip-version-check",
+                *files,
+            ],
+            timeout_s,
+            "installing the wheels offline",
+        )
+        done = self._run(
+            [str(python), "-c", "import thanthien, thanthien.edge.agent; print(thanthien.__version__)"],
+            timeout_s,
+            "importing the new agent",
+        )
         if done.strip() != manifest.version:
-            raise InstallError(f"the installed agent says version {done.strip()!r}, the manifest {manifest.version}")
+            raise InstallError(
+                f"the installed agent says version {done.strip()!r}, the manifest {manifest.version}"
+            )
 
     @staticmethod
     def _run(cmd: list[str], timeout_s: float, what: str) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
         env["PIP_NO_INDEX"] = "1"
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=env,
-                                  cwd="/")
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=env, cwd="/"
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise InstallError(f"{what}: {exc}") from None
         if done.returncode != 0:

@@ -60,8 +60,11 @@ class UpdateState:
     def save(self, root: Path) -> None:
         path = root / STATE_FILE
         tmp = path.with_name(path.name + ".tmp")
-        data = {"trial": asdict(self.trial) if self.trial else None,
-                "result": asdict(self.result) if self.result else None, "history": self.history[-20:]}
+        data = {
+            "trial": asdict(self.trial) if self.trial else None,
+            "result": asdict(self.result) if self.result else None,
+            "history": self.history[-20:],
+        }
         with open(tmp, "w") as out:
             json.dump(data, out, indent=1)
             out.flush()

@@ -91,8 +91,9 @@ class Updater(MessageWorker):
         self.config = config
         self.layout = Layout(config.root)
         self._lock = threading.Lock()
-        self._status = ReleaseStatus(node=host.node_id, session=0, at=utc_now(),
-                                     running_version=host.running_version)
+        self._status = ReleaseStatus(
+            node=host.node_id, session=0, at=utc_now(), running_version=host.running_version
+        )
         self._offer: ReleaseOffer | None = None
         self._trial: Trial | None = None
         self._health: threading.Thread | None = None
@@ -106,8 +107,12 @@ class Updater(MessageWorker):
         state = UpdateState.load(self.layout.root)
         if state.trial is not None and state.trial.version == self.host.running_version:
             self._trial = state.trial
-            self._set("running", state.trial.version, state.trial.rollout,
-                      f"health window {self.config.health_window_s:g} s, start {state.trial.starts}")
+            self._set(
+                "running",
+                state.trial.version,
+                state.trial.rollout,
+                f"health window {self.config.health_window_s:g} s, start {state.trial.starts}",
+            )
             self._health = threading.Thread(target=self._watch, name="update-health", daemon=True)
             self._health.start()
         elif state.result is not None:
@@ -130,15 +135,28 @@ class Updater(MessageWorker):
         except Exception:
             log.exception("publishing the release status failed")
 
-    def _set(self, state: str, version: str | None, rollout: int | None, reason: str | None = None,
-             *, waiting_until: float | None = None, publish: bool = True) -> None:
+    def _set(
+        self,
+        state: str,
+        version: str | None,
+        rollout: int | None,
+        reason: str | None = None,
+        *,
+        waiting_until: float | None = None,
+        publish: bool = True,
+    ) -> None:
         with self._lock:
             self._status = ReleaseStatus(
-                node=self.host.node_id, session=self.host.session(), at=utc_now(),
-                running_version=self.host.running_version, version=version, rollout=rollout,
+                node=self.host.node_id,
+                session=self.host.session(),
+                at=utc_now(),
+                running_version=self.host.running_version,
+                version=version,
+                rollout=rollout,
                 state=state,  # type: ignore[arg-type]
                 reason=reason[:500] if reason else None,
-                waiting_until=datetime.fromtimestamp(waiting_until, UTC) if waiting_until else None)
+                waiting_until=datetime.fromtimestamp(waiting_until, UTC) if waiting_until else None,
+            )
         log.info("release %s: %s%s", version, state, f" ({reason})" if reason else "")
         if publish and self.host.connected():
             self.report()
@@ -164,8 +182,9 @@ class Updater(MessageWorker):
 
     def _keep(self, trial: Trial) -> None:
         state = UpdateState.load(self.layout.root)
-        state.finish(Outcome(version=trial.version, state="kept", rollout=trial.rollout, reason=None,
-                             at=time.time()))
+        state.finish(
+            Outcome(version=trial.version, state="kept", rollout=trial.rollout, reason=None, at=time.time())
+        )
         state.save(self.layout.root)
         guard.write(self.layout.root, str(self.layout.python(trial.version)), self.config.max_starts)
         removed = self.layout.prune([trial.version, trial.previous])
@@ -176,8 +195,15 @@ class Updater(MessageWorker):
         log.error("release %s rolls back to %s: %s", trial.version, trial.previous, reason)
         switch_link(self.layout.root, trial.previous)
         state = UpdateState.load(self.layout.root)
-        state.finish(Outcome(version=trial.version, state="rolled_back", rollout=trial.rollout, reason=reason,
-                             at=time.time()))
+        state.finish(
+            Outcome(
+                version=trial.version,
+                state="rolled_back",
+                rollout=trial.rollout,
+                reason=reason,
+                at=time.time(),
+            )
+        )
         state.save(self.layout.root)
         self._set("rolled_back", trial.version, trial.rollout, reason)
         self.outcome.set()
@@ -204,8 +230,11 @@ class Updater(MessageWorker):
 
     def _current_offer(self, offer: ReleaseOffer) -> bool:
         with self._lock:
-            return self._offer is not None and self._offer.version == offer.version \
+            return (
+                self._offer is not None
+                and self._offer.version == offer.version
                 and self._offer.rollout == offer.rollout
+            )
 
     def take(self, offer: ReleaseOffer) -> None:
         """Carry one offer as far as it goes (see the module)."""
@@ -214,12 +243,19 @@ class Updater(MessageWorker):
                 self._set("kept", offer.version, offer.rollout, "already running this release")
             return
         if self._trial is not None:
-            log.info("release %s is on trial; the offer of %s waits for its outcome", self._trial.version,
-                     offer.version)
+            log.info(
+                "release %s is on trial; the offer of %s waits for its outcome",
+                self._trial.version,
+                offer.version,
+            )
             return
         last = UpdateState.load(self.layout.root).result
-        if last is not None and last.version == offer.version and last.rollout == offer.rollout \
-                and last.state in ("rolled_back", "failed"):
+        if (
+            last is not None
+            and last.version == offer.version
+            and last.rollout == offer.rollout
+            and last.state in ("rolled_back", "failed")
+        ):
             self._set(last.state, last.version, last.rollout, last.reason)
             return
         self._set("offered", offer.version, offer.rollout)
@@ -242,8 +278,11 @@ class Updater(MessageWorker):
 
     def _fail(self, offer: ReleaseOffer, reason: str) -> None:
         state = UpdateState.load(self.layout.root)
-        state.finish(Outcome(version=offer.version, state="failed", rollout=offer.rollout, reason=reason,
-                             at=time.time()))
+        state.finish(
+            Outcome(
+                version=offer.version, state="failed", rollout=offer.rollout, reason=reason, at=time.time()
+            )
+        )
         state.save(self.layout.root)
         self._set("failed", offer.version, offer.rollout, reason)
 
@@ -260,7 +299,9 @@ class Updater(MessageWorker):
                 return True
             why, until = busy
             if why != said:
-                self._set("installed", offer.version, offer.rollout, f"chờ phát xong: {why}", waiting_until=until)
+                self._set(
+                    "installed", offer.version, offer.rollout, f"chờ phát xong: {why}", waiting_until=until
+                )
                 said = why
             self.stop_event.wait(min(max(until - time.time(), POLL_S), 30.0))
         return False
@@ -271,8 +312,13 @@ class Updater(MessageWorker):
         now = time.time()
         window = self.config.health_window_s
         state = UpdateState.load(root)
-        state.trial = Trial(version=offer.version, previous=previous, rollout=offer.rollout, switched_at=now,
-                            deadline=now + window * self.config.max_starts + 300)
+        state.trial = Trial(
+            version=offer.version,
+            previous=previous,
+            rollout=offer.rollout,
+            switched_at=now,
+            deadline=now + window * self.config.max_starts + 300,
+        )
         state.save(root)
         python = self.layout.python(previous)
         guard.write(root, str(python if python.exists() else Path(sys.executable)), self.config.max_starts)
@@ -294,8 +340,10 @@ class Updater(MessageWorker):
         size = 0
         request = urllib.request.Request(offer.url, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.config.download_timeout_s) as response, \
-                    target.open("wb") as out:
+            with (
+                urllib.request.urlopen(request, timeout=self.config.download_timeout_s) as response,
+                target.open("wb") as out,
+            ):
                 while chunk := response.read(1 << 20):
                     size += len(chunk)
                     if size > offer.size:
@@ -307,7 +355,9 @@ class Updater(MessageWorker):
             raise DownloadError(f"the hub answered HTTP {exc.code} for the bundle") from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             target.unlink(missing_ok=True)
-            raise DownloadError(f"the bundle could not be downloaded: {getattr(exc, 'reason', exc)}") from None
+            raise DownloadError(
+                f"the bundle could not be downloaded: {getattr(exc, 'reason', exc)}"
+            ) from None
         except DownloadError:
             target.unlink(missing_ok=True)
             raise

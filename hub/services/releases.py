@@ -53,13 +53,28 @@ FAILED: Final = ("rolled_back", "failed")
 UNSWITCHED: Final = ("pending", "offered", "downloading", "verified", "installed")
 """Node states before the switch: a withdrawn offer still stops these."""
 STATE_LABELS: Final = {
-    "pending": "chờ đợt sau", "offered": "đã gửi đề nghị", "downloading": "đang tải", "verified": "đã kiểm chữ ký",
-    "installed": "đã cài, chờ chuyển", "running": "đang chạy thử", "kept": "giữ phiên bản mới",
-    "rolled_back": "đã quay lại bản cũ", "failed": "lỗi", "withdrawn": "đã rút đề nghị"}
-ROLLOUT_LABELS: Final = {"running": "đang triển khai", "paused": "tạm dừng", "stopped": "tự dừng vì lỗi",
-                         "cancelled": "đã hủy", "done": "hoàn tất"}
-NO_KEY: Final = ("Trung tâm chưa có khóa công khai của bản phát hành ([releases] public_key) "
-                 "(the hub has no release public key).")
+    "pending": "chờ đợt sau",
+    "offered": "đã gửi đề nghị",
+    "downloading": "đang tải",
+    "verified": "đã kiểm chữ ký",
+    "installed": "đã cài, chờ chuyển",
+    "running": "đang chạy thử",
+    "kept": "giữ phiên bản mới",
+    "rolled_back": "đã quay lại bản cũ",
+    "failed": "lỗi",
+    "withdrawn": "đã rút đề nghị",
+}
+ROLLOUT_LABELS: Final = {
+    "running": "đang triển khai",
+    "paused": "tạm dừng",
+    "stopped": "tự dừng vì lỗi",
+    "cancelled": "đã hủy",
+    "done": "hoàn tất",
+}
+NO_KEY: Final = (
+    "Trung tâm chưa có khóa công khai của bản phát hành ([releases] public_key) "
+    "(the hub has no release public key)."
+)
 
 
 class RolloutRequest(BaseModel):
@@ -68,17 +83,30 @@ class RolloutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str = Field(max_length=41, pattern=bundles.VERSION_PATTERN)
-    target: Literal["zone", "nodes", "fleet"] = Field(description="A zone's speakers, a list of nodes, or all.")
+    target: Literal["zone", "nodes", "fleet"] = Field(
+        description="A zone's speakers, a list of nodes, or all."
+    )
     zone: str | None = Field(None, max_length=63, description="With target `zone`: its code.")
     nodes: list[str] = Field(default_factory=list, max_length=5000, description="With target `nodes`.")
-    stages: list[int] = Field(default_factory=lambda: [5, 25, 100], min_length=1, max_length=10,
-                              description="Cumulative percent of the nodes per stage; the last is 100.")
-    success_share: float = Field(0.9, gt=0, le=1,
-                                 description="Share of the nodes offered so far that must have kept the "
-                                             "release before the next stage opens.")
-    failure_threshold: int = Field(1, ge=1, le=10000,
-                                   description="The roll-out stops by itself once this many nodes rolled "
-                                               "back or failed.")
+    stages: list[int] = Field(
+        default_factory=lambda: [5, 25, 100],
+        min_length=1,
+        max_length=10,
+        description="Cumulative percent of the nodes per stage; the last is 100.",
+    )
+    success_share: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Share of the nodes offered so far that must have kept the "
+        "release before the next stage opens.",
+    )
+    failure_threshold: int = Field(
+        1,
+        ge=1,
+        le=10000,
+        description="The roll-out stops by itself once this many nodes rolled back or failed.",
+    )
 
     @field_validator("stages")
     @classmethod
@@ -158,8 +186,9 @@ def bundle_path(store: Path, sha256: str) -> Path:
     return store / f"{sha256}.tar"
 
 
-def upload(session: Session, *, actor: Actor, data: IO[bytes], store: Path, key_path: Path | None,
-           now: datetime) -> Release:
+def upload(
+    session: Session, *, actor: Actor, data: IO[bytes], store: Path, key_path: Path | None, now: datetime
+) -> Release:
     """Check and keep an uploaded bundle (see the module); ``Invalid`` with the reason otherwise."""
     require(actor, DEVICE_STAFF)
     key = _key(key_path)
@@ -172,24 +201,49 @@ def upload(session: Session, *, actor: Actor, data: IO[bytes], store: Path, key_
             manifest = bundles.verify(tmp_path, key)
         except bundles.BundleError as exc:
             log.warning("release bundle refused (uploaded by %s): %s", actor.username, exc)
-            audit.record(session, actor=actor, action="release.refused", subject="release", at=now,
-                         details={"reason": str(exc)[:300]})
+            audit.record(
+                session,
+                actor=actor,
+                action="release.refused",
+                subject="release",
+                at=now,
+                details={"reason": str(exc)[:300]},
+            )
             raise Invalid(f"Gói phát hành bị từ chối: {exc}") from None
         digest = bundles.bundle_digest(tmp_path)
         existing = session.get(Release, manifest.version)
         if existing is not None:
             if existing.sha256 == digest:
                 return existing
-            raise Conflict(f"Đã có bản phát hành {manifest.version} với nội dung khác; hãy đặt số phiên bản mới.")
-        release = Release(version=manifest.version, sha256=digest, size=tmp_path.stat().st_size,
-                          python=manifest.python[:16], platform=manifest.platform[:64],
-                          key_fingerprint=bundles.fingerprint(key), files=len(manifest.files), uploaded_at=now,
-                          uploaded_by=actor.username[:64])
+            raise Conflict(
+                f"Đã có bản phát hành {manifest.version} với nội dung khác; hãy đặt số phiên bản mới."
+            )
+        release = Release(
+            version=manifest.version,
+            sha256=digest,
+            size=tmp_path.stat().st_size,
+            python=manifest.python[:16],
+            platform=manifest.platform[:64],
+            key_fingerprint=bundles.fingerprint(key),
+            files=len(manifest.files),
+            uploaded_at=now,
+            uploaded_by=actor.username[:64],
+        )
         tmp_path.replace(bundle_path(store, digest))
         session.add(release)
-        audit.record(session, actor=actor, action="release.upload", subject=f"release:{manifest.version}", at=now,
-                     details={"sha256": digest, "size": release.size, "platform": release.platform,
-                              "key": release.key_fingerprint})
+        audit.record(
+            session,
+            actor=actor,
+            action="release.upload",
+            subject=f"release:{manifest.version}",
+            at=now,
+            details={
+                "sha256": digest,
+                "size": release.size,
+                "platform": release.platform,
+                "key": release.key_fingerprint,
+            },
+        )
         session.flush()
         log.info("release %s uploaded by %s (%d bytes)", manifest.version, actor.username, release.size)
         return release
@@ -203,9 +257,19 @@ def list_releases(session: Session) -> list[Release]:
 
 def node_may_download(session: Session, *, node_id: str, version: str) -> bool:
     """The node was offered this release by a roll-out (and the offer stands)."""
-    return session.scalar(select(RolloutNode.node_id).join(Rollout, Rollout.id == RolloutNode.rollout_id).where(
-        RolloutNode.node_id == node_id, Rollout.version == version,
-        RolloutNode.state.not_in(("pending", "withdrawn"))).limit(1)) is not None
+    return (
+        session.scalar(
+            select(RolloutNode.node_id)
+            .join(Rollout, Rollout.id == RolloutNode.rollout_id)
+            .where(
+                RolloutNode.node_id == node_id,
+                Rollout.version == version,
+                RolloutNode.state.not_in(("pending", "withdrawn")),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def node_bundle(session: Session, *, store: Path, version: str) -> Path:
@@ -230,7 +294,9 @@ def _targets(session: Session, request: RolloutRequest) -> list[str]:
         zone = session.scalar(select(Zone).where(Zone.code == request.zone))
         if zone is None:
             raise NotFound(f"Không có khu vực phát {request.zone}.")
-        ids = session.scalars(select(Device.node_id).where(Device.zone_id == zone.id, Device.kind == "speaker"))
+        ids = session.scalars(
+            select(Device.node_id).where(Device.zone_id == zone.id, Device.kind == "speaker")
+        )
         known = set(session.scalars(live))
         return sorted({i for i in ids if i in known})
     wanted = sorted({n.strip() for n in request.nodes if n.strip()})
@@ -260,32 +326,75 @@ def create_rollout(session: Session, *, actor: Actor, request: RolloutRequest, n
     nodes = _targets(session, request)
     if not nodes:
         raise Invalid("Không có thiết bị nào trong phạm vi đã chọn.")
-    busy = session.execute(select(RolloutNode.node_id, Rollout.id).join(Rollout, Rollout.id == RolloutNode.rollout_id)
-                           .where(Rollout.state.in_(ACTIVE), RolloutNode.node_id.in_(nodes))).all()
+    busy = session.execute(
+        select(RolloutNode.node_id, Rollout.id)
+        .join(Rollout, Rollout.id == RolloutNode.rollout_id)
+        .where(Rollout.state.in_(ACTIVE), RolloutNode.node_id.in_(nodes))
+    ).all()
     if busy:
         taken = ", ".join(sorted({f"{n} (đợt #{r})" for n, r in busy})[:10])
         raise Conflict(f"Các thiết bị này đang trong một đợt triển khai khác: {taken}.")
-    target = [request.zone or ""] if request.target == "zone" else (nodes if request.target == "nodes" else [])
-    rollout = Rollout(version=request.version, target_kind=request.target, target=target, stages=request.stages,
-                      success_share=request.success_share, failure_threshold=request.failure_threshold,
-                      state="running", stage=0, reason="", created_at=now, created_by=actor.username[:64],
-                      updated_at=now)
+    target = (
+        [request.zone or ""] if request.target == "zone" else (nodes if request.target == "nodes" else [])
+    )
+    rollout = Rollout(
+        version=request.version,
+        target_kind=request.target,
+        target=target,
+        stages=request.stages,
+        success_share=request.success_share,
+        failure_threshold=request.failure_threshold,
+        state="running",
+        stage=0,
+        reason="",
+        created_at=now,
+        created_by=actor.username[:64],
+        updated_at=now,
+    )
     session.add(rollout)
     session.flush()
     sizes = stage_sizes(len(nodes), request.stages)
     for index, node_id in enumerate(nodes):
         stage = next(i for i, size in enumerate(sizes) if index < size)
-        session.add(RolloutNode(rollout_id=rollout.id, node_id=node_id, stage=stage,
-                                state="offered" if stage == 0 else "pending", reason="", published="",
-                                offered_at=now if stage == 0 else None, updated_at=now))
-    audit.record(session, actor=actor, action="rollout.create", subject=f"rollout:{rollout.id}", at=now,
-                 details={"version": request.version, "target": request.target, "zone": request.zone,
-                          "nodes": len(nodes), "stages": request.stages, "stage_sizes": sizes,
-                          "success_share": request.success_share, "failure_threshold": request.failure_threshold})
+        session.add(
+            RolloutNode(
+                rollout_id=rollout.id,
+                node_id=node_id,
+                stage=stage,
+                state="offered" if stage == 0 else "pending",
+                reason="",
+                published="",
+                offered_at=now if stage == 0 else None,
+                updated_at=now,
+            )
+        )
+    audit.record(
+        session,
+        actor=actor,
+        action="rollout.create",
+        subject=f"rollout:{rollout.id}",
+        at=now,
+        details={
+            "version": request.version,
+            "target": request.target,
+            "zone": request.zone,
+            "nodes": len(nodes),
+            "stages": request.stages,
+            "stage_sizes": sizes,
+            "success_share": request.success_share,
+            "failure_threshold": request.failure_threshold,
+        },
+    )
     session.flush()
     mark_changed(session, RELEASE_CHANGES)
-    log.info("roll-out %d of release %s to %d node(s) in stages %s by %s", rollout.id, request.version, len(nodes),
-             sizes, actor.username)
+    log.info(
+        "roll-out %d of release %s to %d node(s) in stages %s by %s",
+        rollout.id,
+        request.version,
+        len(nodes),
+        sizes,
+        actor.username,
+    )
     return rollout
 
 
@@ -297,8 +406,13 @@ def _rollout(session: Session, rollout_id: int) -> Rollout:
 
 
 def _members(session: Session, rollout_id: int) -> list[RolloutNode]:
-    return list(session.scalars(select(RolloutNode).where(RolloutNode.rollout_id == rollout_id)
-                                .order_by(RolloutNode.stage, RolloutNode.node_id)))
+    return list(
+        session.scalars(
+            select(RolloutNode)
+            .where(RolloutNode.rollout_id == rollout_id)
+            .order_by(RolloutNode.stage, RolloutNode.node_id)
+        )
+    )
 
 
 def _withdraw(members: list[RolloutNode], now: datetime) -> int:
@@ -315,7 +429,9 @@ def pause(session: Session, *, actor: Actor, rollout_id: int, now: datetime) -> 
     require(actor, DEVICE_STAFF)
     rollout = _rollout(session, rollout_id)
     if rollout.state != "running":
-        raise Conflict(f"Đợt triển khai #{rollout_id} đang {ROLLOUT_LABELS.get(rollout.state)}, không tạm dừng được.")
+        raise Conflict(
+            f"Đợt triển khai #{rollout_id} đang {ROLLOUT_LABELS.get(rollout.state)}, không tạm dừng được."
+        )
     rollout.state, rollout.updated_at = "paused", now
     audit.record(session, actor=actor, action="rollout.pause", subject=f"rollout:{rollout_id}", at=now)
     return rollout
@@ -339,8 +455,14 @@ def cancel(session: Session, *, actor: Actor, rollout_id: int, now: datetime) ->
         raise Conflict(f"Đợt triển khai #{rollout_id} đã kết thúc ({ROLLOUT_LABELS.get(rollout.state)}).")
     withdrawn = _withdraw(_members(session, rollout_id), now)
     rollout.state, rollout.updated_at, rollout.reason = "cancelled", now, f"hủy bởi {actor.username}"
-    audit.record(session, actor=actor, action="rollout.cancel", subject=f"rollout:{rollout_id}", at=now,
-                 details={"withdrawn": withdrawn})
+    audit.record(
+        session,
+        actor=actor,
+        action="rollout.cancel",
+        subject=f"rollout:{rollout_id}",
+        at=now,
+        details={"withdrawn": withdrawn},
+    )
     mark_changed(session, RELEASE_CHANGES)
     return rollout
 
@@ -357,16 +479,28 @@ def advance(session: Session, *, rollout: Rollout, now: datetime) -> str | None:
         withdrawn = _withdraw(members, now)
         rollout.state, rollout.updated_at = "stopped", now
         rollout.reason = f"{failures} thiết bị lỗi hoặc quay lại bản cũ (ngưỡng {rollout.failure_threshold})"
-        audit.record(session, actor=SYSTEM, action="rollout.stop", subject=subject, at=now,
-                     details={"failures": failures, "threshold": rollout.failure_threshold, "withdrawn": withdrawn})
+        audit.record(
+            session,
+            actor=SYSTEM,
+            action="rollout.stop",
+            subject=subject,
+            at=now,
+            details={"failures": failures, "threshold": rollout.failure_threshold, "withdrawn": withdrawn},
+        )
         mark_changed(session, RELEASE_CHANGES)
         log.warning("roll-out %d stopped: %s", rollout.id, rollout.reason)
         return "stopped"
     opened = [m for m in members if m.stage <= rollout.stage]
     if all(m.state == "kept" for m in members):
         rollout.state, rollout.updated_at = "done", now
-        audit.record(session, actor=SYSTEM, action="rollout.done", subject=subject, at=now,
-                     details={"kept": len(members)})
+        audit.record(
+            session,
+            actor=SYSTEM,
+            action="rollout.done",
+            subject=subject,
+            at=now,
+            details={"kept": len(members)},
+        )
         return "done"
     last = max(m.stage for m in members)
     share = sum(1 for m in opened if m.state == "kept") / max(len(opened), 1)
@@ -376,12 +510,28 @@ def advance(session: Session, *, rollout: Rollout, now: datetime) -> str | None:
         new = [m for m in members if m.stage == rollout.stage]
         for member in new:
             member.state, member.offered_at, member.updated_at = "offered", now, now
-        audit.record(session, actor=SYSTEM, action="rollout.stage", subject=subject, at=now,
-                     details={"stage": rollout.stage + 1, "of": last + 1, "nodes": len(new),
-                              "kept_share": round(share, 3)})
+        audit.record(
+            session,
+            actor=SYSTEM,
+            action="rollout.stage",
+            subject=subject,
+            at=now,
+            details={
+                "stage": rollout.stage + 1,
+                "of": last + 1,
+                "nodes": len(new),
+                "kept_share": round(share, 3),
+            },
+        )
         mark_changed(session, RELEASE_CHANGES)
-        log.info("roll-out %d: stage %d of %d opened (%d node(s); %.0f%% kept so far)", rollout.id,
-                 rollout.stage + 1, last + 1, len(new), share * 100)
+        log.info(
+            "roll-out %d: stage %d of %d opened (%d node(s); %.0f%% kept so far)",
+            rollout.id,
+            rollout.stage + 1,
+            last + 1,
+            len(new),
+            share * 100,
+        )
         return "stage"
     return None
 
@@ -405,9 +555,14 @@ def record_status(session: Session, *, status: ReleaseStatus, now: datetime) -> 
     member.state, member.reason, member.updated_at = status.state, (status.reason or "")[:500], now
     if status.state in ("kept", *FAILED):
         actor = ActingUser(username=f"node:{status.node}"[:64], role="it")
-        audit.record(session, actor=actor, action=f"rollout.node_{status.state}", subject=f"rollout:{rollout.id}",
-                     at=now, details={"node": status.node, "version": status.version,
-                                      "reason": (status.reason or "")[:300]})
+        audit.record(
+            session,
+            actor=actor,
+            action=f"rollout.node_{status.state}",
+            subject=f"rollout:{rollout.id}",
+            at=now,
+            details={"node": status.node, "version": status.version, "reason": (status.reason or "")[:300]},
+        )
     advance(session, rollout=rollout, now=now)
     return True
 
@@ -415,17 +570,40 @@ def record_status(session: Session, *, status: ReleaseStatus, now: datetime) -> 
 # -- reading ----------------------------------------------------------------------------------
 def view(session: Session, *, rollout_id: int) -> RolloutView:
     rollout = _rollout(session, rollout_id)
-    rows = session.execute(select(RolloutNode, Node).join(Node, Node.id == RolloutNode.node_id)
-                           .where(RolloutNode.rollout_id == rollout_id)
-                           .order_by(RolloutNode.stage, RolloutNode.node_id)).all()
-    nodes = [NodeProgress(node_id=m.node_id, name=n.name or m.node_id, stage=m.stage, state=m.state,
-                          reason=m.reason, running_version=n.agent_version or "", updated_at=m.updated_at)
-             for m, n in rows]
-    return RolloutView(id=rollout.id, version=rollout.version, target_kind=rollout.target_kind,
-                       target=list(rollout.target or []), stages=list(rollout.stages or []), stage=rollout.stage,
-                       state=rollout.state, reason=rollout.reason, success_share=rollout.success_share,
-                       failure_threshold=rollout.failure_threshold, created_at=rollout.created_at,
-                       created_by=rollout.created_by, counts=dict(Counter(p.state for p in nodes)), nodes=nodes)
+    rows = session.execute(
+        select(RolloutNode, Node)
+        .join(Node, Node.id == RolloutNode.node_id)
+        .where(RolloutNode.rollout_id == rollout_id)
+        .order_by(RolloutNode.stage, RolloutNode.node_id)
+    ).all()
+    nodes = [
+        NodeProgress(
+            node_id=m.node_id,
+            name=n.name or m.node_id,
+            stage=m.stage,
+            state=m.state,
+            reason=m.reason,
+            running_version=n.agent_version or "",
+            updated_at=m.updated_at,
+        )
+        for m, n in rows
+    ]
+    return RolloutView(
+        id=rollout.id,
+        version=rollout.version,
+        target_kind=rollout.target_kind,
+        target=list(rollout.target or []),
+        stages=list(rollout.stages or []),
+        stage=rollout.stage,
+        state=rollout.state,
+        reason=rollout.reason,
+        success_share=rollout.success_share,
+        failure_threshold=rollout.failure_threshold,
+        created_at=rollout.created_at,
+        created_by=rollout.created_by,
+        counts=dict(Counter(p.state for p in nodes)),
+        nodes=nodes,
+    )
 
 
 def list_rollouts(session: Session, *, limit: int = 20) -> list[RolloutView]:
@@ -449,12 +627,20 @@ def node_versions(session: Session) -> list[NodeVersion]:
     for member in session.scalars(select(RolloutNode).order_by(RolloutNode.rollout_id)):
         latest[member.node_id] = member
     out = []
-    for node in session.scalars(select(Node).where(Node.registered.is_(True), Node.retired_at.is_(None))
-                                .order_by(Node.id)):
+    for node in session.scalars(
+        select(Node).where(Node.registered.is_(True), Node.retired_at.is_(None)).order_by(Node.id)
+    ):
         member = latest.get(node.id)
-        out.append(NodeVersion(node_id=node.id, name=node.name or node.id, state=node.state,
-                               version=node.agent_version or "", update=member.state if member else "",
-                               reason=member.reason if member else ""))
+        out.append(
+            NodeVersion(
+                node_id=node.id,
+                name=node.name or node.id,
+                state=node.state,
+                version=node.agent_version or "",
+                update=member.state if member else "",
+                reason=member.reason if member else "",
+            )
+        )
     return out
 
 
@@ -475,19 +661,30 @@ def sync(ctx: HubContext) -> list[str]:
     out: list[tuple[str, bytes]] = []
     now = ctx.clock()
     with ctx.db.session() as session:
-        rows = session.execute(select(RolloutNode, Rollout, Release)
-                               .join(Rollout, Rollout.id == RolloutNode.rollout_id)
-                               .join(Release, Release.version == Rollout.version)).all()
+        rows = session.execute(
+            select(RolloutNode, Rollout, Release)
+            .join(Rollout, Rollout.id == RolloutNode.rollout_id)
+            .join(Release, Release.version == Rollout.version)
+        ).all()
         for member, rollout, release in rows:
             if member.state == "withdrawn" and member.published == "offer":
                 member.published = "cleared"
                 out.append((member.node_id, b""))
-            elif member.state not in ("pending", "withdrawn") and member.published == "" \
-                    and rollout.state in ACTIVE:
+            elif (
+                member.state not in ("pending", "withdrawn")
+                and member.published == ""
+                and rollout.state in ACTIVE
+            ):
                 member.published = "offer"
-                offer = ReleaseOffer(node=member.node_id, version=release.version, rollout=rollout.id,
-                                     url=bundle_url(ctx, release.version), sha256=release.sha256, size=release.size,
-                                     issued_at=now)
+                offer = ReleaseOffer(
+                    node=member.node_id,
+                    version=release.version,
+                    rollout=rollout.id,
+                    url=bundle_url(ctx, release.version),
+                    sha256=release.sha256,
+                    size=release.size,
+                    issued_at=now,
+                )
                 out.append((member.node_id, offer.to_bytes()))
     for node_id, payload in out:
         link.publish(ctx.topics.release_offer(node_id), payload, qos=1, retain=True)

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from hub.fleet_helpers import FleetHub, start_fleet_hub
+
 from releases.release_helpers import Kit, SimNode, make_kit, make_node
 from support import HUB, Account, make_broker
 from thanthien.broker import Broker
@@ -31,20 +31,26 @@ def fleet(tmp_path: Path, kit: Kit) -> Iterator[Callable[..., tuple[FleetHub, di
     hubs: list[FleetHub] = []
     nodes: list[SimNode] = []
 
-    def make(names: list[str], *, speakers: tuple[str, ...] = (), **options: object
-             ) -> tuple[FleetHub, dict[str, SimNode]]:
+    def make(
+        names: list[str], *, speakers: tuple[str, ...] = (), **options: object
+    ) -> tuple[FleetHub, dict[str, SimNode]]:
         accounts = [Account(n, f"{n}-secret") for n in names]
         broker = make_broker(tmp_path / "broker", (HUB, *accounts))
         broker.start()
         brokers.append(broker)
         db = Database(f"sqlite:///{tmp_path / 'hub.db'}")
         db.migrate()
-        hub = start_fleet_hub(db, tmp_path / "hub", broker,
-                              releases={"public_key": str(kit.public_key_path), "dir": str(tmp_path / "bundles")})
+        hub = start_fleet_hub(
+            db,
+            tmp_path / "hub",
+            broker,
+            releases={"public_key": str(kit.public_key_path), "dir": str(tmp_path / "bundles")},
+        )
         hubs.append(hub)
         settings = hub.ctx.settings  # the port is known once it serves: nodes download from it
-        hub.ctx.settings = settings.model_copy(update={"releases": settings.releases.model_copy(
-            update={"download_url": f"{hub.url}/api/v1"})})
+        hub.ctx.settings = settings.model_copy(
+            update={"releases": settings.releases.model_copy(update={"download_url": f"{hub.url}/api/v1"})}
+        )
         tokens = {}
         with hub.ctx.db.session() as s:
             registry.create_zone(s, actor=SYSTEM, code=ZONE, name="Bản Hón")
@@ -52,13 +58,25 @@ def fleet(tmp_path: Path, kit: Kit) -> Iterator[Callable[..., tuple[FleetHub, di
                 registry.register_node(s, actor=SYSTEM, node_id=name, name=f"Nút {name}")
                 kind = "speaker" if name in speakers else "rating_box"
                 if kind == "speaker":
-                    registry.upsert_device(s, actor=SYSTEM, node_id=name, code="loa", kind="speaker", zone=ZONE)
-                tokens[name] = media_items.issue_node_token(s, actor=SYSTEM, node_id=name, now=hub.ctx.clock())
+                    registry.upsert_device(
+                        s, actor=SYSTEM, node_id=name, code="loa", kind="speaker", zone=ZONE
+                    )
+                tokens[name] = media_items.issue_node_token(
+                    s, actor=SYSTEM, node_id=name, now=hub.ctx.clock()
+                )
         made = {}
         for account in accounts:
-            node = make_node(kit, tmp_path / "nodes", account.username, port=broker.port, password=account.password,
-                             hub_url=f"{hub.url}/api/v1/", token=tokens[account.username],
-                             speaker=account.username in speakers, **options)  # type: ignore[arg-type]
+            node = make_node(
+                kit,
+                tmp_path / "nodes",
+                account.username,
+                port=broker.port,
+                password=account.password,
+                hub_url=f"{hub.url}/api/v1/",
+                token=tokens[account.username],
+                speaker=account.username in speakers,
+                **options,
+            )  # type: ignore[arg-type]
             nodes.append(node)
             made[account.username] = node
         return hub, made

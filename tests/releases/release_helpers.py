@@ -11,11 +11,13 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hub.e2e import toml_value
+
 from thanthien import releases
 from thanthien.edge.update.layout import Layout
 from thanthien.edge.update.state import switch_link
@@ -27,10 +29,23 @@ REPO = Path(__file__).resolve().parents[2]
 WHEELHOUSE = REPO / "var" / "test-cache" / "wheelhouse"
 """The locked edge wheels, kept between sessions (filled by ``pip download`` the first time)."""
 BASE, GOOD, BAD = "0.9.1", "0.9.2", "0.9.3"
-_SKIP = shutil.ignore_patterns(".venv", "var", ".git", "tests", "__pycache__", "*.egg-info", "build", "dist",
-                               ".pytest_cache", ".ruff_cache", "docs")
-NO_CONNECT = ("        self.link.start()\n        log.info(\"edge agent %s started",
-              "        log.info(\"edge agent %s started")
+_SKIP = shutil.ignore_patterns(
+    ".venv",
+    "var",
+    ".git",
+    "tests",
+    "__pycache__",
+    "*.egg-info",
+    "build",
+    "dist",
+    ".pytest_cache",
+    ".ruff_cache",
+    "docs",
+)
+NO_CONNECT = (
+    '        self.link.start()\n        log.info("edge agent %s started',
+    '        log.info("edge agent %s started',
+)
 """The bad release's bug: its agent never starts its MQTT link (so it fails its health window)."""
 
 
@@ -47,8 +62,10 @@ class Kit:
 def _source(tmp: Path, version: str, bug: tuple[str, str] | None = None) -> Path:
     src = tmp / f"src-{version}"
     shutil.copytree(REPO, src, ignore=_SKIP)
-    for rel, old, new in (("pyproject.toml", 'version = "0.1.0"', f'version = "{version}"'),
-                          ("thanthien/__init__.py", '__version__ = "0.1.0"', f'__version__ = "{version}"')):
+    for rel, old, new in (
+        ("pyproject.toml", 'version = "0.1.0"', f'version = "{version}"'),
+        ("thanthien/__init__.py", '__version__ = "0.1.0"', f'__version__ = "{version}"'),
+    ):
         path = src / rel
         text = path.read_text()
         assert old in text, f"{rel} no longer holds {old!r}"
@@ -68,15 +85,25 @@ def make_kit(tmp: Path) -> Kit:
     out: dict[str, Path] = {}
     for version, bug in ((BASE, None), (GOOD, None), (BAD, NO_CONNECT)):
         wheel = build_project_wheel(_source(tmp, version, bug), tmp / f"wheel-{version}")
-        out[version] = build(out_dir=tmp / "bundles", lock_path=REPO / "requirements.lock",
-                             wheelhouses=[WHEELHOUSE], target=Target(python="3.11", platform=None),
-                             project_wheel=wheel, key=private)
+        out[version] = build(
+            out_dir=tmp / "bundles",
+            lock_path=REPO / "requirements.lock",
+            wheelhouses=[WHEELHOUSE],
+            target=Target(python="3.11", platform=None),
+            project_wheel=wheel,
+            key=private,
+        )
     template = tmp / "template"
     layout = Layout(template)
     layout.install(out[BASE], releases.load_public(public), version=BASE)
     switch_link(template, BASE)
-    return Kit(key=releases.load_private(private), public_key_path=tmp / "release.pub",
-               private_key_path=tmp / "release.key", bundles=out, template=template)
+    return Kit(
+        key=releases.load_private(private),
+        public_key_path=tmp / "release.pub",
+        private_key_path=tmp / "release.key",
+        bundles=out,
+        template=template,
+    )
 
 
 def edge_toml(data: dict[str, Any]) -> str:
@@ -100,6 +127,7 @@ class SimNode:
     root: Path
     config: Path
     starts: list[str] = field(default_factory=list)
+    started_at: list[float] = field(default_factory=list)
     exits: list[int] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -126,9 +154,22 @@ class SimNode:
                     subprocess.run([str(guard)], stdout=out, stderr=out, env=env, check=False, timeout=60)
                 version = self.layout.current or "?"
                 self.starts.append(version)
+                self.started_at.append(time.time())
                 self._proc = subprocess.Popen(
-                    [str(self.root / "current" / "venv" / "bin" / "python"), "-m", "thanthien.cli", "edge", "run",
-                     "--config", str(self.config)], stdout=out, stderr=out, env=env, cwd=self.root)
+                    [
+                        str(self.root / "current" / "venv" / "bin" / "python"),
+                        "-m",
+                        "thanthien.cli",
+                        "edge",
+                        "run",
+                        "--config",
+                        str(self.config),
+                    ],
+                    stdout=out,
+                    stderr=out,
+                    env=env,
+                    cwd=self.root,
+                )
                 code = self._proc.wait()
             self.exits.append(code)
             self._stop.wait(0.2)  # RestartSec
@@ -151,25 +192,49 @@ class SimNode:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
 
-def make_node(kit: Kit, base: Path, node_id: str, *, port: int, password: str, hub_url: str, token: str,
-              health_window_s: float = 2.0, speaker: bool = False, margin_s: float = 300.0) -> SimNode:
+def make_node(
+    kit: Kit,
+    base: Path,
+    node_id: str,
+    *,
+    port: int,
+    password: str,
+    hub_url: str,
+    token: str,
+    health_window_s: float = 2.0,
+    speaker: bool = False,
+    margin_s: float = 300.0,
+) -> SimNode:
     root = base / node_id
     shutil.copytree(kit.template, root, symlinks=True)
     data_dir = root / "data"
     data: dict[str, Any] = {
         "node": {"id": node_id, "hardware": "mock", "data_dir": str(data_dir)},
-        "mqtt": {"host": "127.0.0.1", "port": port, "password": password, "reconnect_min_s": 0.1,
-                 "reconnect_max_s": 0.5, "keepalive_s": 5},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": port,
+            "password": password,
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 0.5,
+            "keepalive_s": 5,
+        },
         "hub": {"url": hub_url, "media_token": token},
-        "update": {"root": str(root), "public_key": str(kit.public_key_path), "health_window_s": health_window_s,
-                   "broadcast_margin_s": margin_s, "max_starts": 3},
+        "update": {
+            "root": str(root),
+            "public_key": str(kit.public_key_path),
+            "health_window_s": health_window_s,
+            "broadcast_margin_s": margin_s,
+            "max_starts": 3,
+        },
         "audio": {"output": "wav", "wav_dir": str(root / "audio"), "realtime": True},
         "telemetry": {"interval_s": 30},
     }
     if speaker:
         data["speakers"] = {"warmup_s": 0.0, "relay_off_delay_s": 0.0, "max_delay_s": 30.0}
     else:
-        data["rating_boxes"] = [{"id": "box-1", "counter": "quay-1", "bounce_ms": 1, "response_interval_s": 0}]
+        data["rating_boxes"] = [
+            {"id": "box-1", "counter": "quay-1", "bounce_ms": 1, "response_interval_s": 0}
+        ]
     config = root / "edge.toml"
     config.write_text(edge_toml(data))
     return SimNode(node_id=node_id, root=root, config=config)

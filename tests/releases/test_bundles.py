@@ -37,8 +37,11 @@ def _rewrite(src: Path, dst: Path, *, drop: str | None = None, change: str | Non
 
 @pytest.fixture
 def changed(kit, tmp_path) -> Path:
-    wheel = next(f.name for f in releases.verify(kit.bundles[GOOD], kit.key.public_key()).files
-                 if "pydantic_core" in f.name)
+    wheel = next(
+        f.name
+        for f in releases.verify(kit.bundles[GOOD], kit.key.public_key()).files
+        if "pydantic_core" in f.name
+    )
     return _rewrite(kit.bundles[GOOD], tmp_path / "changed.tar", change=wheel)
 
 
@@ -64,20 +67,28 @@ def test_cli_sign_makes_an_unsigned_bundle_verify(kit, unsigned):
 
 def _upload(ctx, kit, path: Path):
     with ctx.db.session() as s, path.open("rb") as f:
-        return release_service.upload(s, actor=IT, data=f, store=ctx.settings.releases_dir,
-                                      key_path=kit.public_key_path, now=ctx.clock())
+        return release_service.upload(
+            s,
+            actor=IT,
+            data=f,
+            store=ctx.settings.releases_dir,
+            key_path=kit.public_key_path,
+            now=ctx.clock(),
+        )
 
 
 @pytest.fixture
 def ctx(tmp_path):
     from hub.hub_helpers import Clock, hub_settings
+
     from thanthien.hub.context import HubContext
     from thanthien.hub.db.session import Database
 
     db = Database(f"sqlite:///{tmp_path / 'hub.db'}")
     db.migrate()
-    yield HubContext(settings=hub_settings(tmp_path, releases={"dir": str(tmp_path / "bundles")}), db=db,
-                     clock=Clock())
+    yield HubContext(
+        settings=hub_settings(tmp_path, releases={"dir": str(tmp_path / "bundles")}), db=db, clock=Clock()
+    )
     db.dispose()
 
 

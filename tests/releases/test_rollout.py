@@ -21,19 +21,29 @@ IT = ActingUser(username="kythuat", role="it")
 
 def upload(hub, kit, version):
     with hub.ctx.db.session() as s, kit.bundles[version].open("rb") as f:
-        releases.upload(s, actor=IT, data=f, store=hub.ctx.settings.releases_dir,
-                        key_path=hub.ctx.settings.releases.public_key, now=hub.ctx.clock())
+        releases.upload(
+            s,
+            actor=IT,
+            data=f,
+            store=hub.ctx.settings.releases_dir,
+            key_path=hub.ctx.settings.releases.public_key,
+            now=hub.ctx.clock(),
+        )
 
 
 def roll_out(hub, version, **request):
     with hub.ctx.db.session() as s:
-        return releases.create_rollout(s, actor=IT, request=RolloutRequest(version=version, **request),
-                                       now=hub.ctx.clock()).id
+        return releases.create_rollout(
+            s, actor=IT, request=RolloutRequest(version=version, **request), now=hub.ctx.clock()
+        ).id
 
 
 def states(hub, rollout_id):
     with hub.ctx.db.session(write=False) as s:
-        return {m.node_id: m.state for m in s.scalars(select(RolloutNode).where(RolloutNode.rollout_id == rollout_id))}
+        return {
+            m.node_id: m.state
+            for m in s.scalars(select(RolloutNode).where(RolloutNode.rollout_id == rollout_id))
+        }
 
 
 def rollout_state(hub, rollout_id):
@@ -44,8 +54,11 @@ def rollout_state(hub, rollout_id):
 def wait_online(hub, names, version):
     def ok():
         with hub.ctx.db.session(write=False) as s:
-            return all((n := s.get(Node, name)) is not None and n.state == "online" and n.agent_version == version
-                       for name in names)
+            return all(
+                (n := s.get(Node, name)) is not None and n.state == "online" and n.agent_version == version
+                for name in names
+            )
+
     return wait_until(ok, timeout=60, every=0.2)
 
 
@@ -57,23 +70,34 @@ def test_staged_rollout_reaches_every_node_and_an_offline_one_when_it_returns(fl
     assert wait_online(hub, names[:3], BASE), "the nodes did not come up on the base release"
     upload(hub, kit, GOOD)
     rid = roll_out(hub, GOOD, target="fleet", stages=[25, 50, 100], success_share=0.75, failure_threshold=1)
-    assert states(hub, rid) == {"nut-1": "offered", "nut-2": "pending", "nut-3": "pending", "nut-4": "pending"}
+    assert states(hub, rid) == {
+        "nut-1": "offered",
+        "nut-2": "pending",
+        "nut-3": "pending",
+        "nut-4": "pending",
+    }
 
-    assert wait_until(lambda: states(hub, rid)["nut-3"] == "kept", timeout=120, every=0.2), \
+    assert wait_until(lambda: states(hub, rid)["nut-3"] == "kept", timeout=120, every=0.2), (
         f"{states(hub, rid)}\n{nodes['nut-3'].log()}"
+    )
     assert states(hub, rid)["nut-4"] == "offered"  # offline: its offer waits, retained
     assert rollout_state(hub, rid) == "running"
     nodes["nut-4"].start()  # back: it takes its update
-    assert wait_until(lambda: rollout_state(hub, rid) == "done", timeout=90, every=0.2), \
+    assert wait_until(lambda: rollout_state(hub, rid) == "done", timeout=90, every=0.2), (
         f"{states(hub, rid)}\n{nodes['nut-4'].log()}"
+    )
 
     assert wait_online(hub, names, GOOD)
     assert {n.layout.current for n in nodes.values()} == {GOOD}
     assert nodes["nut-1"].layout.versions() == [BASE, GOOD]  # two releases kept
     assert nodes["nut-4"].starts[:2] == [BASE, GOOD]
     with hub.ctx.db.session(write=False) as s:
-        audit = [(e.action, e.details.get("stage")) for e in s.scalars(
-            select(AuditEntry).where(AuditEntry.subject == f"rollout:{rid}").order_by(AuditEntry.id))]
+        audit = [
+            (e.action, e.details.get("stage"))
+            for e in s.scalars(
+                select(AuditEntry).where(AuditEntry.subject == f"rollout:{rid}").order_by(AuditEntry.id)
+            )
+        ]
         offered = {m.node_id: m.offered_at for m in s.scalars(select(RolloutNode))}
     assert audit[0] == ("rollout.create", None)
     assert [a for a in audit if a[0] == "rollout.stage"] == [("rollout.stage", 2), ("rollout.stage", 3)]
@@ -89,10 +113,12 @@ def test_release_failing_its_health_check_rolls_back_and_stops_the_rollout(fleet
         node.start()
     assert wait_online(hub, names, BASE)
     upload(hub, kit, BAD)
-    rid = roll_out(hub, BAD, target="nodes", nodes=names, stages=[33, 100], success_share=1.0,
-                   failure_threshold=1)
-    assert wait_until(lambda: rollout_state(hub, rid) == "stopped", timeout=120, every=0.2), \
+    rid = roll_out(
+        hub, BAD, target="nodes", nodes=names, stages=[33, 100], success_share=1.0, failure_threshold=1
+    )
+    assert wait_until(lambda: rollout_state(hub, rid) == "stopped", timeout=120, every=0.2), (
         f"{states(hub, rid)}\n{nodes['loi-1'].log()}"
+    )
 
     assert states(hub, rid) == {"loi-1": "rolled_back", "loi-2": "withdrawn", "loi-3": "withdrawn"}
     with hub.ctx.db.session(write=False) as s:
@@ -125,8 +151,79 @@ def test_node_refuses_a_tampered_bundle_from_the_hub_and_keeps_running(fleet, ki
         release.sha256 = bundles.bundle_digest(tampered)
         tampered.rename(releases.bundle_path(hub.ctx.settings.releases_dir, release.sha256))
     rid = roll_out(hub, GOOD, target="nodes", nodes=["nut-x"], stages=[100], failure_threshold=1)
-    assert wait_until(lambda: states(hub, rid)["nut-x"] == "failed", timeout=60, every=0.2), nodes["nut-x"].log()
+    assert wait_until(lambda: states(hub, rid)["nut-x"] == "failed", timeout=60, every=0.2), nodes[
+        "nut-x"
+    ].log()
     with hub.ctx.db.session(write=False) as s:
         assert "does not match its digest" in s.get(RolloutNode, (rid, "nut-x")).reason
     assert nodes["nut-x"].layout.versions() == [BASE]
     assert nodes["nut-x"].starts == [BASE]
+
+
+def _wav(path, seconds: float) -> str:
+    import hashlib
+    import wave
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * int(8000 * seconds))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_speaker_due_to_play_switches_only_after_the_broadcast(fleet, kit, tmp_path):
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from support import EventCollector
+    from thanthien.protocol.payloads import Plan, PlanItem, ReleaseStatus, decode
+
+    hub, nodes = fleet(["loa-1"], speakers=("loa-1",))
+    node = nodes["loa-1"]
+    clip = tmp_path / "clip.wav"
+    sha = _wav(clip, 3.0)
+    cached = node.root / "data" / "media" / sha[:2] / f"{sha}.wav"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(clip.read_bytes())
+    node.start()
+    assert wait_online(hub, ["loa-1"], BASE)
+    start = datetime.now(UTC) + timedelta(seconds=25)  # after the install (its venv is made with ensurepip)
+    item = PlanItem(
+        occurrence_id="occ-thu",
+        broadcast_id=1,
+        title="Bản tin thử",
+        start_at=start,
+        media_sha256=sha,
+        media_url=f"/media/{sha}",
+        duration_s=3.0,
+        priority="normal",
+        volume=80,
+    )
+    plan = Plan(
+        node="loa-1",
+        revision=1,
+        generated_at=datetime.now(UTC),
+        valid_until=start + timedelta(days=1),
+        items=[item],
+    )
+    seen = EventCollector[ReleaseStatus]()
+    hub.ctx.mqtt.route(
+        hub.ctx.topics.release_status("loa-1"), lambda m: seen(decode(ReleaseStatus, m.payload))
+    )
+    hub.ctx.mqtt.publish(hub.ctx.topics.plan("loa-1"), plan.to_bytes(), qos=1, retain=True)
+    upload(hub, kit, GOOD)
+    rid = roll_out(hub, GOOD, target="zone", zone="ban-hon", stages=[100])
+    assert wait_until(lambda: states(hub, rid)["loa-1"] == "kept", timeout=90, every=0.2), node.log()
+
+    waiting = [s for s in seen.items if s.state == "installed" and s.waiting_until is not None]
+    assert waiting, "\n".join(
+        [f"{s.state} {s.reason} {s.at}" for s in seen.items] + [str(start), node.log()[-2500:]]
+    )
+    assert "Bản tin thử" in waiting[0].reason
+    end = (start + timedelta(seconds=3)).timestamp()
+    assert abs(waiting[0].waiting_until.timestamp() - end) < 0.5
+    assert node.starts[:2] == [BASE, GOOD]
+    assert node.started_at[1] >= end - 0.05 and time.time() > end
+    assert list((node.root / "audio").glob("*.wav")), "the broadcast was not played"

@@ -32,13 +32,17 @@ def run_keygen(args: argparse.Namespace) -> int:
     key, pub = Path(args.key), Path(args.public)
     for path in (key, pub):
         if path.exists():
-            print(f"refused: {path} exists (a new key would orphan every node that trusts the old one)",
-                  file=sys.stderr)
+            print(
+                f"refused: {path} exists (a new key would orphan every node that trusts the old one)",
+                file=sys.stderr,
+            )
             return EXIT_REFUSED
     _write(key, private, 0o600)
     _write(pub, public, 0o644)
-    print(f"release key {releases.fingerprint(releases.load_public(public))}: private {key} (keep it with IT), "
-          f"public {pub} (the hub's [releases] public_key)")
+    print(
+        f"release key {releases.fingerprint(releases.load_public(public))}: private {key} (keep it with IT), "
+        f"public {pub} (the hub's [releases] public_key)"
+    )
     return 0
 
 
@@ -46,14 +50,20 @@ def run_build(args: argparse.Namespace) -> int:
     from thanthien import releases
     from thanthien.release_build import BuildError, Target, build
 
-    target = Target(python=args.python or f"{sys.version_info.major}.{sys.version_info.minor}",
-                    platform=args.platform)
+    target = Target(
+        python=args.python or f"{sys.version_info.major}.{sys.version_info.minor}", platform=args.platform
+    )
     try:
-        out = build(out_dir=Path(args.out), lock_path=Path(args.lock),
-                    wheelhouses=[Path(w) for w in (args.wheelhouse or ["var/wheelhouse"])],
-                    target=target, project_wheel=Path(args.project_wheel) if args.project_wheel else None,
-                    source=Path(args.source), built_ok=set(args.built),
-                    key=Path(args.key).read_bytes() if args.key else None)
+        out = build(
+            out_dir=Path(args.out),
+            lock_path=Path(args.lock),
+            wheelhouses=[Path(w) for w in (args.wheelhouse or ["var/wheelhouse"])],
+            target=target,
+            project_wheel=Path(args.project_wheel) if args.project_wheel else None,
+            source=Path(args.source),
+            built_ok=set(args.built),
+            key=Path(args.key).read_bytes() if args.key else None,
+        )
     except (BuildError, releases.BundleError, OSError) as exc:
         print(f"release build failed: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -82,9 +92,18 @@ def run_verify(args: argparse.Namespace) -> int:
     except (releases.BundleError, OSError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    print(json.dumps({"version": manifest.version, "python": manifest.python, "platform": manifest.platform,
-                      "files": len(manifest.files), "key": releases.fingerprint(key),
-                      "sha256": releases.bundle_digest(Path(args.bundle))}))
+    print(
+        json.dumps(
+            {
+                "version": manifest.version,
+                "python": manifest.python,
+                "platform": manifest.platform,
+                "files": len(manifest.files),
+                "key": releases.fingerprint(key),
+                "sha256": releases.bundle_digest(Path(args.bundle)),
+            }
+        )
+    )
     return 0
 
 
@@ -100,13 +119,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--source", default=".", help="the checkout to build the project's wheel from")
     b.add_argument("--project-wheel", help="use this wheel of the project instead of building one")
     b.add_argument("--lock", default="requirements.lock")
-    b.add_argument("--wheelhouse", action="append", default=[],
-                   help="directory of wheels to take from (repeatable); missing ones are downloaded into the "
-                        "first (default var/wheelhouse)")
+    b.add_argument(
+        "--wheelhouse",
+        action="append",
+        default=[],
+        help="directory of wheels to take from (repeatable); missing ones are downloaded into the "
+        "first (default var/wheelhouse)",
+    )
     b.add_argument("--python", help="target Python, e.g. 3.11 (default: this one)")
     b.add_argument("--platform", help="target platform, e.g. manylinux_2_36_aarch64 (default: this machine)")
-    b.add_argument("--built", action="append", default=[],
-                   help="a package whose wheel in a wheelhouse was built from its locked source (repeatable)")
+    b.add_argument(
+        "--built",
+        action="append",
+        default=[],
+        help="a package whose wheel in a wheelhouse was built from its locked source (repeatable)",
+    )
     b.add_argument("--key", help="sign with this private key at once")
     b.set_defaults(func=run_build)
     s = rsub.add_parser("sign", help="sign a bundle's manifest with the deployment's private key")

@@ -49,7 +49,8 @@ def enroll(hub: Hub, session: DbSession, request: Request, body: EnrollIn) -> En
                                client=request.client.host if request.client else None)
     session.commit()  # the broker's password file and CRL follow (enrollment.follow)
     return EnrollOut(node_id=result.node_id, hub_url=result.hub_url, media_token=result.media_token,
-                     config=result.config, release_key=releases.public_key_pem(hub.settings.releases.public_key),
+                     config=result.config,
+                     release_key=releases.public_key_pem(hub.settings.releases.public_key),
                      broker=BrokerIdentityOut(host=result.broker_host, port=result.broker_port,
                                               username=result.node_id, tls=result.tls,
                                               password=result.password, certificate=result.certificate_pem,

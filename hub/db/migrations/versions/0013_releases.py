@@ -56,8 +56,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['node_id'], ['nodes.id'], name=op.f('fk_rollout_nodes_node_id_nodes'),
                             ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['rollout_id'], ['rollouts.id'], name=op.f('fk_rollout_nodes_rollout_id_rollouts'),
-                            ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['rollout_id'], ['rollouts.id'],
+                            name=op.f('fk_rollout_nodes_rollout_id_rollouts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('rollout_id', 'node_id', name=op.f('pk_rollout_nodes')))
 
 
