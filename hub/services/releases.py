@@ -41,7 +41,7 @@ from thanthien.hub.db.models import Device, Node, Release, Rollout, RolloutNode,
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import DEVICE_STAFF, SYSTEM, ActingUser, Actor, require
 from thanthien.hub.services import audit
-from thanthien.hub.services.errors import Conflict, Invalid, NotFound, Unavailable
+from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.protocol.payloads import ReleaseOffer, ReleaseStatus
 
 log = logging.getLogger(__name__)
@@ -164,11 +164,11 @@ class RolloutView:
 # -- releases -------------------------------------------------------------------------------
 def _key(key_path: Path | None) -> bundles.Ed25519PublicKey:
     if key_path is None:
-        raise Unavailable(NO_KEY)
+        raise Conflict(NO_KEY)  # a hub set up without updates: nothing the request can change
     try:
         return bundles.load_public(key_path.read_bytes())
     except (OSError, bundles.BundleError) as exc:
-        raise Unavailable(f"{NO_KEY} {exc}") from None
+        raise Conflict(f"{NO_KEY} {exc}") from None
 
 
 def public_key_pem(key_path: Path | None) -> str | None:
@@ -177,7 +177,7 @@ def public_key_pem(key_path: Path | None) -> str | None:
         return None
     try:
         return bundles.public_pem(_key(key_path)).decode()
-    except Unavailable:
+    except Conflict:
         log.error("the release public key %s cannot be read: enrolled nodes get none", key_path)
         return None
 
