@@ -89,3 +89,7 @@ def fleet(tmp_path: Path, kit: Kit) -> Iterator[Callable[..., tuple[FleetHub, di
         hub.ctx.db.dispose()
     for broker in brokers:
         broker.stop()
+
+
+# the hub tests' database fixtures (SQLite and PostgreSQL, migrated once per session)
+from hub.conftest import _migrated, clock, db, db_url, pg_url  # noqa: E402, F401
