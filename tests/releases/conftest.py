@@ -38,10 +38,10 @@ def fleet(tmp_path: Path, kit: Kit) -> Iterator[Callable[..., tuple[FleetHub, di
         broker = make_broker(tmp_path / "broker", (HUB, *accounts))
         broker.start()
         brokers.append(broker)
-        db = Database(f"sqlite:///{tmp_path / 'hub.db'}")
-        db.migrate()
+        database = Database(f"sqlite:///{tmp_path / 'hub.db'}")
+        database.migrate()
         hub = start_fleet_hub(
-            db,
+            database,
             tmp_path / "hub",
             broker,
             releases={"public_key": str(kit.public_key_path), "dir": str(tmp_path / "bundles")},

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hub.hub_helpers import hub_settings
 from sqlalchemy import func, select
 
-from hub.hub_helpers import hub_settings
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import AuditEntry, Release, Rollout, RolloutNode
 from thanthien.hub.roles import SYSTEM, ActingUser
@@ -30,30 +30,57 @@ def ctx(db, clock, tmp_path) -> HubContext:
         registry.create_zone(s, actor=SYSTEM, code="ban-co", name="Bản Co")
         for i, node in enumerate(NODES):
             registry.register_node(s, actor=SYSTEM, node_id=node, name=node)
-            registry.upsert_device(s, actor=SYSTEM, node_id=node, code="loa", kind="speaker",
-                                   zone="ban-hon" if i < 6 else "ban-co")
-        s.add(Release(version="0.9.2", sha256="a" * 64, size=1000, python="cp311", platform="linux_x86_64",
-                      key_fingerprint="0" * 16, files=16, uploaded_at=datetime(2026, 12, 1, tzinfo=UTC),
-                      uploaded_by="kythuat"))
+            registry.upsert_device(
+                s,
+                actor=SYSTEM,
+                node_id=node,
+                code="loa",
+                kind="speaker",
+                zone="ban-hon" if i < 6 else "ban-co",
+            )
+        s.add(
+            Release(
+                version="0.9.2",
+                sha256="a" * 64,
+                size=1000,
+                python="cp311",
+                platform="linux_x86_64",
+                key_fingerprint="0" * 16,
+                files=16,
+                uploaded_at=datetime(2026, 12, 1, tzinfo=UTC),
+                uploaded_by="kythuat",
+            )
+        )
     return ctx
 
 
 def create(ctx, **fields):
     with ctx.db.session() as s:
-        return releases.create_rollout(s, actor=IT, request=RolloutRequest(version="0.9.2", **fields),
-                                       now=ctx.clock()).id
+        return releases.create_rollout(
+            s, actor=IT, request=RolloutRequest(version="0.9.2", **fields), now=ctx.clock()
+        ).id
 
 
 def report(ctx, rid, node, state, reason=None):
-    status = ReleaseStatus(node=node, session=1, at=ctx.clock(), running_version="0.9.1", version="0.9.2",
-                           rollout=rid, state=state, reason=reason)
+    status = ReleaseStatus(
+        node=node,
+        session=1,
+        at=ctx.clock(),
+        running_version="0.9.1",
+        version="0.9.2",
+        rollout=rid,
+        state=state,
+        reason=reason,
+    )
     with ctx.db.session() as s:
         releases.record_status(s, status=status, now=ctx.clock())
 
 
 def members(ctx, rid):
     with ctx.db.session(write=False) as s:
-        return {m.node_id: m.state for m in s.scalars(select(RolloutNode).where(RolloutNode.rollout_id == rid))}
+        return {
+            m.node_id: m.state for m in s.scalars(select(RolloutNode).where(RolloutNode.rollout_id == rid))
+        }
 
 
 def rollout(ctx, rid):
@@ -147,12 +174,15 @@ def test_a_node_in_a_running_rollout_is_not_put_in_another(ctx):
         assert s.scalar(select(func.count()).select_from(Rollout)) == 1
 
 
-@pytest.mark.parametrize(("fields", "error"), [
-    ({"target": "nodes", "nodes": ["khong-co"]}, NotFound),
-    ({"target": "zone", "zone": "khong-co"}, NotFound),
-    ({"target": "zone"}, Invalid),
-    ({"target": "nodes", "nodes": []}, Invalid),
-])
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"target": "nodes", "nodes": ["khong-co"]}, NotFound),
+        ({"target": "zone", "zone": "khong-co"}, NotFound),
+        ({"target": "zone"}, Invalid),
+        ({"target": "nodes", "nodes": []}, Invalid),
+    ],
+)
 def test_bad_targets_are_refused_and_create_nothing(ctx, fields, error):
     with pytest.raises(error):
         create(ctx, stages=[100], **fields)
@@ -167,22 +197,31 @@ def test_stages_that_do_not_grow_to_100_are_refused(stages):
 
 
 def test_a_release_that_was_not_uploaded_cannot_be_rolled_out(ctx):
-    with ctx.db.session() as s, pytest.raises(NotFound, match="0.9.9"):
-        releases.create_rollout(s, actor=IT, request=RolloutRequest(version="0.9.9", target="fleet"),
-                                now=ctx.clock())
+    with ctx.db.session() as s, pytest.raises(NotFound, match=r"0\.9\.9"):
+        releases.create_rollout(
+            s, actor=IT, request=RolloutRequest(version="0.9.9", target="fleet"), now=ctx.clock()
+        )
 
 
 def test_officers_may_not_roll_out(ctx):
     officer = ActingUser(username="canbo", role="officer")
     with ctx.db.session() as s, pytest.raises(Forbidden):
-        releases.create_rollout(s, actor=officer, request=RolloutRequest(version="0.9.2", target="fleet"),
-                                now=ctx.clock())
+        releases.create_rollout(
+            s, actor=officer, request=RolloutRequest(version="0.9.2", target="fleet"), now=ctx.clock()
+        )
 
 
 def test_a_report_for_another_version_changes_nothing(ctx):
     rid = create(ctx, target="nodes", nodes=["loa-01"], stages=[100])
-    status = ReleaseStatus(node="loa-01", session=1, at=ctx.clock(), running_version="0.9.1", version="0.9.3",
-                           rollout=rid, state="kept")
+    status = ReleaseStatus(
+        node="loa-01",
+        session=1,
+        at=ctx.clock(),
+        running_version="0.9.1",
+        version="0.9.3",
+        rollout=rid,
+        state="kept",
+    )
     with ctx.db.session() as s:
         assert releases.record_status(s, status=status, now=ctx.clock()) is False
     assert members(ctx, rid) == {"loa-01": "offered"}
@@ -205,7 +244,9 @@ def test_offers_are_published_retained_and_withdrawn_offers_cleared(ctx, broker)
 
         def retained() -> list[bytes]:
             seen = EventCollector[bytes]()
-            late = MqttLink(client_id="rules-late", settings=mqtt_settings(broker.port, HUB), persistent=False)
+            late = MqttLink(
+                client_id="rules-late", settings=mqtt_settings(broker.port, HUB), persistent=False
+            )
             late.route(ctx.topics.release_offer("loa-01"), lambda m: seen(m.payload))
             late.start()
             try:
