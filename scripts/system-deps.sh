@@ -10,6 +10,9 @@ declare -A wanted=(
   [/usr/include/portaudio.h]=portaudio19-dev
   [/usr/bin/espeak-ng]=espeak-ng
   [/usr/bin/ffmpeg]=ffmpeg
+  # scripts/install.sh edge --bundle: Debian's python3 checks the bundle and makes the release's venv
+  [/usr/share/doc/python3-venv/copyright]=python3-venv
+  [/usr/lib/python3/dist-packages/cryptography/__init__.py]=python3-cryptography
   [/usr/bin/chromium]=chromium            # the web UI's browser tests (headless)
   [/usr/bin/chromedriver]=chromium-driver
   [/usr/bin/gammu-smsd]=gammu-smsd         # SMS through a GSM modem (tests: Gammu's dummy driver)

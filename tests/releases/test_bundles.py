@@ -129,3 +129,68 @@ def test_node_refuses_an_unsigned_bundle(kit, unsigned, tmp_path):
 def test_node_refuses_a_bundle_of_another_version_than_offered(kit, tmp_path):
     with pytest.raises(releases.BundleError, match="the hub offered"):
         Layout(tmp_path / "node").install(kit.bundles[GOOD], kit.key.public_key(), version=BASE)
+
+
+def test_first_install_from_a_bundle_points_current_at_it_and_writes_the_guard(kit, tmp_path):
+    """What ``scripts/install.sh edge --bundle`` runs (``python3 -m thanthien.edge.update.install``)."""
+    import subprocess
+    import sys
+
+    from thanthien.edge.update.state import current_version
+
+    root = tmp_path / "opt"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thanthien.edge.update.install",
+            "--root",
+            str(root),
+            "--bundle",
+            str(kit.bundles[BASE]),
+            "--public-key",
+            str(kit.public_key_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert current_version(root) == BASE
+    assert str(root / "releases" / BASE / "venv" / "bin" / "python") in (root / "guard").read_text()
+    version = subprocess.run(
+        [str(root / "current" / "venv" / "bin" / "thanthien"), "release", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert version.returncode == 0
+
+
+def test_first_install_refuses_a_changed_bundle_and_leaves_nothing(kit, changed, tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "opt"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thanthien.edge.update.install",
+            "--root",
+            str(root),
+            "--bundle",
+            str(changed),
+            "--public-key",
+            str(kit.public_key_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "does not match its digest" in done.stderr
+    assert not (root / "current").exists() and not (root / "releases").exists()
