@@ -51,6 +51,8 @@ from thanthien.protocol.payloads import PayloadError, ReleaseOffer, ReleaseStatu
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
+RECHECK_S = 5.0
+"""While the switch waits for a broadcast, the speaker's plan is asked again this often (it may change)."""
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,7 @@ class Updater(MessageWorker):
                     "installed", offer.version, offer.rollout, f"chờ phát xong: {why}", waiting_until=until
                 )
                 said = why
-            self.stop_event.wait(min(max(until - time.time(), POLL_S), 30.0))
+            self.stop_event.wait(min(max(until - time.time(), POLL_S), RECHECK_S))  # a plan may change
         return False
 
     def _switch(self, offer: ReleaseOffer) -> None:

@@ -3,13 +3,14 @@ on a private Mosquitto with the simulated nodes' accounts, and the nodes themsel
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hub.fleet_helpers import FleetHub, start_fleet_hub
 
-from releases.release_helpers import Kit, SimNode, make_kit, make_node
+from releases.release_helpers import Kit, SimNode, make_node, shared_kit
 from support import HUB, Account, make_broker
 from thanthien.broker import Broker
 from thanthien.hub.db.session import Database
@@ -21,7 +22,10 @@ ZONE = "ban-hon"
 
 @pytest.fixture(scope="session")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
-    return make_kit(tmp_path_factory.mktemp("release-kit"))
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # .../pytest-N/popen-gwK: the session's root is shared
+        base = base.parent
+    return shared_kit(base)
 
 
 @pytest.fixture

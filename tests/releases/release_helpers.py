@@ -78,6 +78,33 @@ def _source(tmp: Path, version: str, bug: tuple[str, str] | None = None) -> Path
     return src
 
 
+def shared_kit(base: Path) -> Kit:
+    """The kit in ``base`` (the session's temporary root, shared by its xdist workers): built by the
+    first worker to get here, the others wait on the lock and read it."""
+    import fcntl
+
+    tmp = base / "release-kit"
+    with (base / "release-kit.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (tmp / "done").exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            make_kit(tmp)
+            (tmp / "done").write_text("ok\n")
+    return load_kit(tmp)
+
+
+def load_kit(tmp: Path) -> Kit:
+    bundles = {v: tmp / "bundles" / f"{releases.NAME}-{v}.tar" for v in (BASE, GOOD, BAD)}
+    return Kit(
+        key=releases.load_private((tmp / "release.key").read_bytes()),
+        public_key_path=tmp / "release.pub",
+        private_key_path=tmp / "release.key",
+        bundles=bundles,
+        template=tmp / "template",
+    )
+
+
 def make_kit(tmp: Path) -> Kit:
     private, public = releases.generate_key()
     (tmp / "release.key").write_bytes(private)
