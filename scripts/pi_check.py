@@ -102,7 +102,7 @@ def make_root(arch: str) -> Path:
             "debootstrap",
             f"--arch={arch}",
             "--variant=minbase",
-            "--include=python3,python3-venv,python3-cryptography",
+            "--include=python3",
             "bookworm",
             str(root),
             "http://deb.debian.org/debian",
@@ -205,7 +205,7 @@ def main() -> int:
 
     from thanthien import releases
 
-    with step(f"debootstrap bookworm {arch} (minbase + python3, python3-venv, python3-cryptography)"):
+    with step(f"debootstrap bookworm {arch} (minbase + python3)"):
         root = make_root(arch)
     tmp = WORK / "build"
     shutil.rmtree(tmp, ignore_errors=True)
