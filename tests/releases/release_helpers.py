@@ -123,6 +123,11 @@ def make_kit(tmp: Path) -> Kit:
     template = tmp / "template"
     layout = Layout(template)
     layout.install(out[BASE], releases.load_public(public), version=BASE)
+    # as on a Pi, where the first release is installed by Debian's python3 (no pip of its own, so
+    # its venv gets pip through ensurepip), the node's venv has pip for the next install
+    subprocess.run(
+        [str(layout.python(BASE)), "-m", "ensurepip", "--default-pip"], check=True, capture_output=True
+    )
     switch_link(template, BASE)
     return Kit(
         key=releases.load_private(private),
