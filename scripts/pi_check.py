@@ -33,8 +33,10 @@ WORK = REPO / "var" / "pi-check"
 TIMES: list[tuple[str, float]] = []
 V1, V2 = "0.9.1", "0.9.2"
 NODE = "loa-pi"
-SUPERVISOR = ("while :; do /opt/thanthien/guard || true; /opt/thanthien/current/venv/bin/thanthien edge run "
-              "--config /etc/thanthien/edge.toml >> /var/log/thanthien-edge.log 2>&1; sleep 1; done")
+SUPERVISOR = (
+    "while :; do /opt/thanthien/guard || true; /opt/thanthien/current/venv/bin/thanthien edge run "
+    "--config /etc/thanthien/edge.toml >> /var/log/thanthien-edge.log 2>&1; sleep 1; done"
+)
 """What systemd does for the unit in the root (no systemd runs there): the guard, the agent, again."""
 PLATFORM = {"arm64": "manylinux_2_36_aarch64", "amd64": None}
 
@@ -144,14 +146,38 @@ def pyaudio_wheel(root: Path, arch: str, wheelhouse: Path) -> None:
     if arch == "amd64" or list(wheelhouse.glob("pyaudio-*.whl")):
         return
     pin = read_lock(REPO / "requirements.lock")["pyaudio"]
-    hashes = " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes))
+    # the source is fetched here (pip checks it against the lock's hashes), built there offline
+    sdist_dir = WORK / "sdist"
+    req = WORK / "pyaudio.txt"
+    req.write_text(
+        f"pyaudio=={pin.version} " + " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes)) + "\n"
+    )
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--require-hashes",
+            "-r",
+            str(req),
+            "-d",
+            str(sdist_dir),
+        ]
+    )
+    sdist = next(sdist_dir.glob("[Pp]y[Aa]udio-*.tar.gz"))
+    shutil.copy(sdist, root / "tmp" / sdist.name)
     in_root(
         root,
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-        "--no-install-recommends gcc libc6-dev portaudio19-dev python3-dev python3-pip >/dev/null && "
-        f"echo 'pyaudio=={pin.version} {hashes}' > /tmp/pyaudio.txt && "
-        "python3 -m pip wheel --quiet --no-deps --require-hashes -r /tmp/pyaudio.txt -w /tmp/pyaudio-wheel "
-        "--break-system-packages",
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+        "gcc libc6-dev portaudio19-dev python3-dev python3-pip python3-setuptools python3-wheel "
+        ">/dev/null && "
+        "python3 -m pip wheel --quiet --no-deps --no-index --no-build-isolation -w /tmp/pyaudio-wheel "
+        f"/tmp/{sdist.name}",
     )
     wheelhouse.mkdir(parents=True, exist_ok=True)
     for wheel in (root / "tmp" / "pyaudio-wheel").glob("*.whl"):
