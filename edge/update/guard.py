@@ -54,8 +54,9 @@ def write(root: Path, python: str, max_starts: int) -> Path:
     """The guard script of the release whose interpreter is ``python`` (the one kept)."""
     path = root / "guard"
     tmp = root / ".guard.tmp"
+    # -I: not the script's folder first on sys.path (the update root may hold a checkout's thanthien/)
     tmp.write_text(
-        f"#!{python}\nimport sys\nfrom pathlib import Path\n"
+        f"#!{python} -I\nimport sys\nfrom pathlib import Path\n"
         "from thanthien.edge.update.guard import main\n"
         f"sys.exit(main(Path({str(root)!r}), {max_starts}))\n"
     )

@@ -68,6 +68,17 @@ def test_the_written_guard_script_rolls_back_a_crash_loop_as_a_process(root):
     assert "crash loop" in UpdateState.load(root).result.reason
 
 
+def test_the_guard_script_ignores_a_checkout_beside_it(root):
+    """``scripts/install.sh`` copies the checkout into the update root: its ``thanthien/`` (without the
+    edge package) must not shadow the release's."""
+    (root / "thanthien").mkdir()
+    (root / "thanthien" / "__init__.py").write_text("")
+    script = guard.write(root, sys.executable, max_starts=1)
+    done = subprocess.run([str(script)], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert UpdateState.load(root).trial.starts == 1
+
+
 def test_the_link_switch_leaves_no_moment_without_current(tmp_path):
     (tmp_path / "releases" / "a").mkdir(parents=True)
     (tmp_path / "releases" / "b").mkdir(parents=True)
