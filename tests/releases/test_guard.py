@@ -68,12 +68,15 @@ def test_the_written_guard_script_rolls_back_a_crash_loop_as_a_process(root):
     assert "crash loop" in UpdateState.load(root).result.reason
 
 
-def test_the_guard_script_ignores_a_checkout_beside_it(root):
+def test_the_guard_script_ignores_a_checkout_beside_it(root, kit):
     """``scripts/install.sh`` copies the checkout into the update root: its ``thanthien/`` (without the
-    edge package) must not shadow the release's."""
+    edge package) must not shadow the release's (a release's venv, not this editable install)."""
+    from releases.release_helpers import BASE
+    from thanthien.edge.update.layout import Layout
+
     (root / "thanthien").mkdir()
     (root / "thanthien" / "__init__.py").write_text("")
-    script = guard.write(root, sys.executable, max_starts=1)
+    script = guard.write(root, str(Layout(kit.template).python(BASE)), max_starts=1)
     done = subprocess.run([str(script)], capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert UpdateState.load(root).trial.starts == 1
