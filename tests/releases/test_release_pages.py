@@ -23,6 +23,12 @@ pytestmark = [pytest.mark.usefixtures("cheap_hashing"), pytest.mark.xdist_group(
 
 
 @pytest.fixture
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite: the roll-out rules run on both back ends in test_rollout_rules.py."""
+    return f"sqlite:///{tmp_path_factory.getbasetemp() / 'hub-sqlite.db'}"
+
+
+@pytest.fixture
 def hub(db, clock, tmp_path, kit) -> Iterator[Hub]:
     settings = hub_settings(
         tmp_path, releases={"public_key": str(kit.public_key_path), "dir": str(tmp_path / "bundles")}

@@ -69,8 +69,8 @@ def test_staged_rollout_reaches_every_node_and_an_offline_one_when_it_returns(fl
         nodes[name].start()
     assert wait_online(hub, names[:2], BASE), "the nodes did not come up on the base release"
     upload(hub, kit, GOOD)
-    rid = roll_out(hub, GOOD, target="fleet", stages=[33, 66, 100], success_share=1.0, failure_threshold=1)
-    assert states(hub, rid) == {"nut-1": "offered", "nut-2": "pending", "nut-3": "pending"}
+    rid = roll_out(hub, GOOD, target="fleet", stages=[50, 100], success_share=1.0, failure_threshold=1)
+    assert states(hub, rid) == {"nut-1": "offered", "nut-2": "offered", "nut-3": "pending"}
 
     assert wait_until(lambda: states(hub, rid)["nut-3"] == "offered", timeout=120, every=0.2), (
         f"{states(hub, rid)}\n{nodes['nut-2'].log()}"
@@ -95,10 +95,10 @@ def test_staged_rollout_reaches_every_node_and_an_offline_one_when_it_returns(fl
         ]
         offered = {m.node_id: m.offered_at for m in s.scalars(select(RolloutNode))}
     assert audit[0] == ("rollout.create", None)
-    assert [a for a in audit if a[0] == "rollout.stage"] == [("rollout.stage", 2), ("rollout.stage", 3)]
+    assert [a for a in audit if a[0] == "rollout.stage"] == [("rollout.stage", 2)]
     assert audit[-1] == ("rollout.done", None)
     assert sum(1 for a, _ in audit if a == "rollout.node_kept") == 3
-    assert offered["nut-1"] < offered["nut-2"] < offered["nut-3"]
+    assert offered["nut-1"] == offered["nut-2"] < offered["nut-3"]
 
 
 def test_release_failing_its_health_check_rolls_back_and_stops_the_rollout(fleet, kit):
