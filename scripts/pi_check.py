@@ -284,6 +284,8 @@ def main() -> int:
             hub.start()
             assert hub.wait_http(f"{base}/api/v1/health", stop), hub.log_tail()
             code = enroll_code(hub_dir)
+            fresh = "rm -rf /opt/thanthien /opt/src /etc/thanthien /var/lib/thanthien-edge"
+            in_root(root, fresh)  # a fresh node on every run
             src = root / "opt" / "src"
             shutil.rmtree(src, ignore_errors=True)
             shutil.copytree(
@@ -298,6 +300,10 @@ def main() -> int:
                     f"--release-key /tmp/release.pub --hub {base} --code {code} --hardware mock",
                 )
                 print(done.stdout[-1500:])
+            window = os.environ.get("PI_HEALTH_WINDOW_S")
+            if window:  # a shorter health window than the 900 s default, for a quicker drill
+                line = f"health_window_s = {float(window)}"
+                in_root(root, f"sed -i '/^\\[update\\]/a {line}' /etc/thanthien/edge.toml")
             with step("the agent starts and reports online with its version"):
                 agent = subprocess.Popen(
                     [
