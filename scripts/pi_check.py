@@ -143,7 +143,7 @@ def pyaudio_wheel(root: Path, arch: str, wheelhouse: Path) -> None:
     """PyAudio ships only its source: build its wheel once inside the root (the Pi's platform)."""
     from thanthien.release_build import SDIST_MARK, read_lock
 
-    if arch == "amd64" or list(wheelhouse.glob("pyaudio-*.whl")):
+    if arch == "amd64" or list(wheelhouse.glob("[Pp]y[Aa]udio-*.whl")):
         return
     pin = read_lock(REPO / "requirements.lock")["pyaudio"]
     # the source is fetched here (pip checks it against the lock's hashes), built there offline
