@@ -13,7 +13,7 @@ LOCK_OPTIONS := --extra edge --extra hub --extra dev --generate-hashes --allow-u
 # cores -n 2 took 315 s, -n 4 276 s, -n 6 244 s but timing tests (camera latency) began to fail.
 WORKERS ?= 4
 
-.PHONY: demo test setup system-deps lint docs bench clean lock lock-upgrade
+.PHONY: demo test setup system-deps lint docs bench clean lock lock-upgrade pi-check
 
 demo: setup
 	$(BIN)/thanthien demo
@@ -50,6 +50,13 @@ docs: setup
 
 bench: setup
 	$(BIN)/thanthien bench all
+
+# The edge install on the Pi's platform (an arm64 bookworm root through qemu-user-static), a release
+# rolled out to it and kept; outside the 10-minute suite. Needs root; README "make pi-check".
+pi-check: setup
+	@command -v debootstrap >/dev/null && test -e /usr/bin/qemu-aarch64-static || \
+	  apt-get install -y -qq --no-install-recommends debootstrap qemu-user-static
+	$(BIN)/python scripts/pi_check.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -60,6 +60,7 @@ from thanthien.edge.sender import OutboxSender
 from thanthien.edge.session import AgentLock, next_session
 from thanthien.edge.settings import EdgeSettings
 from thanthien.edge.telemetry import SystemProbe, TelemetryLoop, run_command
+from thanthien.edge.update.updater import UpdateConfig, UpdateHost, Updater
 from thanthien.mqtt import Message, MqttLink, Will
 from thanthien.protocol import EVENT_KINDS, EventKind, Topics
 from thanthien.protocol.payloads import (
@@ -70,6 +71,7 @@ from thanthien.protocol.payloads import (
     NodeState,
     Payload,
     PayloadError,
+    ReleaseStatus,
     Telemetry,
     decode,
     utc_now,
@@ -148,6 +150,10 @@ class EdgeAgent:
         """What the ``restart`` command does once it has answered (the CLI runs the agent again;
         the simulator restarts it in place); without it the agent only stops."""
         self.restart_requested = False
+        self.update_restart = False
+        """The updater switched ``current`` (or back): the process must end so that systemd starts
+        the release ``current`` points at (``thanthien edge run`` exits with ``EXIT_SWITCHED``)."""
+        self.updater: Updater | None = None
         self.hub_state: HubState | None = None
         """The hub's retained presence as last seen (``None`` until the broker sends it)."""
         c = settings.clock
@@ -232,12 +238,17 @@ class EdgeAgent:
         # QoS 0: a hub time beacon queued while the node was away must not arrive late
         self.link.route(self.topics.hub_state(), self._on_hub_state, qos=0)
         self.link.route(self.topics.command(self.node_id, "+"), self._command_service.on_message)
+        self.updater = self._make_updater(s)
+        if self.updater is not None:
+            self.link.route(self.topics.release_offer(self.node_id), self.updater.on_message)
         self._start_devices(self.devices, s)
         self.sender.start()
         self._telemetry.start()
         self._command_service.start()
         self._clock_watch.start()
         self.remote.start()
+        if self.updater is not None:
+            self.updater.begin()
         self.link.start()
         log.info("edge agent %s started: session %d, %d device(s), %s, outbox %s (%d pending)",
                  self.node_id, self.session, len(self.devices), describe(self.remote.current),
@@ -284,7 +295,8 @@ class EdgeAgent:
         """The agent's own threads run and its outbox answers (for the systemd watchdog)."""
         if not self._started or self._stopped or self.outbox is None:
             return False
-        workers = (self.sender, self._telemetry, self._command_service, self._clock_watch, self.remote)
+        workers = (self.sender, self._telemetry, self._command_service, self._clock_watch, self.remote,
+                   *((self.updater,) if self.updater is not None else ()))
         if not all(w is not None and w.alive for w in workers):
             return False
         try:
@@ -314,7 +326,8 @@ class EdgeAgent:
                     device.close()
                 except Exception:
                     log.exception("closing %s failed", device.name)
-        for worker in (self.sender, self._telemetry, self._command_service, self._clock_watch, self.remote):
+        for worker in (self.sender, self._telemetry, self._command_service, self._clock_watch, self.remote,
+                       self.updater):
             if worker is not None:
                 worker.join()
         self.clock_trust.remove_listener(self._on_trust_changed)
@@ -345,6 +358,66 @@ class EdgeAgent:
             self._telemetry.poke()
         if self.remote is not None:
             self.remote.report()
+        if self.updater is not None:
+            self.updater.report()
+
+    # -- updates ----------------------------------------------------------------------------
+    def _make_updater(self, s: EdgeSettings) -> Updater | None:
+        u = s.update
+        if u.root is None or u.public_key is None:
+            return None
+        from thanthien import releases
+
+        try:
+            key = releases.load_public(u.public_key.read_bytes())
+        except (OSError, releases.BundleError) as exc:
+            log.error("remote updates off: %s", exc)
+            return None
+        token = s.hub.media_token.get_secret_value() if s.hub.media_token else None
+        config = UpdateConfig(root=u.root, public_key=key, hub_url=s.hub.url, token=token,
+                              health_window_s=u.health_window_s, broadcast_margin_s=u.broadcast_margin_s,
+                              max_starts=u.max_starts, download_timeout_s=u.download_timeout_s)
+        host = UpdateHost(node_id=self.node_id, running_version=AGENT_VERSION, session=lambda: self.session,
+                          connected=lambda: self.link is not None and self.link.connected.is_set(),
+                          problems=self.update_problems, busy=self.busy, restart=self._update_restart,
+                          publish=self._publish_release_status)
+        return Updater(host, config, self.stop_event)
+
+    def update_problems(self) -> list[str]:
+        """What keeps a release from being kept: the agent's threads, its devices' self-tests."""
+        problems = []
+        if not self.healthy():
+            problems.append("the agent's threads or outbox do not answer")
+        with self._devices_lock:
+            devices = list(self.devices)
+        for device in devices:
+            test = getattr(device, "self_test", None)
+            if test is not None:
+                try:
+                    problems += test()
+                except Exception as exc:
+                    problems.append(f"{device.name}: self-test failed: {type(exc).__name__}: {exc}")
+        return problems
+
+    def busy(self, within_s: float) -> tuple[str, float] | None:
+        """A broadcast playing or due within ``within_s`` on any device: (why, until when)."""
+        with self._devices_lock:
+            devices = list(self.devices)
+        for device in devices:
+            check = getattr(device, "busy", None)
+            if check is not None:
+                found = check(within_s)
+                if found is not None:
+                    return found  # type: ignore[no-any-return]
+        return None
+
+    def _update_restart(self) -> None:
+        self.update_restart = True
+        self.request_stop()
+
+    def _publish_release_status(self, status: ReleaseStatus) -> None:
+        if self.link is not None:
+            self.link.publish(self.topics.release_status(self.node_id), status.to_bytes(), qos=1, retain=True)
 
     def _publish_config_status(self, status: ConfigStatus) -> None:
         if self.link is not None:

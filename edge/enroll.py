@@ -35,6 +35,8 @@ from thanthien.provision import bootstrap_config, write_private
 log = logging.getLogger(__name__)
 
 TLS_DIR = "tls"
+RELEASE_KEY = "release-key.pem"
+"""The deployment's release public key from the hub: the node installs only bundles it signed."""
 
 
 class EnrollError(RuntimeError):
@@ -80,7 +82,7 @@ def _post(url: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def enroll(hub: str, code: str, *, data_dir: Path, config_path: Path, hardware: str = "gpio",
-           owner: str | None = None, timeout_s: float = 30.0) -> Enrolled:
+           owner: str | None = None, timeout_s: float = 30.0, releases_root: Path | None = None) -> Enrolled:
     """Trade the code for this node's identity and write its files (see the module)."""
     base = api_base(hub)
     key_pem, csr_pem = make_csr("thanthien-node")  # the hub sets the name: the node id
@@ -108,10 +110,15 @@ def enroll(hub: str, code: str, *, data_dir: Path, config_path: Path, hardware: 
             mqtt["tls_ca"] = write_private(data_dir / TLS_DIR / "ca.crt", broker["ca"], owner=owner)
         mqtt["password"] = broker["password"]
     hub_section = {"url": body["hub_url"], "media_token": body["media_token"]}
+    extra = ""
+    if body.get("release_key"):
+        key_path = write_private(data_dir / RELEASE_KEY, body["release_key"], owner=owner)
+        extra = "\n[update]\n" + (f"root = {json.dumps(str(releases_root))}\n" if releases_root else "")
+        extra += f"public_key = {json.dumps(str(key_path))}\n"
     if config is not None:
         write_private(data_dir / CONFIG_FILE, config.to_bytes(), owner=owner)
     text = bootstrap_config(node_id=node_id, data_dir=data_dir, hardware=hardware, mqtt=mqtt, hub=hub_section,
-                            written_by="thanthien edge enroll")
+                            written_by="thanthien edge enroll", extra=extra)
     write_private(config_path, text, owner=owner)
     log.info("node %s enrolled with a %s identity; config in %s", node_id, identity, config_path)
     return Enrolled(node_id=node_id, config_path=config_path, data_dir=data_dir, identity=identity,

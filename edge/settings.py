@@ -44,6 +44,28 @@ class HubSection(Section):
                           "default of `speakers.token`.")
 
 
+class UpdateSection(Section):
+    """Remote updates (``edge/update``): where the releases live and the key they must be signed
+    with. Bootstrap settings: they stay in the local file (``thanthien edge enroll`` writes them)."""
+
+    root: Path | None = Field(
+        None, description="The update root (`releases/<version>/`, the `current` link), e.g. /opt/thanthien; "
+                          "unset: this node takes no remote updates.")
+    public_key: Path | None = Field(
+        None, description="The deployment's Ed25519 release key (PEM) the node got at enrollment.")
+    health_window_s: float = Field(
+        900.0, ge=0.5, le=24 * 3600,
+        description="A new release is kept only after this long with MQTT connected, devices open and "
+                    "their self-test passed; otherwise the node switches back.")
+    max_starts: int = Field(3, ge=1, le=20,
+                            description="A release on trial that starts this many times without being "
+                                        "kept is rolled back (crash loop).")
+    broadcast_margin_s: float = Field(
+        300.0, ge=0, le=6 * 3600,
+        description="The switch waits while a broadcast plays or is due within this long.")
+    download_timeout_s: float = Field(120.0, ge=1, le=3600)
+
+
 class TelemetrySection(Section):
     interval_s: float = Field(30.0, ge=1, le=3600, description="Seconds between telemetry.")
 
@@ -123,7 +145,7 @@ class RatingBoxSection(Section):
 REMOTE_SECTIONS: tuple[str, ...] = ("telemetry", "outbox", "clock", "logging", "rating_boxes", "cameras",
                                     "speakers")
 """The sections the hub may own (``NodeConfig.settings``, ``edge/remote_config.py``); ``node``,
-``mqtt``, ``hub`` and ``audio`` are the node's bootstrap and stay in its local file."""
+``mqtt``, ``hub``, ``update`` and ``audio`` are the node's bootstrap and stay in its local file."""
 
 
 class EdgeSettings(FileSettings):
@@ -134,6 +156,7 @@ class EdgeSettings(FileSettings):
     node: NodeSection
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     hub: HubSection = Field(default_factory=HubSection)
+    update: UpdateSection = Field(default_factory=UpdateSection)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
     clock: ClockSection = Field(default_factory=ClockSection)
@@ -164,6 +187,10 @@ class EdgeSettings(FileSettings):
             out.append("audio.wav_dir: required when audio.output is 'wav'")
         if self.speakers is not None and self.speakers.hub_url is None and self.hub.url is None:
             out.append("speakers.hub_url: required when hub.url is not set (where the hub serves media)")
+        if self.update.root is not None and self.update.public_key is None:
+            out.append("update.public_key: required with update.root (the release key from enrollment)")
+        if self.update.public_key is not None and not self.update.public_key.is_file():
+            out.append(f"update.public_key: {self.update.public_key} is not a file")
         if self.mqtt.username not in (None, self.node.id):
             out.append("mqtt.username: must equal node.id (the broker ACL keys on it)")
         return out

@@ -22,6 +22,7 @@ from thanthien.hub.api.routes import (
     officers,
     places,
     ratings,
+    releases,
     system,
     users,
 )
@@ -30,6 +31,7 @@ from thanthien.hub.db.session import Database
 from thanthien.hub.jobs.broadcasts import follow_changes
 from thanthien.hub.metrics import Metrics
 from thanthien.hub.services import enrollment, node_config
+from thanthien.hub.services import releases as release_service
 from thanthien.hub.settings import HubSettings
 from thanthien.hub.web import install as install_web
 from thanthien.mqtt import MqttLink
@@ -37,7 +39,7 @@ from thanthien.mqtt import MqttLink
 API_PREFIX = "/api/v1"
 ROUTERS = (auth.router, users.router, places.router, nodes.router, officers.router, health.router,
            ratings.router, cameras.router, media.router, broadcast_rules.router, broadcasts.router,
-           audit.router, dossiers.router, notify.router, fleet.router)
+           audit.router, dossiers.router, notify.router, fleet.router, releases.router)
 
 DESCRIPTION = """API of the Thân Thiện hub: ratings, device registry and health, alarms.
 
@@ -60,6 +62,7 @@ def create_app(settings: HubSettings, db: Database, mqtt: MqttLink | None = None
     follow_changes(ctx)  # a broadcast change made through this app republishes the plans on commit
     enrollment.follow(ctx)  # node identities changed: the broker's password file and CRL follow
     node_config.follow(ctx)  # a node config changed: published retained after the commit
+    release_service.follow(ctx)  # release offers published or withdrawn after the commit
     app.state.scheduler = scheduler
     api = APIRouter(prefix=API_PREFIX)
     for router in ROUTERS:
@@ -67,6 +70,7 @@ def create_app(settings: HubSettings, db: Database, mqtt: MqttLink | None = None
     app.include_router(api)
     app.include_router(media.node_router, prefix=API_PREFIX)  # speaker nodes' downloads (node token)
     app.include_router(fleet.node_router, prefix=API_PREFIX)  # a node's enrollment (its one-time code)
+    app.include_router(releases.node_router, prefix=API_PREFIX)  # nodes' bundle downloads (node token)
     app.include_router(system.router)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.media.max_bytes + ENVELOPE_BYTES)

@@ -183,6 +183,19 @@ class PublicSection(Section):
                     "the address the IT page was opened at.")
 
 
+class ReleasesSection(Section):
+    """Remote updates of the edge agent (``services/releases.py``)."""
+
+    public_key: Path | None = Field(
+        None, description="The deployment's Ed25519 release public key (`thanthien release keygen`): uploads "
+                          "are checked with it and nodes get it at enrollment. Unset: no uploads.")
+    dir: Path | None = Field(None, description="Where bundles are kept; default `<hub.data_dir>/releases`.")
+    download_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="The hub's API as nodes reach it for bundles; default `[enrollment] hub_url`, else the "
+                    "hub's own address.")
+
+
 class SiteDecl(Section):
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str = Field(min_length=1, max_length=200)
@@ -244,6 +257,7 @@ class HubSettings(FileSettings):
     enrollment: EnrollmentSection = Field(default_factory=EnrollmentSection)
     fleet: FleetSection = Field(default_factory=FleetSection)
     public: PublicSection = Field(default_factory=PublicSection)
+    releases: ReleasesSection = Field(default_factory=ReleasesSection)
     media: MediaSettings = Field(default_factory=MediaSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)
@@ -254,6 +268,10 @@ class HubSettings(FileSettings):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.hub.data_dir / 'hub.db'}"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.releases.dir or self.hub.data_dir / "releases"
 
     def problems(self) -> list[str]:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -65,6 +65,11 @@ def examples() -> dict[type[p.Payload], p.Payload]:
         p.ConfigStatus: p.ConfigStatus(node="loa-ban-na-hang", session=7, at=_AT, version=4),
         p.CameraThumbnail: p.CameraThumbnail(node="mo-quay", camera="cam-2", state="black", at=_AT,
                                              jpeg_b64=_JPEG),
+        p.ReleaseOffer: p.ReleaseOffer(node="loa-ban-na-hang", version="0.2.0", rollout=3,
+                                       url="http://hub.local:8080/api/v1/releases/0.2.0/bundle",
+                                       sha256="9" * 64, size=9_400_000, issued_at=_AT),
+        p.ReleaseStatus: p.ReleaseStatus(node="loa-ban-na-hang", session=8, at=_AT, running_version="0.2.0",
+                                         version="0.2.0", rollout=3, state="kept"),
     }
 
 

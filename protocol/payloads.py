@@ -278,6 +278,44 @@ class CameraThumbnail(Payload):
         description="Base64 of a small greyscale JPEG (at most 48 KiB).")
 
 
+ReleaseVersion = Annotated[str, Field(pattern=r"^[0-9][0-9A-Za-z.+!-]{0,40}$")]
+ReleaseState = Literal["offered", "downloading", "verified", "installed", "running", "kept", "rolled_back",
+                       "failed"]
+"""A node's way through one release: offered (the hub asked), downloading, verified (signature and
+every digest), installed (its own venv beside the one in force), running (switched, inside its
+health window), then kept, or rolled back (the node switched back by itself: ``reason``), or
+failed (nothing was switched: ``reason``)."""
+
+
+class ReleaseOffer(Payload):
+    """Hub -> node, retained: the agent release the node should run. Cleared (empty payload) when
+    the roll-out is cancelled or stopped before the node switched."""
+
+    node: NodeId
+    version: ReleaseVersion
+    rollout: int = Field(ge=1, description="The roll-out this offer belongs to.")
+    url: str = Field(max_length=500, pattern=r"^https?://\S+$",
+                     description="Where the bundle is downloaded with the node's media token.")
+    sha256: Sha256 = Field(description="Digest of the bundle file as the hub stores it.")
+    size: int = Field(ge=1, le=1 << 31)
+    issued_at: UtcDatetime
+
+
+class ReleaseStatus(Payload):
+    """Node -> hub, retained: where the node is with a release, on every step and every connect."""
+
+    node: NodeId
+    session: int = Field(ge=0)
+    at: UtcDatetime
+    running_version: str = Field(max_length=41, description="The agent version this process runs.")
+    version: ReleaseVersion | None = Field(None, description="The release the state is about.")
+    rollout: int | None = Field(None, ge=1)
+    state: ReleaseState | None = Field(None, description="None: nothing offered yet.")
+    reason: str | None = Field(None, max_length=500, description="Why it rolled back or failed, or what "
+                                                                 "it waits for (a broadcast).")
+    waiting_until: UtcDatetime | None = Field(None, description="Installed, the switch delayed until then.")
+
+
 ALL_PAYLOADS: tuple[type[Payload], ...] = (
     HubState,
     NodeState,
@@ -293,6 +331,8 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     NodeConfig,
     ConfigStatus,
     CameraThumbnail,
+    ReleaseOffer,
+    ReleaseStatus,
 )
 
 P = TypeVar("P", bound=Payload)

@@ -90,6 +90,13 @@ SPECS: tuple[TopicSpec, ...] = (
               p.CameraThumbnail,
               "The picture the camera probe last saw (small greyscale JPEG), with each change of "
               "the camera's health."),
+    TopicSpec("release_offer", "node/{node}/release", "hub", 1, True, p.ReleaseOffer,
+              "The agent release the node should run (a roll-out's offer): version, bundle URL and its "
+              "sha256. Retained, so a node that was away takes it when it returns; cleared when the "
+              "roll-out is cancelled or stopped."),
+    TopicSpec("release_status", "node/{node}/release/status", "node", 1, True, p.ReleaseStatus,
+              "The node's state with a release (offered, downloading, verified, installed, running, kept, "
+              "rolled_back, failed, with the reason) and the version it runs; on every step and connect."),
 )
 
 SPEC_BY_KIND = {s.kind: s for s in SPECS}
@@ -170,6 +177,12 @@ class Topics:
 
     def camera_thumbnail(self, node: str, camera: str) -> str:
         return self.for_kind("camera_thumbnail", node=node, camera=camera)
+
+    def release_offer(self, node: str) -> str:
+        return self.for_kind("release_offer", node=node)
+
+    def release_status(self, node: str) -> str:
+        return self.for_kind("release_status", node=node)
 
     def wildcard(self, kind: str) -> str:
         """Subscription filter for every topic of one kind, e.g. all nodes' ratings."""

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs when they are missing.
 # As root it runs apt-get; otherwise it names the exact command to run and fails.
+#   scripts/system-deps.sh        # a development machine or CI: everything the tests use
+#   scripts/system-deps.sh edge   # a Raspberry Pi installed from a release bundle: what the agent needs
 set -euo pipefail
 
 # command or file that proves the package is there -> Debian package
@@ -10,6 +12,9 @@ declare -A wanted=(
   [/usr/include/portaudio.h]=portaudio19-dev
   [/usr/bin/espeak-ng]=espeak-ng
   [/usr/bin/ffmpeg]=ffmpeg
+  # scripts/install.sh edge --bundle: Debian's python3 checks the bundle and makes the release's venv
+  [/usr/share/doc/python3-venv/copyright]=python3-venv
+  [/usr/lib/python3/dist-packages/cryptography/__init__.py]=python3-cryptography
   [/usr/bin/chromium]=chromium            # the web UI's browser tests (headless)
   [/usr/bin/chromedriver]=chromium-driver
   [/usr/bin/gammu-smsd]=gammu-smsd         # SMS through a GSM modem (tests: Gammu's dummy driver)
@@ -23,6 +28,13 @@ declare -A wanted=(
   [/usr/share/doc/gstreamer1.0-plugins-ugly/copyright]=gstreamer1.0-plugins-ugly
   [/usr/share/doc/gstreamer1.0-x/copyright]=gstreamer1.0-x
 )
+if [ "${1:-}" = edge ]; then
+  declare -A wanted=(
+    [/usr/share/doc/python3-venv/copyright]=python3-venv
+    [/usr/lib/python3/dist-packages/cryptography/__init__.py]=python3-cryptography
+    [/usr/share/doc/libportaudio2/copyright]=libportaudio2   # PyAudio's library
+  )
+fi
 missing=()
 for probe in "${!wanted[@]}"; do
   [ -e "$probe" ] || missing+=("${wanted[$probe]}")

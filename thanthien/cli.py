@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "thanthien.commands.hub",
     "thanthien.commands.sim",
     "thanthien.commands.bench",
+    "thanthien.commands.release",
 )
 
 

@@ -96,6 +96,10 @@ class FeedbackWorker:
         self._thread = threading.Thread(target=self._run, name="rating-feedback", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def submit(self, box: _Box) -> None:
         try:
             self._queue.put_nowait(box)
@@ -257,6 +261,20 @@ class RatingBoxes:
         log.info("rating boxes ready: %s", ", ".join(
             f"{b.id} at {b.cfg.counter} (GPIO {[s.pin for s in b.cfg.buttons]})"
             for b in self.boxes.values()))
+
+    def self_test(self) -> list[str]:
+        """What an update's health window checks: every configured box is open, each of its buttons
+        reads its pin, and the feedback worker runs."""
+        problems = [f"rating box {c.id} is not open" for c in self.configs if c.id not in self.boxes]
+        for box in self.boxes.values():
+            for button in box.buttons:
+                try:
+                    button.value  # noqa: B018 - reads the pin
+                except Exception as exc:
+                    problems.append(f"rating box {box.id}: a button does not read its pin ({exc})")
+        if self._feedback is not None and not self._feedback.alive:
+            problems.append("the rating boxes' feedback worker does not run")
+        return problems
 
     def identify(self, seconds: float, target: str | None) -> list[str]:
         chosen = [b for b in self.boxes.values() if target in (None, b.id) and b.led is not None]

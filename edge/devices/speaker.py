@@ -146,6 +146,19 @@ class SpeakerDevice:
         self._tone(min(seconds, 3.0), 60, BEEP_HZ)
         return [self.name]
 
+    def busy(self, within_s: float) -> tuple[str, float] | None:
+        """A broadcast playing or due within ``within_s``: (why, until when); an update waits."""
+        return self.player.busy(within_s) if self.player is not None else None
+
+    def self_test(self) -> list[str]:
+        """What an update's health window checks: the player runs and the amplifier relay answers."""
+        problems = []
+        if self.player is None or self.player._thread is None or not self.player._thread.is_alive():
+            problems.append("the speaker's plan player does not run")
+        if self.relay is not None and self.relay.is_on is None:
+            problems.append("the amplifier relay does not answer")
+        return problems
+
     def close(self) -> None:
         if self._context is not None:
             self._context.clock_trust.remove_listener(self._on_trust_changed)

@@ -313,6 +313,23 @@ class PlanPlayer:
         self._wake.set()
         return stopped
 
+    def busy(self, within_s: float) -> tuple[str, float] | None:
+        """Why the agent must not restart now, and until when (epoch seconds): a broadcast playing,
+        or one due within ``within_s`` (an update waits: ``edge/update``). ``None``: free."""
+        now = self.clock()
+        with self._lock:
+            playing = self._playing
+            if playing is not None and not playing.done:
+                item = playing.job.item
+                return f"đang phát «{item.title}»", playing.started_at + item.duration_s
+            due = [j for j in self._pending() if j.start - self._lead() <= now + within_s
+                   and j.start + j.item.duration_s > now]
+        if not due:
+            return None
+        job = min(due, key=lambda j: j.start)
+        why = f"sắp phát «{job.item.title}» lúc {_utc(job.start):%H:%M:%S} UTC"
+        return why, job.start + job.item.duration_s
+
     def status(self) -> dict[str, str | int | bool | None]:
         with self._lock:
             return {

@@ -45,6 +45,8 @@ class EnrollOut(BaseModel):
     hub_url: str = Field(description="The hub's API as the node reaches it (media downloads).")
     media_token: str = Field(description="The node's bearer token for media; shown in this answer only.")
     config: NodeConfig | None = Field(None, description="The configuration the hub holds for the node.")
+    release_key: str | None = Field(None, description="The deployment's Ed25519 release public key (PEM): "
+                                                      "the node installs only bundles it signed.")
 
 
 class ConfigIn(ConfigUpdate):

@@ -955,3 +955,53 @@ def _record_state_changes() -> None:
 
 
 _record_state_changes()
+
+
+class Release(Base):
+    """A signed bundle of the edge agent uploaded by IT (``services/releases.py``); the file lives
+    in ``<data_dir>/releases/<sha256>.tar``."""
+
+    __tablename__ = "releases"
+    version: Mapped[str] = mapped_column(String(41), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    python: Mapped[str] = mapped_column(String(16))
+    platform: Mapped[str] = mapped_column(String(64))
+    key_fingerprint: Mapped[str] = mapped_column(String(16))
+    files: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+
+
+class Rollout(Base):
+    """Putting a release on a zone's nodes, a list of nodes or the whole fleet, in stages."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(ForeignKey("releases.version", ondelete="RESTRICT"))
+    target_kind: Mapped[str] = mapped_column(String(8))  # zone | nodes | fleet
+    target: Mapped[list[str]] = mapped_column(JSON, default=list)
+    stages: Mapped[list[int]] = mapped_column(JSON, default=list)  # cumulative percents, the last 100
+    success_share: Mapped[float] = mapped_column(Float)
+    failure_threshold: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12))  # running | paused | stopped | cancelled | done
+    stage: Mapped[int] = mapped_column(Integer, default=0)  # the last stage opened (0-based)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RolloutNode(Base):
+    """One node of a roll-out: its stage and the state it reported (offered ... kept, rolled back,
+    failed, with the reason); ``published`` is what the hub last sent on its offer topic."""
+
+    __tablename__ = "rollout_nodes"
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12))  # pending | withdrawn | a ReleaseState
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    published: Mapped[str] = mapped_column(String(8), default="")  # "" | offer | cleared
+    offered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

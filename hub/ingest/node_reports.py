@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import CameraThumbnailRow, Node
 from thanthien.hub.ingest.base import Incoming, Outcome, accept, dead_letter
-from thanthien.hub.services import node_config, registry
-from thanthien.protocol.payloads import CameraThumbnail, ConfigStatus
+from thanthien.hub.services import node_config, registry, releases
+from thanthien.protocol.payloads import CameraThumbnail, ConfigStatus, ReleaseStatus
 
 
 def handle_config_status(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcome) -> None:
@@ -23,6 +23,15 @@ def handle_config_status(session: Session, ctx: HubContext, batch: list[Incoming
         status = accept(session, msg, ConfigStatus, out)
         if status is not None:
             node_config.record_status(session, status=status, now=msg.received_at)
+
+
+def handle_release_status(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcome) -> None:
+    for msg in batch:
+        if not msg.payload:
+            continue
+        status = accept(session, msg, ReleaseStatus, out)
+        if status is not None:
+            releases.record_status(session, status=status, now=msg.received_at)
 
 
 def handle_thumbnail(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcome) -> None:

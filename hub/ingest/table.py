@@ -14,6 +14,7 @@ HANDLERS: dict[str, Handler] = {
     "playback": playback.handle,
     "config_status": node_reports.handle_config_status,
     "camera_thumbnail": node_reports.handle_thumbnail,
+    "release_status": node_reports.handle_release_status,
 }
 
 ORDER: tuple[str, ...] = ("node_state", "camera_health", "telemetry", "rating", "playback")

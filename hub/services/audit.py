@@ -77,6 +77,18 @@ ACTION_LABELS: Final[dict[str, str]] = {
     "node.config": "Đổi cấu hình nút",
     "enroll.locked": "Tạm khóa đăng ký nút (nhập sai mã nhiều lần)",
     "fault_report.answer": "Trả lời phản ánh của người dân",
+    "release.upload": "Tải lên bản phát hành",
+    "release.refused": "Từ chối bản phát hành (chữ ký hoặc tệp không đúng)",
+    "rollout.create": "Tạo đợt cập nhật",
+    "rollout.stage": "Mở giai đoạn cập nhật tiếp theo",
+    "rollout.pause": "Tạm dừng đợt cập nhật",
+    "rollout.resume": "Tiếp tục đợt cập nhật",
+    "rollout.cancel": "Hủy đợt cập nhật",
+    "rollout.stop": "Đợt cập nhật tự dừng (quá ngưỡng lỗi)",
+    "rollout.done": "Đợt cập nhật hoàn tất",
+    "rollout.node_kept": "Nút giữ bản cập nhật",
+    "rollout.node_rolled_back": "Nút tự quay lại bản cũ",
+    "rollout.node_failed": "Nút cập nhật thất bại",
 }
 # Registry changes (``registry``): the verb before the area's name ("Ngừng sử dụng quầy").
 VERBS: Final[dict[str, str]] = {
@@ -102,6 +114,8 @@ AREAS: Final[dict[str, str]] = {
     "login": "Đăng nhập",
     "enroll": "Đăng ký nút",
     "fault_report": "Phản ánh của người dân",
+    "release": "Bản phát hành",
+    "rollout": "Đợt cập nhật",
 }
 HEADINGS: Final = ("Thời điểm", "Người thực hiện", "Vai trò", "Thao tác", "Đối tượng", "Chi tiết")
 

@@ -28,6 +28,7 @@ from thanthien.hub.web.routes import (
     notify,
     public,
     registry,
+    releases,
     roster,
     satisfaction,
     session,
@@ -38,7 +39,7 @@ from thanthien.hub.web.templating import HERE, render
 PREFIX = "/ui"
 ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router, broadcasts.router,
            media.router, audit.router, dossiers.router, notify.router, fleet.router, registry.router,
-           roster.router, faults.router)
+           roster.router, faults.router, releases.router)
 REFUSALS = {403: "Không có quyền thực hiện", 404: "Không tìm thấy", 409: "Không thực hiện được",
             422: "Thông tin chưa hợp lệ", 503: "Dịch vụ tạm thời không sẵn sàng"}
 

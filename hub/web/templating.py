@@ -93,6 +93,7 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/", "Trang chủ", EVERYONE),
     ("/ui/health", "Tình trạng thiết bị", DEVICE_STAFF),
     ("/ui/enroll", "Thêm thiết bị", DEVICE_STAFF),
+    ("/ui/releases", "Cập nhật phần mềm", DEVICE_STAFF),
     ("/ui/satisfaction", "Mức độ hài lòng", REPORT_READERS),
     ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_READERS),
     ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),

@@ -40,6 +40,8 @@ def test_unit_is_a_hardened_notify_service_with_watchdog(unit: Path):
 def test_systemd_analyze_verify_accepts_unit(unit: Path, tmp_path: Path):
     # verify insists that ExecStart exists: point it at this venv's interpreter.
     text = unit.read_text().replace("/opt/thanthien/.venv/bin/thanthien", sys.executable)
+    text = text.replace("/opt/thanthien/current/venv/bin/thanthien", sys.executable)
+    text = text.replace("/opt/thanthien/guard", sys.executable)
     copy = tmp_path / unit.name
     copy.write_text(text)
     proc = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True,

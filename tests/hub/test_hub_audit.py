@@ -315,8 +315,10 @@ def _recorded_actions() -> set[str]:
 
 
 def test_every_action_the_hub_records_has_a_vietnamese_label():
-    actions = _recorded_actions() | {f"{area}.{verb}" for area in registry._AREAS.values()
-                                     for verb in ("create", "update", "delete", "retire", "restore")}
+    actions = (_recorded_actions()
+               | {f"{area}.{verb}" for area in registry._AREAS.values()
+                  for verb in ("create", "update", "delete", "retire", "restore")}
+               | {f"rollout.node_{state}" for state in ("kept", "rolled_back", "failed")})
     assert len(actions) > 20
     unlabelled = sorted(a for a in actions if audit.action_label(a) == a)
     assert unlabelled == []

@@ -25,6 +25,7 @@ from thanthien.protocol.payloads import (
     NodeState,
     PlaybackEvent,
     RatingEvent,
+    ReleaseStatus,
     Telemetry,
 )
 from thanthien.protocol.topics import SPEC_BY_KIND
@@ -34,7 +35,7 @@ NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 VALID = examples()
 MODEL_OF = {"rating": RatingEvent, "node_state": NodeState, "telemetry": Telemetry,
             "camera_health": CameraHealth, "playback": PlaybackEvent, "config_status": ConfigStatus,
-            "camera_thumbnail": CameraThumbnail}
+            "camera_thumbnail": CameraThumbnail, "release_status": ReleaseStatus}
 KINDS = sorted(HANDLERS)
 HYPO = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

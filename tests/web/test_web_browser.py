@@ -21,12 +21,14 @@ from web.pages import attr, css, css_all, live_connected, log_in, menu, overflow
 from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ, press, state, survey_years
 
 MENUS = {
-    "admin": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Mức độ hài lòng", "Lịch phát thanh",
+    "admin": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Cập nhật phần mềm", "Mức độ hài lòng",
+              "Lịch phát thanh",
               "Thư viện âm thanh",
               "Người dùng", "Nhật ký quản trị", "Hồ sơ một cửa", "Đánh giá qua tin nhắn", "Tin nhắn",
               "Người nhận cảnh báo", "Danh mục", "Lịch trực", "Phản ánh của dân"],
     "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Hồ sơ một cửa", "Lịch trực"],
-    "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Lịch phát thanh", "Danh mục",
+    "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Cập nhật phần mềm", "Lịch phát thanh",
+           "Danh mục",
            "Phản ánh của dân"],
     "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
                "Đánh giá qua tin nhắn", "Lịch trực"],

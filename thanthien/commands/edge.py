@@ -26,6 +26,8 @@ from thanthien.sdnotify import Watchdog, notify
 log = logging.getLogger(__name__)
 
 EXIT_START_FAILED = 1
+EXIT_SWITCHED = 75
+"""The updater pointed ``current`` at another release: systemd (``Restart=always``) starts it."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         notify("STOPPING=1")
         watchdog.close()
         agent.stop()
+    if agent.update_restart:
+        log.warning("the update switched releases: exiting so that systemd starts the one in force")
+        return EXIT_SWITCHED
     if agent.restart_requested:
         log.warning("restarting the edge agent")
         os.execv(sys.executable, [sys.executable, "-m", "thanthien.cli", *sys.argv[1:]])
@@ -82,7 +87,7 @@ def run_enroll(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else _default_config(data)
     try:
         result = enroll(args.hub, args.code, data_dir=data, config_path=config, hardware=args.hardware,
-                        owner=args.owner)
+                        owner=args.owner, releases_root=Path(args.releases) if args.releases else None)
     except EnrollError as exc:
         print(f"enrollment refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -116,6 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "else DATA/edge.toml)")
     e.add_argument("--hardware", choices=["gpio", "mock"], default="gpio")
     e.add_argument("--owner", help="user that gets the files (the service's, e.g. thanthien)")
+    e.add_argument("--releases", help="the update root (releases/<version>/, the current link), e.g. "
+                                      "/opt/thanthien: the node then takes remote updates")
     e.add_argument("--start", action="store_true", help=f"restart {UNIT} afterwards")
     e.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log to stderr at this level (default: only warnings, through Python's default)")

@@ -19,7 +19,7 @@ from thanthien.hub.api.schemas_fleet import (
     NodeConfigOut,
 )
 from thanthien.hub.roles import DEVICE_STAFF
-from thanthien.hub.services import enrollment, fleet_commands, node_config, node_history
+from thanthien.hub.services import enrollment, fleet_commands, node_config, node_history, releases
 from thanthien.hub.services.errors import NotFound
 
 router = APIRouter(tags=["enrollment and fleet"])
@@ -56,6 +56,7 @@ def enroll(hub: Hub, session: DbSession, request: Request, body: EnrollIn) -> En
     session.commit()  # the broker's password file and CRL follow (enrollment.follow)
     return EnrollOut(node_id=result.node_id, hub_url=result.hub_url, media_token=result.media_token,
                      config=result.config,
+                     release_key=releases.public_key_pem(hub.settings.releases.public_key),
                      broker=BrokerIdentityOut(host=result.broker_host, port=result.broker_port,
                                               username=result.node_id, tls=result.tls,
                                               password=result.password, certificate=result.certificate_pem,
