@@ -40,6 +40,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -54,7 +55,7 @@ from thanthien.edge.clock import ClockTrust
 from thanthien.edge.speaker.media_cache import MediaCache, MediaCorrupt
 from thanthien.edge.speaker.prefetch import Prefetcher, Want
 from thanthien.edge.speaker.relay import AmplifierRelay
-from thanthien.protocol.payloads import Plan, PlanItem, PlaybackEvent
+from thanthien.protocol.payloads import MAX_LEVELS, Plan, PlanItem, PlaybackEvent, PlayLevels, SourceSpan
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,32 @@ class _Playing:
     result: PlayResult | None = None
     error: str | None = None
     reason: str = ""
+    detail: str = ""
+    """What the playback itself says (a relay's fallback)."""
+    sources: list[SourceSpan] | None = None
 
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def _merge(levels: tuple[float, ...] | list[float], step: int) -> list[float]:
+    """Levels per ``step`` seconds: the power mean of each group, 0.1 dB."""
+    out = []
+    for i in range(0, len(levels), step):
+        group = levels[i:i + step]
+        power = sum(10 ** (v / 10) for v in group) / len(group)
+        out.append(max(-120.0, min(0.0, round(10 * math.log10(power), 1))) if power > 0 else -120.0)
+    return out
+
+
+def play_levels(result: PlayResult) -> PlayLevels | None:
+    """Proof of play from what the output metered (``None`` if it metered nothing)."""
+    if not result.sent_dbfs:
+        return None
+    step = max(1, math.ceil(len(result.sent_dbfs) / MAX_LEVELS))
+    heard = None if result.heard_dbfs is None else _merge(result.heard_dbfs, step)
+    return PlayLevels(step_s=step, sent_dbfs=_merge(result.sent_dbfs, step), heard_dbfs=heard)
 
 
 class _DoneLog:
@@ -529,9 +552,11 @@ class PlanPlayer:
             self._report(item, "failed", now, f"lỗi phát âm thanh: {playing.error}")
         elif result.interrupted:
             self._report(item, "interrupted", result.finished_at.timestamp(),
-                         playing.reason or "bị ngắt")
+                         playing.reason or playing.detail or "bị ngắt", levels=play_levels(result),
+                         sources=playing.sources)
         else:
-            self._report(item, "finished", result.finished_at.timestamp(), "")
+            self._report(item, "finished", result.finished_at.timestamp(), playing.detail,
+                         levels=play_levels(result), sources=playing.sources)
 
     def _finish_job(self, job: _Job, status: str, now: float, detail: str) -> None:
         self._plan_jobs.pop(job.occ, None)
@@ -540,11 +565,13 @@ class PlanPlayer:
         self._report(job.item, status, now, detail)
         log.warning("%s %s: %s", job.occ, status, detail)
 
-    def _report(self, item: PlanItem, status: str, at: float, detail: str) -> None:
+    def _report(self, item: PlanItem, status: str, at: float, detail: str, *,
+                levels: PlayLevels | None = None, sources: list[SourceSpan] | None = None) -> None:
         self._events.append(PlaybackEvent(
             event_id=uuid.uuid4(), node=self.node_id, occurrence_id=item.occurrence_id,
             status=status, at=_utc(at), scheduled_at=item.start_at,  # type: ignore[arg-type]
-            media_sha256=item.media_sha256, detail=detail[:500],
+            media_sha256=item.media_sha256, detail=detail[:500], levels=levels,
+            sources=sources[:20] if sources else None,
         ))
 
     def _flush(self) -> None:

@@ -42,7 +42,8 @@ ALARM_KINDS = {"node_offline": "Thiết bị ngoại tuyến", "node_unregistere
                "camera_down": "Camera gặp sự cố",
                "claim_refused": "An ninh: thiết bị gửi dữ liệu không thuộc về mình",
                "negative_spike": "Đánh giá tiêu cực tăng đột biến",
-               "broadcast_missed": "Bản tin không phát được"}
+               "broadcast_missed": "Bản tin không phát được",
+               "speaker_silent": "Loa phát nhưng không có tiếng"}
 STATE_REASONS = {"last will: connection lost": "mất kết nối đột ngột", "clean stop": "tắt bình thường",
                  "heartbeat expired": "quá thời gian không gửi tín hiệu"}
 

@@ -19,15 +19,18 @@ import httpx
 from support import Account, wait_until
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
+from thanthien.edge.audio import WavSink
 from thanthien.edge.devices.speaker import SpeakerDevice
 from thanthien.edge.settings import EdgeSettings
 from thanthien.hub.roles import SYSTEM
 from thanthien.hub.runtime import HubRuntime
 from thanthien.hub.services import users
 from thanthien.hub.settings import HubSettings
+from thanthien.sim.acoustics import SimAcoustics, relay_pin_on
 from thanthien.sim.netcut import NetCut
 
 PASSWORD = "mat-khau-123"
+RELAY = 22
 
 
 def free_port() -> int:
@@ -60,6 +63,7 @@ class Town:
         realtime: bool = False,
         db_url: str | None = None,
         wrong_token: tuple[str, ...] = (),
+        microphones: bool = False,
     ) -> None:
         self.tmp = tmp
         self.broker_port = broker_port
@@ -103,6 +107,9 @@ class Town:
         self.cuts: dict[str, NetCut] = {n: NetCut(broker_port).start() for n in cut}
         self.realtime = realtime
         self.wrong_token = wrong_token
+        self.microphones = microphones
+        """Each speaker's WAV sink hears through the simulator's microphone model (proof of play)."""
+        self.acoustics: dict[str, SimAcoustics] = {}
         self.agents: dict[str, EdgeAgent] = {}
         self.http = httpx.Client(base_url=self.base, timeout=30)
         self._headers: dict[str, dict[str, str]] = {}
@@ -120,12 +127,24 @@ class Town:
             token = self.post(f"/nodes/{account.username}/media-token", "it").json()["token"]
             if account.username in self.wrong_token:
                 token = "tn_" + token[::-1][:-3]
-            agent = EdgeAgent(validate_data(EdgeSettings, self._edge(account, token)))
+            settings = validate_data(EdgeSettings, self._edge(account, token))
+            audio = None
+            if self.microphones:
+                node = account.username
+                acoustics = SimAcoustics(relay_pin_on(lambda n=node: self._pins(n), RELAY),
+                                         seed=len(self.acoustics))
+                self.acoustics[node] = acoustics
+                audio = WavSink(settings.audio.wav_dir or self.tmp, realtime=self.realtime, hears=acoustics)
+            agent = EdgeAgent(settings, audio=audio)
             agent.start()
             self.agents[account.username] = agent
         for node, agent in self.agents.items():
             assert agent.link is not None and agent.link.wait_connected(10), f"{node} not connected"
         return self
+
+    def _pins(self, node: str) -> object | None:
+        agent = self.agents.get(node)
+        return agent.pin_factory if agent is not None else None
 
     def stop(self) -> None:
         for agent in self.agents.values():
@@ -154,7 +173,7 @@ class Town:
             "speakers": {
                 "hub_url": f"{self.base}/",
                 "token": token,
-                "relay_pin": 22,
+                "relay_pin": RELAY,
                 "warmup_s": 0.2,
                 "relay_off_delay_s": 0.5,
             },

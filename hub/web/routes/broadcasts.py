@@ -20,7 +20,7 @@ from sqlalchemy import select
 from thanthien.hub.api.deps import RowId
 from thanthien.hub.db.models import MediaItem, Zone
 from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, BROADCAST_READERS, may
-from thanthien.hub.services import broadcasts, deliveries, media_items, plans, speaker_commands
+from thanthien.hub.services import broadcasts, deliveries, media_items, plans, proof, speaker_commands
 from thanthien.hub.services.broadcasts import (
     AUDIT_LABELS,
     PRIORITY_LABELS,
@@ -253,6 +253,8 @@ def _detail(
             "audit": broadcasts.audit_log(session, broadcast_id=broadcast_id),
             "reports": deliveries.broadcast_reports(session, broadcast_id=broadcast_id, limit=20),
             "delivery_labels": deliveries.STATUS_LABELS,
+            "proof_labels": proof.LABELS,
+            "describe_sources": deliveries.describe_sources,
             "audit_labels": AUDIT_LABELS,
             "can_approve": may(user, BROADCAST_APPROVERS),
             "can_edit": may(user, BROADCAST_EDITORS),
