@@ -64,7 +64,7 @@ def judge(levels: PlayLevels, cfg: ProofSettings) -> Judgement:
         return Judgement("silent", "không có âm thanh nào được gửi ra ampli")
     audible = [i for i, v in enumerate(sent) if v >= cfg.silence_dbfs]
     loudest = max(sent)
-    if len(audible) <= (1 - cfg.silent_share) * len(sent):
+    if len(sent) - len(audible) >= cfg.silent_share * len(sent) - 1e-9:
         return Judgement("silent", f"âm thanh gửi ra ampli im lặng {len(sent) - len(audible)}/{len(sent)} "
                                    f"đoạn (mức cao nhất {loudest:.0f} dBFS)")
     heard = levels.heard_dbfs
