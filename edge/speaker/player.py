@@ -49,12 +49,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from thanthien.edge.audio import AudioClip, AudioOutput, PlayResult
 from thanthien.edge.clock import ClockTrust
 from thanthien.edge.speaker.media_cache import MediaCache, MediaCorrupt
 from thanthien.edge.speaker.prefetch import Prefetcher, Want
 from thanthien.edge.speaker.relay import AmplifierRelay
+from thanthien.edge.speaker.stream import RelayOutcome, StreamRelay
+
+if TYPE_CHECKING:
+    from thanthien.edge.speaker.live import LiveFeed
 from thanthien.protocol.payloads import MAX_LEVELS, Plan, PlanItem, PlaybackEvent, PlayLevels, SourceSpan
 
 log = logging.getLogger(__name__)
@@ -96,6 +101,16 @@ class _Job:
     command: bool
     deadline: float  # media must be cached by then
     clip: AudioClip | None = None
+    prepared: bool = False
+    """Ready to play: its clip is loaded, or it needs none (a relay falling back to silence, a
+    relay whose fallback file did not arrive by its start, a live announcement)."""
+    feed: LiveFeed | None = None
+    """A live announcement's audio, as it arrives."""
+
+    def __post_init__(self) -> None:
+        if self.clip is not None or self.feed is not None or (
+                self.item.stream is not None and self.item.stream.fallback == "silence"):
+            self.prepared = True
 
     @property
     def rank(self) -> int:
@@ -174,8 +189,11 @@ class PlanPlayer:
                  on_event: EventSink, relay: AmplifierRelay | None = None,
                  settings: PlayerSettings | None = None, prefetcher: Prefetcher | None = None,
                  clock: Callable[[], float] = time.time, state_path: Path | None = None,
-                 trust: ClockTrust | None = None, on_held: Callable[[int], None] | None = None) -> None:
+                 trust: ClockTrust | None = None, on_held: Callable[[int], None] | None = None,
+                 streams: StreamRelay | None = None) -> None:
         self.node_id = node_id
+        self.streams = streams or StreamRelay()
+        """Plays relay items (``PlanItem.stream``)."""
         self.output = output
         self.cache = cache
         self.relay = relay or AmplifierRelay(None)
@@ -412,16 +430,20 @@ class PlanPlayer:
                 job = self._choose_idle(now)
                 if job is None:
                     return min(self._idle_relay(now), self._until_due(now))
-            if job.clip is None and not self.cache.has(job.item.media_sha256):
+            if not job.prepared and not self.cache.has(job.item.media_sha256):
+                if job.item.stream is not None and now >= job.deadline:
+                    job.prepared = True  # the station plays; its fallback becomes silence
+                    return 0
                 if now >= job.deadline:
                     detail = "chưa tải được tệp âm thanh trước giờ phát"
                     error = self.prefetcher.last_error(job.item.media_sha256) if self.prefetcher else None
                     self._finish_job(job, "failed", now, f"{detail} ({error})" if error else detail)
                     return 0
                 return min(job.deadline - now, self._until_due(now), MAX_WAIT_S)
-        if job.clip is None:
+        if not job.prepared:
             try:
                 job.clip = self.cache.load(job.item.media_sha256)
+                job.prepared = True
             except (MediaCorrupt, FileNotFoundError) as exc:
                 with self._lock:
                     self._finish_job(job, "failed", self.clock(), f"tệp âm thanh hỏng: {exc}")
@@ -475,7 +497,7 @@ class PlanPlayer:
         or once its deadline has passed to be reported failed)."""
         lead = self._lead()
         due = [j for j in self._pending() if j.rank > above and j.start - lead <= now]
-        ready = [j for j in due if j.clip is not None or now >= j.deadline
+        ready = [j for j in due if j.prepared or now >= j.deadline
                  or self.cache.has(j.item.media_sha256)]
         return ready or due
 
@@ -512,7 +534,7 @@ class PlanPlayer:
                                  f"không phát được trong {limit:g} giây sau giờ phát")
 
     def _begin(self, job: _Job) -> None:
-        assert job.clip is not None
+        assert job.prepared
         self._plan_jobs.pop(job.occ, None)
         self._commands.pop(job.occ, None)
         playing = _Playing(job, threading.Event(), self.clock())
@@ -525,14 +547,24 @@ class PlanPlayer:
         self._done.add(job.occ, job.start, playing.started_at)
         self._report(job.item, "started", playing.started_at, detail)
         log.info("playing %s %r (%s, %.1f s) at %+.1f ms", job.occ, job.item.title,
-                 job.item.priority, job.clip.duration_s, 1000 * late)
+                 job.item.priority, job.clip.duration_s if job.clip else job.item.duration_s, 1000 * late)
 
     def _play(self, playing: _Playing) -> None:
         job = playing.job
-        assert job.clip is not None
         volume = round(job.item.volume * self.settings.volume / 100)
         try:
-            playing.result = self.output.play(job.clip, volume=volume, stop=playing.stop)
+            outcome: RelayOutcome | None = None
+            if job.feed is not None:
+                outcome = job.feed.play(self.output, stop=playing.stop, volume=volume)
+            elif job.item.stream is not None:
+                outcome = self.streams.play(job.item, self.output, stop=playing.stop, volume=volume,
+                                            fallback=job.clip)
+            if outcome is not None:
+                playing.result, playing.sources = outcome.result, outcome.sources
+                playing.detail = outcome.detail
+            else:
+                assert job.clip is not None
+                playing.result = self.output.play(job.clip, volume=volume, stop=playing.stop)
         except Exception as exc:
             log.exception("audio output failed for %s", job.occ)
             playing.error = f"{type(exc).__name__}: {exc}"[:400]
