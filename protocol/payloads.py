@@ -300,6 +300,42 @@ class ConfigStatus(Payload):
         description="Sections of the version in force that take effect at the next start.")
 
 
+MAX_LIVE_PCM_BYTES = 16 * 1024
+"""Largest piece of live audio in one frame (before base64): half a second at 16 kHz."""
+
+
+def _pcm(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+    if len(raw) > MAX_LIVE_PCM_BYTES or len(raw) % 2:
+        raise ValueError(f"PCM of {len(raw)} bytes: at most {MAX_LIVE_PCM_BYTES}, whole 16-bit samples")
+    return value
+
+
+class LiveFrame(Payload):
+    """Hub -> node, QoS 0: one piece of a live announcement as it is spoken. ``start`` opens
+    it (it interrupts lower priorities like a play-now), ``audio`` carries the voice (16-bit mono
+    PCM), ``end`` closes it. A node that hears nothing of an open announcement for
+    ``timeout_s`` stops it and reports it interrupted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=24_000)
+
+    occurrence_id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=0, description="0 for `start`, +1 per frame.")
+    kind: Literal["start", "audio", "end"]
+    sent_at: UtcDatetime = Field(description="The hub's time when it sent the frame.")
+    broadcast_id: int | None = Field(None, ge=1, description="`start`: the broadcast log entry.")
+    title: str = Field("", max_length=200)
+    priority: Priority = "normal"
+    volume: int = Field(100, ge=0, le=100)
+    timeout_s: float = Field(1.0, ge=0.2, le=10)
+    sample_rate: int = Field(16000, ge=8000, le=48000)
+    pcm_b64: Annotated[str, AfterValidator(_pcm)] = Field(
+        "", description="`audio`: base64 of 16-bit little-endian mono PCM at `sample_rate`.")
+
+
 MAX_THUMBNAIL_BYTES = 48 * 1024
 """Largest JPEG a camera thumbnail may carry (before base64); the payload stays under the cap."""
 

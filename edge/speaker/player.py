@@ -49,17 +49,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from thanthien.edge.audio import AudioClip, AudioOutput, PlayResult
 from thanthien.edge.clock import ClockTrust
+from thanthien.edge.speaker.live import LIVE_URL, LiveFeed
 from thanthien.edge.speaker.media_cache import MediaCache, MediaCorrupt
 from thanthien.edge.speaker.prefetch import Prefetcher, Want
 from thanthien.edge.speaker.relay import AmplifierRelay
 from thanthien.edge.speaker.stream import RelayOutcome, StreamRelay
-
-if TYPE_CHECKING:
-    from thanthien.edge.speaker.live import LiveFeed
 from thanthien.protocol.payloads import MAX_LEVELS, Plan, PlanItem, PlaybackEvent, PlayLevels, SourceSpan
 
 log = logging.getLogger(__name__)
@@ -313,6 +310,20 @@ class PlanPlayer:
         if clip is None and not self.cache.has(item.media_sha256) and self.prefetcher is not None:
             self.prefetcher.urgent(item.media_sha256, item.media_url)
         log.info("play-now %s (%s) queued", occ, item.priority)
+        self._wake.set()
+        return True
+
+    def play_live(self, item: PlanItem, feed: LiveFeed) -> bool:
+        """Play a live announcement as it arrives, as a play-now of its priority (now, after the
+        amplifier's warm-up if it was off). False if this occurrence is already known."""
+        with self._lock:
+            occ = item.occurrence_id
+            playing = self._playing is not None and self._playing.job.occ == occ
+            if occ in self._done or occ in self._commands or playing:
+                return False
+            now = self.clock()
+            self._commands[occ] = _Job(item, now, next(self._seq), True, deadline=now, feed=feed)
+        log.info("live %s (%s) queued", occ, item.priority)
         self._wake.set()
         return True
 
@@ -602,7 +613,8 @@ class PlanPlayer:
         self._events.append(PlaybackEvent(
             event_id=uuid.uuid4(), node=self.node_id, occurrence_id=item.occurrence_id,
             status=status, at=_utc(at), scheduled_at=item.start_at,  # type: ignore[arg-type]
-            media_sha256=item.media_sha256, detail=detail[:500], levels=levels,
+            media_sha256=None if item.media_url == LIVE_URL else item.media_sha256, detail=detail[:500],
+            levels=levels,
             sources=sources[:20] if sources else None,
         ))
 

@@ -455,6 +455,9 @@ class Broadcast(Base):
     stream_url: Mapped[str | None] = mapped_column(String(500))
     stream_fallback: Mapped[str | None] = mapped_column(String(16))
     slot_s: Mapped[float | None] = mapped_column(Float)
+    # a live announcement from a browser (hub/services/live.py, schedule_kind "now"): how long
+    # it lasted (0 while it lasts); None for every other broadcast
+    live_s: Mapped[float | None] = mapped_column(Float)
 
 
 class BroadcastAudit(Base):

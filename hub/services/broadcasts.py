@@ -61,6 +61,8 @@ AUDIT_LABELS = {
     "approved": "phê duyệt",
     "archived": "lưu trữ",
     "play_now": "phát ngay",
+    "live_started": "bắt đầu phát trực tiếp",
+    "live_ended": "kết thúc phát trực tiếp",
     "quiet_exception_granted": "cho phép ngoại lệ giờ yên tĩnh",
     "quiet_exception_revoked": "thu hồi ngoại lệ giờ yên tĩnh",
 }

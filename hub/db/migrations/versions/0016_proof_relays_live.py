@@ -2,8 +2,9 @@
 
 ``broadcast_deliveries`` gets ``proof`` (ok / silent / unheard), its ``proof_detail``, the
 ``levels`` a node sent and heard, and the ``sources`` that really went out; ``broadcasts``
-gets ``stream_url``, ``stream_fallback`` and ``slot_s`` (a relay of a station's stream). A live
-announcement is a broadcast of ``schedule_kind`` ``live`` and needs no column of its own.
+gets ``stream_url``, ``stream_fallback`` and ``slot_s`` (a relay of a station's stream) and
+``live_s`` (a live announcement from a browser, a play-now of ``schedule_kind`` ``now``: how long
+it lasted; ``NULL`` for every other broadcast).
 
 Revision ID: 0016
 Revises: 0012
@@ -30,10 +31,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("stream_url", sa.String(length=500), nullable=True))
         batch_op.add_column(sa.Column("stream_fallback", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("slot_s", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("live_s", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.drop_column("live_s")
         batch_op.drop_column("slot_s")
         batch_op.drop_column("stream_fallback")
         batch_op.drop_column("stream_url")
