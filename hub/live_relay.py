@@ -72,9 +72,11 @@ class LiveRelay:
                     self._recording += piece
 
     def end(self) -> bytes:
-        """Close the announcement on every speaker; what was said (PCM)."""
+        """Close the announcement on every speaker (the ``end`` frame twice: QoS 0 may lose
+        one, and a node that missed both stops on its timeout); what was said (PCM)."""
         with self._lock:
             if not self.ended:
                 self.ended = True
+                self._send("end")
                 self._send("end")
             return bytes(self._recording)

@@ -381,6 +381,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     NodeConfig,
     ConfigStatus,
     CameraThumbnail,
+    LiveFrame,
 )
 
 P = TypeVar("P", bound=Payload)

@@ -165,6 +165,7 @@ def close_live(session: Session, *, actor: Actor, occurrence_id: str, pcm: bytes
     audit(session, broadcast=b, username=actor.username, action="live_ended", now=now,
           extra={"targets": targets, "duration_s": round(spoken, 1), "recorded_s": round(seconds, 1),
                  "recording_sha256": recording})
+    mark_changed(session, BROADCAST_CHANGES)  # its delivery check moves to the real end
     log.info("live announcement %s ended after %.1f s (%.1f s recorded)", occurrence_id, spoken, seconds)
     return b
 
