@@ -10,7 +10,7 @@ import socket
 import uuid
 import wave
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,13 @@ def free_port() -> int:
 
 def node_accounts(n: int) -> list[Account]:
     return [Account(f"loa-{i:02d}", f"loa-{i:02d}-secret") for i in range(1, n + 1)]
+
+
+def daytime_zone(now: datetime | None = None) -> str:
+    """A fixed-offset time zone in which it is about noon now: the town's broadcasts, a few
+    seconds ahead, then never fall in the quiet hours (21:30-05:30 local), whenever the suite runs."""
+    offset = (12 - (now or datetime.now(UTC)).hour + 12) % 24 - 12  # -12 .. +11 hours
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
 
 
 def wav_frames(data: bytes) -> bytes:
@@ -74,7 +81,7 @@ class Town:
         self.settings = validate_data(
             HubSettings,
             {
-                "hub": {"data_dir": str(tmp / "hub")},
+                "hub": {"data_dir": str(tmp / "hub"), "timezone": daytime_zone()},
                 "database": {"url": db_url or f"sqlite:///{tmp / 'hub.db'}"},
                 "http": {
                     "host": "127.0.0.1",
