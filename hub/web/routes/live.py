@@ -15,6 +15,7 @@ closes); the hub answers ``{"state": "open", "occurrence_id", "broadcast_id", "t
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Zone
 from thanthien.hub.live_relay import LiveRelay
 from thanthien.hub.roles import BROADCAST_APPROVERS, LIVE_SPEAKERS
@@ -73,8 +75,7 @@ async def live_socket(ws: WebSocket) -> None:
             await _refuse(ws, "Phiên làm việc không hợp lệ, hãy tải lại trang.")
             return
         request = live.LiveRequest.model_validate(first)
-        with hub.db.session() as session:
-            opened = live.open_live(session, actor=user, request=request, lib=hub.media, now=hub.clock())
+        opened = await asyncio.to_thread(_open, hub, user, request)
     except WebSocketDisconnect:
         return
     except ValidationError as exc:
@@ -105,14 +106,23 @@ async def live_socket(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         connected = False
     pcm = relay.end()
-    with hub.db.session() as session:
-        b = live.close_live(session, actor=user, occurrence_id=opened.occurrence_id, pcm=pcm, lib=hub.media,
-                            now=hub.clock())
-        duration = b.live_s
+    duration = await asyncio.to_thread(_close, hub, user, opened.occurrence_id, pcm)  # ffmpeg stores it
     if connected:
         await ws.send_json({"state": "ended", "duration_s": duration,
                             "recorded_s": round(len(pcm) / (2 * live.SAMPLE_RATE), 1)})
         await ws.close()
+
+
+def _open(hub: HubContext, user: UiUser, request: live.LiveRequest) -> live.LiveOpened:
+    with hub.db.session() as session:
+        return live.open_live(session, actor=user, request=request, lib=hub.media, now=hub.clock())
+
+
+def _close(hub: HubContext, user: UiUser, occurrence_id: str, pcm: bytes) -> float | None:
+    with hub.db.session() as session:
+        b = live.close_live(session, actor=user, occurrence_id=occurrence_id, pcm=pcm, lib=hub.media,
+                            now=hub.clock())
+        return b.live_s
 
 
 async def _refuse(ws: WebSocket, message: str) -> None:
