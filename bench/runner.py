@@ -12,7 +12,8 @@ from thanthien.bench.summary import write_summary
 
 log = logging.getLogger(__name__)
 
-NAMES = ("ingest", "press_to_commit", "start_skew", "fleet_scale", "edge_footprint", "reports", "province")
+NAMES = ("ingest", "press_to_commit", "start_skew", "fleet_scale", "edge_footprint", "reports", "province",
+         "live_latency")
 
 
 def run(name: str, *, size: str = "default", results_dir: Path | None = None,

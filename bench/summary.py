@@ -8,7 +8,8 @@ from typing import Any
 
 from thanthien.bench.common import fmt
 
-ORDER = ("ingest", "press_to_commit", "start_skew", "fleet_scale", "edge_footprint", "reports", "province")
+ORDER = ("ingest", "press_to_commit", "start_skew", "fleet_scale", "edge_footprint", "reports", "province",
+         "live_latency")
 
 HEADER = """# Benchmark results
 

@@ -174,7 +174,7 @@ class EdgeAgent:
             a = self.settings.audio
             try:
                 self._audio = open_output(a.output, wav_dir=a.wav_dir, device_index=a.device_index,
-                                          realtime=a.realtime)
+                                          realtime=a.realtime, loopback_device_index=a.loopback_device_index)
             except Exception as exc:  # no sound card must not stop the buttons from working
                 log.error("audio output %r unavailable (%s); continuing without sound", a.output, exc)
                 self._audio = NullOutput()

@@ -107,6 +107,9 @@ class AudioSection(Section):
     )
     wav_dir: Path | None = Field(None, description="Where the `wav` output writes its files.")
     device_index: int | None = Field(None, ge=0, description="PyAudio output device (default one).")
+    loopback_device_index: int | None = Field(
+        None, ge=0, description="PyAudio input of a microphone by the horn or a line-in from the amplifier's "
+                                "output, metered while the speaker plays (proof of play); none: not fitted.")
     realtime: bool = Field(
         False, description="`wav` output: each clip takes as long as it lasts (as a sound card would).")
 

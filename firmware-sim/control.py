@@ -8,6 +8,7 @@ stdin and from a control FIFO (``--control PATH``), answered with one JSON line.
     kill NODE                      the node dies (no goodbye: the broker marks it lost)
     revive NODE                    start a killed node again on its data (outbox re-sent)
     camera NODE CAMERA MODE        e.g. camera mot-cua cam-sanh-cho black; mode ok brings it back
+    mute NODE | unmute NODE        the speaker's amplifier goes dead (it still "plays") / works again
     press NODE BOX SCORE           one press now (box index from 0, score 1-4)
     stop                           stop everything (as Ctrl-C)
 """
@@ -52,6 +53,7 @@ def parse(line: str) -> Command | None:
         return None
     name, args = words[0].lower(), words[1:]
     arity = {"status": (0, 10_000), "cut": (1, 2), "restore": (1, 1), "kill": (1, 1), "revive": (1, 1),
+             "mute": (1, 1), "unmute": (1, 1),
              "camera": (3, 3), "press": (3, 3), "stop": (0, 0), "help": (0, 0), "pause": (0, 0),
              "resume": (0, 0)}
     if name not in arity:

@@ -202,6 +202,8 @@ class NodeGroup:
             node.revive()
         elif command == "camera":
             node.camera(args[1], args[2])
+        elif command in ("mute", "unmute"):
+            node.mute(command == "mute")
         elif command == "press":
             node.press(int(args[1]), int(args[2]))
         else:

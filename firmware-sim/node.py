@@ -38,6 +38,7 @@ from thanthien.edge.devices.rating_box import PressOutcome, RatingBoxes
 from thanthien.edge.settings import EdgeSettings
 from thanthien.edge.sounds import THANK_YOU_FILE
 from thanthien.edge.telemetry import SystemProbe
+from thanthien.sim.acoustics import SimAcoustics, relay_pin_on
 from thanthien.sim.cameras import SimCamera
 from thanthien.sim.cameras.auth import AuthPolicy
 from thanthien.sim.citizens import ScoreMix
@@ -128,6 +129,9 @@ class SimNode:
         self.agent: EdgeAgent | None = None
         self.driver: PinDriver | None = None
         self.audio: AudioOutput | None = None
+        self.acoustics = SimAcoustics(relay_pin_on(lambda: self.agent.pin_factory if self.agent else None,
+                                                   RELAY_PIN), seed=self.rng.randrange(2**32))
+        """The microphone by the horn (proof of play); ``mute`` is the dead-amplifier fault."""
         self.stop_event = threading.Event()
         self.killed = False
         self.bootstrap: Path | None = None
@@ -216,7 +220,8 @@ class SimNode:
     def _start_agent(self) -> None:
         self._link_sounds()
         if self.spec.speaker or self.env.wav_thank_you:
-            self.audio = WavSink(self.data_dir / "audio", realtime=True)
+            hears = self.acoustics if self.spec.speaker else None
+            self.audio = WavSink(self.data_dir / "audio", realtime=True, hears=hears)
         else:
             self.audio = NullOutput()
         probe = SystemProbe(self.data_dir, run=self.clock.runner())
@@ -326,6 +331,16 @@ class SimNode:
                 self.netcut.set_mode("pass")
             self._start_agent()
 
+    def mute(self, on: bool = True) -> None:
+        """The amplifier goes dead (``on``) or works again: the speaker still sends audio and
+        its microphone hears only the background."""
+        if not self.spec.speaker:
+            raise FaultError(f"{self.node_id} has no speaker")
+        if on:
+            self.acoustics.mute()
+        else:
+            self.acoustics.unmute()
+
     def camera(self, camera_id: str, mode: str) -> None:
         cam = self.cameras.get(camera_id)
         if cam is None:
@@ -341,7 +356,8 @@ class SimNode:
                 depth = agent.outbox.depth()
         return {"node": self.node_id, "kind": self.spec.kind, "connected": self.connected,
                 "killed": self.killed, "cut": self.netcut.mode if self.netcut else None,
-                "outbox": depth, "cameras": {k: c.mode for k, c in self.cameras.items()}}
+                "outbox": depth, "cameras": {k: c.mode for k, c in self.cameras.items()},
+                "muted": self.acoustics.muted if self.spec.speaker else None}
 
 
 class FaultError(RuntimeError):

@@ -48,6 +48,8 @@ BROADCAST_EDITORS: Final[tuple[Role, ...]] = (ADMIN, OFFICER, LEADER)
 """Draft, edit and archive broadcasts; the media library."""
 BROADCAST_APPROVERS: Final[tuple[Role, ...]] = (ADMIN, LEADER)
 """Approve broadcasts, play now (emergency too) and stop."""
+LIVE_SPEAKERS: Final[tuple[Role, ...]] = (ADMIN, OFFICER, LEADER)
+"""Speak live from the browser to chosen zones (an emergency only BROADCAST_APPROVERS)."""
 REGISTRY_READERS: Final[tuple[Role, ...]] = (ADMIN, IT)
 """The registry pages (Danh mục): zones and their speakers, counters and their rating boxes."""
 REGISTRY_EDITORS: Final[tuple[Role, ...]] = ADMINS

@@ -11,7 +11,9 @@ from pydantic_settings import SettingsConfigDict
 
 from thanthien.config import FileSettings, LoggingSettings, MqttSettings, Section
 from thanthien.hub.notify.settings import NotifySettings, SmsSettings
+from thanthien.hub.services.live import LiveSettings
 from thanthien.hub.services.media import MediaSettings
+from thanthien.hub.services.proof import ProofSettings
 from thanthien.hub.services.schedule import BroadcastSettings
 from thanthien.hub.services.tts import TtsSettings
 from thanthien.protocol.ids import CounterId, DeviceId, NodeId
@@ -261,6 +263,8 @@ class HubSettings(FileSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     broadcasts: BroadcastSettings = Field(default_factory=BroadcastSettings)
+    proof: ProofSettings = Field(default_factory=ProofSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -47,6 +47,9 @@ def examples() -> dict[type[p.Payload], p.Payload]:
             event_id=UUID("5d7b9a40-1c2e-4f3a-8b6d-7e9f0a1b2c3d"), node="loa-ban-na-hang",
             occurrence_id="b12-20270217T0630", status="finished", at=_AT,
             scheduled_at=_AT, media_sha256=_SHA,
+            levels=p.PlayLevels(sent_dbfs=[-18.2, -17.9, -19.4], heard_dbfs=[-24.0, -23.5, -25.1]),
+            sources=[p.SourceSpan(source="stream", seconds=1.8),
+                     p.SourceSpan(source="fallback", seconds=1.2, reason="luồng bị ngắt")],
         ),
         p.CameraHealth: p.CameraHealth(
             node="mo-quay", camera="cam-2", state="down",
@@ -70,6 +73,9 @@ def examples() -> dict[type[p.Payload], p.Payload]:
                                        sha256="9" * 64, size=9_400_000, issued_at=_AT),
         p.ReleaseStatus: p.ReleaseStatus(node="loa-ban-na-hang", session=8, at=_AT, running_version="0.2.0",
                                          version="0.2.0", rollout=3, state="kept"),
+        p.LiveFrame: p.LiveFrame(occurrence_id="live41-3f9a0c2e", seq=12, kind="audio", sent_at=_AT,
+                                 broadcast_id=41, title="Thông báo khẩn", priority="priority",
+                                 pcm_b64="AAABAP//AAA="),
     }
 
 

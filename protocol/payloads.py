@@ -138,6 +138,38 @@ class RatingEvent(Payload):
                     "(the node restarted before it learnt the right time).")
 
 
+MAX_LEVELS = 900
+"""Most level values in one report: a longer playback reports each value over several seconds."""
+
+Dbfs = Annotated[float, Field(ge=-120, le=0)]
+
+
+class PlayLevels(Payload):
+    """Proof of play: the level of what the speaker sent to the amplifier and, where a
+    microphone or a line-in loopback is fitted, of what it heard, over the same seconds."""
+
+    step_s: int = Field(1, ge=1, le=3600, description="Seconds each value covers (more than 1 only when "
+                                                      f"the playback lasted over {MAX_LEVELS} s).")
+    sent_dbfs: list[Dbfs] = Field(max_length=MAX_LEVELS,
+                                  description="RMS level of the output, dBFS, per `step_s` seconds.")
+    heard_dbfs: list[Dbfs] | None = Field(
+        None, max_length=MAX_LEVELS,
+        description="RMS level at the microphone/loopback over the same seconds; `null`: none fitted.")
+
+
+SourceKind = Literal["file", "stream", "fallback", "silence", "live"]
+
+
+class SourceSpan(Payload):
+    """One stretch of what really went out: the item's file, the relayed stream, the fallback
+    file or silence after the stream failed, a live voice."""
+
+    source: SourceKind
+    seconds: float = Field(ge=0, le=24 * 3600)
+    reason: str = Field(default="", max_length=200,
+                        description="Why this stretch began (a fallback's cause).")
+
+
 class PlaybackEvent(Payload):
     """What a speaker node did with one plan occurrence or play-now command."""
 
@@ -147,10 +179,15 @@ class PlaybackEvent(Payload):
     status: Literal["started", "finished", "failed", "missed", "interrupted"]
     at: UtcDatetime
     scheduled_at: UtcDatetime | None = None
-    media_sha256: Sha256
+    media_sha256: Sha256 | None = Field(None, description="The item's file; `null` for a live announcement.")
     detail: str = Field(default="", max_length=500)
     clock_uncertain: bool = Field(
         default=False, description="`at` comes from a clock that was not trusted and could not be corrected.")
+    levels: PlayLevels | None = Field(
+        None, description="With `finished`/`interrupted`: the levels sent and heard (proof of play).")
+    sources: list[SourceSpan] | None = Field(
+        None, max_length=20, description="With `finished`/`interrupted` of a relayed stream or a live "
+                                         "announcement: what went out, in order.")
 
 
 class CameraHealth(Payload):
@@ -175,6 +212,19 @@ class Ack(Payload):
     at: UtcDatetime
 
 
+class StreamSource(Payload):
+    """A relay: the item plays an Icecast/HTTP audio stream (the district or province station)
+    for its slot, watched for silence and for a dead stream."""
+
+    url: str = Field(max_length=500, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    fallback: Literal["file", "silence"] = Field(
+        description="What goes out once the stream fails: the item's file (`media_sha256`) or silence.")
+    silence_s: float = Field(10.0, ge=1, le=600,
+                             description="This long below `silence_dbfs` counts as failed.")
+    silence_dbfs: float = Field(-50.0, ge=-120, le=0)
+    stall_s: float = Field(5.0, ge=0.5, le=60, description="No audio for this long: the stream is dead.")
+
+
 class PlanItem(Payload):
     occurrence_id: str = Field(min_length=1, max_length=64)
     broadcast_id: int = Field(ge=1)
@@ -185,6 +235,8 @@ class PlanItem(Payload):
     duration_s: float = Field(gt=0, le=4 * 3600)
     priority: Priority
     volume: int = Field(ge=0, le=100)
+    stream: StreamSource | None = Field(
+        None, description="A relayed stream, played for `duration_s` (the slot) instead of the file.")
 
 
 class Plan(Payload):
@@ -246,6 +298,42 @@ class ConfigStatus(Payload):
     restart_required: list[str] = Field(
         default_factory=list, max_length=8,
         description="Sections of the version in force that take effect at the next start.")
+
+
+MAX_LIVE_PCM_BYTES = 16 * 1024
+"""Largest piece of live audio in one frame (before base64): half a second at 16 kHz."""
+
+
+def _pcm(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+    if len(raw) > MAX_LIVE_PCM_BYTES or len(raw) % 2:
+        raise ValueError(f"PCM of {len(raw)} bytes: at most {MAX_LIVE_PCM_BYTES}, whole 16-bit samples")
+    return value
+
+
+class LiveFrame(Payload):
+    """Hub -> node, QoS 0: one piece of a live announcement as it is spoken. ``start`` opens
+    it (it interrupts lower priorities like a play-now), ``audio`` carries the voice (16-bit mono
+    PCM), ``end`` closes it. A node that hears nothing of an open announcement for
+    ``timeout_s`` stops it and reports it interrupted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=24_000)
+
+    occurrence_id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=0, description="0 for `start`, +1 per frame.")
+    kind: Literal["start", "audio", "end"]
+    sent_at: UtcDatetime = Field(description="The hub's time when it sent the frame.")
+    broadcast_id: int | None = Field(None, ge=1, description="`start`: the broadcast log entry.")
+    title: str = Field("", max_length=200)
+    priority: Priority = "normal"
+    volume: int = Field(100, ge=0, le=100)
+    timeout_s: float = Field(1.0, ge=0.2, le=10)
+    sample_rate: int = Field(16000, ge=8000, le=48000)
+    pcm_b64: Annotated[str, AfterValidator(_pcm)] = Field(
+        "", description="`audio`: base64 of 16-bit little-endian mono PCM at `sample_rate`.")
 
 
 MAX_THUMBNAIL_BYTES = 48 * 1024
@@ -331,6 +419,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     NodeConfig,
     ConfigStatus,
     CameraThumbnail,
+    LiveFrame,
     ReleaseOffer,
     ReleaseStatus,
 )

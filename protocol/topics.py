@@ -78,6 +78,9 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("command", "node/{node}/cmd/{name}", "hub", 1, False, p.Command,
               "A command (`ping`, `identify`, `reload-config`, `play-now`, ...). MQTT v5 "
               "response topic and correlation data say where the result goes."),
+    TopicSpec("live", "node/{node}/live", "hub", 0, False, p.LiveFrame,
+              "A live announcement from an officer's browser as it is spoken: `start`, `audio` "
+              "frames, `end`. QoS 0: a late piece of a voice is worth nothing."),
     TopicSpec("node_config", "node/{node}/config", "hub", 1, True, p.NodeConfig,
               "The node's configuration as the hub holds it (devices, camera probes, speaker volume "
               "and warm-up, ...), versioned and replaced as a whole. The node validates it with the "
@@ -168,6 +171,9 @@ class Topics:
 
     def command(self, node: str, name: str) -> str:
         return self.for_kind("command", node=node, name=name)
+
+    def live(self, node: str) -> str:
+        return self.for_kind("live", node=node)
 
     def node_config(self, node: str) -> str:
         return self.for_kind("node_config", node=node)

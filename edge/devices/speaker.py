@@ -30,6 +30,9 @@ broker is unreachable still plays it, reports every occurrence through the agent
     ``on`` (true/false, required): power the amplifier for a check on site (held on until
     switched off) or off now (unless something plays); answers whether it is on.
 
+It follows ``{root}/node/{node}/live`` too: the frames of a live announcement from an officer's
+browser, played as they arrive (``edge/speaker/live.py``).
+
 It also joins ``identify`` with a short beep, and takes a new volume, warm-up or delay from the
 hub's config as it runs (``retune``), without being rebuilt.
 
@@ -55,12 +58,21 @@ from thanthien.edge.commands import Args, CommandError, Result, number_arg, str_
 from thanthien.edge.context import Capability, DeviceContext
 from thanthien.edge.settings import EdgeSettings
 from thanthien.edge.speaker.config import SpeakerSection
+from thanthien.edge.speaker.live import LIVE_URL, NO_MEDIA, LiveFeed
 from thanthien.edge.speaker.media_cache import MediaCache, is_sha256
 from thanthien.edge.speaker.player import PlanPlayer, PlayerSettings
 from thanthien.edge.speaker.prefetch import Prefetcher
 from thanthien.edge.speaker.relay import AmplifierRelay
 from thanthien.mqtt import Message
-from thanthien.protocol.payloads import PayloadError, Plan, PlanItem, PlaybackEvent, decode, utc_now
+from thanthien.protocol.payloads import (
+    LiveFrame,
+    PayloadError,
+    Plan,
+    PlanItem,
+    PlaybackEvent,
+    decode,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +98,8 @@ class SpeakerDevice:
         self.player: PlanPlayer | None = None
         self._context: DeviceContext | None = None
         self._tones: set[str] = set()
+        self._live: dict[str, LiveFeed] = {}
+        """Live announcements by occurrence id (ended ones kept a while, so late frames reopen none)."""
 
     # -- life -----------------------------------------------------------------------------
 
@@ -114,6 +128,7 @@ class SpeakerDevice:
         self.prefetcher.start()
         self.player.start()
         context.route(context.topics.plan(context.node_id), self._on_plan)
+        context.route(context.topics.live(context.node_id), self._on_live)
         context.commands.register("play-now", self._cmd_play_now)
         context.commands.register("stop", self._cmd_stop)
         context.commands.register("test-tone", self._cmd_test_tone)
@@ -203,6 +218,29 @@ class SpeakerDevice:
             return None
         log.info("resuming saved plan revision %d (%d item(s))", plan.revision, len(plan.items))
         return plan
+
+    def _on_live(self, message: Message) -> None:
+        """A frame of a live announcement: to its feed; the first one heard opens it."""
+        try:
+            frame = decode(LiveFrame, message.payload)
+        except PayloadError as exc:
+            log.warning("ignoring a malformed live frame: %s", exc.reason)
+            return
+        feed = self._live.get(frame.occurrence_id)
+        if feed is not None:
+            feed.push(frame)
+            return
+        if frame.kind == "end" or self.player is None:
+            return
+        if len(self._live) >= 16:  # forget the oldest ended ones
+            for occ in [o for o, f in self._live.items() if f.ended][:8]:
+                del self._live[occ]
+        feed = LiveFeed(frame)
+        self._live[frame.occurrence_id] = feed
+        item = PlanItem(occurrence_id=frame.occurrence_id, broadcast_id=frame.broadcast_id or 1,
+                        title=frame.title or "Phát trực tiếp", start_at=utc_now(), media_sha256=NO_MEDIA,
+                        media_url=LIVE_URL, duration_s=4 * 3600, priority=frame.priority, volume=frame.volume)
+        self.player.play_live(item, feed)
 
     # -- events ---------------------------------------------------------------------------
 

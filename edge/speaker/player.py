@@ -40,6 +40,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -51,10 +52,12 @@ from pathlib import Path
 
 from thanthien.edge.audio import AudioClip, AudioOutput, PlayResult
 from thanthien.edge.clock import ClockTrust
+from thanthien.edge.speaker.live import LIVE_URL, LiveFeed
 from thanthien.edge.speaker.media_cache import MediaCache, MediaCorrupt
 from thanthien.edge.speaker.prefetch import Prefetcher, Want
 from thanthien.edge.speaker.relay import AmplifierRelay
-from thanthien.protocol.payloads import Plan, PlanItem, PlaybackEvent
+from thanthien.edge.speaker.stream import RelayOutcome, StreamRelay
+from thanthien.protocol.payloads import MAX_LEVELS, Plan, PlanItem, PlaybackEvent, PlayLevels, SourceSpan
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,16 @@ class _Job:
     command: bool
     deadline: float  # media must be cached by then
     clip: AudioClip | None = None
+    prepared: bool = False
+    """Ready to play: its clip is loaded, or it needs none (a relay falling back to silence, a
+    relay whose fallback file did not arrive by its start, a live announcement)."""
+    feed: LiveFeed | None = None
+    """A live announcement's audio, as it arrives."""
+
+    def __post_init__(self) -> None:
+        if self.clip is not None or self.feed is not None or (
+                self.item.stream is not None and self.item.stream.fallback == "silence"):
+            self.prepared = True
 
     @property
     def rank(self) -> int:
@@ -115,10 +128,32 @@ class _Playing:
     result: PlayResult | None = None
     error: str | None = None
     reason: str = ""
+    detail: str = ""
+    """What the playback itself says (a relay's fallback)."""
+    sources: list[SourceSpan] | None = None
 
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def _merge(levels: tuple[float, ...] | list[float], step: int) -> list[float]:
+    """Levels per ``step`` seconds: the power mean of each group, 0.1 dB."""
+    out = []
+    for i in range(0, len(levels), step):
+        group = levels[i:i + step]
+        power = sum(10 ** (v / 10) for v in group) / len(group)
+        out.append(max(-120.0, min(0.0, round(10 * math.log10(power), 1))) if power > 0 else -120.0)
+    return out
+
+
+def play_levels(result: PlayResult) -> PlayLevels | None:
+    """Proof of play from what the output metered (``None`` if it metered nothing)."""
+    if not result.sent_dbfs:
+        return None
+    step = max(1, math.ceil(len(result.sent_dbfs) / MAX_LEVELS))
+    heard = None if result.heard_dbfs is None else _merge(result.heard_dbfs, step)
+    return PlayLevels(step_s=step, sent_dbfs=_merge(result.sent_dbfs, step), heard_dbfs=heard)
 
 
 class _DoneLog:
@@ -151,8 +186,11 @@ class PlanPlayer:
                  on_event: EventSink, relay: AmplifierRelay | None = None,
                  settings: PlayerSettings | None = None, prefetcher: Prefetcher | None = None,
                  clock: Callable[[], float] = time.time, state_path: Path | None = None,
-                 trust: ClockTrust | None = None, on_held: Callable[[int], None] | None = None) -> None:
+                 trust: ClockTrust | None = None, on_held: Callable[[int], None] | None = None,
+                 streams: StreamRelay | None = None) -> None:
         self.node_id = node_id
+        self.streams = streams or StreamRelay()
+        """Plays relay items (``PlanItem.stream``)."""
         self.output = output
         self.cache = cache
         self.relay = relay or AmplifierRelay(None)
@@ -272,6 +310,20 @@ class PlanPlayer:
         if clip is None and not self.cache.has(item.media_sha256) and self.prefetcher is not None:
             self.prefetcher.urgent(item.media_sha256, item.media_url)
         log.info("play-now %s (%s) queued", occ, item.priority)
+        self._wake.set()
+        return True
+
+    def play_live(self, item: PlanItem, feed: LiveFeed) -> bool:
+        """Play a live announcement as it arrives, as a play-now of its priority (now, after the
+        amplifier's warm-up if it was off). False if this occurrence is already known."""
+        with self._lock:
+            occ = item.occurrence_id
+            playing = self._playing is not None and self._playing.job.occ == occ
+            if occ in self._done or occ in self._commands or playing:
+                return False
+            now = self.clock()
+            self._commands[occ] = _Job(item, now, next(self._seq), True, deadline=now, feed=feed)
+        log.info("live %s (%s) queued", occ, item.priority)
         self._wake.set()
         return True
 
@@ -406,16 +458,20 @@ class PlanPlayer:
                 job = self._choose_idle(now)
                 if job is None:
                     return min(self._idle_relay(now), self._until_due(now))
-            if job.clip is None and not self.cache.has(job.item.media_sha256):
+            if not job.prepared and not self.cache.has(job.item.media_sha256):
+                if job.item.stream is not None and now >= job.deadline:
+                    job.prepared = True  # the station plays; its fallback becomes silence
+                    return 0
                 if now >= job.deadline:
                     detail = "chưa tải được tệp âm thanh trước giờ phát"
                     error = self.prefetcher.last_error(job.item.media_sha256) if self.prefetcher else None
                     self._finish_job(job, "failed", now, f"{detail} ({error})" if error else detail)
                     return 0
                 return min(job.deadline - now, self._until_due(now), MAX_WAIT_S)
-        if job.clip is None:
+        if not job.prepared:
             try:
                 job.clip = self.cache.load(job.item.media_sha256)
+                job.prepared = True
             except (MediaCorrupt, FileNotFoundError) as exc:
                 with self._lock:
                     self._finish_job(job, "failed", self.clock(), f"tệp âm thanh hỏng: {exc}")
@@ -469,7 +525,7 @@ class PlanPlayer:
         or once its deadline has passed to be reported failed)."""
         lead = self._lead()
         due = [j for j in self._pending() if j.rank > above and j.start - lead <= now]
-        ready = [j for j in due if j.clip is not None or now >= j.deadline
+        ready = [j for j in due if j.prepared or now >= j.deadline
                  or self.cache.has(j.item.media_sha256)]
         return ready or due
 
@@ -506,7 +562,7 @@ class PlanPlayer:
                                  f"không phát được trong {limit:g} giây sau giờ phát")
 
     def _begin(self, job: _Job) -> None:
-        assert job.clip is not None
+        assert job.prepared
         self._plan_jobs.pop(job.occ, None)
         self._commands.pop(job.occ, None)
         playing = _Playing(job, threading.Event(), self.clock())
@@ -519,14 +575,24 @@ class PlanPlayer:
         self._done.add(job.occ, job.start, playing.started_at)
         self._report(job.item, "started", playing.started_at, detail)
         log.info("playing %s %r (%s, %.1f s) at %+.1f ms", job.occ, job.item.title,
-                 job.item.priority, job.clip.duration_s, 1000 * late)
+                 job.item.priority, job.clip.duration_s if job.clip else job.item.duration_s, 1000 * late)
 
     def _play(self, playing: _Playing) -> None:
         job = playing.job
-        assert job.clip is not None
         volume = round(job.item.volume * self.settings.volume / 100)
         try:
-            playing.result = self.output.play(job.clip, volume=volume, stop=playing.stop)
+            outcome: RelayOutcome | None = None
+            if job.feed is not None:
+                outcome = job.feed.play(self.output, stop=playing.stop, volume=volume)
+            elif job.item.stream is not None:
+                outcome = self.streams.play(job.item, self.output, stop=playing.stop, volume=volume,
+                                            fallback=job.clip)
+            if outcome is not None:
+                playing.result, playing.sources = outcome.result, outcome.sources
+                playing.detail = outcome.detail
+            else:
+                assert job.clip is not None
+                playing.result = self.output.play(job.clip, volume=volume, stop=playing.stop)
         except Exception as exc:
             log.exception("audio output failed for %s", job.occ)
             playing.error = f"{type(exc).__name__}: {exc}"[:400]
@@ -546,9 +612,11 @@ class PlanPlayer:
             self._report(item, "failed", now, f"lỗi phát âm thanh: {playing.error}")
         elif result.interrupted:
             self._report(item, "interrupted", result.finished_at.timestamp(),
-                         playing.reason or "bị ngắt")
+                         playing.reason or playing.detail or "bị ngắt", levels=play_levels(result),
+                         sources=playing.sources)
         else:
-            self._report(item, "finished", result.finished_at.timestamp(), "")
+            self._report(item, "finished", result.finished_at.timestamp(), playing.detail,
+                         levels=play_levels(result), sources=playing.sources)
 
     def _finish_job(self, job: _Job, status: str, now: float, detail: str) -> None:
         self._plan_jobs.pop(job.occ, None)
@@ -557,11 +625,14 @@ class PlanPlayer:
         self._report(job.item, status, now, detail)
         log.warning("%s %s: %s", job.occ, status, detail)
 
-    def _report(self, item: PlanItem, status: str, at: float, detail: str) -> None:
+    def _report(self, item: PlanItem, status: str, at: float, detail: str, *,
+                levels: PlayLevels | None = None, sources: list[SourceSpan] | None = None) -> None:
         self._events.append(PlaybackEvent(
             event_id=uuid.uuid4(), node=self.node_id, occurrence_id=item.occurrence_id,
             status=status, at=_utc(at), scheduled_at=item.start_at,  # type: ignore[arg-type]
-            media_sha256=item.media_sha256, detail=detail[:500],
+            media_sha256=None if item.media_url == LIVE_URL else item.media_sha256, detail=detail[:500],
+            levels=levels,
+            sources=sources[:20] if sources else None,
         ))
 
     def _flush(self) -> None:

@@ -359,6 +359,10 @@ class DeliveryOut(BaseModel):
     ended_at: datetime | None
     start_error_s: float | None
     detail: str
+    proof: str | None = Field(None, description="Proof of play: ok, silent, unheard; null: no levels.")
+    proof_detail: str = ""
+    levels: dict[str, Any] | None = Field(None, description="The levels the node sent and heard (dBFS).")
+    sources: list[dict[str, Any]] | None = Field(None, description="What really went out, in order.")
 
 
 class ReportOut(BaseModel):
@@ -370,6 +374,7 @@ class ReportOut(BaseModel):
     priority: str
     checked: bool
     counts: dict[str, int]
+    proof_counts: dict[str, int]
     played: int
     start_spread_s: float | None
     max_start_error_s: float | None
@@ -387,6 +392,7 @@ class ReportOut(BaseModel):
             priority=o.priority,
             checked=o.checked_at is not None,
             counts=r.counts,
+            proof_counts=r.proof_counts,
             played=sum(r.counts.get(s, 0) for s in ("finished", "interrupted", "started")),
             start_spread_s=r.start_spread_s,
             max_start_error_s=r.max_start_error_s,
@@ -399,6 +405,10 @@ class ReportOut(BaseModel):
                     ended_at=d.ended_at,
                     detail=d.detail,
                     start_error_s=(d.started_at - o.start_at).total_seconds() if d.started_at else None,
+                    proof=d.proof,
+                    proof_detail=d.proof_detail or "",
+                    levels=d.levels,
+                    sources=d.sources,
                 )
                 for d in r.deliveries
             ],

@@ -454,6 +454,14 @@ class Broadcast(Base):
     quiet_exception_by: Mapped[str | None] = mapped_column(String(64))
     quiet_exception_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     quiet_exception_reason: Mapped[str | None] = mapped_column(String(500))
+    # a relay (hub/services/relays.py): the station's stream played for the slot, falling back
+    # to the broadcast's file or to silence
+    stream_url: Mapped[str | None] = mapped_column(String(500))
+    stream_fallback: Mapped[str | None] = mapped_column(String(16))
+    slot_s: Mapped[float | None] = mapped_column(Float)
+    # a live announcement from a browser (hub/services/live.py, schedule_kind "now"): how long
+    # it lasted (0 while it lasts); None for every other broadcast
+    live_s: Mapped[float | None] = mapped_column(Float)
 
 
 class BroadcastAudit(Base):
@@ -502,6 +510,13 @@ class Delivery(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     detail: Mapped[str] = mapped_column(String(500), default="")
+    # proof of play (hub/services/proof.py): ok, silent (sent nothing audible), unheard (the
+    # loopback heard nothing); None: no levels reported
+    proof: Mapped[str | None] = mapped_column(String(16))
+    proof_detail: Mapped[str] = mapped_column(String(300), default="")
+    levels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # what really went out (a relay's stream, its fallback; a live voice): [{source, seconds, reason}]
+    sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class PlaybackReport(Base):

@@ -25,13 +25,14 @@ def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcom
     if not events:
         return
     now = batch[-1].received_at
-    result = deliveries.store_playback(session, events=events, now=now)
+    result = deliveries.store_playback(session, events=events, now=now, proof_cfg=ctx.settings.proof)
     deliveries.refresh_alarms(
         session,
         occurrence_ids=result.occurrences,
         now=now,
         notify=ctx.notify,
         tz=ZoneInfo(ctx.settings.hub.timezone),
+        judged=result.judged,
     )
     out.ack(batch[0].kind, result.acks)
     out.count("thanthien_hub_playback_stored_total", n=result.stored)

@@ -37,6 +37,7 @@ KINDS: dict[str, Audience] = {
     "clock_unsynced": IT,
     "camera_down": IT,
     "claim_refused": IT,
+    "speaker_silent": IT,
     "negative_spike": LEADER,
 }
 

@@ -35,8 +35,9 @@ from thanthien.hub.db.models import Broadcast, BroadcastAudit, Device, MediaItem
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, Actor, Role, require
 from thanthien.hub.services import audit as admin_audit
-from thanthien.hub.services import media_items, zone_rules
+from thanthien.hub.services import media_items, relays, zone_rules
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
+from thanthien.hub.services.media import MediaLibrary
 from thanthien.hub.services.schedule import (
     HOLIDAYS,
     BroadcastSettings,
@@ -60,6 +61,8 @@ AUDIT_LABELS = {
     "approved": "phê duyệt",
     "archived": "lưu trữ",
     "play_now": "phát ngay",
+    "live_started": "bắt đầu phát trực tiếp",
+    "live_ended": "kết thúc phát trực tiếp",
     "quiet_exception_granted": "cho phép ngoại lệ giờ yên tĩnh",
     "quiet_exception_revoked": "thu hồi ngoại lệ giờ yên tĩnh",
     "rules_changed": "về bản nháp vì quy định phát của khu vực đã đổi",
@@ -73,7 +76,14 @@ class BroadcastSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=200)
-    media_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    media_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$",
+        description="The file to play; a relay's fallback file (none for a relay falling back to silence).")
+    stream_url: str | None = Field(
+        None, max_length=500, description="A relay (tiếp sóng): the station's Icecast/HTTP audio stream.")
+    stream_fallback: Literal["file", "silence"] = Field(
+        "file", description="A relay whose stream dies or goes silent plays its file, or silence.")
+    slot_s: float | None = Field(None, description="A relay: how long the speakers relay the stream (s).")
     target_kind: TargetKind = "all"
     target_zones: list[str] = Field(default_factory=list, max_length=500)
     target_nodes: list[str] = Field(default_factory=list, max_length=5000)
@@ -157,6 +167,9 @@ class BroadcastView(BaseModel):
     quiet_exception: QuietExceptionView | None = Field(
         description="The quiet-hours exception a leader granted this broadcast, if any."
     )
+    stream_url: str | None = Field(None, description="A relay: the station's stream.")
+    stream_fallback: str | None = Field(None, description="A relay: file or silence once the stream fails.")
+    slot_s: float | None = Field(None, description="A relay: its slot (s).")
 
     @classmethod
     def of(cls, b: Broadcast, tz: ZoneInfo) -> BroadcastView:
@@ -170,13 +183,14 @@ class BroadcastView(BaseModel):
             holidays=list(b.holidays or []), valid_from=b.valid_from, valid_until=b.valid_until,
             status=b.status, created_by=b.created_by, created_at=b.created_at, updated_at=b.updated_at,
             approved_by=b.approved_by, approved_at=b.approved_at, quiet_exception=quiet_exception_of(b),
+            stream_url=b.stream_url, stream_fallback=b.stream_fallback, slot_s=b.slot_s,
         )
 
 
 # What the audit log keeps of a broadcast after each change: what it is, not who made it when.
 _SNAPSHOT = {"title", "media_sha256", "target_kind", "target_zones", "target_nodes", "volume", "priority",
              "schedule_kind", "start_at", "local_time", "weekdays", "rrule", "holidays", "valid_from",
-             "valid_until", "status", "quiet_exception"}
+             "valid_until", "status", "quiet_exception", "stream_url", "stream_fallback", "slot_s"}
 
 
 def _snapshot(b: Broadcast) -> dict[str, Any]:
@@ -208,7 +222,8 @@ def audit(
 def _check(
     session: Session, spec: BroadcastSpec, *, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
 ) -> Schedule:
-    media = session.get(MediaItem, spec.media_sha256)
+    relays.check(spec.stream_url, spec.stream_fallback, spec.slot_s, spec.media_sha256)
+    media = session.get(MediaItem, spec.media_sha256) if spec.media_sha256 else None
     if media is None:
         raise Invalid("Chưa chọn tệp âm thanh có trong thư viện.")
     if spec.target_kind == "zones":
@@ -293,9 +308,22 @@ def _quiet_refusal(
     )
 
 
-def _duration(session: Session, sha256: str) -> float:
-    media = session.get(MediaItem, sha256)
+def _duration(session: Session, sha256: str | None, slot_s: float | None = None) -> float:
+    """How long a broadcast plays: a relay its slot, any other its file."""
+    if slot_s is not None:
+        return slot_s
+    media = session.get(MediaItem, sha256) if sha256 else None
     return media.duration_s if media else 0.0
+
+
+def _with_media(session: Session, spec: BroadcastSpec, lib: MediaLibrary | None,
+                now: datetime) -> BroadcastSpec:
+    """A relay falling back to silence names the library's second of silence."""
+    if spec.media_sha256 is None and spec.stream_url is not None and spec.stream_fallback == "silence":
+        if lib is None:
+            raise Invalid("Chưa chọn tệp âm thanh có trong thư viện.")
+        return spec.model_copy(update={"media_sha256": relays.silence_media(session, lib=lib, now=now)})
+    return spec
 
 
 def quiet_conflict(
@@ -307,22 +335,26 @@ def quiet_conflict(
     if (b.priority == "emergency" or b.quiet_exception_by is not None or b.schedule_kind == "now"
             or b.status == "archived"):
         return None
-    return first_quiet(schedule_of(b), _duration(session, b.media_sha256), now=now, tz=tz, cfg=cfg)
+    return first_quiet(schedule_of(b), _duration(session, b.media_sha256, b.slot_s), now=now, tz=tz, cfg=cfg)
 
 
 def _plays(b: Broadcast) -> tuple[Any, ...]:
     """When, what and where a broadcast plays: what a quiet-hours exception is granted for."""
     return (schedule_of(b), b.media_sha256, b.target_kind, tuple(b.target_zones or ()),
-            tuple(b.target_nodes or ()))
+            tuple(b.target_nodes or ()), b.stream_url, b.slot_s)
 
 
 def _apply(b: Broadcast, spec: BroadcastSpec, sched: Schedule) -> None:
+    assert spec.media_sha256 is not None  # _check refused it otherwise
     b.title, b.media_sha256, b.volume, b.priority = (
         spec.title.strip(),
         spec.media_sha256,
         spec.volume,
         spec.priority,
     )
+    b.stream_url = spec.stream_url
+    b.stream_fallback = spec.stream_fallback if spec.stream_url else None
+    b.slot_s = spec.slot_s if spec.stream_url else None
     b.target_kind = spec.target_kind
     b.target_zones = sorted(set(spec.target_zones)) if spec.target_kind == "zones" else []
     b.target_nodes = sorted(set(spec.target_nodes)) if spec.target_kind == "nodes" else []
@@ -344,10 +376,13 @@ def create_broadcast(
     now: datetime,
     tz: ZoneInfo,
     cfg: BroadcastSettings,
+    lib: MediaLibrary | None = None,
 ) -> Broadcast:
+    """Draft a broadcast (``lib``: where a relay's silence is kept)."""
     require(actor, BROADCAST_EDITORS)
+    spec = _with_media(session, spec, lib, now)
     sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
-    duration = _duration(session, spec.media_sha256)
+    duration = _duration(session, spec.media_sha256, spec.slot_s)
     quiet = None if spec.priority == "emergency" else first_quiet(sched, duration, now=now, tz=tz, cfg=cfg)
     if quiet is not None and not spec.quiet_exception_requested:
         raise _quiet_refusal(quiet, duration, tz=tz, cfg=cfg,
@@ -390,15 +425,17 @@ def update_broadcast(
     now: datetime,
     tz: ZoneInfo,
     cfg: BroadcastSettings,
+    lib: MediaLibrary | None = None,
 ) -> Broadcast:
     b = _open(session, broadcast_id=broadcast_id, actor=actor, permission=BROADCAST_EDITORS)
+    spec = _with_media(session, spec, lib, now)
     sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
     edited = Broadcast()  # what the broadcast becomes, to compare before changing it
     _apply(edited, spec, sched)
     if edited.schedule_kind == "rrule" and edited.valid_from is None:
         edited.valid_from = now
     keeps_exception = b.quiet_exception_by is not None and _plays(edited) == _plays(b)
-    duration = _duration(session, spec.media_sha256)
+    duration = _duration(session, spec.media_sha256, spec.slot_s)
     quiet = None if spec.priority == "emergency" else first_quiet(sched, duration, now=now, tz=tz, cfg=cfg)
     if quiet is not None and not keeps_exception and not spec.quiet_exception_requested:
         then = ("ngoại lệ đã cấp không còn áp dụng vì lịch, âm thanh hoặc phạm vi phát đã đổi; "
@@ -460,7 +497,7 @@ def approve_broadcast(
     if b.schedule_kind == "once" and b.start_at is not None and b.start_at <= now:
         raise Invalid("Thời điểm phát đã qua; hãy sửa lịch trước khi phê duyệt.")
     if (quiet := quiet_conflict(session, b, now=now, tz=tz, cfg=cfg)) is not None:
-        raise _quiet_refusal(quiet, _duration(session, b.media_sha256), tz=tz, cfg=cfg,
+        raise _quiet_refusal(quiet, _duration(session, b.media_sha256, b.slot_s), tz=tz, cfg=cfg,
                              then="cần lãnh đạo cho phép ngoại lệ giờ yên tĩnh trước khi phê duyệt.")
     unheard = media_items.needs_listen(session, sha256=b.media_sha256, username=actor.username)
     if unheard is not None:

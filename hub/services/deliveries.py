@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Delivery, Occurrence, PlaybackReport
-from thanthien.hub.services import alarms
+from thanthien.hub.services import alarms, proof
 from thanthien.hub.services.errors import NotFound
 from thanthien.protocol.payloads import PlaybackEvent
 
@@ -46,12 +46,30 @@ STATUS_LABELS = {
 }
 
 
+SOURCE_LABELS = {"file": "tệp âm thanh", "stream": "tiếp sóng", "fallback": "tệp dự phòng",
+                 "silence": "im lặng", "live": "trực tiếp"}
+
+
+def describe_sources(d: Delivery) -> str:
+    """What really went out, in order: ``tiếp sóng 12 s → tệp dự phòng 48 s (luồng mất tín hiệu)``."""
+    parts = []
+    for span in d.sources or []:
+        kind = str(span.get("source", ""))
+        text = f"{SOURCE_LABELS.get(kind, kind)} {float(span.get('seconds', 0)):.0f} s"
+        if span.get("reason"):
+            text += f" ({span['reason']})"
+        parts.append(text)
+    return " → ".join(parts)
+
+
 @dataclass
 class PlaybackResult:
     acks: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
     stored: int = 0
     duplicates: int = 0
     occurrences: set[str] = field(default_factory=set)
+    judged: list[tuple[Delivery, proof.Judgement]] = field(default_factory=list)
+    """Deliveries whose proof of play was judged in this batch, in report order."""
 
 
 def _insert(session: Session) -> Any:
@@ -81,9 +99,11 @@ def check_claims(session: Session, *, events: Sequence[PlaybackEvent]) -> list[s
             for e in events]
 
 
-def store_playback(session: Session, *, events: list[PlaybackEvent], now: datetime) -> PlaybackResult:
+def store_playback(session: Session, *, events: list[PlaybackEvent], now: datetime,
+                   proof_cfg: proof.ProofSettings | None = None) -> PlaybackResult:
     """Store the reports not stored yet and move their deliveries; the claims were checked
-    before (:func:`check_claims`). Two queries for the batch: the known event ids, the rows."""
+    before (:func:`check_claims`). Two queries for the batch: the known event ids, the rows.
+    A final report's levels are judged (proof of play) and its sources kept."""
     result = PlaybackResult()
     by_node: dict[str, dict[UUID, PlaybackEvent]] = defaultdict(dict)
     for e in events:
@@ -124,6 +144,10 @@ def store_playback(session: Session, *, events: list[PlaybackEvent], now: dateti
             )
             continue
         _apply(d, e, now)
+        if e.levels is not None and e.status in FINAL:
+            result.judged.append((d, proof.apply(d, e.levels, proof_cfg or proof.ProofSettings())))
+        if e.sources is not None and e.status in FINAL:
+            d.sources = [span.model_dump(mode="json") for span in e.sources]
         result.occurrences.add(e.occurrence_id)
     return result  # the deliveries are written with the unit of work (an ingest batch: at its end)
 
@@ -206,13 +230,24 @@ def evaluate_alarm(
 
 
 def refresh_alarms(
-    session: Session, *, occurrence_ids: set[str], now: datetime, notify: bool, tz: ZoneInfo
+    session: Session, *, occurrence_ids: set[str], now: datetime, notify: bool, tz: ZoneInfo,
+    judged: Sequence[tuple[Delivery, proof.Judgement]] = (),
 ) -> None:
-    """After late reports: the alarm of a checked occurrence follows its deliveries."""
+    """After late reports: the alarm of a checked occurrence follows its deliveries; each
+    node's ``speaker_silent`` alarm follows its latest judged playback."""
     for oid in sorted(occurrence_ids):
         o = session.get(Occurrence, oid)
         if o is not None:
             evaluate_alarm(session, occurrence=o, now=now, notify=notify, tz=tz)
+    latest: dict[str, tuple[Delivery, proof.Judgement]] = {}
+    for d, j in judged:
+        prev = latest.get(d.node_id)
+        if prev is None or (d.ended_at or now) >= (prev[0].ended_at or now):
+            latest[d.node_id] = (d, j)
+    for node_id, (d, j) in sorted(latest.items()):
+        o = session.get(Occurrence, d.occurrence_id)
+        proof.follow_alarm(session, node_id=node_id, title=o.title if o else d.occurrence_id,
+                           judgement=j, now=now, notify=notify)
 
 
 # -- reports -------------------------------------------------------------------------------
@@ -221,6 +256,8 @@ class DeliveryReport:
     occurrence: Occurrence
     deliveries: list[Delivery]
     counts: dict[str, int]
+    proof_counts: dict[str, int]
+    """Deliveries by proof of play verdict (ok, silent, unheard; unchecked: no levels)."""
     start_spread_s: float | None
     first_start: datetime | None
     last_start: datetime | None
@@ -246,8 +283,12 @@ def _report(o: Occurrence, rows: list[Delivery]) -> DeliveryReport:
     starts = sorted(d.started_at for d in rows if d.started_at is not None)
     spread = (starts[-1] - starts[0]).total_seconds() if starts else None
     error = max((abs((s - o.start_at).total_seconds()) for s in starts), default=None)
+    proofs = {"ok": 0, "silent": 0, "unheard": 0, "unchecked": 0}
+    for d in rows:
+        if d.status in ("finished", "interrupted"):
+            proofs[d.proof or "unchecked"] = proofs.get(d.proof or "unchecked", 0) + 1
     return DeliveryReport(
-        o, rows, counts, spread, starts[0] if starts else None, starts[-1] if starts else None, error
+        o, rows, counts, proofs, spread, starts[0] if starts else None, starts[-1] if starts else None, error
     )
 
 

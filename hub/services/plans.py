@@ -37,7 +37,7 @@ from thanthien.hub.services.broadcasts import (
 )
 from thanthien.hub.services.errors import Invalid
 from thanthien.hub.services.schedule import BroadcastSettings, Schedule, occurrences
-from thanthien.protocol.payloads import MAX_PLAN_ITEMS, Command, Plan, PlanItem
+from thanthien.protocol.payloads import MAX_PLAN_ITEMS, Command, Plan, PlanItem, StreamSource
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def materialise(session: Session, *, now: datetime, tz: ZoneInfo, cfg: Broadcast
                     id=oid,
                     broadcast_id=b.id,
                     start_at=at,
-                    duration_s=media.duration_s,
+                    duration_s=b.slot_s or media.duration_s,
                     media_sha256=b.media_sha256,
                     priority=b.priority,
                     volume=b.volume,
@@ -120,7 +120,7 @@ def materialise(session: Session, *, now: datetime, tz: ZoneInfo, cfg: Broadcast
                     b.volume,
                     b.title,
                 )
-                occ.duration_s = media.duration_s
+                occ.duration_s = b.slot_s or media.duration_s
             if at > now:
                 _sync_deliveries(session, occ, targets)
     session.flush()
@@ -147,6 +147,13 @@ def node_plan_items(
         .order_by(Occurrence.start_at, Occurrence.id)
         .limit(MAX_PLAN_ITEMS)
     )
+    occs = list(rows)
+    streams = {
+        b_id: StreamSource(url=url, fallback=fallback or "file")  # type: ignore[arg-type]
+        for b_id, url, fallback in session.execute(
+            select(Broadcast.id, Broadcast.stream_url, Broadcast.stream_fallback).where(
+                Broadcast.id.in_(sorted({o.broadcast_id for o in occs})), Broadcast.stream_url.is_not(None)))
+    } if occs else {}
     return [
         PlanItem(
             occurrence_id=o.id,
@@ -159,8 +166,9 @@ def node_plan_items(
             priority=o.priority,  # type: ignore[arg-type]
             volume=zone_rules.volume_for(rule, volume=o.volume, priority=o.priority, at=o.start_at,
                                          duration_s=o.duration_s, tz=tz),
+            stream=streams.get(o.broadcast_id),
         )
-        for o in rows
+        for o in occs
     ]
 
 

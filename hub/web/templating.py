@@ -20,6 +20,7 @@ from thanthien.hub.roles import (
     DEVICE_STAFF,
     DOSSIER_OFFICERS,
     EVERYONE,
+    LIVE_SPEAKERS,
     REGISTRY_READERS,
     REPORT_READERS,
     ROSTER_READERS,
@@ -42,7 +43,8 @@ ALARM_KINDS = {"node_offline": "Thiết bị ngoại tuyến", "node_unregistere
                "camera_down": "Camera gặp sự cố",
                "claim_refused": "An ninh: thiết bị gửi dữ liệu không thuộc về mình",
                "negative_spike": "Đánh giá tiêu cực tăng đột biến",
-               "broadcast_missed": "Bản tin không phát được"}
+               "broadcast_missed": "Bản tin không phát được",
+               "speaker_silent": "Loa phát nhưng không có tiếng"}
 STATE_REASONS = {"last will: connection lost": "mất kết nối đột ngột", "clean stop": "tắt bình thường",
                  "heartbeat expired": "quá thời gian không gửi tín hiệu"}
 
@@ -97,6 +99,7 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/satisfaction", "Mức độ hài lòng", REPORT_READERS),
     ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_READERS),
     ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),
+    ("/ui/live", "Phát trực tiếp", LIVE_SPEAKERS),
     ("/ui/users", "Người dùng", ADMINS),
     ("/ui/audit", "Nhật ký quản trị", ADMINS),
     ("/ui/dossiers", "Hồ sơ một cửa", DOSSIER_OFFICERS),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from thanthien.edge.audio import AudioClip, NullOutput, WavSink, open_output
+from thanthien.edge.audio import FLOOR_DBFS, AudioClip, NullOutput, WavSink, level_dbfs, open_output
 
 
 def tone(seconds: float = 0.2, rate: int = 8000, amplitude: int = 10000) -> AudioClip:
@@ -79,3 +79,44 @@ def test_open_output_builds_the_configured_kind(tmp_path: Path):
     assert isinstance(open_output("wav", wav_dir=tmp_path), WavSink)
     with pytest.raises(ValueError, match="directory"):
         open_output("wav")
+
+
+def test_level_of_a_full_scale_sine_is_three_db_below_full_scale_and_silence_is_the_floor():
+    assert level_dbfs(tone(1.0, amplitude=32767).frames) == pytest.approx(-3.0, abs=0.1)
+    assert level_dbfs(bytes(16000)) == FLOOR_DBFS
+
+
+def test_wav_sink_reports_the_level_of_each_second_it_sent_after_the_volume(tmp_path: Path):
+    clip = AudioClip(tone(1.0, amplitude=20000).frames + bytes(16000), 8000, 1, "tone then silence")
+    with WavSink(tmp_path) as sink:
+        result = sink.play(clip, volume=50)
+    loud, quiet = result.sent_dbfs
+    assert loud == pytest.approx(level_dbfs(tone(1.0, amplitude=10000).frames), abs=0.2)
+    assert quiet == FLOOR_DBFS
+    assert result.heard_dbfs is None  # no microphone fitted
+    assert sink.entries()[0]["sent_dbfs"] == [loud, quiet]
+
+
+def test_wav_sink_microphone_hears_each_second_as_it_plays(tmp_path: Path):
+    heard_calls: list[float] = []
+
+    def hears(level: float) -> float:
+        heard_calls.append(level)
+        return level - 10
+
+    with WavSink(tmp_path, hears=hears) as sink:
+        result = sink.play(tone(2.0, amplitude=10000))
+    assert result.heard_dbfs == tuple(round(v - 10, 1) for v in result.sent_dbfs)
+    assert len(heard_calls) == 2
+
+
+def test_wav_stream_keeps_what_was_written_as_one_file_with_its_levels(tmp_path: Path):
+    with WavSink(tmp_path) as sink:
+        stream = sink.open_stream(8000, 1, label="relay", volume=100)
+        for _ in range(4):
+            stream.write(tone(0.5).frames)
+        result = stream.close()
+    [entry] = sink.entries()
+    assert entry["label"] == "relay"
+    assert AudioClip.from_wav(tmp_path / entry["file"]).duration_s == pytest.approx(2.0)
+    assert len(result.sent_dbfs) == 2

@@ -1,4 +1,4 @@
-"""Broadcast pages of the web UI (SQLite and PostgreSQL): calendar, drafting with the
+"""Broadcast pages of the web UI (SQLite and PostgreSQL): calendar, drafting (relays too) with the
 quiet-hours refusal shown, approval by a leader, media upload/TTS refusals, previews."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from media.audio_tools import make_tone
 from broadcasts.support import media_row, speakers
 from support import ui_login
 from thanthien.hub.app import create_app
+from thanthien.hub.db.models import Broadcast, MediaItem
 from thanthien.hub.roles import SYSTEM
-from thanthien.hub.services import users
+from thanthien.hub.services import relays, users
 from thanthien.hub.web.auth import csrf_for
 
 PASSWORD = "mat-khau-123"
@@ -251,3 +252,27 @@ def test_the_audit_on_the_page_names_author_and_approver(ui, sha):
     leader, lcsrf = ui("leader")
     leader.post(f"{page}/approve", data={"csrf": lcsrf})
     assert "leader: phê duyệt (người soạn: officer; người phê duyệt: leader)" in officer.get(page).text
+
+def test_a_relay_falling_back_to_silence_is_drafted_without_a_file_and_its_page_names_the_stream(ui, ctx):
+    officer, csrf = ui("officer")
+    r = draft(officer, csrf, "", title="Tiếp sóng Đài tỉnh", local_time="17:00",
+              stream_url="http://dai-tinh.vn:8000/vov1", slot_min="30", stream_fallback="silence")
+    assert r.status_code == 303, r.text
+    page = officer.get(r.headers["location"]).text
+    assert "http://dai-tinh.vn:8000/vov1" in page and "30 phút" in page and "im lặng" in page
+    with ctx.db.session() as s:
+        [b] = s.query(Broadcast).all()
+        assert (b.stream_url, b.slot_s, b.stream_fallback) == (
+            "http://dai-tinh.vn:8000/vov1", 1800.0, "silence")
+        assert s.get(MediaItem, b.media_sha256).title == relays.SILENCE_TITLE
+    assert ctx.settings.hub.data_dir.joinpath("media", b.media_sha256[:2], f"{b.media_sha256}.wav").is_file()
+
+
+def test_a_relay_without_its_slot_is_refused_on_the_page_with_the_form_kept(ui, ctx):
+    officer, csrf = ui("officer")
+    r = draft(officer, csrf, "", title="Tiếp sóng", stream_url="http://dai-tinh.vn:8000/vov1",
+              stream_fallback="silence")
+    assert r.status_code == 422 and "Thời lượng tiếp sóng" in r.text
+    assert 'value="http://dai-tinh.vn:8000/vov1"' in r.text
+    with ctx.db.session() as s:
+        assert s.query(Broadcast).count() == 0

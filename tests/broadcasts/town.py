@@ -10,7 +10,7 @@ import socket
 import uuid
 import wave
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,18 @@ import httpx
 from support import Account, wait_until
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
+from thanthien.edge.audio import WavSink
 from thanthien.edge.devices.speaker import SpeakerDevice
 from thanthien.edge.settings import EdgeSettings
 from thanthien.hub.roles import SYSTEM
 from thanthien.hub.runtime import HubRuntime
 from thanthien.hub.services import users
 from thanthien.hub.settings import HubSettings
+from thanthien.sim.acoustics import SimAcoustics, relay_pin_on
 from thanthien.sim.netcut import NetCut
 
 PASSWORD = "mat-khau-123"
+RELAY = 22
 
 
 def free_port() -> int:
@@ -38,6 +41,13 @@ def free_port() -> int:
 
 def node_accounts(n: int) -> list[Account]:
     return [Account(f"loa-{i:02d}", f"loa-{i:02d}-secret") for i in range(1, n + 1)]
+
+
+def daytime_zone(now: datetime | None = None) -> str:
+    """A fixed-offset time zone in which it is about noon now: the town's broadcasts, a few
+    seconds ahead, then never fall in the quiet hours (21:30-05:30 local), whenever the suite runs."""
+    offset = (12 - (now or datetime.now(UTC)).hour + 12) % 24 - 12  # -12 .. +11 hours
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
 
 
 def wav_frames(data: bytes) -> bytes:
@@ -60,6 +70,7 @@ class Town:
         realtime: bool = False,
         db_url: str | None = None,
         wrong_token: tuple[str, ...] = (),
+        microphones: bool = False,
     ) -> None:
         self.tmp = tmp
         self.broker_port = broker_port
@@ -70,7 +81,7 @@ class Town:
         self.settings = validate_data(
             HubSettings,
             {
-                "hub": {"data_dir": str(tmp / "hub")},
+                "hub": {"data_dir": str(tmp / "hub"), "timezone": daytime_zone()},
                 "database": {"url": db_url or f"sqlite:///{tmp / 'hub.db'}"},
                 "http": {
                     "host": "127.0.0.1",
@@ -103,6 +114,9 @@ class Town:
         self.cuts: dict[str, NetCut] = {n: NetCut(broker_port).start() for n in cut}
         self.realtime = realtime
         self.wrong_token = wrong_token
+        self.microphones = microphones
+        """Each speaker's WAV sink hears through the simulator's microphone model (proof of play)."""
+        self.acoustics: dict[str, SimAcoustics] = {}
         self.agents: dict[str, EdgeAgent] = {}
         self.http = httpx.Client(base_url=self.base, timeout=30)
         self._headers: dict[str, dict[str, str]] = {}
@@ -120,12 +134,24 @@ class Town:
             token = self.post(f"/nodes/{account.username}/media-token", "it").json()["token"]
             if account.username in self.wrong_token:
                 token = "tn_" + token[::-1][:-3]
-            agent = EdgeAgent(validate_data(EdgeSettings, self._edge(account, token)))
+            settings = validate_data(EdgeSettings, self._edge(account, token))
+            audio = None
+            if self.microphones:
+                node = account.username
+                acoustics = SimAcoustics(relay_pin_on(lambda n=node: self._pins(n), RELAY),
+                                         seed=len(self.acoustics))
+                self.acoustics[node] = acoustics
+                audio = WavSink(settings.audio.wav_dir or self.tmp, realtime=self.realtime, hears=acoustics)
+            agent = EdgeAgent(settings, audio=audio)
             agent.start()
             self.agents[account.username] = agent
         for node, agent in self.agents.items():
             assert agent.link is not None and agent.link.wait_connected(10), f"{node} not connected"
         return self
+
+    def _pins(self, node: str) -> object | None:
+        agent = self.agents.get(node)
+        return agent.pin_factory if agent is not None else None
 
     def stop(self) -> None:
         for agent in self.agents.values():
@@ -154,7 +180,7 @@ class Town:
             "speakers": {
                 "hub_url": f"{self.base}/",
                 "token": token,
-                "relay_pin": 22,
+                "relay_pin": RELAY,
                 "warmup_s": 0.2,
                 "relay_off_delay_s": 0.5,
             },

@@ -87,3 +87,11 @@ def test_json_schema_exists_for_every_payload():
     schemas = p.json_schemas()
     assert set(schemas) == {m.__name__ for m in p.ALL_PAYLOADS}
     assert all(s["additionalProperties"] is False for s in schemas.values())
+
+
+@pytest.mark.parametrize(("pcm", "reason"), [("not base64!", "base64"), ("AAAA", "whole 16-bit"),
+                                             ("A" * 23_000, "at most")])
+def test_live_frame_with_bad_audio_is_rejected(pcm, reason):
+    frame = EXAMPLES[p.LiveFrame].model_dump(mode="json") | {"pcm_b64": pcm}
+    with pytest.raises(p.PayloadError, match=reason):
+        p.decode(p.LiveFrame, json.dumps(frame).encode())

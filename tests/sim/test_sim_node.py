@@ -93,6 +93,27 @@ def test_the_speaker_plays_on_its_own_clock_into_the_wav_sink(group, broker, med
     assert early == pytest.approx(OFFSET_S, abs=0.35)  # its clock is ahead: it starts early
 
 
+def test_the_mute_fault_leaves_the_speakers_microphone_hearing_only_the_background(group, broker, media):
+    g, _ledger, specs = group
+    node = g.nodes[specs[1].node_id]
+    assert g.apply("mute", [node.node_id])["muted"] is True
+    playlog = node.data_dir / "audio" / "playlog.jsonl"
+    before = len(playlog.read_text().splitlines()) if playlog.exists() else 0
+    command = Command(args={"occurrence_id": "occ-muted", "broadcast_id": 7, "media_sha256": media[1]},
+                      issued_at=utc_now())
+    hub = connected_link(broker.port, HUB, f"hub-mute-{node.node_id}")
+    try:
+        hub.publish_confirmed(T.command(node.node_id, "play-now"), command.to_bytes(),
+                              properties=request_properties(T.command_result(node.node_id), b"2"))
+        assert wait_until(lambda: playlog.exists() and len(playlog.read_text().splitlines()) > before, 15)
+    finally:
+        hub.stop()
+        g.apply("unmute", [node.node_id])
+    played = json.loads(playlog.read_text().splitlines()[before])
+    assert all(v > -40 for v in played["sent_dbfs"])
+    assert all(v < -60 for v in played["heard_dbfs"])
+
+
 def test_telemetry_reports_the_node_clock_offset(group):
     g, _ledger, specs = group
     agent = g.nodes[specs[1].node_id].agent

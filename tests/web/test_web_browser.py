@@ -22,15 +22,14 @@ from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ
 
 MENUS = {
     "admin": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Cập nhật phần mềm", "Mức độ hài lòng",
-              "Lịch phát thanh",
-              "Thư viện âm thanh",
+              "Lịch phát thanh", "Thư viện âm thanh", "Phát trực tiếp",
               "Người dùng", "Nhật ký quản trị", "Hồ sơ một cửa", "Đánh giá qua tin nhắn", "Tin nhắn",
               "Người nhận cảnh báo", "Danh mục", "Lịch trực", "Phản ánh của dân"],
-    "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Hồ sơ một cửa", "Lịch trực"],
+    "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Phát trực tiếp", "Hồ sơ một cửa",
+                "Lịch trực"],
     "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Cập nhật phần mềm", "Lịch phát thanh",
-           "Danh mục",
-           "Phản ánh của dân"],
-    "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh",
+           "Danh mục", "Phản ánh của dân"],
+    "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh", "Phát trực tiếp",
                "Đánh giá qua tin nhắn", "Lịch trực"],
 }
 NAMES = FULL_NAMES
@@ -322,7 +321,7 @@ def test_admin_resets_a_password_and_only_the_new_one_works(browser, hub_server,
 
 PHONE_PAGES = {
     "admin": ["/ui/", "/ui/health", "/ui/nodes/node-a", "/ui/satisfaction", "/ui/users", "/ui/audit"],
-    "officer": ["/ui/", "/ui/users", "/ui/broadcasts", "/ui/media"],
+    "officer": ["/ui/", "/ui/users", "/ui/broadcasts", "/ui/media", "/ui/live"],
     "it": ["/ui/health", "/ui/nodes/node-d"],
     "leader": ["/ui/satisfaction"],
 }

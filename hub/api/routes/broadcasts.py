@@ -143,7 +143,8 @@ def get_report(hub: Hub, session: DbSession, occurrence_id: str) -> ReportOut:
     summary="Draft a broadcast",
 )
 def create_broadcast(hub: Hub, session: DbSession, user: CurrentUser, body: BroadcastSpec) -> BroadcastOut:
-    return _saved(hub, session, broadcasts.create_broadcast(session, spec=body, actor=user, **_rules(hub)))
+    return _saved(hub, session, broadcasts.create_broadcast(session, spec=body, actor=user, lib=hub.media,
+                                                            **_rules(hub)))
 
 
 @router.put(
@@ -155,7 +156,8 @@ def create_broadcast(hub: Hub, session: DbSession, user: CurrentUser, body: Broa
 def update_broadcast(
     hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId, body: BroadcastSpec
 ) -> BroadcastOut:
-    b = broadcasts.update_broadcast(session, broadcast_id=broadcast_id, spec=body, actor=user, **_rules(hub))
+    b = broadcasts.update_broadcast(session, broadcast_id=broadcast_id, spec=body, actor=user, lib=hub.media,
+                                    **_rules(hub))
     return _saved(hub, session, b)
 
 

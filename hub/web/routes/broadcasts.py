@@ -20,7 +20,15 @@ from sqlalchemy import select
 from thanthien.hub.api.deps import RowId
 from thanthien.hub.db.models import MediaItem, Zone
 from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, BROADCAST_READERS, may
-from thanthien.hub.services import broadcasts, deliveries, media_items, plans, speaker_commands, zone_rules
+from thanthien.hub.services import (
+    broadcasts,
+    deliveries,
+    media_items,
+    plans,
+    proof,
+    speaker_commands,
+    zone_rules,
+)
 from thanthien.hub.services.broadcasts import (
     AUDIT_LABELS,
     PRIORITY_LABELS,
@@ -143,6 +151,8 @@ FIELD_NAMES = {
     "schedule_kind": "kiểu lịch phát",
     "target_kind": "phạm vi phát",
     "priority": "mức ưu tiên",
+    "stream_url": "địa chỉ luồng tiếp sóng",
+    "slot_s": "thời lượng tiếp sóng",
 }
 
 
@@ -168,6 +178,9 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], BroadcastSpec | 
             "start_at",
             "local_time",
             "rrule",
+            "stream_url",
+            "slot_min",
+            "stream_fallback",
         )
     }
     for key in ("target_zones", "target_nodes", "weekdays", "holidays"):
@@ -178,10 +191,15 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], BroadcastSpec | 
     start_at = _local_dt(form["start_at"], tz)
     if kind == "once" and start_at is None:
         return form, "Chọn ngày giờ phát."
+    stream_url = form["stream_url"].strip() or None
     try:
+        slot_s = float(form["slot_min"]) * 60 if stream_url and form["slot_min"].strip() else None
         return form, BroadcastSpec(
             title=form["title"].strip(),
-            media_sha256=form["media_sha256"],
+            media_sha256=form["media_sha256"] or None,
+            stream_url=stream_url,
+            stream_fallback="silence" if form["stream_fallback"] == "silence" else "file",
+            slot_s=slot_s,
             target_kind=form["target_kind"] or "all",
             target_zones=form["target_zones"],
             target_nodes=form["target_nodes"],
@@ -198,7 +216,7 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], BroadcastSpec | 
     except ValidationError as exc:
         return form, _invalid(exc)
     except ValueError:
-        return form, "Thông tin chưa hợp lệ: âm lượng và các thứ phải là số."
+        return form, "Thông tin chưa hợp lệ: âm lượng, thời lượng tiếp sóng và các thứ phải là số."
 
 
 # the fields of the form: what _read_form reads back
@@ -212,7 +230,9 @@ def _form_of(b: Any, tz: ZoneInfo) -> dict[str, Any]:
     form: dict[str, Any] = {k: getattr(view, k) for k in FORM_FIELDS}
     form.update(
         start_at=view.start_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if view.start_at else "",
-        local_time=view.local_time or "", rrule=view.rrule or "", weekdays=[str(d) for d in view.weekdays])
+        local_time=view.local_time or "", rrule=view.rrule or "", weekdays=[str(d) for d in view.weekdays],
+        stream_url=view.stream_url or "", stream_fallback=view.stream_fallback or "file",
+        slot_min=f"{view.slot_s / 60:g}" if view.slot_s else "")
     return form
 
 
@@ -224,7 +244,8 @@ async def create_broadcast(request: Request, user: Editor) -> Response:
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
-            bid = broadcasts.create_broadcast(session, spec=spec, actor=user, **_rules(request)).id
+            bid = broadcasts.create_broadcast(session, spec=spec, actor=user, lib=hub_of(request).media,
+                                              **_rules(request)).id
     except ServiceError as exc:
         return _page(request, user, form=form, message=str(exc), status_code=422)
     return flash.redirect(f"{BACK}/{bid}", message="Đã lưu bản nháp; chờ lãnh đạo phê duyệt.")
@@ -265,6 +286,8 @@ def _detail(
             "audit": broadcasts.audit_log(session, broadcast_id=broadcast_id),
             "reports": deliveries.broadcast_reports(session, broadcast_id=broadcast_id, limit=20),
             "delivery_labels": deliveries.STATUS_LABELS,
+            "proof_labels": proof.LABELS,
+            "describe_sources": deliveries.describe_sources,
             "audit_labels": AUDIT_LABELS,
             "can_approve": may(user, BROADCAST_APPROVERS),
             "can_edit": may(user, BROADCAST_EDITORS),
@@ -290,7 +313,7 @@ async def edit_broadcast(request: Request, user: Editor, broadcast_id: RowId) ->
     try:
         with hub.db.session() as session:
             broadcasts.update_broadcast(session, broadcast_id=broadcast_id, spec=spec, actor=user,
-                                        **_rules(request))
+                                        lib=hub_of(request).media, **_rules(request))
     except ServiceError as exc:
         return _detail(request, user, broadcast_id, form=form, message=str(exc), status_code=422)
     return flash.redirect(
