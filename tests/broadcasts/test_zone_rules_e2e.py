@@ -18,7 +18,11 @@ from support import HUB
 
 pytestmark = pytest.mark.timeout(120)
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def local_now(town: Town) -> datetime:
+    """Now in the hub's zone (the town runs in one where it is about noon)."""
+    return datetime.now(ZoneInfo(town.settings.hub.timezone))
 
 
 @pytest.fixture
@@ -29,15 +33,15 @@ def town(broker_factory, tmp_path):
     zones = {a.username: ("ban-a" if i % 2 else "ban-b") for i, a in enumerate(accounts)}
     t = Town(tmp_path, broker.port, HUB, accounts, zones=zones)
     t.broker = broker
-    away = datetime.now(TZ) + timedelta(hours=6)  # runs at any hour: quiet hours are moved away from now
+    away = local_now(t) + timedelta(hours=6)  # runs at any hour: quiet hours are moved away from now
     t.settings.broadcasts.quiet_start = away.strftime("%H:%M")
     t.settings.broadcasts.quiet_end = (away + timedelta(hours=1)).strftime("%H:%M")
     yield t.start()
     t.stop()
 
 
-def band_around_now(volume: int) -> dict:
-    now = datetime.now(TZ)
+def band_around_now(town: Town, volume: int) -> dict:
+    now = local_now(town)
     return {"start": (now - timedelta(minutes=2)).strftime("%H:%M"),
             "end": (now + timedelta(minutes=20)).strftime("%H:%M"), "volume": volume}
 
@@ -53,8 +57,8 @@ def put_rule(town: Town, path: str, body: dict) -> None:
 
 
 def test_each_speaker_plays_at_the_volume_its_zone_or_its_own_profile_allows_now(town, tmp_path):
-    put_rule(town, "/zones/ban-a/broadcast-rules", {"volume_profile": [band_around_now(30)]})
-    put_rule(town, "/nodes/loa-03/broadcast-rules", {"volume_profile": [band_around_now(50)]})
+    put_rule(town, "/zones/ban-a/broadcast-rules", {"volume_profile": [band_around_now(town, 30)]})
+    put_rule(town, "/nodes/loa-03/broadcast-rules", {"volume_profile": [band_around_now(town, 50)]})
     media = town.upload_tone(make_tone(tmp_path / "tb.wav", 1.0, freq=600), "Thông báo")
     start = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
     body = {"title": "Thông báo sáng", "media_sha256": media["sha256"], "schedule_kind": "once",
@@ -72,7 +76,7 @@ def test_each_speaker_plays_at_the_volume_its_zone_or_its_own_profile_allows_now
 
 
 def test_an_emergency_play_now_keeps_its_volume_in_a_quiet_band(town, tmp_path):
-    put_rule(town, "/broadcast-rules", {"volume_profile": [band_around_now(20)]})
+    put_rule(town, "/broadcast-rules", {"volume_profile": [band_around_now(town, 20)]})
     media = town.upload_tone(make_tone(tmp_path / "khan.wav", 1.0, freq=900), "Báo cháy")
     r = town.post("/broadcasts/play-now", "leader",
                   json={"media_sha256": media["sha256"], "priority": "emergency", "confirm": True,
@@ -83,7 +87,7 @@ def test_an_emergency_play_now_keeps_its_volume_in_a_quiet_band(town, tmp_path):
 
 
 def test_a_normal_play_now_plays_at_the_profiles_level(town, tmp_path):
-    put_rule(town, "/broadcast-rules", {"volume_profile": [band_around_now(20)]})
+    put_rule(town, "/broadcast-rules", {"volume_profile": [band_around_now(town, 20)]})
     media = town.upload_tone(make_tone(tmp_path / "tb.wav", 1.0, freq=500), "Thông báo")
     r = town.post("/broadcasts/play-now", "leader",
                   json={"media_sha256": media["sha256"], "priority": "normal", "volume": 90})
@@ -93,7 +97,7 @@ def test_a_normal_play_now_plays_at_the_profiles_level(town, tmp_path):
 
 
 def test_a_schedule_outside_the_allowed_slots_is_refused_and_no_speaker_plays_it(town, tmp_path):
-    now = datetime.now(TZ)
+    now = local_now(town)
     elsewhere = (now + timedelta(hours=3)).strftime("%H:%M")
     put_rule(town, "/broadcast-rules", {"slots": [{"start": elsewhere, "minutes": 60}]})
     media = town.upload_tone(make_tone(tmp_path / "tb.wav", 1.0, freq=650), "Thông báo")
