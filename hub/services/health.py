@@ -193,10 +193,19 @@ def _clock_message(name: str, t: Telemetry) -> str:
 
 
 def expire_heartbeats(session: Session, *, now: datetime, heartbeat_s: float, factor: float,
-                      notify: bool) -> list[str]:
-    """Online nodes silent for ``factor`` heartbeats become offline; returns their ids."""
-    limit = now - timedelta(seconds=heartbeat_s * factor)
-    silent = list(session.scalars(select(Node).where(Node.state == "online", Node.last_seen_at < limit)))
+                      notify: bool, heard_until: datetime | None = None) -> list[str]:
+    """Online nodes silent for ``factor`` heartbeats become offline; returns their ids.
+
+    Silence is counted up to ``heard_until`` when given (and earlier than ``now``): the moment up to
+    which the hub has taken in what reached it (``HubContext.heard_until``), so that a node whose
+    telemetry waits in the hub's backlog (a province coming back at once) is not marked offline.
+    The rows are taken in node id order, skipping a row another transaction holds (on PostgreSQL:
+    an ingest batch writing that node, which is being heard from right now), so the job never
+    waits for ingest nor deadlocks with it."""
+    until = min(now, heard_until) if heard_until is not None else now
+    limit = until - timedelta(seconds=heartbeat_s * factor)
+    silent = list(session.scalars(select(Node).where(Node.state == "online", Node.last_seen_at < limit)
+                                  .order_by(Node.id).with_for_update(skip_locked=True)))
     for node in silent:
         node.state, node.state_reason, node.state_at = "offline", REASON_HEARTBEAT, now
         log.warning("node %s: no telemetry since %s: offline", node.id, node.last_seen_at)
