@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from thanthien.hub.db import bulk
 from thanthien.hub.db.models import Node, TelemetryHourly, TelemetrySample
 from thanthien.hub.services import alarms, registry
 from thanthien.protocol.payloads import NodeState, Telemetry
@@ -108,7 +109,11 @@ def record_telemetry_batch(session: Session, *, samples: Sequence[tuple[Telemetr
         node = seen(session, node_id=t.node, now=now, notify=notify)
         _heartbeat(session, node=node, t=t, now=now, thresholds=thresholds, notify=notify)
         nodes.append(node)
-    session.execute(insert(TelemetrySample.__table__), [_sample_row(t, now) for t, now in samples])
+    rows = [_sample_row(t, now) for t, now in samples]
+    if session.get_bind().dialect.name == "sqlite":
+        bulk.sqlite_insert(session, TelemetrySample.__table__, rows)  # type: ignore[arg-type]
+    else:
+        session.execute(insert(TelemetrySample.__table__), rows)
     return nodes
 
 
@@ -132,7 +137,8 @@ def _heartbeat(session: Session, *, node: Node, t: Telemetry, now: datetime, thr
     elif t.session > node.session or node.state_reason == REASON_HEARTBEAT or node.state == "unknown":
         log.info("node %s: telemetry of session %d, back online", node.id, t.session)
         _online(session, node, t.session, now, notify)
-    node.agent_version = t.agent_version
+    if node.agent_version != t.agent_version:  # a node row left untouched stays out of the flush
+        node.agent_version = t.agent_version
     _threshold_alarms(session, node=node, t=t, now=now, th=thresholds, notify=notify)
 
 

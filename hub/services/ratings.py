@@ -11,9 +11,10 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from thanthien.hub.db import bulk
 from thanthien.hub.db.models import Rating
 from thanthien.hub.services import rating_counts, registry
 from thanthien.protocol.payloads import RatingEvent
@@ -141,8 +142,8 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
         stmt: Any = postgresql.insert(table).from_select(names, select(*source.c))
         stmt = stmt.on_conflict_do_nothing(index_elements=unique).returning(*keys)
         return {(node, eid) for node, eid in session.execute(stmt)}
-    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=unique).returning(*keys)
-    return {(node, eid) for node, eid in session.execute(stmt, rows)}
+    by_hex = {(row["node_id"], row["event_id"].hex): row["event_id"] for row in rows}
+    return {(node, by_hex[(node, eid)]) for node, eid in bulk.sqlite_insert_new(session, table, rows, unique)}
 
 
 def _note_sequence(session: Session, *, node_id: str, seqs: list[int], result: StoreResult) -> None:

@@ -1,0 +1,116 @@
+"""Many rows in one go through the SQLite driver, for the ingest's hot inserts (ratings, telemetry).
+
+SQLAlchemy spends more on each row's parameters than SQLite spends storing it (building and
+processing a parameter set per row, a type processor call per value: about half of an ingest
+batch's CPU before this). On SQLite the ingest hands the rows to the ``sqlite3`` driver of the
+session's own connection, inside the session's transaction, as plain tuples made here in the
+form SQLAlchemy would store them (:func:`sqlite_params`; tests compare both column by column).
+PostgreSQL keeps its ``unnest`` statements (one array per column: psycopg adapts the values in C).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Boolean, Float, Table, Uuid
+from sqlalchemy.orm import Session
+
+from thanthien.hub.db.models import UtcDateTime
+
+SQLITE_MAX_PARAMS = 32_766
+"""SQLite's limit on the parameters of one statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32)."""
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    v = value.astimezone(UTC)
+    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+            f".{v.microsecond:06d}")
+
+
+def _uuid_hex(value: UUID | None) -> str | None:
+    return None if value is None else value.hex
+
+
+def _bool_int(value: bool | None) -> int | None:
+    return None if value is None else int(bool(value))
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _converter(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """What turns a value into what SQLite stores for ``column`` (None: the value as it is)."""
+    kind = column.type
+    if isinstance(kind, UtcDateTime):
+        return _utc_text
+    if isinstance(kind, Uuid) and kind.as_uuid:  # SQLite has no uuid type: 32 hex digits
+        return _uuid_hex
+    if isinstance(kind, Boolean):
+        return _bool_int
+    if isinstance(kind, Float):
+        return _float
+    return kind._cached_bind_processor(dialect)  # any other type: SQLAlchemy's own processing
+
+
+def sqlite_params(session: Session, table: Table, names: Sequence[str],
+                  rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows as parameter tuples in the order of ``names``, each value as SQLite stores it."""
+    dialect = session.get_bind().dialect
+    converters = [_converter(table.c[name], dialect) for name in names]
+    plain = [i for i, c in enumerate(converters) if c is None]
+    if len(plain) == len(names):
+        return [tuple(row[name] for name in names) for row in rows]
+    pairs = list(zip(names, converters, strict=True))
+    return [tuple(row[name] if convert is None else convert(row[name]) for name, convert in pairs)
+            for row in rows]
+
+
+def _cursor(session: Session) -> Any:
+    """A cursor of the sqlite3 connection under the session's transaction (begun if not yet)."""
+    return session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def sqlite_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT the rows (dicts with the same keys) into ``table``: one ``executemany`` in the driver."""
+    if not rows:
+        return
+    names = list(rows[0])
+    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
+           f"VALUES ({', '.join('?' * len(names))})")
+    cursor = _cursor(session)
+    try:
+        cursor.executemany(sql, sqlite_params(session, table, names, rows))
+    finally:
+        cursor.close()
+
+
+def sqlite_insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]],
+                      unique: Sequence[str]) -> list[tuple[Any, ...]]:
+    """INSERT … ON CONFLICT (``unique``) DO NOTHING RETURNING ``unique``: the rows not stored yet go
+    in, and the keys of those (as SQLite stores them) come back; a few statements of many rows."""
+    if not rows:
+        return []
+    names = list(rows[0])
+    params = sqlite_params(session, table, names, rows)
+    per_statement = max(1, SQLITE_MAX_PARAMS // len(names))
+    one = f"({', '.join('?' * len(names))})"
+    head = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
+    tail = f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(unique)}"
+    cursor = _cursor(session)
+    inserted: list[tuple[Any, ...]] = []
+    try:
+        for start in range(0, len(params), per_statement):
+            chunk = params[start:start + per_statement]
+            cursor.execute(head + ", ".join([one] * len(chunk)) + tail, [v for row in chunk for v in row])
+            inserted.extend(tuple(r) for r in cursor.fetchall())
+    finally:
+        cursor.close()
+    return inserted
