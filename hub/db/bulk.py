@@ -1,11 +1,18 @@
-"""Many rows in one go through the SQLite driver, for the ingest's hot inserts (ratings, telemetry).
+"""Many rows in one go through the database driver, for the ingest's hot inserts (ratings, telemetry).
 
-SQLAlchemy spends more on each row's parameters than SQLite spends storing it (building and
+SQLAlchemy spends more on each row's parameters than the database spends storing it (building and
 processing a parameter set per row, a type processor call per value: about half of an ingest
-batch's CPU before this). On SQLite the ingest hands the rows to the ``sqlite3`` driver of the
-session's own connection, inside the session's transaction, as plain tuples made here in the
-form SQLAlchemy would store them (:func:`sqlite_params`; tests compare both column by column).
-PostgreSQL keeps its ``unnest`` statements (one array per column: psycopg adapts the values in C).
+batch's CPU before this). The ingest hands the rows to the driver of the session's own connection,
+inside the session's transaction:
+
+- SQLite (``sqlite3``): plain tuples made here in the form SQLAlchemy would store them
+  (:func:`sqlite_params`; tests compare both column by column), ``executemany`` or statements of
+  many rows;
+- PostgreSQL (psycopg): one statement whatever the number of rows, one array per column
+  (``INSERT … SELECT … FROM unnest(%s::type[], …)``), which psycopg adapts in C (aware datetimes
+  as ``timestamptz``, UUIDs as ``uuid``: what SQLAlchemy sends for these columns too).
+
+:func:`insert` and :func:`insert_new` choose by the session's dialect.
 """
 
 from __future__ import annotations
@@ -114,3 +121,47 @@ def sqlite_insert_new(session: Session, table: Table, rows: Sequence[Mapping[str
     finally:
         cursor.close()
     return inserted
+
+
+def _pg_unnest(session: Session, table: Table, names: Sequence[str]) -> str:
+    dialect = session.get_bind().dialect
+    casts = ", ".join(f"%s::{table.c[name].type.compile(dialect=dialect)}[]" for name in names)
+    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({casts})"
+
+
+def _pg_columns(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:
+    for name, column in zip(names, columns := [[row[name] for row in rows] for name in names], strict=True):
+        if any(isinstance(v, datetime) and v.tzinfo is None for v in column):
+            raise ValueError(f"naive datetime given to a UTC column ({name})")
+    return columns
+
+
+def insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT the rows (dicts with the same keys) into ``table`` through the driver."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        sqlite_insert(session, table, rows)
+        return
+    names = list(rows[0])
+    with session.connection().connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(_pg_unnest(session, table, names), _pg_columns(rows, names))
+
+
+def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]],
+               unique: Sequence[str]) -> set[tuple[Any, ...]]:
+    """INSERT the rows not stored yet (ON CONFLICT on ``unique`` DO NOTHING); the ``unique`` keys of
+    the rows this statement inserted, as the rows gave them (a row another transaction stored
+    first is not among them)."""
+    if not rows:
+        return set()
+    if session.get_bind().dialect.name == "sqlite":
+        stored_as = sqlite_params(session, table, unique, rows)
+        given = {key: tuple(row[k] for k in unique) for key, row in zip(stored_as, rows, strict=True)}
+        return {given[key] for key in sqlite_insert_new(session, table, rows, unique)}
+    names = list(rows[0])
+    sql = (_pg_unnest(session, table, names)
+           + f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(unique)}")
+    with session.connection().connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(sql, _pg_columns(rows, names))
+        return {tuple(r) for r in cursor.fetchall()}

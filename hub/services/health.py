@@ -109,11 +109,7 @@ def record_telemetry_batch(session: Session, *, samples: Sequence[tuple[Telemetr
         node = seen(session, node_id=t.node, now=now, notify=notify)
         _heartbeat(session, node=node, t=t, now=now, thresholds=thresholds, notify=notify)
         nodes.append(node)
-    rows = [_sample_row(t, now) for t, now in samples]
-    if session.get_bind().dialect.name == "sqlite":
-        bulk.sqlite_insert(session, TelemetrySample.__table__, rows)  # type: ignore[arg-type]
-    else:
-        session.execute(insert(TelemetrySample.__table__), rows)
+    bulk.insert(session, TelemetrySample.__table__, [_sample_row(t, now) for t, now in samples])  # type: ignore[arg-type]
     return nodes
 
 
