@@ -18,11 +18,11 @@ inside the session's transaction:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Boolean, Float, Table, Uuid
+from sqlalchemy import Boolean, Date, Float, Table, Uuid
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import UtcDateTime
@@ -39,6 +39,10 @@ def _utc_text(value: datetime | None) -> str | None:
     v = value.astimezone(UTC)
     return (f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}"
             f".{v.microsecond:06d}")
+
+
+def _date_text(value: date | None) -> str | None:
+    return None if value is None else f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 
 def _uuid_hex(value: UUID | None) -> str | None:
@@ -62,6 +66,8 @@ def _converter(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
         return _uuid_hex
     if isinstance(kind, Boolean):
         return _bool_int
+    if type(kind) is Date:
+        return _date_text
     if isinstance(kind, Float):
         return _float
     return kind._cached_bind_processor(dialect)  # any other type: SQLAlchemy's own processing
@@ -80,9 +86,22 @@ def sqlite_params(session: Session, table: Table, names: Sequence[str],
             for row in rows]
 
 
+def _autoflush(session: Session) -> None:
+    """What ``session.execute`` does first: the session's pending changes are written before a
+    statement of ours (unless the caller is inside ``no_autoflush``, as the ingest handlers are)."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()
+
+
+def _driver(session: Session) -> Any:
+    """The driver's connection under the session's transaction (begun if not yet), flushed first."""
+    _autoflush(session)
+    return session.connection().connection.driver_connection  # type: ignore[union-attr]
+
+
 def _cursor(session: Session) -> Any:
-    """A cursor of the sqlite3 connection under the session's transaction (begun if not yet)."""
-    return session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    """A cursor of the sqlite3 connection under the session's transaction."""
+    return _driver(session).cursor()
 
 
 def sqlite_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -144,7 +163,7 @@ def insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) ->
         sqlite_insert(session, table, rows)
         return
     names = list(rows[0])
-    with session.connection().connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+    with _driver(session).cursor() as cursor:
         cursor.execute(_pg_unnest(session, table, names), _pg_columns(rows, names))
 
 
@@ -162,6 +181,29 @@ def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
     names = list(rows[0])
     sql = (_pg_unnest(session, table, names)
            + f" ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {', '.join(unique)}")
-    with session.connection().connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+    with _driver(session).cursor() as cursor:
         cursor.execute(sql, _pg_columns(rows, names))
         return {tuple(r) for r in cursor.fetchall()}
+
+
+def upsert_sums(session: Session, table: Table, key: Sequence[str], sums: Sequence[str],
+                rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT the rows (values of ``key`` then of ``sums``, in that order) or, where a row of the key
+    is there, add ``sums`` to it (``ON CONFLICT (key) DO UPDATE SET n = n + excluded.n``)."""
+    if not rows:
+        return
+    names = [*key, *sums]
+    conflict = (f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+                + ", ".join(f"{n} = {table.name}.{n} + excluded.{n}" for n in sums))
+    if session.get_bind().dialect.name == "sqlite":
+        params = sqlite_params(session, table, names, [dict(zip(names, row, strict=True)) for row in rows])
+        cursor = _cursor(session)
+        try:
+            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) "
+                               f"VALUES ({', '.join('?' * len(names))})" + conflict, params)
+        finally:
+            cursor.close()
+        return
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    with _driver(session).cursor() as cursor:
+        cursor.execute(_pg_unnest(session, table, names) + conflict, columns)
