@@ -142,10 +142,19 @@ def sqlite_insert_new(session: Session, table: Table, rows: Sequence[Mapping[str
     return inserted
 
 
+_UNNEST: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
 def _pg_unnest(session: Session, table: Table, names: Sequence[str]) -> str:
-    dialect = session.get_bind().dialect
-    casts = ", ".join(f"%s::{table.c[name].type.compile(dialect=dialect)}[]" for name in names)
-    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({casts})"
+    """``INSERT INTO table (names) SELECT * FROM unnest(%s::type[], …)`` (made once per table and
+    columns: compiling the types is not free)."""
+    key = (table.name, tuple(names))
+    sql = _UNNEST.get(key)
+    if sql is None:
+        dialect = session.get_bind().dialect
+        casts = ", ".join(f"%s::{table.c[name].type.compile(dialect=dialect)}[]" for name in names)
+        sql = _UNNEST[key] = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({casts})"
+    return sql
 
 
 def _pg_columns(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -129,22 +130,37 @@ def materialise(session: Session, *, now: datetime, tz: ZoneInfo, cfg: Broadcast
 def node_plan_items(
     session: Session, *, node_id: str, now: datetime, cfg: BroadcastSettings
 ) -> list[PlanItem]:
+    return plan_items_by_node(session, node_ids=[node_id], now=now, cfg=cfg)[node_id]
+
+
+def plan_items_by_node(
+    session: Session, *, node_ids: Iterable[str], now: datetime, cfg: BroadcastSettings
+) -> dict[str, list[PlanItem]]:
+    """Each node's plan items (its deliveries of the window, by start time, at most
+    ``MAX_PLAN_ITEMS``), read in one query for all of them: a province hub has thousands of
+    speaker nodes, and a query per node held its plan job for seconds."""
+    wanted = set(node_ids)
     lo = now - timedelta(seconds=cfg.plan_keep_past_s)
     hi = now + timedelta(days=cfg.plan_days)
-    rows = session.scalars(
-        select(Occurrence)
+    query = (
+        select(Delivery.node_id, Occurrence)
+        .select_from(Occurrence)
         .join(Delivery, Delivery.occurrence_id == Occurrence.id)
         .where(
-            Delivery.node_id == node_id,
             Occurrence.command.is_(False),
             Occurrence.start_at >= lo,
             Occurrence.start_at < hi,
         )
-        .order_by(Occurrence.start_at, Occurrence.id)
-        .limit(MAX_PLAN_ITEMS)
+        .order_by(Delivery.node_id, Occurrence.start_at, Occurrence.id)
     )
-    return [
-        PlanItem(
+    if len(wanted) == 1:
+        query = query.where(Delivery.node_id.in_(wanted))
+    out: dict[str, list[PlanItem]] = {node_id: [] for node_id in wanted}
+    for node_id, o in session.execute(query):
+        items = out.get(node_id)
+        if items is None or len(items) >= MAX_PLAN_ITEMS:
+            continue
+        items.append(PlanItem(
             occurrence_id=o.id,
             broadcast_id=o.broadcast_id,
             title=o.title,
@@ -154,9 +170,8 @@ def node_plan_items(
             duration_s=max(o.duration_s, 0.001),
             priority=o.priority,  # type: ignore[arg-type]
             volume=o.volume,
-        )
-        for o in rows
-    ]
+        ))
+    return out
 
 
 def _digest(items: list[PlanItem]) -> str:
@@ -176,12 +191,14 @@ def plans_to_publish(
 ) -> list[PlanOut]:
     """Each speaker node's plan; those whose items changed get the next revision. Only the
     changed ones unless ``force`` (periodic republish)."""
-    nodes = set(speaker_nodes(session)) | set(session.scalars(select(NodePlan.node_id)))
+    rows = {row.node_id: row for row in session.scalars(select(NodePlan))}
+    nodes = set(speaker_nodes(session)) | set(rows)
+    items_of = plan_items_by_node(session, node_ids=nodes, now=now, cfg=cfg)
     out = []
     for node_id in sorted(nodes):
-        items = node_plan_items(session, node_id=node_id, now=now, cfg=cfg)
+        items = items_of[node_id]
         digest = _digest(items)
-        row = session.get(NodePlan, node_id)
+        row = rows.get(node_id)
         changed = row is None or row.digest != digest
         if row is None:
             row = NodePlan(node_id=node_id, revision=1, digest=digest, items=len(items), generated_at=now)
