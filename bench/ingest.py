@@ -192,20 +192,23 @@ def _figures(result: Result, runs: dict[str, dict[str, Any]], ratings: int) -> N
             f"{conflicts} conflict(s) retried; {two['committed']} of {two['messages']} committed, "
             f"{two['acked']} of {ratings} ratings acked"))
 
-WHY_TWO = ("The benchmark's rate is bounded by how fast one publisher process sends (the bare subscribers "
-           "run close to it), so two workers can be at most bare / one worker faster: with one worker at "
-           "0.8x the bare rate that is 1.25x, and the 1.6x target and the 0.8x target exclude each other "
-           "here. Two workers also share the 2 cores with the broker, the publisher and PostgreSQL.")
+WHY_TWO = ("A second worker needs a core of its own, and this machine has 2 cores for both hub processes, "
+           "PostgreSQL, the broker, the publisher and the other engineers' work (busy 2.0 of 2 cores during "
+           "these runs): the two workers split the messages with no database conflict between them, but they "
+           "take turns on the same cores. The bare subscribers ran at 5,000-8,000/s in the same runs, so the "
+           "publisher leaves room above one worker; it is the CPU that is not there.")
 
-WHY_SLOW = ("A batch now costs about 15 SQL statements whatever its size (about 3,500 per 500 messages "
-            "before; see the Profiles part of this file). What is left is Python CPU in one process under "
-            "the GIL: a py-spy sample of the hub process during this benchmark put about half of it on the "
-            "MQTT network thread (paho reading packets and sending PUBACKs, and thanthien.mqtt.MqttLink "
-            "routing every message through paho's topic_matches_sub against every route, about a fifth of "
-            "the process) and about 40 % on the ingest worker (pydantic validation, SQLAlchemy building and "
-            "processing the rows, the ratings INSERT ... RETURNING, the commit). The bare subscriber does "
-            "none of that, and on this 2-core machine the broker, the publisher, the database server and "
-            "other work compete for the same cores, so the ratio falls when the machine is busy.")
+WHY_SLOW = ("The hub's CPU per message is down (see the Profiles part: the worker's unit of work 67-81 µs a"
+            " message, 20-25 % less, the ratings, telemetry and counts written through the driver; the MQTT"
+            " side without the per-route topic matching, the wake-up byte per PUBACK and the recv per "
+            "header byte), yet the hub still spends about 1.3-1.6x the bare subscriber's CPU on a message, "
+            "in one process under the GIL: paho's reading and one send per PUBACK, the queue, pydantic "
+            "validation, the claim checks, the node rows through SQLAlchemy's unit of work (every node of a"
+            " batch is visited by the flush), the acks (one publish per node per batch); the bare "
+            "subscriber only inserts the raw payloads. On this 2-core machine shared with other work (busy "
+            "2.0 of 2 cores) the hub, which needs close to a core, loses more to the load than the lighter "
+            "baseline: over this branch's runs the ratio went 0.54-0.74x on SQLite and 0.55-0.66x on "
+            "PostgreSQL with the load average between 6 and 12.")
 
 
 def _fresh(path: Path) -> Path:

@@ -227,6 +227,7 @@ class EdgeAgent:
         self.sender = OutboxSender(
             self.outbox, self.link, partial(self.topics.event, node=self.node_id), self.stop_event,
             resend_interval_s=s.outbox.resend_interval_s, batch_size=s.outbox.batch_size,
+            max_in_flight=s.outbox.max_in_flight, resend_max_s=s.outbox.resend_max_s,
             clock=self.clock, prepare=self._settle_held)
         self._register_core_commands()
         self._command_service = CommandService(self.commands, self.topics.command_result(self.node_id),
@@ -645,6 +646,8 @@ class EdgeAgent:
         if self.sender is not None:
             self.sender.resend_interval_s = merged.outbox.resend_interval_s
             self.sender.batch_size = merged.outbox.batch_size
+            self.sender.max_in_flight = merged.outbox.max_in_flight
+            self.sender.resend_max_s = merged.outbox.resend_max_s
         logging.getLogger().setLevel(merged.logging.level)
         log.info("config applied: %d device(s)%s%s", len(self.devices),
                  f", changed: {', '.join(changed)}" if changed else "",

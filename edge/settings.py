@@ -73,10 +73,20 @@ class TelemetrySection(Section):
 class OutboxSection(Section):
     resend_interval_s: float = Field(
         60.0, ge=0.1, le=3600,
-        description="Unacked events are sent again after this long (and after every reconnect).",
+        description="An unacked event is sent again after this long, then after twice that, four times, "
+                    "... up to `resend_max_s` (and at once after every reconnect).",
+    )
+    resend_max_s: float = Field(
+        900.0, ge=0.1, le=86400,
+        description="The longest wait before an unacked event is sent again (the re-sends back off to it).",
     )
     batch_size: int = Field(
         50, ge=1, le=1000, description="Events sent per batch before waiting for their PUBACKs."
+    )
+    max_in_flight: int = Field(
+        200, ge=1, le=100_000,
+        description="Events out unacked at a time: the next ones go as the hub acks these (a backlog "
+                    "drains at the hub's pace instead of flooding the broker).",
     )
 
 

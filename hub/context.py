@@ -27,6 +27,11 @@ class HubContext:
     mqtt: MqttLink | None = None
     clock: Callable[[], datetime] = utc_now
     queue_depth: Callable[[], int] = lambda: 0
+    heard_until: Callable[[], datetime | None] = lambda: None
+    """Up to when this process's ingest has taken in what the broker delivered: the last moment its
+    queue was empty with every earlier message committed (:meth:`IngestWorker.heard_until`);
+    ``None`` in a process without ingest. Heartbeat expiry counts silence only up to then: a node
+    whose telemetry waits in the hub's own backlog is not silent."""
 
     @cached_property
     def topics(self) -> Topics:

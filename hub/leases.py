@@ -22,7 +22,8 @@ The holder checks the lock on its connection at every try as well (a session loc
 with its session, so an answer on that connection proves it) and gives the role up the moment
 the answer is no or does not come.
 
-The locks live in one database (two hubs on one server but in two databases never meet), under
+The locks live in one database (two hubs on one server but in two databases never meet, and
+:meth:`Lease.holder` looks only at this database's locks in ``pg_locks``), under
 the key pair (:data:`NAMESPACE`, role number): ``pg_locks`` shows them as ``classid`` 1414021454,
 ``objid`` 1, 2 or 3, and ``pg_stat_activity.application_name`` of the holder names the process
 (:meth:`Lease.holder`).
@@ -54,14 +55,18 @@ ELECTION_RETRY_S = 5.0
 """How often a process that does not hold a role tries to take it, and the holder checks it
 still holds it: a dead holder is replaced within this plus the new holder's start."""
 
+_THIS_DATABASE = "l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+"""Advisory locks are per database, but ``pg_locks`` lists those of every database on the server: a
+hub on another database of the same server holding its own lock is not this hub's holder."""
 _LOCK_ROW = ("l.locktype = 'advisory' AND l.classid = CAST(%(ns)s AS integer)::oid "
-             "AND l.objid = CAST(%(key)s AS integer)::oid AND l.objsubid = 2 AND l.granted")
+             "AND l.objid = CAST(%(key)s AS integer)::oid AND l.objsubid = 2 AND l.granted "
+             f"AND {_THIS_DATABASE}")
 _HELD = f"SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE {_LOCK_ROW} AND l.pid = pg_backend_pid())"
 _HOLDER = (f"SELECT a.application_name, l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
            f"WHERE {_LOCK_ROW}")
 _FENCE = ("SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
           "AND l.classid = CAST(:ns AS integer)::oid AND l.objid = CAST(:key AS integer)::oid "
-          "AND l.objsubid = 2 AND l.granted AND l.pid = :pid)")
+          f"AND l.objsubid = 2 AND l.granted AND l.pid = :pid AND {_THIS_DATABASE})")
 _SESSION_SETTINGS = (
     "SET statement_timeout = '10s'",
     "SET idle_session_timeout = 0",  # a server-wide idle timeout must not end the lock's session

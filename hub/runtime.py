@@ -188,7 +188,7 @@ class HubRuntime:
             link = self._presence_link(self.settings.ingest.client_id, persistent=True)
             worker.attach(link)
         worker.start()
-        self.ctx.mqtt, self.ctx.queue_depth = link, worker.depth
+        self.ctx.mqtt, self.ctx.queue_depth, self.ctx.heard_until = link, worker.depth, worker.heard_until
         self.link, self.worker = link, worker
         link.start()
         if self.shares_state:

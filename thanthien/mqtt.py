@@ -13,6 +13,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -36,6 +37,9 @@ class Message:
 
 
 Handler = Callable[[Message], None]
+
+ROUTES_KEPT = 200_000
+"""Topics whose handlers a link remembers (a fleet sends on a bounded set: about 5 per node)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class MqttLink:
         self.client_id = client_id
         self.settings = settings
         self._routes: list[tuple[str, int, Handler]] = []
+        self._matchers: list[tuple[tuple[str, ...], Handler]] = []
+        self._by_topic: dict[str, tuple[Handler, ...]] = {}
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._persistent = persistent
@@ -86,7 +92,7 @@ class MqttLink:
         self._sub_filters: list[str] = []
         self.last_connect_error: str | None = None
 
-        client = paho.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=paho.MQTTv5,
@@ -119,14 +125,29 @@ class MqttLink:
         """Subscribe ``handler`` to ``topic_filter`` (now if connected, and on every connect)."""
         with self._lock:
             self._routes.append((topic_filter, qos, handler))
+            self._matchers.append((tuple(_unshared(topic_filter).split("/")), handler))
+            self._by_topic = {}
         if self.connected.is_set():
             self._client.subscribe(topic_filter, qos=qos)
+
+    def handlers_for(self, topic: str) -> tuple[Handler, ...]:
+        """The handlers of the routes whose filter matches ``topic``, in the order routed; worked out
+        once per topic (a fleet sends on a bounded set of topics, and this runs for every message on
+        the network thread)."""
+        known = self._by_topic.get(topic)
+        if known is None:
+            levels = topic.split("/")
+            with self._lock:
+                known = tuple(h for f, h in self._matchers if _matches(f, levels))
+                if len(self._by_topic) >= ROUTES_KEPT:
+                    self._by_topic = {}
+                self._by_topic[topic] = known
+        return known
 
     def _handle_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         message = Message(msg.topic, msg.payload, bool(msg.retain), getattr(msg, "properties", None),
                           int(msg.qos))
-        with self._lock:
-            handlers = [h for f, _q, h in self._routes if paho.topic_matches_sub(_unshared(f), msg.topic)]
+        handlers = self.handlers_for(message.topic)
         if not handlers:
             log.debug("no handler for %s", msg.topic)
         for handler in handlers:
@@ -257,6 +278,92 @@ class MqttLink:
             refused = self._refused.pop(info.mid, None)
         if refused is not None:
             raise PublishError(f"broker refused publish to {topic}: {refused} ({refused.value})")
+
+
+def _matches(topic_filter: tuple[str, ...], levels: list[str]) -> bool:
+    """Whether a topic (split into its levels) matches a filter (split likewise): ``+`` is one level,
+    ``#`` the rest (the parent level too); a filter starting with a wildcard does not match a topic
+    starting with ``$`` (MQTT 4.7.2)."""
+    if levels and levels[0].startswith("$") and topic_filter and topic_filter[0] in ("+", "#"):
+        return False
+    for i, part in enumerate(topic_filter):
+        if part == "#":
+            return True
+        if i >= len(levels) or (part != "+" and part != levels[i]):
+            return False
+    return len(levels) == len(topic_filter)
+
+
+class _BufferedSocket:
+    """The broker's socket, read a buffer at a time: paho reads each packet's fixed header a byte at
+    a time (two or three ``recv`` calls per message, each a system call that lets go of the GIL, which
+    a busy ingest thread then holds for up to a switch interval). ``pending`` tells paho's loop that
+    bytes are waiting here (what it asks of an SSL socket), so it reads them without a ``select``."""
+
+    __slots__ = ("_data", "_pos", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._data = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        data, pos = self._data, self._pos
+        if pos >= len(data):
+            data = self._sock.recv(max(size, READ_BUFFER))  # BlockingIOError etc. go to paho as they are
+            if len(data) <= size:
+                return data
+            pos = 0
+            self._data = data
+        end = pos + size
+        self._pos = end
+        return data[pos:end]
+
+    def pending(self) -> int:
+        inner = getattr(self._sock, "pending", None)
+        return len(self._data) - self._pos + (inner() if inner is not None else 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+READ_BUFFER = 65536
+
+
+class _Waker:
+    """paho's wake-up socket, written only from other threads: paho writes a byte to it for every
+    packet it queues so that its network thread leaves ``select`` and sends it, also when the network
+    thread itself queues it (a PUBACK for every QoS 1 message received, an ack published by a handler),
+    which then needs no waking: the next turn of its loop sends what is queued."""
+
+    __slots__ = ("_ident", "_sock")
+
+    def __init__(self, sock: Any, ident: int | None) -> None:
+        self._sock = sock
+        self._ident = ident
+
+    def send(self, data: bytes) -> int:
+        if threading.get_ident() == self._ident:
+            return len(data)
+        return int(self._sock.send(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Client(paho.Client):
+    """paho's client with a buffered read of the broker's socket and no self-wake on its own thread
+    (:class:`_BufferedSocket`, :class:`_Waker`): fewer system calls per message."""
+
+    def _create_socket(self) -> Any:
+        return _BufferedSocket(super()._create_socket())
+
+    def loop_start(self) -> MQTTErrorCode:
+        rc = super().loop_start()
+        thread = self._thread
+        if thread is not None and self._sockpairW is not None and not isinstance(self._sockpairW, _Waker):
+            self._sockpairW = _Waker(self._sockpairW, thread.ident)  # type: ignore[assignment]
+        return rc
 
 
 def _unshared(topic_filter: str) -> str:

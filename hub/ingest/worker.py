@@ -142,6 +142,7 @@ class IngestWorker:
         self._busy = 0
         self._observers: list[Callable[[Outcome, int], None]] = []
         self._topics: dict[str, tuple[str, str | None]] = {}
+        self._caught_up_at: Any = None
 
     def on_commit(self, observer: Callable[[Outcome, int], None]) -> None:
         """Call ``observer(outcome, batch_size)`` after each commit, once its acks are out
@@ -181,6 +182,12 @@ class IngestWorker:
     def depth(self) -> int:
         return self._queue.qsize()
 
+    def heard_until(self) -> Any:
+        """The last time (``ctx.clock``) this worker found its queue empty with every message taken
+        before committed: what reached the hub until then is stored (``None`` before the first
+        time). Behind a backlog it stays where the backlog began."""
+        return self._caught_up_at
+
     def wait_idle(self, timeout: float) -> bool:
         """True once every queued message has been committed (for tests and shutdown)."""
         with self._idle:
@@ -213,9 +220,12 @@ class IngestWorker:
                 return
 
     def _take(self) -> list[Incoming]:
+        if self._queue.empty():  # the previous batch is committed and nothing waits
+            self._caught_up_at = self.ctx.clock()
         try:
             first = self._queue.get(timeout=0.2)
         except queue.Empty:
+            self._caught_up_at = self.ctx.clock()
             return []
         batch = [first]
         deadline = time.monotonic() + self.flush_s

@@ -35,8 +35,9 @@ def check_heartbeats(context: str) -> list[str]:
     if ctx is None:
         return []
     h = ctx.settings.health
+    now, heard = ctx.clock(), ctx.heard_until()
     with ctx.db.session() as session:
-        return health.expire_heartbeats(session, now=ctx.clock(), heartbeat_s=h.heartbeat_s,
+        return health.expire_heartbeats(session, now=now, heard_until=heard, heartbeat_s=h.heartbeat_s,
                                         factor=h.expiry_heartbeats, notify=ctx.notify)
 
 

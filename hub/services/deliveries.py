@@ -203,8 +203,18 @@ def evaluate_alarm(
 ) -> None:
     if occurrence.checked_at is None:
         return
-    rows = list(session.scalars(select(Delivery).where(Delivery.occurrence_id == occurrence.id)))
-    bad = sorted(d.node_id for d in rows if d.status not in PLAYED)
+    # plain rows, not objects (a province occurrence has thousands of deliveries, and a batch of
+    # playback reports re-evaluates each occurrence it touches); the deliveries this unit of work
+    # holds count as they are in memory, flushed or not, as the objects of an ORM query would
+    query = (select(Delivery.id, Delivery.node_id, Delivery.status)
+             .where(Delivery.occurrence_id == occurrence.id))
+    status = {delivery_id: (node_id, st) for delivery_id, node_id, st in session.execute(query)}
+    for obj in list(session.identity_map.values()):
+        loaded = obj.__dict__  # what is loaded, without loading anything
+        if isinstance(obj, Delivery) and loaded.get("occurrence_id") == occurrence.id and "status" in loaded:
+            status[loaded["id"]] = (loaded["node_id"], loaded["status"])
+    rows = list(status.values())
+    bad = sorted(node_id for node_id, st in rows if st not in PLAYED)
     if bad:
         local = occurrence.start_at.astimezone(tz)
         message = (

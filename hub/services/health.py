@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from thanthien.hub.db import bulk
 from thanthien.hub.db.models import Node, TelemetryHourly, TelemetrySample
 from thanthien.hub.services import alarms, registry
 from thanthien.protocol.payloads import NodeState, Telemetry
@@ -108,7 +109,7 @@ def record_telemetry_batch(session: Session, *, samples: Sequence[tuple[Telemetr
         node = seen(session, node_id=t.node, now=now, notify=notify)
         _heartbeat(session, node=node, t=t, now=now, thresholds=thresholds, notify=notify)
         nodes.append(node)
-    session.execute(insert(TelemetrySample.__table__), [_sample_row(t, now) for t, now in samples])
+    bulk.insert(session, TelemetrySample.__table__, [_sample_row(t, now) for t, now in samples])  # type: ignore[arg-type]
     return nodes
 
 
@@ -132,7 +133,8 @@ def _heartbeat(session: Session, *, node: Node, t: Telemetry, now: datetime, thr
     elif t.session > node.session or node.state_reason == REASON_HEARTBEAT or node.state == "unknown":
         log.info("node %s: telemetry of session %d, back online", node.id, t.session)
         _online(session, node, t.session, now, notify)
-    node.agent_version = t.agent_version
+    if node.agent_version != t.agent_version:  # a node row left untouched stays out of the flush
+        node.agent_version = t.agent_version
     _threshold_alarms(session, node=node, t=t, now=now, th=thresholds, notify=notify)
 
 
@@ -193,10 +195,19 @@ def _clock_message(name: str, t: Telemetry) -> str:
 
 
 def expire_heartbeats(session: Session, *, now: datetime, heartbeat_s: float, factor: float,
-                      notify: bool) -> list[str]:
-    """Online nodes silent for ``factor`` heartbeats become offline; returns their ids."""
-    limit = now - timedelta(seconds=heartbeat_s * factor)
-    silent = list(session.scalars(select(Node).where(Node.state == "online", Node.last_seen_at < limit)))
+                      notify: bool, heard_until: datetime | None = None) -> list[str]:
+    """Online nodes silent for ``factor`` heartbeats become offline; returns their ids.
+
+    Silence is counted up to ``heard_until`` when given (and earlier than ``now``): the moment up to
+    which the hub has taken in what reached it (``HubContext.heard_until``), so that a node whose
+    telemetry waits in the hub's backlog (a province coming back at once) is not marked offline.
+    The rows are taken in node id order, skipping a row another transaction holds (on PostgreSQL:
+    an ingest batch writing that node, which is being heard from right now), so the job never
+    waits for ingest nor deadlocks with it."""
+    until = min(now, heard_until) if heard_until is not None else now
+    limit = until - timedelta(seconds=heartbeat_s * factor)
+    silent = list(session.scalars(select(Node).where(Node.state == "online", Node.last_seen_at < limit)
+                                  .order_by(Node.id).with_for_update(skip_locked=True)))
     for node in silent:
         node.state, node.state_reason, node.state_at = "offline", REASON_HEARTBEAT, now
         log.warning("node %s: no telemetry since %s: offline", node.id, node.last_seen_at)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -132,30 +133,51 @@ def node_plan_items(
     rules: zone_rules.RuleBook | None = None,
 ) -> list[PlanItem]:
     """What the node plays, each item at the volume its rule allows at that hour."""
-    rule = (rules or zone_rules.book(session)).for_node(node_id)
+    return plan_items_by_node(session, node_ids=[node_id], now=now, cfg=cfg, tz=tz, rules=rules)[node_id]
+
+
+def plan_items_by_node(
+    session: Session, *, node_ids: Iterable[str], now: datetime, cfg: BroadcastSettings, tz: ZoneInfo,
+    rules: zone_rules.RuleBook | None = None,
+) -> dict[str, list[PlanItem]]:
+    """Each node's plan items (its deliveries of the window, by start time, at most
+    ``MAX_PLAN_ITEMS``, each at the volume its rule allows at that hour), read in one query for
+    all of them: a province hub has thousands of speaker nodes, and a query per node held its
+    plan job for seconds."""
+    wanted = set(node_ids)
+    book = rules or zone_rules.book(session)
     lo = now - timedelta(seconds=cfg.plan_keep_past_s)
     hi = now + timedelta(days=cfg.plan_days)
-    rows = session.scalars(
-        select(Occurrence)
+    query = (
+        select(Delivery.node_id, Occurrence)
+        .select_from(Occurrence)
         .join(Delivery, Delivery.occurrence_id == Occurrence.id)
         .where(
-            Delivery.node_id == node_id,
             Occurrence.command.is_(False),
             Occurrence.start_at >= lo,
             Occurrence.start_at < hi,
         )
-        .order_by(Occurrence.start_at, Occurrence.id)
-        .limit(MAX_PLAN_ITEMS)
+        .order_by(Delivery.node_id, Occurrence.start_at, Occurrence.id)
     )
-    occs = list(rows)
+    if len(wanted) == 1:
+        query = query.where(Delivery.node_id.in_(wanted))
+    rows = session.execute(query).all()
+    ids = sorted({o.broadcast_id for _node, o in rows})
     streams = {
         b_id: StreamSource(url=url, fallback=fallback or "file")  # type: ignore[arg-type]
         for b_id, url, fallback in session.execute(
             select(Broadcast.id, Broadcast.stream_url, Broadcast.stream_fallback).where(
-                Broadcast.id.in_(sorted({o.broadcast_id for o in occs})), Broadcast.stream_url.is_not(None)))
-    } if occs else {}
-    return [
-        PlanItem(
+                Broadcast.id.in_(ids), Broadcast.stream_url.is_not(None)))
+    } if ids else {}
+    out: dict[str, list[PlanItem]] = {node_id: [] for node_id in wanted}
+    rule_of: dict[str, zone_rules.Effective] = {}
+    for node_id, o in rows:
+        items = out.get(node_id)
+        if items is None or len(items) >= MAX_PLAN_ITEMS:
+            continue
+        if node_id not in rule_of:
+            rule_of[node_id] = book.for_node(node_id)
+        items.append(PlanItem(
             occurrence_id=o.id,
             broadcast_id=o.broadcast_id,
             title=o.title,
@@ -164,12 +186,11 @@ def node_plan_items(
             media_url=media_url(o.media_sha256),
             duration_s=max(o.duration_s, 0.001),
             priority=o.priority,  # type: ignore[arg-type]
-            volume=zone_rules.volume_for(rule, volume=o.volume, priority=o.priority, at=o.start_at,
-                                         duration_s=o.duration_s, tz=tz),
+            volume=zone_rules.volume_for(rule_of[node_id], volume=o.volume, priority=o.priority,
+                                         at=o.start_at, duration_s=o.duration_s, tz=tz),
             stream=streams.get(o.broadcast_id),
-        )
-        for o in occs
-    ]
+        ))
+    return out
 
 
 def _digest(items: list[PlanItem]) -> str:
@@ -189,13 +210,14 @@ def plans_to_publish(
 ) -> list[PlanOut]:
     """Each speaker node's plan; those whose items changed get the next revision. Only the
     changed ones unless ``force`` (periodic republish)."""
-    nodes = set(speaker_nodes(session)) | set(session.scalars(select(NodePlan.node_id)))
-    rules = zone_rules.book(session)
+    rows = {row.node_id: row for row in session.scalars(select(NodePlan))}
+    nodes = set(speaker_nodes(session)) | set(rows)
+    items_of = plan_items_by_node(session, node_ids=nodes, now=now, cfg=cfg, tz=tz)
     out = []
     for node_id in sorted(nodes):
-        items = node_plan_items(session, node_id=node_id, now=now, cfg=cfg, tz=tz, rules=rules)
+        items = items_of[node_id]
         digest = _digest(items)
-        row = session.get(NodePlan, node_id)
+        row = rows.get(node_id)
         changed = row is None or row.digest != digest
         if row is None:
             row = NodePlan(node_id=node_id, revision=1, digest=digest, items=len(items), generated_at=now)

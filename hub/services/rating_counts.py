@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from thanthien.hub.db import bulk
 from thanthien.hub.db.models import Rating, RatingCount, RatingCountZone, RatingMonthCount
 
 log = logging.getLogger(__name__)
@@ -224,9 +225,12 @@ def _store(bind: Bind, items: list[tuple[datetime, str, int, int]]) -> None:
         days[(day, counter, officer)][score - 1] += 1
         months[(day.replace(day=1), counter, officer)][score - 1] += 1
     for model, key, sums in ((RatingCount, KEY, days), (RatingMonthCount, MONTH_KEY, months)):
-        bind.execute(_upsert(_dialect(bind), model), [
-            {**dict(zip(key, k, strict=True)), **dict(zip(LEVEL_COLUMNS, n, strict=True))}
-            for k, n in sorted(sums.items())])
+        rows = [(*k, *n) for k, n in sorted(sums.items())]  # in key order: two writers take rows alike
+        if isinstance(bind, Session):  # the ingest: through the driver (hub/db/bulk.py)
+            bulk.upsert_sums(bind, model.__table__, key, LEVEL_COLUMNS, rows)
+        else:
+            bind.execute(_upsert(_dialect(bind), model),
+                         [dict(zip((*key, *LEVEL_COLUMNS), row, strict=True)) for row in rows])
 
 
 @event.listens_for(Session, "before_commit")

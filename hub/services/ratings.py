@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from thanthien.hub.db import bulk
 from thanthien.hub.db.models import Rating
 from thanthien.hub.services import rating_counts, registry
 from thanthien.protocol.payloads import RatingEvent
@@ -127,22 +127,10 @@ def store_ratings(session: Session, *, events: list[RatingEvent], now: datetime)
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, UUID]]:
     """INSERT … ON CONFLICT DO NOTHING RETURNING the keys inserted: an event already stored
-    (sent again, or raced by a second ingest worker) is harmless and not returned. One
-    statement: on PostgreSQL the rows go as one array per column (``unnest``), which the driver
-    sends without parsing a statement of thousands of placeholders; on SQLite as many rows."""
-    table = Rating.__table__
-    keys = (table.c.node_id, table.c.event_id)
-    unique = ["node_id", "event_id"]
-    if session.get_bind().dialect.name == "postgresql":
-        names = list(rows[0])
-        arrays = [bindparam(f"a_{name}", [row[name] for row in rows],
-                            type_=postgresql.ARRAY(table.c[name].type)) for name in names]
-        source = func.unnest(*arrays).table_valued(*names).render_derived()
-        stmt: Any = postgresql.insert(table).from_select(names, select(*source.c))
-        stmt = stmt.on_conflict_do_nothing(index_elements=unique).returning(*keys)
-        return {(node, eid) for node, eid in session.execute(stmt)}
-    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=unique).returning(*keys)
-    return {(node, eid) for node, eid in session.execute(stmt, rows)}
+    (sent again, or raced by a second ingest worker) is harmless and not returned. Through the
+    driver (:mod:`~thanthien.hub.db.bulk`): on PostgreSQL one statement of one array per column
+    (``unnest``), on SQLite statements of many rows."""
+    return bulk.insert_new(session, Rating.__table__, rows, ["node_id", "event_id"])  # type: ignore[return-value,arg-type]
 
 
 def _note_sequence(session: Session, *, node_id: str, seqs: list[int], result: StoreResult) -> None:

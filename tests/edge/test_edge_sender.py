@@ -80,3 +80,69 @@ def test_the_agent_refuses_to_store_an_event_of_a_kind_that_is_not_a_node_event(
     agent = EdgeAgent(edge_settings(tmp_path / "node", 1883))
     with pytest.raises(ValueError, match="unknown event kind 'telemetry'"):
         agent.store_event("telemetry", _rating("node-a"))  # type: ignore[arg-type]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def backlog_sender(tmp_path, broker, silent_peer):
+    """An OutboxSender over a real broker link (nobody acks), driven by hand: a backlog of 30
+    events, a window of 10, re-sends after 10 s backing off to 40 s, no jitter."""
+    import threading
+
+    from support import NODE_A, connected_link
+    from thanthien.edge.sender import OutboxSender
+
+    outbox = Outbox.in_dir(tmp_path / "node")
+    stored = [outbox.store("rating", _rating("node-a")) for _ in range(30)]
+    link = connected_link(broker.port, NODE_A, "node-a-window")
+    clock = FakeClock()
+    sender = OutboxSender(outbox, link, lambda kind: T.event(kind, node="node-a"), threading.Event(),
+                          resend_interval_s=10.0, batch_size=4, max_in_flight=10, resend_max_s=40.0,
+                          clock=clock, jitter=lambda: 1.0)
+    yield sender, clock, [s.event_id for s in stored]
+    link.stop()
+    outbox.close()
+
+
+def test_no_more_than_the_window_is_out_unacked_and_acks_let_the_next_events_go(backlog_sender, silent_peer):
+    sender, _clock, ids = backlog_sender
+    assert sender.send_due() == 10 and sender.in_flight == 10
+    assert sender.send_due() == 0  # the window is full and nothing is due again yet
+    sender.outbox.ack("rating", ids[:4])  # what the agent does with the hub's ack
+    sender.on_acked(ids[:4])
+    assert sender.send_due() == 4 and sender.in_flight == 10
+    assert silent_peer.wait_counted(14)
+    assert [e.event_id for e in silent_peer.received] == ids[:14]  # oldest first, each once
+
+
+def test_unacked_events_are_sent_again_after_growing_delays_up_to_the_longest(backlog_sender):
+    sender, clock, _ids = backlog_sender
+    assert [sender.resend_delay(n) for n in (1, 2, 3, 4, 5)] == [10.0, 20.0, 40.0, 40.0, 40.0]
+    sender.send_due()
+    clock.now += 9.9
+    assert sender.send_due() == 0
+    clock.now += 0.1
+    assert sender.send_due() == 10  # the window again, after 10 s
+    clock.now += 19.9
+    assert sender.send_due() == 0
+    clock.now += 0.1
+    assert sender.send_due() == 10  # then after 20 s
+    assert sender.resent == 20 and sender.in_flight == 10
+
+
+def test_a_reconnect_sends_the_window_again_at_once_and_the_delays_go_on_growing(backlog_sender):
+    sender, clock, _ids = backlog_sender
+    sender.send_due()
+    sender.on_connected()  # what the agent calls after every (re)connect
+    assert sender.send_due() == 10 and sender.in_flight == 10  # the same window, not the next events
+    clock.now += 10.0
+    assert sender.send_due() == 0  # two sends: the next comes after 20 s
+    clock.now += 10.0
+    assert sender.send_due() == 10

@@ -14,7 +14,7 @@ from apscheduler.events import EVENT_JOB_ERROR
 from sqlalchemy import func, select
 
 from hub.hub_helpers import hub_settings
-from hub.pg_private import migrated_database
+from hub.pg_private import migrated_database, private_database
 from support import EventCollector, wait_until
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import DeadLetter
@@ -137,3 +137,18 @@ def test_jobs_are_fenced_by_the_lock(tmp_path, pg_db):
         unregister_context("fence-test")
         lease.release()
         db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_lock_held_on_another_database_of_the_server_is_not_this_hubs_holder(pg_db):
+    with private_database("thanthien_election_other") as other_url:
+        other = Lease(other_url, "scheduler", label="hub of another database")
+        here = Lease(pg_db, "scheduler")
+        try:
+            assert other.acquire()
+            assert here.holder() is None
+            assert here.acquire() and here.held()
+            assert here.holder() == here.label and other.holder() == "hub of another database"
+        finally:
+            here.release()
+            other.release()

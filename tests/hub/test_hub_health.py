@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from hub.hub_helpers import incoming, node_state, telemetry
 from thanthien.hub.db.models import Alarm, Node, TelemetryHourly, TelemetrySample
@@ -85,6 +86,69 @@ def test_silent_node_is_offline_within_two_heartbeats(ctx):
             ["node-a"]
     assert node(ctx).state == "offline"
     assert node(ctx).state_reason == health.REASON_HEARTBEAT
+
+
+def test_silence_is_counted_only_up_to_what_the_hub_has_heard(ctx):
+    hb = ctx.settings.health.heartbeat_s
+    feed(ctx, state_msg(ctx, "online", 1), tele_msg(ctx))
+    heard = ctx.clock()
+    ctx.clock.advance(hb * 3)
+    with ctx.db.session() as s:
+        assert health.expire_heartbeats(s, now=ctx.clock(), heard_until=heard, heartbeat_s=hb, factor=1.5,
+                                        notify=False) == []
+    assert node(ctx).state == "online"
+
+
+def test_heartbeat_expiry_skips_a_node_row_an_ingest_batch_holds_instead_of_waiting_for_it(ctx):
+    if ctx.db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: no row locks to skip")
+    hb = ctx.settings.health.heartbeat_s
+    feed(ctx, state_msg(ctx, "online", 1), tele_msg(ctx))
+    ctx.clock.advance(hb * 3)
+    with ctx.db.session() as ingest:  # an ingest batch holding the node's row (as its bookkeeping does)
+        ingest.execute(select(Node.id).where(Node.id == "node-a").with_for_update())
+        with ctx.db.session() as job:
+            job.execute(text("SET LOCAL lock_timeout = '5s'"))  # waiting would fail the test, not hang it
+            expired = health.expire_heartbeats(job, now=ctx.clock(), heartbeat_s=hb, factor=1.5, notify=False)
+            assert expired == []
+    with ctx.db.session() as job:
+        assert health.expire_heartbeats(job, now=ctx.clock(), heartbeat_s=hb, factor=1.5, notify=False) == \
+            ["node-a"]
+
+
+def test_a_node_whose_telemetry_waits_in_the_ingest_backlog_is_not_marked_offline(ctx):
+    from thanthien.hub.ingest.worker import commit_batch
+    from thanthien.mqtt import Message
+
+    feed(ctx, state_msg(ctx, "online", 1), tele_msg(ctx))
+    release, taken = threading.Event(), threading.Event()
+
+    def slow_commit(c, batch):  # the database is busy with a backlog
+        taken.set()
+        assert release.wait(10)
+        return commit_batch(c, batch)
+
+    worker = IngestWorker(ctx, commit=slow_commit)
+    ctx.heard_until = worker.heard_until
+    contexts.register("t-backlog", ctx)
+    try:
+        worker.start()
+        telemetry_bytes = telemetry(session=1).to_bytes()
+        worker.enqueue(Message(T.telemetry("node-a"), telemetry_bytes, False, None, 0))
+        assert taken.wait(10)
+        ctx.clock.advance(ctx.settings.health.heartbeat_s * 3)  # the node's next telemetry waits behind it
+        worker.enqueue(Message(T.telemetry("node-a"), telemetry_bytes, False, None, 0))
+        assert maintenance.check_heartbeats("t-backlog") == []
+        assert node(ctx).state == "online"
+        release.set()
+        assert worker.wait_idle(10)
+        assert worker.heard_until() is not None
+        assert maintenance.check_heartbeats("t-backlog") == []  # heard from: not silent
+        assert node(ctx).state == "online"
+    finally:
+        release.set()
+        worker.stop()
+        contexts.unregister("t-backlog")
 
 
 def test_telemetry_after_heartbeat_expiry_brings_node_back_and_clears_alarm(ctx):
