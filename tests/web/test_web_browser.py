@@ -322,7 +322,7 @@ def test_admin_resets_a_password_and_only_the_new_one_works(browser, hub_server,
 PHONE_PAGES = {
     "admin": ["/ui/", "/ui/health", "/ui/nodes/node-a", "/ui/satisfaction", "/ui/users", "/ui/audit"],
     "officer": ["/ui/", "/ui/users", "/ui/broadcasts", "/ui/media", "/ui/live"],
-    "it": ["/ui/health", "/ui/nodes/node-d"],
+    "it": ["/ui/health", "/ui/nodes/node-d", "/ui/releases", "/ui/faults"],
     "leader": ["/ui/satisfaction"],
 }
 
