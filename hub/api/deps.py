@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import User
 from thanthien.hub.roles import Role
-from thanthien.hub.services import users
+from thanthien.hub.services import media_items, users
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
@@ -51,6 +51,21 @@ def current_user(hub: Hub, token: Annotated[str | None, Depends(oauth2)]) -> Use
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def token_node(session: DbSession, request: Request) -> str:
+    """The node whose media token the request carries (``Authorization: Bearer``): a speaker's
+    downloads (media, release bundles) are a node's, not a user's. 401 otherwise."""
+    auth = request.headers.get("Authorization", "")
+    token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    node_id = media_items.node_for_token(session, token=token) if token else None
+    if node_id is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Mã truy cập của nút không hợp lệ",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return node_id
+
+
+TokenNode = Annotated[str, Depends(token_node)]
 
 
 class RoleGuard:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
 from fastapi.responses import FileResponse
 
-from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, TokenNode, allow
 from thanthien.hub.api.schemas import MediaOut, NodeTokenOut, TtsIn
 from thanthien.hub.roles import BROADCAST_EDITORS, DEVICE_STAFF, EVERYONE
 from thanthien.hub.services import media_items
@@ -122,16 +122,7 @@ def delete_media(hub: Hub, session: DbSession, actor: CurrentUser, sha256: str) 
     include_in_schema=False,
     summary="Speaker node download (node media token, not a login)",
 )
-def node_download(hub: Hub, session: DbSession, request: Request, sha256: str) -> FileResponse:
-    auth = request.headers.get("Authorization", "")
-    token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-    node_id = media_items.node_for_token(session, token=token) if token else None
-    if node_id is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "Mã truy cập của nút không hợp lệ",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+def node_download(hub: Hub, session: DbSession, node_id: TokenNode, sha256: str) -> FileResponse:
     try:
         media_items.check_sha(sha256)
     except Invalid:

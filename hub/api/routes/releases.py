@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Request, UploadFile, status
+from fastapi import APIRouter, File, HTTPException, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
-from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, TokenNode, allow
 from thanthien.hub.roles import DEVICE_STAFF
-from thanthien.hub.services import media_items, releases
+from thanthien.hub.services import releases
 from thanthien.hub.services.releases import RolloutRequest
 
 router = APIRouter(tags=["releases"])
@@ -154,16 +154,7 @@ def act(hub: Hub, session: DbSession, actor: CurrentUser, rollout_id: int, actio
     include_in_schema=False,
     summary="A node downloads a bundle it was offered (its media token, not a login)",
 )
-def node_download(hub: Hub, session: DbSession, request: Request, version: str) -> FileResponse:
-    auth = request.headers.get("Authorization", "")
-    token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-    node_id = media_items.node_for_token(session, token=token) if token else None
-    if node_id is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "Mã truy cập của nút không hợp lệ",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+def node_download(hub: Hub, session: DbSession, node_id: TokenNode, version: str) -> FileResponse:
     if not releases.node_may_download(session, node_id=node_id, version=version):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Bản phát hành này không được đề nghị cho nút")
     path = releases.node_bundle(session, store=hub.settings.releases_dir, version=version)
