@@ -46,14 +46,28 @@ def _migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Da
         db.dispose()
 
 
+_USED_SEQUENCES = text("""
+    SELECT DISTINCT t.relname FROM pg_sequences q
+    JOIN pg_class s ON s.relname = q.sequencename AND s.relkind = 'S'
+    JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i')
+    JOIN pg_class t ON t.oid = d.refobjid
+    WHERE q.schemaname = current_schema() AND q.last_value IS NOT NULL""")
+
+
 def _clean(db: Database) -> None:
+    """Empty every table and restart its ids. On PostgreSQL only the tables a test touched
+    (rows in them, or their id sequence used) are truncated: truncating all seventy-odd tables
+    took about 0.25 s per test, a minute and a half of the suite on four workers."""
     tables = list(reversed(Base.metadata.sorted_tables))
     with db.engine.begin() as conn:
         if db.is_sqlite:
             for table in tables:
                 conn.execute(table.delete())
-        else:
-            names = ", ".join(t.name for t in tables)
+            return
+        probe = " UNION ALL ".join(f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM {t.name})" for t in tables)
+        touched = set(conn.execute(text(probe)).scalars()) | set(conn.execute(_USED_SEQUENCES).scalars())
+        names = ", ".join(t.name for t in tables if t.name in touched)
+        if names:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, HTTPException, UploadFile, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
-from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, TokenNode, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, RowId, TokenNode, allow
 from thanthien.hub.roles import DEVICE_STAFF
 from thanthien.hub.services import releases
 from thanthien.hub.services.releases import RolloutRequest
@@ -129,7 +129,7 @@ def list_rollouts(session: DbSession) -> list[RolloutOut]:
     dependencies=[allow(*DEVICE_STAFF)],
     summary="A roll-out's progress: stage, counts, each node's state and reason",
 )
-def get_rollout(session: DbSession, rollout_id: int) -> RolloutOut:
+def get_rollout(session: DbSession, rollout_id: RowId) -> RolloutOut:
     return _out(releases.view(session, rollout_id=rollout_id))
 
 
@@ -139,7 +139,7 @@ def get_rollout(session: DbSession, rollout_id: int) -> RolloutOut:
     dependencies=[allow(*DEVICE_STAFF)],
     summary="pause, resume or cancel a roll-out",
 )
-def act(hub: Hub, session: DbSession, actor: CurrentUser, rollout_id: int, action: str) -> RolloutOut:
+def act(hub: Hub, session: DbSession, actor: CurrentUser, rollout_id: RowId, action: str) -> RolloutOut:
     do = {"pause": releases.pause, "resume": releases.resume, "cancel": releases.cancel}.get(action)
     if do is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Chỉ có pause, resume hoặc cancel.")

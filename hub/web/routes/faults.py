@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from thanthien.hub.api.deps import RowId
 from thanthien.hub.roles import DEVICE_STAFF
 from thanthien.hub.services import enrollment, fault_reports, registry, transparency
 from thanthien.hub.services.errors import ServiceError
@@ -38,7 +39,7 @@ def faults_page(request: Request, user: Staff) -> Response:
 
 
 @router.post("/faults/{report_id}/answer", dependencies=[Csrf])
-def answer_ticket(request: Request, user: Staff, report_id: int,
+def answer_ticket(request: Request, user: Staff, report_id: RowId,
                   answer: Annotated[str, Form()] = "") -> Response:
     hub = hub_of(request)
     try:

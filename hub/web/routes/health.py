@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from thanthien.hub.api.deps import RowId
 from thanthien.hub.roles import ALARM_HANDLERS, DEVICE_STAFF
 from thanthien.hub.services import alarms, enrollment, fleet_commands, node_config, node_history, registry
 from thanthien.hub.services.errors import Conflict, NotFound
@@ -84,7 +85,7 @@ def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", 
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", dependencies=[Csrf])
-def acknowledge(request: Request, user: AlarmUser, alarm_id: int,
+def acknowledge(request: Request, user: AlarmUser, alarm_id: RowId,
                 next: Annotated[str, Form()] = "/ui/health") -> Response:
     """Xác nhận: the alarms service decides who may (a refusal is a 403 page, as in the API)."""
     hub = hub_of(request)

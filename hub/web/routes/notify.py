@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from thanthien.hub.api.deps import RowId
 from thanthien.hub.roles import ADMINS
 from thanthien.hub.services import paging, phones, sms_outbox, sms_templates
 from thanthien.hub.services.errors import Invalid, ServiceError
@@ -113,7 +114,7 @@ def remove_opt_out(request: Request, user: Admin, phone: Annotated[str, Form()] 
 
 
 @router.post("/sms/messages/{message_id}/requeue", dependencies=[Csrf])
-def requeue(request: Request, user: Admin, message_id: int) -> Response:
+def requeue(request: Request, user: Admin, message_id: RowId) -> Response:
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
@@ -174,7 +175,7 @@ def create_contact(
 
 @router.post("/contacts/{contact_id}/active", dependencies=[Csrf])
 def set_active(
-    request: Request, user: Admin, contact_id: int, active: Annotated[str, Form()] = ""
+    request: Request, user: Admin, contact_id: RowId, active: Annotated[str, Form()] = ""
 ) -> Response:
     hub = hub_of(request)
     try:
@@ -219,7 +220,7 @@ def add_shift(
 
 
 @router.post("/contacts/shifts/{shift_id}/remove", dependencies=[Csrf])
-def remove_shift(request: Request, user: Admin, shift_id: int) -> Response:
+def remove_shift(request: Request, user: Admin, shift_id: RowId) -> Response:
     hub = hub_of(request)
     try:
         with hub.db.session() as session:

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from thanthien.hub.api.deps import RowId
 from thanthien.hub.db.models import Counter, Device, Officer, Zone
 from thanthien.hub.roles import (
     ADMINS,
@@ -109,7 +110,7 @@ def create_zone(request: Request, user: Editor, code: Text = "", name: Text = ""
 
 
 @router.post("/registry/zones/{zone_id}", dependencies=[Csrf])
-def update_zone(request: Request, user: Editor, zone_id: int, name: Text = "", kind: Text = "") -> Response:
+def update_zone(request: Request, user: Editor, zone_id: RowId, name: Text = "", kind: Text = "") -> Response:
     hub = hub_of(request)
 
     def done(session: Session) -> str:
@@ -131,7 +132,7 @@ def create_counter(request: Request, user: Editor, code: Text = "", name: Text =
 
 
 @router.post("/registry/counters/{counter_id}", dependencies=[Csrf])
-def update_counter(request: Request, user: Editor, counter_id: int, name: Text = "") -> Response:
+def update_counter(request: Request, user: Editor, counter_id: RowId, name: Text = "") -> Response:
     hub = hub_of(request)
 
     def done(session: Session) -> str:
@@ -243,7 +244,7 @@ def create_officer(request: Request, user: Editor, code: Text = "", full_name: T
 
 
 @router.post("/registry/officers/{officer_id}", dependencies=[Csrf])
-def update_officer(request: Request, user: Editor, officer_id: int, full_name: Text = "", title: Text = "",
+def update_officer(request: Request, user: Editor, officer_id: RowId, full_name: Text = "", title: Text = "",
                    user_id: Text = "") -> Response:
     hub = hub_of(request)
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from thanthien.hub.api.deps import RowId
 from thanthien.hub.roles import DEVICE_STAFF
 from thanthien.hub.services import registry, releases
 from thanthien.hub.services.errors import ServiceError
@@ -38,7 +39,7 @@ def page(request: Request, user: ItUser) -> Response:
 
 
 @router.get("/releases/rollouts/{rollout_id}", response_class=HTMLResponse)
-def rollout_page(request: Request, user: ItUser, rollout_id: int) -> Response:
+def rollout_page(request: Request, user: ItUser, rollout_id: RowId) -> Response:
     hub = hub_of(request)
     try:
         with hub.db.new_session(write=False) as session:
@@ -107,7 +108,7 @@ def create(
 
 
 @router.post("/releases/rollouts/{rollout_id}/{action}", dependencies=[Csrf])
-def act(request: Request, user: ItUser, rollout_id: int, action: str) -> Response:
+def act(request: Request, user: ItUser, rollout_id: RowId, action: str) -> Response:
     hub = hub_of(request)
     back = f"{PAGE}/rollouts/{rollout_id}"
     do = {"pause": releases.pause, "resume": releases.resume, "cancel": releases.cancel}.get(action)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from thanthien.hub.api.deps import RowId
 from thanthien.hub.roles import ROSTER_EDITORS, ROSTER_READERS, may
 from thanthien.hub.services import registry, roster
 from thanthien.hub.services.errors import Invalid, ServiceError
@@ -151,7 +152,7 @@ def add_pattern(request: Request, user: Editor, counter: Text = "", officer_id: 
 
 
 @router.post("/roster/patterns/{pattern_id}/end", dependencies=[Csrf], response_class=HTMLResponse)
-def end_pattern(request: Request, user: Editor, pattern_id: int, counter: Text = "", last_day: Text = "",
+def end_pattern(request: Request, user: Editor, pattern_id: RowId, counter: Text = "", last_day: Text = "",
                 confirm: Text = "", expected: Text = "") -> Response:
     back = _back(counter)
     fields = [("counter", counter), ("last_day", last_day)]
@@ -184,7 +185,7 @@ def add_exception(request: Request, user: Editor, kind: Text = "", officer_id: T
 
 
 @router.post("/roster/exceptions/{exception_id}/remove", dependencies=[Csrf], response_class=HTMLResponse)
-def remove_exception(request: Request, user: Editor, exception_id: int, counter: Text = "",
+def remove_exception(request: Request, user: Editor, exception_id: RowId, counter: Text = "",
                      confirm: Text = "", expected: Text = "") -> Response:
     def build(session: Session) -> roster.Change:
         return roster.drop_exception(session, actor=user, exception_id=exception_id)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from thanthien.hub.api.deps import RowId
 from thanthien.hub.roles import ADMINS, ROLE_LABELS
 from thanthien.hub.services import users
 from thanthien.hub.services.errors import ServiceError, http_status
@@ -66,14 +67,14 @@ def _change(request: Request, user: UiUser, user_id: int, done: str, **change: o
 
 
 @router.post("/users/{user_id}/role", dependencies=[Csrf])
-def change_role(request: Request, user: AdminUser, user_id: int,
+def change_role(request: Request, user: AdminUser, user_id: RowId,
                 role: Annotated[str, Form()] = "") -> Response:
     label = ROLE_LABELS.get(role, role)  # type: ignore[call-overload]
     return _change(request, user, user_id, f"Đã đổi vai trò của {{name}} thành {label}", role=role)
 
 
 @router.post("/users/{user_id}/active", dependencies=[Csrf])
-def set_active(request: Request, user: AdminUser, user_id: int,
+def set_active(request: Request, user: AdminUser, user_id: RowId,
                active: Annotated[str, Form()] = "") -> Response:
     enable = active == "1"
     return _change(request, user, user_id, f"Đã {'mở khóa' if enable else 'khóa'} tài khoản {{name}}",
@@ -81,7 +82,7 @@ def set_active(request: Request, user: AdminUser, user_id: int,
 
 
 @router.post("/users/{user_id}/password", dependencies=[Csrf], response_class=HTMLResponse)
-def reset_password(request: Request, user: AdminUser, user_id: int) -> Response:
+def reset_password(request: Request, user: AdminUser, user_id: RowId) -> Response:
     """A new random password, shown once on this page (never put in a URL or cookie); the
     user's sessions end."""
     hub = hub_of(request)
