@@ -42,6 +42,7 @@ from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import DEVICE_STAFF, SYSTEM, ActingUser, Actor, require
 from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.settings import HubSettings
 from thanthien.protocol.payloads import ReleaseOffer, ReleaseStatus
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,13 @@ def public_key_pem(key_path: Path | None) -> str | None:
 
 def bundle_path(store: Path, sha256: str) -> Path:
     return store / f"{sha256}.tar"
+
+
+def upload_to_hub(session: Session, *, actor: Actor, data: IO[bytes], settings: HubSettings,
+                  now: datetime) -> Release:
+    """:func:`upload` into this hub's bundle store, checked with its release key (the API and the page)."""
+    return upload(session, actor=actor, data=data, store=settings.releases_dir,
+                  key_path=settings.releases.public_key, now=now)
 
 
 def upload(

@@ -122,7 +122,10 @@ def test_an_edit_does_not_count_the_broadcast_it_replaces(ctx, sha):
     with ctx.db.session() as s:
         broadcasts.update_broadcast(s, broadcast_id=bid, spec=spec(sha, local_time="06:30"), actor=DRAFTER,
                                     now=ctx.clock(), tz=TZ, cfg=CFG)
-    approve(ctx, bid)
+    approve(ctx, bid)  # its own 10 earlier minutes are not counted against the cap of 10
+    with ctx.db.session(write=False) as s:
+        b = s.get(Broadcast, bid)
+        assert (b.status, b.local_time) == ("approved", "06:30")
 
 
 def test_a_speaker_override_narrows_its_zones_rule_for_that_speaker_only(ctx, sha):

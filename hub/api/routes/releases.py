@@ -78,14 +78,8 @@ def _out(view: releases.RolloutView) -> RolloutOut:
 def upload(
     hub: Hub, session: DbSession, actor: CurrentUser, file: Annotated[UploadFile, File()]
 ) -> ReleaseOut:
-    release = releases.upload(
-        session,
-        actor=actor,
-        data=file.file,
-        store=hub.settings.releases_dir,
-        key_path=hub.settings.releases.public_key,
-        now=hub.clock(),
-    )
+    release = releases.upload_to_hub(session, actor=actor, data=file.file, settings=hub.settings,
+                                     now=hub.clock())
     session.commit()
     return ReleaseOut.model_validate(release)
 

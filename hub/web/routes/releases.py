@@ -54,14 +54,8 @@ def upload(request: Request, user: ItUser, file: Annotated[UploadFile, File()]) 
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
-            release = releases.upload(
-                session,
-                actor=user,
-                data=file.file,
-                store=hub.settings.releases_dir,
-                key_path=hub.settings.releases.public_key,
-                now=hub.clock(),
-            )
+            release = releases.upload_to_hub(session, actor=user, data=file.file, settings=hub.settings,
+                                             now=hub.clock())
             version = release.version
     except ServiceError as exc:
         return flash.refused(PAGE, exc)
