@@ -72,3 +72,55 @@ def test_processes_migrating_at_the_same_time_all_succeed(db, tmp_path, request)
         assert current_revision(fresh.engine) == head_revision(fresh.engine)
     finally:
         fresh.dispose()
+
+
+def _filler(column, chosen: dict[tuple[str, str], object]):
+    """A value of the column's type, or the value already chosen for the column it references."""
+    for fk in column.foreign_keys:
+        return chosen[(fk.column.table.name, fk.column.name)]
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        kind = str
+    import datetime as dt
+    import uuid
+
+    values = {int: 1, float: 1.0, bool: False, dt.datetime: dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+              dt.date: dt.date(2025, 1, 1), dict: {}, list: [], uuid.UUID: uuid.uuid4(), bytes: b"x"}
+    if kind is str:
+        length = getattr(column.type, "length", None) or 8
+        return "x" * min(length, 8)
+    return values.get(kind, "x")
+
+
+def test_upgrade_keeps_the_rows_of_a_database_in_use(tmp_path):
+    """Every table at 0012 (the oldest database a town may still run) holds a row that others
+    reference; the batch rebuilds of later revisions must keep them all (a rebuild of
+    media_items once failed on a database with broadcasts)."""
+    from sqlalchemy import MetaData, func, select
+
+    from thanthien.hub.db.migrate import upgrade
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        upgrade(db.engine, "0012")
+        old = MetaData()
+        old.reflect(db.engine)
+        chosen: dict[tuple[str, str], object] = {}
+        with db.engine.begin() as conn:
+            for table in old.sorted_tables:
+                if table.name == "alembic_version":
+                    continue
+                row = {c.name: _filler(c, chosen) for c in table.columns}
+                conn.execute(table.insert().values(row))
+                chosen.update({(table.name, name): value for name, value in row.items()})
+        upgrade(db.engine)
+        assert current_revision(db.engine) == head_revision(db.engine)
+        with db.engine.connect() as conn:
+            now = Base.metadata.tables
+            counts = {t.name: conn.execute(select(func.count()).select_from(now[t.name])).scalar()
+                      for t in old.sorted_tables if t.name in now}
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").first() is None
+    finally:
+        db.dispose()
+    assert set(counts.values()) == {1}, {name: n for name, n in counts.items() if n != 1}
