@@ -99,8 +99,8 @@ def fill(db: Database, rows: int) -> dict[str, float]:
     db.migrate()
     c = counters_for(rows)
     with db.session() as s:
-        s.add_all(Counter(code=f"quay-{i}", name=f"Quầy {i}") for i in range(1, c + 1))
-        s.add_all(Officer(code=f"cb-{i}", full_name=f"Cán bộ {i}") for i in range(1, 2 * c + 1))
+        s.add_all(Counter(code=f"quay-{i}", name=f"Quầy {i}", commune_id=1) for i in range(1, c + 1))
+        s.add_all(Officer(code=f"cb-{i}", full_name=f"Cán bộ {i}", commune_id=1) for i in range(1, 2 * c + 1))
     t = time.perf_counter()
     template = SQLITE_FILL if db.is_sqlite else PG_FILL
     for a in range(0, rows, CHUNK):

@@ -75,6 +75,9 @@ class Actor(Protocol):
     def username(self) -> str: ...
     @property
     def role(self) -> str: ...
+    @property
+    def commune_id(self) -> int | None:
+        """The commune the actor belongs to; ``None``: the province (``hub/tenancy.py``)."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,11 @@ class ActingUser:
     username: str
     role: str
     id: int = 0
+    commune_id: int | None = None
 
 
 SYSTEM: Final = ActingUser(username="system", role=ADMIN)
-"""The hub itself (seeding, the command line): an admin that is no user row."""
+"""The hub itself (seeding, the command line): a province admin that is no user row."""
 
 
 def may(actor: Actor, permission: tuple[Role, ...]) -> bool:

@@ -119,6 +119,7 @@ class HubRuntime:
                 self.db.migrate()
             with self.db.session() as session:
                 registry.apply_declarations(session, registry=self.settings.registry)
+                registry.name_home(session, site_name=self.settings.hub.site_name)
         contexts.report_roles(self.ctx, self.role_status)
         if "ingest" in self.roles:
             self._start_ingest()

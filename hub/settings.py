@@ -198,9 +198,18 @@ class ReleasesSection(Section):
                     "hub's own address.")
 
 
+class CommuneDecl(Section):
+    """A commune or ward (xã / phường) the hub serves (issue 20); ``home`` names the one a hub
+    installed for one town has."""
+
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(min_length=1, max_length=200)
+
+
 class SiteDecl(Section):
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str = Field(min_length=1, max_length=200)
+    commune: str | None = Field(None, description="The commune's code; default: the only commune there is.")
 
 
 class ZoneDecl(Section):
@@ -208,12 +217,14 @@ class ZoneDecl(Section):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["hamlet", "residential_group"] = "hamlet"
     site: str | None = None
+    commune: str | None = Field(None, description="The commune's code; default: the only commune there is.")
 
 
 class CounterDecl(Section):
     code: CounterId
     name: str = Field(min_length=1, max_length=200)
     site: str | None = None
+    commune: str | None = Field(None, description="The commune's code; default: the only commune there is.")
 
 
 class DeviceDecl(Section):
@@ -228,6 +239,7 @@ class NodeDecl(Section):
     id: NodeId
     name: str = Field("", max_length=200)
     site: str | None = None
+    commune: str | None = Field(None, description="The commune's code; default: the only commune there is.")
     devices: list[DeviceDecl] = Field(default_factory=list, max_length=64)
 
 
@@ -235,6 +247,7 @@ class RegistrySection(Section):
     """Sites, zones, counters and nodes declared in the file; created or updated at start-up
     (never deleted: the API manages the rest)."""
 
+    communes: list[CommuneDecl] = Field(default_factory=list)
     sites: list[SiteDecl] = Field(default_factory=list)
     zones: list[ZoneDecl] = Field(default_factory=list)
     counters: list[CounterDecl] = Field(default_factory=list)
@@ -277,6 +290,22 @@ class HubSettings(FileSettings):
     def releases_dir(self) -> Path:
         return self.releases.dir or self.hub.data_dir / "releases"
 
+    def _commune_problems(self) -> list[str]:
+        """A declared row names a declared commune (or ``home``); with several, it must name one."""
+        reg, out = self.registry, []
+        communes = {c.code for c in reg.communes} | {"home"}
+        dup = [c for c, n in Counter(c.code for c in reg.communes).items() if n > 1]
+        out += [f"registry.communes: {c!r} appears more than once" for c in dup]
+        several = len(reg.communes) > 1
+        for table, rows in (("sites", reg.sites), ("zones", reg.zones), ("counters", reg.counters),
+                            ("nodes", reg.nodes)):
+            for i, row in enumerate(rows):
+                if row.commune is not None and row.commune not in communes:
+                    out.append(f"registry.{table}[{i}].commune: unknown commune {row.commune!r}")
+                elif row.commune is None and several:
+                    out.append(f"registry.{table}[{i}].commune: required when several communes are declared")
+        return out
+
     def problems(self) -> list[str]:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -290,6 +319,7 @@ class HubSettings(FileSettings):
             out.append("enrollment.pki_dir: required with identity = \"certificate\" (the CA that signs "
                        "node certificates)")
         reg = self.registry
+        out += self._commune_problems()
         sites = {s.code for s in reg.sites}
         zones = {z.code for z in reg.zones}
         counters = {c.code for c in reg.counters}

@@ -40,6 +40,7 @@ class UserOut(Out):
     full_name: str
     role: Role
     active: bool
+    commune_id: int | None = Field(None, description="The commune the user belongs to; None: the province.")
 
 
 # The limits come from the users service, which checks them for every caller; here they
@@ -49,6 +50,8 @@ class UserCreate(Body):
     password: str = Field(min_length=users.MIN_PASSWORD, max_length=users.MAX_PASSWORD)
     role: Role
     full_name: str = Field("", max_length=users.MAX_FULL_NAME)
+    commune: str | None = Field(None, max_length=63, description="The commune's code; without one a commune "
+                                "admin's user is of their commune, a province admin's a province user.")
 
 
 class UserUpdate(Body):
@@ -66,12 +69,15 @@ class PasswordReset(Out):
 class SiteIn(Body):
     code: str = Code
     name: str = Field(min_length=1, max_length=200)
+    commune: str | None = Field(None, max_length=63, description="The commune's code (a province user's "
+                                "choice; a commune user's rows are their commune's).")
 
 
 class SiteOut(Out):
     id: int
     code: str
     name: str
+    commune_id: int | None = Field(None, description="The commune it belongs to (None: not yet placed).")
 
 
 class ZoneIn(Body):
@@ -79,6 +85,8 @@ class ZoneIn(Body):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["hamlet", "residential_group"] = "hamlet"
     site: str | None = None
+    commune: str | None = Field(None, max_length=63, description="The commune's code (a province user's "
+                                "choice; a commune user's rows are their commune's).")
 
 
 class ZoneOut(Out):
@@ -87,6 +95,7 @@ class ZoneOut(Out):
     name: str
     kind: str
     site_id: int | None
+    commune_id: int | None = Field(None, description="The commune it belongs to (None: not yet placed).")
     retired_at: datetime | None = Field(None, description="Retired: kept with its history, not offered for "
                                                           "new things.")
 
@@ -95,6 +104,8 @@ class CounterIn(Body):
     code: CounterId
     name: str = Field(min_length=1, max_length=200)
     site: str | None = None
+    commune: str | None = Field(None, max_length=63, description="The commune's code (a province user's "
+                                "choice; a commune user's rows are their commune's).")
 
 
 class CounterOut(Out):
@@ -102,6 +113,7 @@ class CounterOut(Out):
     code: str
     name: str
     site_id: int | None
+    commune_id: int | None = Field(None, description="The commune it belongs to (None: not yet placed).")
     retired_at: datetime | None = None
 
 
@@ -109,6 +121,8 @@ class NodeIn(Body):
     id: NodeId
     name: str = Field("", max_length=200)
     site: str | None = None
+    commune: str | None = Field(None, max_length=63, description="The commune's code (a province user's "
+                                "choice; a commune user's rows are their commune's).")
 
 
 class NodeUpdate(Body):
@@ -121,6 +135,7 @@ class NodeOut(Out):
     id: str
     name: str
     site_id: int | None
+    commune_id: int | None = Field(None, description="The commune it belongs to (None: not yet placed).")
     registered: bool
     state: str
     state_reason: str
@@ -175,6 +190,8 @@ class OfficerIn(Body):
     full_name: str = Field(min_length=1, max_length=200)
     title: str = Field("", max_length=200)
     user_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    commune: str | None = Field(None, max_length=63, description="The commune's code (a province user's "
+                                "choice; a commune user's rows are their commune's).")
 
 
 class OfficerOut(Out):
@@ -184,6 +201,7 @@ class OfficerOut(Out):
     title: str
     user_id: int | None
     retired_at: datetime | None = None
+    commune_id: int | None = Field(None, description="The commune it belongs to (None: not yet placed).")
 
 
 class ShiftIn(Body):

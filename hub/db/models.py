@@ -63,12 +63,28 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# -- tenancy (issue 20) --------------------------------------------------------------------
+class Commune(Base):
+    """A commune or ward (xã / phường) the hub serves: the tenant every zone, counter, node,
+    officer, dossier and broadcast belongs to (``hub/tenancy.py``). A hub installed for one town
+    has one, ``home``, created by migration 0018."""
+
+    __tablename__ = "communes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 # -- registry ------------------------------------------------------------------------------
 class Site(Base):
     __tablename__ = "sites"
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # codes stay unique across the province: they name things in URLs, topics and exports
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 class Zone(Base):
@@ -80,6 +96,8 @@ class Zone(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32), default="hamlet")
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    # the commune the zone is in
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
     # retired: kept with its history, no longer offered for new things (issue 15)
     retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -92,6 +110,8 @@ class Counter(Base):
     code: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
+    # the commune whose one-stop office has the counter
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
     retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
@@ -103,6 +123,8 @@ class Node(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"))
     registered: Mapped[bool] = mapped_column(Boolean, default=True)
+    # None: seen on MQTT without being declared, not yet placed (province staff only)
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="unknown")
     state_reason: Mapped[str] = mapped_column(String(200), default="")
     session: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -144,6 +166,8 @@ class Officer(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(200), default="")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # the commune the officer works for
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
     retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
@@ -194,6 +218,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # None: a province user, who reads every commune
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 # -- ratings -------------------------------------------------------------------------------
@@ -341,6 +367,8 @@ class Alarm(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # the commune of the alarm's subject; None: the hub's own (province staff)
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 class AlarmNotification(Base):
@@ -411,6 +439,8 @@ class MediaItem(Base):
     tts_engine: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(64), default="")
+    # who uploaded it; None: the province's library, which every commune uses
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 class NodeMediaToken(Base):
@@ -462,6 +492,8 @@ class Broadcast(Base):
     # a live announcement from a browser (hub/services/live.py, schedule_kind "now"): how long
     # it lasted (0 while it lasts); None for every other broadcast
     live_s: Mapped[float | None] = mapped_column(Float)
+    # None: a province broadcast, on the calendar of every commune it targets
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 class BroadcastAudit(Base):
@@ -552,6 +584,8 @@ class BroadcastRule(Base):
     slots: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[str] = mapped_column(String(64))
+    # the commune a ``commune`` rule is for (zone and speaker rules follow their zone)
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 class TtsLexiconEntry(Base):
@@ -619,6 +653,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the commune the change was made in; None: province-wide
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 # -- telling people: dossiers and their notices, the SMS outbox, alarms to people (issue 17) --
@@ -641,6 +677,8 @@ class Dossier(Base):
     source: Mapped[str] = mapped_column(String(16))  # counter (a page) or api (the province's software)
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # the commune whose office received it
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 class DossierEvent(Base):
@@ -772,6 +810,8 @@ class NotifyContact(Base):
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     digest: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # the commune whose alarms reach the contact; None: the province's (every commune)
+    commune_id: Mapped[int | None] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 class OnCallShift(Base):
@@ -950,6 +990,8 @@ class FaultReport(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_by: Mapped[str] = mapped_column(String(64), default="")
     sender_sha256: Mapped[str] = mapped_column(String(64))
+    # the commune of the speaker's node
+    commune_id: Mapped[int] = mapped_column(ForeignKey("communes.id", ondelete="RESTRICT"), index=True)
 
 
 def _record_state_changes() -> None:

@@ -146,13 +146,17 @@ def _json_safe(value: Any) -> Any:
 
 
 def record(session: Session, *, actor: Actor, action: str, subject: str,
-           details: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+           details: Mapping[str, Any] | None = None, at: datetime | None = None,
+           commune_id: int | None = None) -> AuditEntry:
     """Write one entry in the caller's transaction (it commits or rolls back with the change).
 
-    ``at`` defaults to now; ``details`` keys naming a secret are dropped."""
+    ``at`` defaults to now; ``details`` keys naming a secret are dropped. ``commune_id``: the
+    commune of what changed (default: the actor's; ``None`` for a province user's own)."""
+    if commune_id is None:
+        commune_id = getattr(actor, "commune_id", None)
     entry = AuditEntry(at=at or utc_now(), actor_id=actor.id or None, actor_username=actor.username[:64],
                        actor_role=actor.role[:16], action=action[:64], subject=subject[:255],
-                       details=_json_safe(details or {}))
+                       details=_json_safe(details or {}), commune_id=commune_id)
     session.add(entry)
     return entry
 

@@ -32,9 +32,10 @@ from sqlalchemy.engine import Connection
 
 from thanthien import __version__
 from thanthien.hub.db.migrate import current_revision
-from thanthien.hub.db.models import Base, RatingCount, RatingMonthCount
+from thanthien.hub.db.models import Base, Commune, RatingCount, RatingMonthCount
 from thanthien.hub.db.session import Database
 from thanthien.hub.services import rating_counts
+from thanthien.hub.tenancy import HOME, HOME_PLACEHOLDER
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,11 @@ def _read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
     return manifest
 
 
+def _only_the_new_commune(conn: Any) -> bool:
+    rows = conn.execute(select(Commune.code, Commune.name)).all()
+    return [tuple(r) for r in rows] == [(HOME, HOME_PLACEHOLDER)]
+
+
 def restore_backup(db: Database, *, data_dir: Path, archive: Path, tz: str | None = None) -> BackupSummary:
     """Load a backup into an empty database (migrated here to head first) and the media
     directory, and count the ratings again (cut in ``tz``, else in the backup's zone). Refuses a
@@ -172,6 +178,9 @@ def restore_backup(db: Database, *, data_dir: Path, archive: Path, tz: str | Non
         with db.engine.begin() as conn:
             busy = [t.name for t in Base.metadata.sorted_tables  # derived ones too
                     if conn.scalar(select(func.count()).select_from(t))]
+            if busy == ["communes"] and _only_the_new_commune(conn):
+                busy = []  # a new database holds the commune migration 0018 makes; the backup has its own
+                conn.execute(Commune.__table__.delete())
             if busy:
                 raise BackupError("the database is not empty (tables with rows: "
                                   f"{', '.join(sorted(busy))}): restore into a new database")

@@ -41,6 +41,7 @@ from thanthien.hub.notify.settings import SmsSettings
 from thanthien.hub.roles import DOSSIER_OFFICERS, REPORT_READERS, SYSTEM, Actor, require
 from thanthien.hub.services import phones, sms_outbox, sms_templates
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.tenancy import commune_for_new, reaches
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +164,13 @@ def create(
     number = phones.normalise(phone)
     if source not in SOURCES:
         raise Invalid(f"Nguồn hồ sơ không hợp lệ: {source!r}")
-    if counter and session.scalar(select(Counter.id).where(Counter.code == counter)) is None:
+    counter_row = session.scalar(select(Counter).where(Counter.code == counter)) if counter else None
+    if counter and (counter_row is None or not reaches(actor, counter_row.commune_id)):
         raise Invalid(f"Không có quầy {counter!r}")
-    if officer_id is not None and session.get(Officer, officer_id) is None:
+    # the dossier is the counter's commune's (else the actor's, or the only one)
+    commune_id = counter_row.commune_id if counter_row is not None else commune_for_new(session, actor=actor)
+    officer = session.get(Officer, officer_id) if officer_id is not None else None
+    if officer_id is not None and (officer is None or officer.commune_id != commune_id):
         raise Invalid(f"Không có cán bộ số {officer_id}")
     if due_at is not None and due_at <= now - timedelta(days=365):
         raise Invalid("Hạn trả kết quả không hợp lệ")
@@ -184,6 +189,7 @@ def create(
         source=source,
         created_by=actor.username,
         updated_at=now,
+        commune_id=commune_id,
     )
     session.add(dossier)
     session.flush()

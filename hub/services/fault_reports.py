@@ -63,7 +63,8 @@ def _speaker(session: Session, node_id: str, device_code: str) -> tuple[Node, De
     node = session.get(Node, node_id)
     device = session.scalar(select(Device).where(Device.node_id == node_id, Device.code == device_code,
                                                  Device.kind == "speaker"))
-    if node is None or device is None or node.retired_at is not None or device.retired_at is not None:
+    if (node is None or device is None or node.retired_at is not None or device.retired_at is not None
+            or node.commune_id is None):  # a node not yet placed in a commune is not in service
         raise NotFound("Không tìm thấy cụm loa này. Hãy quét lại mã QR trên cột loa.")
     return node, device
 
@@ -101,7 +102,7 @@ def report(session: Session, *, node_id: str, device_code: str, kind: str, messa
            address: str | None, now: datetime, cfg: PublicSection) -> FaultReport:
     """A resident's report: a ticket with its due date. Refused (nothing stored) for an unknown
     or retired speaker, an unknown kind, a text too long, or an address over its hourly limit."""
-    _node, device = _speaker(session, node_id, device_code)
+    node, device = _speaker(session, node_id, device_code)
     if kind not in KINDS:
         raise Invalid("Hãy chọn một vấn đề trong danh sách.")
     text = _text(message, MESSAGE_MAX, "Nội dung")
@@ -117,7 +118,7 @@ def report(session: Session, *, node_id: str, device_code: str, kind: str, messa
     row = FaultReport(code=_new_code(session), node_id=node_id, device_code=device.code,
                       zone_id=device.zone_id, kind=kind, message=text, created_at=now,
                       due_at=now + timedelta(hours=hours), status="open", answer="",
-                      answered_by="", sender_sha256=sender)
+                      answered_by="", sender_sha256=sender, commune_id=node.commune_id)
     session.add(row)
     session.flush()
     return row

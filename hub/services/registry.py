@@ -1,4 +1,8 @@
-"""Sites, zones, counters, nodes and their devices, officers and the duty roster."""
+"""Sites, zones, counters, nodes and their devices, officers and the duty roster.
+
+Each of these belongs to a commune (``hub/tenancy.py``): lists keep what the viewer reaches,
+one row of another commune is not found, new rows belong to the actor's commune (or the one a
+province user names), and a device serves only a counter or zone of its node's commune."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.edge.cameras.urls import parse_endpoint
 from thanthien.hub.db.models import (
+    Commune,
     Counter,
     Device,
     Node,
@@ -30,6 +35,15 @@ from thanthien.hub.roles import DEVICE_STAFF, REGISTRY_EDITORS, SYSTEM, Actor, r
 from thanthien.hub.services import audit, rating_counts, roster
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.settings import RegistrySection
+from thanthien.hub.tenancy import (
+    HOME,
+    HOME_PLACEHOLDER,
+    Tenant,
+    commune_by_code,
+    commune_for_new,
+    require_reach,
+    visible_clause,
+)
 from thanthien.protocol.ids import ID_PATTERN
 
 log = logging.getLogger(__name__)
@@ -39,20 +53,41 @@ ZONE_KINDS = ("hamlet", "residential_group")
 
 
 # -- lookups -------------------------------------------------------------------------------
-def _by_code(session: Session, model: type[Any], code: str | None) -> Any:
+def _by_code(session: Session, model: type[Any], code: str | None, viewer: Tenant | None = None) -> Any:
+    """The row of ``code`` (``None`` for no code); one of a commune ``viewer`` does not reach is
+    not found."""
     if code is None:
         return None
     row = session.scalar(select(model).where(model.code == code))
+    if row is not None and viewer is not None:
+        require_reach(viewer, commune_of(session, row), what=f"{model.__tablename__[:-1]} {code!r}")
     if row is None:
         raise NotFound(f"{model.__tablename__[:-1]} {code!r} not found")
     return row
 
 
-def _get(session: Session, model: type[Any], ident: Any) -> Any:
+def _get(session: Session, model: type[Any], ident: Any, viewer: Tenant | None = None) -> Any:
     row = session.get(model, ident)
+    if row is not None and viewer is not None:
+        require_reach(viewer, commune_of(session, row), what=f"{model.__tablename__[:-1]} {ident!r}")
     if row is None:
         raise NotFound(f"{model.__tablename__[:-1]} {ident!r} not found")
     return row
+
+
+def commune_of(session: Session, row: Any) -> int | None:
+    """The commune a registry row belongs to (a device: its node's)."""
+    if isinstance(row, Device):
+        node = session.get(Node, row.node_id)
+        return node.commune_id if node is not None else None
+    return row.commune_id  # type: ignore[no-any-return]
+
+
+def _same_commune(session: Session, commune_id: int | None, rows: Iterable[Any]) -> None:
+    """A device serves only counters and zones of its node's commune (and a placed node)."""
+    for row in rows:
+        if row is not None and row.commune_id != commune_id:
+            raise Invalid(f"{_label(row)} thuộc xã/phường khác với nút; hãy chọn nơi của xã này.")
 
 
 def _unique(session: Session, model: type[Any], code: str) -> None:
@@ -61,32 +96,39 @@ def _unique(session: Session, model: type[Any], code: str) -> None:
 
 
 # -- sites, zones, counters ----------------------------------------------------------------
-def list_sites(session: Session) -> list[Site]:
-    return list(session.scalars(select(Site).order_by(Site.code)))
+def list_sites(session: Session, *, viewer: Tenant) -> list[Site]:
+    query = select(Site).where(visible_clause(viewer, Site.commune_id))
+    return list(session.scalars(query.order_by(Site.code)))
 
 
-def create_site(session: Session, *, actor: Actor, code: str, name: str, now: datetime | None = None) -> Site:
+def create_site(session: Session, *, actor: Actor, code: str, name: str, commune: str | None = None,
+                now: datetime | None = None) -> Site:
+    require(actor, REGISTRY_EDITORS)
+    commune_id = commune_for_new(session, actor=actor, requested=commune)
     _unique(session, Site, code)
-    site = Site(code=code, name=name)
+    site = Site(code=code, name=name, commune_id=commune_id)
     session.add(site)
     session.flush()
     _audit(session, actor, "create", site, at=now)
     return site
 
 
-def list_zones(session: Session, *, active: bool | None = None) -> list[Zone]:
+def list_zones(session: Session, *, viewer: Tenant, active: bool | None = None) -> list[Zone]:
     """Zones by code (``active``: only those in service, or only the retired ones)."""
-    return list(session.scalars(_in_service(select(Zone), Zone, active).order_by(Zone.code)))
+    query = _in_service(select(Zone), Zone, active).where(visible_clause(viewer, Zone.commune_id))
+    return list(session.scalars(query.order_by(Zone.code)))
 
 
 def create_zone(session: Session, *, actor: Actor, code: str, name: str, kind: str = "hamlet",
-                site: str | None = None, now: datetime | None = None) -> Zone:
+                site: str | None = None, commune: str | None = None, now: datetime | None = None) -> Zone:
     require(actor, REGISTRY_EDITORS)
     if kind not in ZONE_KINDS:
         raise Invalid(f"Loại khu vực {kind!r} không có (bản hoặc tổ dân phố).")
     code, name = _valid_code(code), _name(name)
+    commune_id = commune_for_new(session, actor=actor, requested=commune)
     _unique(session, Zone, code)
-    zone = Zone(code=code, name=name, kind=kind, site_id=_site_id(session, site))
+    zone = Zone(code=code, name=name, kind=kind, site_id=_site_id(session, site, actor),
+                commune_id=commune_id)
     session.add(zone)
     session.flush()
     _audit(session, actor, "create", zone, at=now, site=site)
@@ -96,7 +138,7 @@ def create_zone(session: Session, *, actor: Actor, code: str, name: str, kind: s
 def update_zone(session: Session, *, actor: Actor, zone_id: int, name: str | None = None,
                 kind: str | None = None, now: datetime | None = None) -> Zone:
     require(actor, REGISTRY_EDITORS)
-    zone = _get(session, Zone, zone_id)
+    zone = _get(session, Zone, zone_id, actor)
     if kind is not None and kind not in ZONE_KINDS:
         raise Invalid(f"Loại khu vực {kind!r} không có (bản hoặc tổ dân phố).")
     values: dict[str, Any] = {} if name is None else {"name": _name(name)}
@@ -105,24 +147,26 @@ def update_zone(session: Session, *, actor: Actor, zone_id: int, name: str | Non
     return _edit(session, actor, zone, values, now)
 
 
-def list_counters(session: Session, *, active: bool | None = None) -> list[Counter]:
+def list_counters(session: Session, *, viewer: Tenant, active: bool | None = None) -> list[Counter]:
     """Counters by code (``active``: only those in service, or only the retired ones)."""
-    return list(session.scalars(_in_service(select(Counter), Counter, active).order_by(Counter.code)))
+    query = _in_service(select(Counter), Counter, active).where(visible_clause(viewer, Counter.commune_id))
+    return list(session.scalars(query.order_by(Counter.code)))
 
 
 def update_counter(session: Session, *, actor: Actor, counter_id: int, name: str | None = None,
                    now: datetime | None = None) -> Counter:
     require(actor, REGISTRY_EDITORS)
-    counter = _get(session, Counter, counter_id)
+    counter = _get(session, Counter, counter_id, actor)
     return _edit(session, actor, counter, {"name": _name(name)} if name is not None else {}, now)
 
 
-def create_counter(session: Session, *, actor: Actor, code: str, name: str,
-                   site: str | None = None, now: datetime | None = None) -> Counter:
+def create_counter(session: Session, *, actor: Actor, code: str, name: str, site: str | None = None,
+                   commune: str | None = None, now: datetime | None = None) -> Counter:
     require(actor, REGISTRY_EDITORS)
     code, name = _valid_code(code), _name(name)
+    commune_id = commune_for_new(session, actor=actor, requested=commune)
     _unique(session, Counter, code)
-    counter = Counter(code=code, name=name, site_id=_site_id(session, site))
+    counter = Counter(code=code, name=name, site_id=_site_id(session, site, actor), commune_id=commune_id)
     session.add(counter)
     session.flush()
     _audit(session, actor, "create", counter, at=now, site=site)
@@ -131,7 +175,8 @@ def create_counter(session: Session, *, actor: Actor, code: str, name: str,
 
 def delete_row(session: Session, *, actor: Actor, model: type[Any], ident: Any,
                now: datetime | None = None) -> None:
-    row = _get(session, model, ident)
+    require(actor, DEVICE_STAFF if model in (Node, Device) else REGISTRY_EDITORS)
+    row = _get(session, model, ident, actor)
     if isinstance(row, Officer | Counter):
         named = Rating.officer_id == row.id if isinstance(row, Officer) else Rating.counter_code == row.code
         if session.scalar(select(Rating.id).where(named).limit(1)) is not None:
@@ -164,7 +209,7 @@ def _audit(session: Session, actor: Actor, verb: str, row: Any, *, at: datetime 
         if isinstance(row, Zone):
             values["kind"] = row.kind
     audit.record(session, actor=actor, action=f"{area}.{verb}", subject=f"{area}:{subject}", at=at,
-                 details={**values, **details})
+                 details={**values, **details}, commune_id=commune_of(session, row))
 
 
 def _declared(row: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -175,51 +220,73 @@ def _declared(row: Any, values: dict[str, Any]) -> dict[str, Any]:
     return audit.changes(before, values)
 
 
-def _site_id(session: Session, code: str | None) -> int | None:
-    site = _by_code(session, Site, code)
+def _site_id(session: Session, code: str | None, viewer: Tenant | None = None) -> int | None:
+    site = _by_code(session, Site, code, viewer)
     return site.id if site else None
 
 
 # -- nodes and devices ---------------------------------------------------------------------
-def list_nodes(session: Session, *, registered: bool | None = None, active: bool | None = None) -> list[Node]:
-    """Nodes by id (``active``: only those in service, or only the retired ones)."""
-    query = _in_service(select(Node), Node, active).order_by(Node.id)
+def list_nodes(session: Session, *, viewer: Tenant, registered: bool | None = None,
+               active: bool | None = None) -> list[Node]:
+    """Nodes by id (``active``: only those in service, or only the retired ones); a node not yet
+    placed in a commune only to province staff."""
+    query = (_in_service(select(Node), Node, active).where(visible_clause(viewer, Node.commune_id))
+             .order_by(Node.id))
     if registered is not None:
         query = query.where(Node.registered == registered)
     return list(session.scalars(query))
 
 
-def get_node(session: Session, *, node_id: str) -> Node:
-    return _get(session, Node, node_id)
+def get_node(session: Session, *, node_id: str, viewer: Tenant | None = None) -> Node:
+    """The node; ``viewer``: one of a commune they do not reach (or not yet placed, to a commune
+    user) is not found."""
+    return _get(session, Node, node_id, viewer)
 
 
 def register_node(session: Session, *, actor: Actor, node_id: str, name: str = "",
-                  site: str | None = None, now: datetime | None = None) -> Node:
-    """Declare a node; one that was seen unregistered becomes registered."""
-    node, changed = _register_node(session, node_id=node_id, name=name, site=site)
+                  site: str | None = None, commune: str | None = None, now: datetime | None = None) -> Node:
+    """Declare a node; one that was seen unregistered becomes registered (and is placed in the
+    actor's commune, or the one a province user names)."""
+    require(actor, DEVICE_STAFF)
+    existing = session.get(Node, node_id)
+    if existing is not None and existing.commune_id is not None:
+        require_reach(actor, existing.commune_id, what=f"Nút {node_id}")
+    placed = existing.commune_id if existing is not None else None
+    commune_id = placed if placed is not None and not commune else \
+        commune_for_new(session, actor=actor, requested=commune)
+    node, changed = _register_node(session, node_id=node_id, name=name, site=site, commune_id=commune_id,
+                                   viewer=actor)
     if changed:
         audit.record(session, actor=actor, action="node.register", subject=f"node:{node_id}", at=now,
-                     details=changed)
+                     details=changed, commune_id=node.commune_id)
     return node
 
 
-def _register_node(session: Session, *, node_id: str, name: str,
-                   site: str | None) -> tuple[Node, dict[str, Any]]:
+def _register_node(session: Session, *, node_id: str, name: str, site: str | None, commune_id: int,
+                   viewer: Tenant | None = None) -> tuple[Node, dict[str, Any]]:
     node = session.get(Node, node_id)
     before: dict[str, Any] = {}
     if node is None:
         node = Node(id=node_id, name=name, registered=True, state="unknown", session=0, last_seq=0,
-                    capabilities=[], agent_version="", state_reason="")
+                    capabilities=[], agent_version="", state_reason="", commune_id=commune_id)
         session.add(node)
     else:
-        before = {"registered": node.registered, "name": node.name, "site": _site_code(session, node.site_id)}
+        before = {"registered": node.registered, "name": node.name, "site": _site_code(session, node.site_id),
+                  "commune": _commune_code(session, node.commune_id)}
     node.registered = True
     node.name = name or node.name
+    node.commune_id = commune_id
     if site is not None:
-        node.site_id = _site_id(session, site)
+        node.site_id = _site_id(session, site, viewer)
     session.flush()
-    after = {"registered": True, "name": node.name, "site": _site_code(session, node.site_id)}
+    after = {"registered": True, "name": node.name, "site": _site_code(session, node.site_id),
+             "commune": _commune_code(session, node.commune_id)}
     return node, audit.changes(before, after)
+
+
+def _commune_code(session: Session, commune_id: int | None) -> str | None:
+    commune = session.get(Commune, commune_id) if commune_id is not None else None
+    return commune.code if commune else None
 
 
 def _site_code(session: Session, site_id: int | None) -> str | None:
@@ -229,12 +296,13 @@ def _site_code(session: Session, site_id: int | None) -> str | None:
 
 def update_node(session: Session, *, actor: Actor, node_id: str, name: str | None = None,
                 site: str | None = None, registered: bool | None = None, now: datetime | None = None) -> Node:
-    node = get_node(session, node_id=node_id)
+    require(actor, DEVICE_STAFF)
+    node = get_node(session, node_id=node_id, viewer=actor)
     before = {"name": node.name, "site": _site_code(session, node.site_id), "registered": node.registered}
     if name is not None:
         node.name = name
     if site is not None:
-        node.site_id = _site_id(session, site)
+        node.site_id = _site_id(session, site, actor)
     if registered is not None:
         node.registered = registered
     session.flush()
@@ -242,7 +310,7 @@ def update_node(session: Session, *, actor: Actor, node_id: str, name: str | Non
                                      "registered": node.registered})
     if changed:
         audit.record(session, actor=actor, action="node.update", subject=f"node:{node_id}", at=now,
-                     details=changed)
+                     details=changed, commune_id=node.commune_id)
     return node
 
 
@@ -332,8 +400,10 @@ def declared_devices(session: Session, *, node_ids: Iterable[str],
     return {n: dict(kinds.get(kind, {})) for n in wanted if (kinds := cache[n]) is not None}
 
 
-def list_devices(session: Session, *, node_id: str | None = None, active: bool | None = None) -> list[Device]:
-    query = _in_service(select(Device), Device, active).order_by(Device.node_id, Device.code)
+def list_devices(session: Session, *, viewer: Tenant, node_id: str | None = None,
+                 active: bool | None = None) -> list[Device]:
+    query = (_in_service(select(Device), Device, active).join(Node, Node.id == Device.node_id)
+             .where(visible_clause(viewer, Node.commune_id)).order_by(Device.node_id, Device.code))
     if node_id is not None:
         query = query.where(Device.node_id == node_id)
     return list(session.scalars(query))
@@ -406,22 +476,22 @@ def upsert_device(session: Session, *, actor: Actor, node_id: str, code: str, ki
     """Create or update a device of a node (audited when something changed)."""
     require(actor, DEVICE_STAFF)
     device, verb, changed = _upsert_device(session, node_id=node_id, code=code, kind=kind, name=name,
-                                           counter=counter, zone=zone, camera=camera)
+                                           counter=counter, zone=zone, camera=camera, viewer=actor)
     if changed:
         audit.record(session, actor=actor, action=f"device.{verb}", subject=f"device:{node_id}/{code}",
-                     at=now, details=changed)
+                     at=now, details=changed, commune_id=commune_of(session, device))
     return device
 
 
 def _upsert_device(session: Session, *, node_id: str, code: str, kind: str, name: str,
-                   counter: str | None, zone: str | None,
-                   camera: CameraAccess | None = None) -> tuple[Device, str, dict[str, Any]]:
+                   counter: str | None, zone: str | None, camera: CameraAccess | None = None,
+                   viewer: Tenant | None = None) -> tuple[Device, str, dict[str, Any]]:
     if kind not in DEVICE_KINDS:
         raise Invalid(f"unknown device kind {kind!r}")
     if kind == "rating_box" and counter is None:
         raise Invalid("a rating box needs its counter")
     _valid_code(code)
-    get_node(session, node_id=node_id)
+    node = get_node(session, node_id=node_id, viewer=viewer)
     device = session.scalar(select(Device).where(Device.node_id == node_id, Device.code == code))
     before: dict[str, Any] = {}
     if device is None:
@@ -433,8 +503,9 @@ def _upsert_device(session: Session, *, node_id: str, code: str, kind: str, name
                   "zone": _code(session, Zone, device.zone_id)}
     device.kind = kind
     device.name = name
-    counter_row = _by_code(session, Counter, counter)
-    zone_row = _by_code(session, Zone, zone)
+    counter_row = _by_code(session, Counter, counter, viewer)
+    zone_row = _by_code(session, Zone, zone, viewer)
+    _same_commune(session, node.commune_id, (counter_row, zone_row))
     for target, row in (("counter", counter_row), ("zone", zone_row)):
         if row is not None and row.retired_at is not None and before.get(target) != row.code:
             raise Invalid(f"{_label(row)} đã ngừng sử dụng; hãy chọn chỗ khác.")
@@ -454,29 +525,51 @@ def _code(session: Session, model: type[Any], ident: int | None) -> str | None:
     return row.code if row else None
 
 
+def name_home(session: Session, *, site_name: str) -> None:
+    """The ``home`` commune migration 0018 made keeps its placeholder name until it is declared:
+    until then it is named after ``[hub] site_name`` (a hub installed for one town)."""
+    home = session.scalar(select(Commune).where(Commune.code == HOME))
+    if home is not None and home.name == HOME_PLACEHOLDER and site_name != HOME_PLACEHOLDER:
+        home.name = site_name
+
+
 def apply_declarations(session: Session, *, registry: RegistrySection, now: datetime | None = None) -> None:
     """Create or update what the config file declares (nothing is deleted). What this changes
     is audited as the hub's own doing (``system``, ``"source": "config"``); a start-up that
-    changes nothing writes nothing."""
+    changes nothing writes nothing. Declared sites, zones, counters and nodes without a
+    ``commune`` belong to the only commune there is."""
     trail: list[tuple[str, str, dict[str, Any]]] = []
+    for c in registry.communes:
+        commune = session.scalar(select(Commune).where(Commune.code == c.code)) or Commune(code=c.code,
+                                                                                         created_at=now)
+        trail.append(("commune", c.code, _declared(commune, {"name": c.name})))
+        session.add(commune)
+    session.flush()
+
+    def commune_id(code: str | None) -> int:
+        return commune_by_code(session, code).id if code else commune_for_new(session, actor=SYSTEM)
+
     for s in registry.sites:
         site = session.scalar(select(Site).where(Site.code == s.code)) or Site(code=s.code)
-        trail.append(("site", s.code, _declared(site, {"name": s.name})))
+        trail.append(("site", s.code, _declared(site, {"name": s.name, "commune_id": commune_id(s.commune)})))
         session.add(site)
     session.flush()
     for z in registry.zones:
         zone = session.scalar(select(Zone).where(Zone.code == z.code)) or Zone(code=z.code)
         trail.append(("zone", z.code, _declared(zone, {"name": z.name, "kind": z.kind,
-                                                       "site_id": _site_id(session, z.site)})))
+                                                       "site_id": _site_id(session, z.site),
+                                                       "commune_id": commune_id(z.commune)})))
         session.add(zone)
     for c in registry.counters:
         counter = session.scalar(select(Counter).where(Counter.code == c.code)) or Counter(code=c.code)
         trail.append(("counter", c.code, _declared(counter, {"name": c.name,
-                                                             "site_id": _site_id(session, c.site)})))
+                                                             "site_id": _site_id(session, c.site),
+                                                             "commune_id": commune_id(c.commune)})))
         session.add(counter)
     session.flush()
     for n in registry.nodes:
-        trail.append(("node", n.id, _register_node(session, node_id=n.id, name=n.name, site=n.site)[1]))
+        trail.append(("node", n.id, _register_node(session, node_id=n.id, name=n.name, site=n.site,
+                                                   commune_id=commune_id(n.commune))[1]))
         for d in n.devices:
             _device, _verb, changed = _upsert_device(session, node_id=n.id, code=d.code, kind=d.kind,
                                                      name=d.name, counter=d.counter, zone=d.zone)
@@ -488,19 +581,29 @@ def apply_declarations(session: Session, *, registry: RegistrySection, now: date
 
 
 # -- officers and roster -------------------------------------------------------------------
-def list_officers(session: Session, *, active: bool | None = None) -> list[Officer]:
+def list_officers(session: Session, *, viewer: Tenant, active: bool | None = None) -> list[Officer]:
     """Officers by code (``active``: only those in service, or only the retired ones)."""
-    return list(session.scalars(_in_service(select(Officer), Officer, active).order_by(Officer.code)))
+    query = _in_service(select(Officer), Officer, active).where(visible_clause(viewer, Officer.commune_id))
+    return list(session.scalars(query.order_by(Officer.code)))
+
+
+def _login_of(session: Session, user_id: int, commune_id: int) -> None:
+    """An officer's login must be a user of their commune (or a province user)."""
+    user = session.get(User, user_id)
+    if user is None or user.commune_id not in (None, commune_id):
+        raise Invalid(f"Không có người dùng số {user_id}.")
 
 
 def create_officer(session: Session, *, actor: Actor, code: str, full_name: str, title: str = "",
-                   user_id: int | None = None, now: datetime | None = None) -> Officer:
+                   user_id: int | None = None, commune: str | None = None,
+                   now: datetime | None = None) -> Officer:
     require(actor, REGISTRY_EDITORS)
     code, full_name = _valid_code(code), _name(full_name)
+    commune_id = commune_for_new(session, actor=actor, requested=commune)
     _unique(session, Officer, code)
-    if user_id is not None and session.get(User, user_id) is None:
-        raise Invalid(f"user {user_id} does not exist")
-    officer = Officer(code=code, full_name=full_name, title=title, user_id=user_id)
+    if user_id is not None:
+        _login_of(session, user_id, commune_id)
+    officer = Officer(code=code, full_name=full_name, title=title, user_id=user_id, commune_id=commune_id)
     session.add(officer)
     session.flush()
     _audit(session, actor, "create", officer, at=now, user_id=user_id)
@@ -512,15 +615,15 @@ def update_officer(session: Session, *, actor: Actor, officer_id: int, full_name
                    now: datetime | None = None) -> Officer:
     """Rename an officer, change their title or the login linked to them (``None`` unlinks)."""
     require(actor, REGISTRY_EDITORS)
-    officer = _get(session, Officer, officer_id)
+    officer = _get(session, Officer, officer_id, actor)
     values: dict[str, Any] = {}
     if full_name is not None:
         values["full_name"] = _name(full_name)
     if title is not None:
         values["title"] = title.strip()
     if user_id != "keep":
-        if user_id is not None and session.get(User, user_id) is None:
-            raise Invalid(f"Không có người dùng số {user_id}.")
+        if user_id is not None:
+            _login_of(session, user_id, officer.commune_id)
         values["user_id"] = user_id
     return _edit(session, actor, officer, values, now)
 
@@ -587,7 +690,7 @@ def _edit(session: Session, actor: Actor, row: Row, values: dict[str, Any], now:
         area = _AREAS[type(row)]
         subject = f"{row.node_id}/{row.code}" if isinstance(row, Device) else row.code
         audit.record(session, actor=actor, action=f"{area}.update", subject=f"{area}:{subject}", at=now,
-                     details=changed)
+                     details=changed, commune_id=commune_of(session, row))
     return row
 
 
@@ -631,7 +734,7 @@ def retire(session: Session, *, actor: Actor, model: type[Any], ident: Any,
     """Retire a zone, counter, officer or device: it keeps its history and its reports, and is no
     longer offered for new things (``retired_at``)."""
     require(actor, DEVICE_STAFF if model is Device else REGISTRY_EDITORS)
-    row = _get(session, model, ident)
+    row = _get(session, model, ident, actor)
     if row.retired_at is not None:
         raise Conflict(f"{_label(row)} đã ngừng sử dụng từ trước.")
     at = now or datetime.now(UTC)
@@ -646,7 +749,7 @@ def restore(session: Session, *, actor: Actor, model: type[Any], ident: Any,
             now: datetime | None = None) -> Any:
     """Bring a retired zone, counter, officer or device back into service."""
     require(actor, DEVICE_STAFF if model is Device else REGISTRY_EDITORS)
-    row = _get(session, model, ident)
+    row = _get(session, model, ident, actor)
     if row.retired_at is None:
         raise Conflict(f"{_label(row)} đang được sử dụng.")
     if isinstance(row, Device):

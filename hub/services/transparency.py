@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Alarm, Broadcast, CameraStatus, Device, FaultReport, Node, Zone
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import plans, registry, reports
 from thanthien.hub.services.ratings import RatingFilter
 from thanthien.hub.settings import PublicSection
@@ -69,7 +70,7 @@ def _counters(session: Session, *, start: datetime, now: datetime, tz: ZoneInfo)
     by_code = {row.key["counter"]: row for row in rows}
     return [CounterFigure(name=c.name, presses=by_code[c.code].total if c.code in by_code else 0,
                           index=by_code[c.code].index if c.code in by_code else None)
-            for c in registry.list_counters(session, active=True)]
+            for c in registry.list_counters(session, viewer=SYSTEM, active=True)]
 
 
 def _where(broadcast: Broadcast | None, zones: dict[str, str]) -> str:
@@ -81,7 +82,7 @@ def _where(broadcast: Broadcast | None, zones: dict[str, str]) -> str:
 
 
 def _upcoming(session: Session, *, now: datetime, days: int) -> list[UpcomingBroadcast]:
-    zones = {z.code: z.name for z in registry.list_zones(session)}
+    zones = {z.code: z.name for z in registry.list_zones(session, viewer=SYSTEM)}
     out = []
     for occurrence, _targets in plans.upcoming(session, start=now, end=now + timedelta(days=days)):
         if occurrence.command:

@@ -19,6 +19,7 @@ from thanthien.hub.db.models import User
 from thanthien.hub.roles import ROLE_LABELS, ROLES, Actor
 from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
+from thanthien.hub.tenancy import Tenant, commune_for_new, is_province, visible_clause
 
 # The rules of an account, used by the checks below and by the API schema (so OpenAPI shows them).
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
@@ -72,17 +73,21 @@ def hash_password(password: str) -> str:
 
 
 def create_user(session: Session, *, actor: Actor, username: str, password: str, role: str, now: datetime,
-                full_name: str = "") -> User:
+                full_name: str = "", commune: str | None = None) -> User:
+    """A new account. ``commune``: the commune it belongs to; without one, a commune admin's new
+    user is of their commune and a province admin's a province user (only they make those)."""
     username, role, full_name = check_username(username), check_role(role), check_full_name(full_name)
     check_password(password)
+    commune_id = commune_for_new(session, actor=actor, requested=commune) if commune \
+        else getattr(actor, "commune_id", None)
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(f"Tên đăng nhập {username} đã có người dùng")
-    user = User(username=username, full_name=full_name, role=role,
+    user = User(username=username, full_name=full_name, role=role, commune_id=commune_id,
                 password_hash=hash_password(password), active=True, token_version=0, created_at=now)
     session.add(user)
     session.flush()
     audit.record(session, actor=actor, action="user.create", subject=_subject(user), at=now,
-                 details={"role": role, "full_name": full_name})
+                 details={"role": role, "full_name": full_name, "commune": commune}, commune_id=commune_id)
     return user
 
 
@@ -90,15 +95,20 @@ def _subject(user: User) -> str:
     return f"user:{user.username}"
 
 
-def get_user(session: Session, *, user_id: int) -> User:
+def get_user(session: Session, *, user_id: int, viewer: Tenant | None = None) -> User:
+    """The account; ``viewer``: a province user is not found by a commune user, nor another
+    commune's."""
     user = session.get(User, user_id)
-    if user is None:
+    if user is None or (viewer is not None and not is_province(viewer)
+                        and user.commune_id != viewer.commune_id):
         raise NotFound("Không tìm thấy người dùng")
     return user
 
 
-def list_users(session: Session) -> list[User]:
-    return list(session.scalars(select(User).order_by(User.username)))
+def list_users(session: Session, *, viewer: Tenant) -> list[User]:
+    """The accounts ``viewer`` reaches: a commune user sees their commune's only."""
+    query = select(User).where(visible_clause(viewer, User.commune_id))
+    return list(session.scalars(query.order_by(User.username)))
 
 
 def update_user(session: Session, *, actor: Actor, user_id: int, role: str | None = None,
@@ -112,7 +122,7 @@ def update_user(session: Session, *, actor: Actor, user_id: int, role: str | Non
 
 def _update(session: Session, *, actor: Actor, user_id: int, role: str | None, active: bool | None,
             password: str | None, full_name: str | None, password_action: str, now: datetime | None) -> User:
-    user = get_user(session, user_id=user_id)
+    user = get_user(session, user_id=user_id, viewer=actor)
     if user.id == actor.id and ((role is not None and role != user.role) or active is False):
         raise Forbidden("Không thể tự đổi vai trò hay khóa tài khoản của chính mình")
     trail: list[tuple[str, dict[str, object]]] = []

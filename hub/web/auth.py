@@ -32,6 +32,7 @@ class UiUser:
     full_name: str
     role: str
     csrf: str
+    commune_id: int | None = None  # None: a province user (hub/tenancy.py)
 
     @property
     def display_name(self) -> str:
@@ -86,7 +87,7 @@ def session_user(request: Request) -> UiUser | None:
         if user is None:
             return None
         return UiUser(id=user.id, username=user.username, full_name=user.full_name, role=user.role,
-                      csrf=csrf_for(hub, token))
+                      csrf=csrf_for(hub, token), commune_id=user.commune_id)
 
 
 def _next_url(request: Request) -> str:

@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Alarm, CameraStatus, Counter, Device, Node, Rating, TelemetrySample, Zone
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import cameras, health, registry
+from thanthien.hub.tenancy import Tenant
 
 RAW_LIMIT = timedelta(days=2)
 """Charts over a longer period use the hourly roll-ups (raw samples are pruned anyway)."""
@@ -42,23 +44,24 @@ def latest_telemetry(session: Session, *, node_id: str) -> TelemetrySample | Non
                           .order_by(TelemetrySample.received_at.desc(), TelemetrySample.id.desc()).limit(1))
 
 
-def _retired_cameras(session: Session) -> set[tuple[str, str]]:
+def _retired_cameras(session: Session, viewer: Tenant) -> set[tuple[str, str]]:
     """Cameras taken out of service, themselves or with their node."""
-    nodes = {n.id for n in registry.list_nodes(session, active=False)}
-    devices = {(d.node_id, d.code) for d in registry.list_devices(session, active=False)
+    nodes = {n.id for n in registry.list_nodes(session, viewer=viewer, active=False)}
+    devices = {(d.node_id, d.code) for d in registry.list_devices(session, viewer=viewer, active=False)
                if d.kind == "camera"}
     return devices | {(s.node_id, s.camera) for s in cameras.list_status(session) if s.node_id in nodes}
 
 
-def _device_views(session: Session) -> dict[str, list[DeviceView]]:
+def _device_views(session: Session, viewer: Tenant) -> dict[str, list[DeviceView]]:
     """The devices in service of each node, and the cameras that report without being declared."""
     counters = {c.id: c.name for c in session.scalars(select(Counter))}
     zones = {z.id: z.name for z in session.scalars(select(Zone))}
-    retired = _retired_cameras(session)
+    retired = _retired_cameras(session, viewer)
+    reached = {n.id for n in registry.list_nodes(session, viewer=viewer)}
     statuses = {(s.node_id, s.camera): s for s in cameras.list_status(session)
-                if (s.node_id, s.camera) not in retired}
+                if (s.node_id, s.camera) not in retired and s.node_id in reached}
     out: dict[str, list[DeviceView]] = {}
-    for d in registry.list_devices(session, active=True):
+    for d in registry.list_devices(session, viewer=viewer, active=True):
         place = counters.get(d.counter_id, "") if d.counter_id else ""
         place = place or (zones.get(d.zone_id, "") if d.zone_id else "")
         camera = statuses.pop((d.node_id, d.code), None) if d.kind == "camera" else None
@@ -70,20 +73,21 @@ def _device_views(session: Session) -> dict[str, list[DeviceView]]:
     return out
 
 
-def camera_counts(session: Session) -> dict[str, int]:
-    """Cameras in service by state."""
-    retired = _retired_cameras(session)
+def camera_counts(session: Session, *, viewer: Tenant) -> dict[str, int]:
+    """Cameras in service by state (of the nodes ``viewer`` reaches)."""
+    retired = _retired_cameras(session, viewer)
+    reached = {n.id for n in registry.list_nodes(session, viewer=viewer)}
     counts: dict[str, int] = {}
     for s in cameras.list_status(session):
-        if (s.node_id, s.camera) not in retired:
+        if (s.node_id, s.camera) not in retired and s.node_id in reached:
             counts[s.state] = counts.get(s.state, 0) + 1
     return counts
 
 
-def node_overview(session: Session) -> list[NodeView]:
+def node_overview(session: Session, *, viewer: Tenant) -> list[NodeView]:
     """Every node in service (registered or not) with its devices, latest telemetry and open alarm count.
     Nodes needing attention (lost, offline, unknown, with alarms) come first."""
-    devices = _device_views(session)
+    devices = _device_views(session, viewer)
     open_by_node: dict[str, int] = {}
     for subject, n in session.execute(select(Alarm.subject, func.count()).where(Alarm.cleared_at.is_(None))
                                       .group_by(Alarm.subject)):
@@ -91,14 +95,14 @@ def node_overview(session: Session) -> list[NodeView]:
         open_by_node[node_id] = open_by_node.get(node_id, 0) + int(n)
     views = [NodeView(node=n, latest=latest_telemetry(session, node_id=n.id), devices=devices.get(n.id, []),
                       open_alarms=open_by_node.get(n.id, 0))
-             for n in registry.list_nodes(session, active=True)]
+             for n in registry.list_nodes(session, viewer=viewer, active=True)]
     rank = {"lost": 0, "offline": 1, "unknown": 2, "online": 3}
     views.sort(key=lambda v: (rank.get(v.node.state, 2), -v.open_alarms, v.node.id))
     return views
 
 
 def node_devices(session: Session, *, node_id: str) -> list[DeviceView]:
-    return _device_views(session).get(node_id, [])
+    return _device_views(session, SYSTEM).get(node_id, [])  # the page checked the node's commune
 
 
 @dataclass(frozen=True)
@@ -191,11 +195,11 @@ def leader_alarms_fingerprint(session: Session) -> tuple:
     return _alarm_marks(session, "leader")
 
 
-def speakers_by_zone(session: Session) -> list[tuple[str, list[Device]]]:
+def speakers_by_zone(session: Session, *, viewer: Tenant) -> list[tuple[str, list[Device]]]:
     """Zones with the speakers serving them (for the officers' overview)."""
-    zones = {z.id: z for z in registry.list_zones(session, active=True)}
+    zones = {z.id: z for z in registry.list_zones(session, viewer=viewer, active=True)}
     grouped: dict[int | None, list[Device]] = {}
-    for d in registry.list_devices(session, active=True):
+    for d in registry.list_devices(session, viewer=viewer, active=True):
         if d.kind == "speaker":
             grouped.setdefault(d.zone_id, []).append(d)
     out = [(zones[zid].name, grouped.get(zid, [])) for zid in sorted(zones, key=lambda i: zones[i].code)]

@@ -30,10 +30,10 @@ from thanthien.hub.web.auth import UiUser
 def health_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, Any]:
     """The health page's nodes and the alarms this user handles."""
     return {
-        "nodes": queries.node_overview(session),
+        "nodes": queries.node_overview(session, viewer=user),
         "alarms": alarms.alarms_for(session, viewer=user, active=True),
         "counts": health.state_counts(session),
-        "camera_counts": queries.camera_counts(session),
+        "camera_counts": queries.camera_counts(session, viewer=user),
         "thresholds": hub.thresholds,
         "now": hub.clock(),
         "tz": hub.settings.hub.timezone,
@@ -50,7 +50,7 @@ def today_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, 
     rows = reports.summarize(session, group_by=["counter"],
                              flt=RatingFilter(start=today.start, end=today.end), tz=tz)
     return {"today_rows": rows, "today_totals": reports.Totals.of(rows), "today": day,
-            "counter_names": {c.code: c.name for c in registry.list_counters(session)},
+            "counter_names": {c.code: c.name for c in registry.list_counters(session, viewer=user)},
             "levels": LEVELS, "level_labels": LEVEL_LABELS, "tz": tz, "now": hub.clock(), "user": user}
 
 

@@ -81,7 +81,7 @@ def test_a_bad_report_is_refused_and_nothing_stored(db, clock, pole, kind, messa
 
 def test_a_retired_speaker_takes_no_report(db, clock, pole):
     with db.session() as s:
-        device = registry.list_devices(s, node_id="loa-ban-hon")[0]
+        device = registry.list_devices(s, viewer=SYSTEM, node_id="loa-ban-hon")[0]
         registry.retire(s, actor=SYSTEM, model=Device, ident=device.id, now=clock())
     with pytest.raises(NotFound):
         _report(db, clock)

@@ -98,7 +98,7 @@ def test_bad_message_does_not_stop_the_good_ones_in_its_batch(ctx, clock):
 def test_unknown_node_is_listed_as_unregistered_with_an_alarm(ctx, clock):
     IngestWorker(ctx).process([rating_msg(rating(node="node-x"), clock())])
     with ctx.db.session() as s:
-        unregistered = registry.list_nodes(s, registered=False)
+        unregistered = registry.list_nodes(s, viewer=SYSTEM, registered=False)
         assert [n.id for n in unregistered] == ["node-x"]
         from thanthien.hub.services.alarms import active_alarm
         assert active_alarm(s, kind="node_unregistered", subject="node-x") is not None
@@ -112,7 +112,7 @@ def test_declared_node_is_registered(ctx, clock):
         registry.apply_declarations(s, registry=declared)
     IngestWorker(ctx).process([rating_msg(rating(node="node-a"), clock())])
     with ctx.db.session() as s:
-        assert registry.list_nodes(s, registered=False) == []
+        assert registry.list_nodes(s, viewer=SYSTEM, registered=False) == []
     assert count(ctx.db, Rating) == 1
 
 

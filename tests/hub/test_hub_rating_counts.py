@@ -44,8 +44,9 @@ COUNTERS = ("quay-1", "quay-2", "quay-3")
 def setup_registry(db: Database) -> list[int]:
     """Three counters and three officers; the officers' ids."""
     with db.session() as s:
-        s.add_all(Counter(code=code, name=f"Quầy {code[-1]}") for code in COUNTERS)
-        officers = [Officer(code=f"cb-{i}", full_name=f"Cán bộ {i}", title="") for i in range(1, 4)]
+        s.add_all(Counter(code=code, name=f"Quầy {code[-1]}", commune_id=1) for code in COUNTERS)
+        officers = [Officer(code=f"cb-{i}", full_name=f"Cán bộ {i}", title="", commune_id=1)
+                    for i in range(1, 4)]
         s.add_all(officers)
         s.flush()
         return [o.id for o in officers]

@@ -65,8 +65,8 @@ def test_once_its_box_is_retired_a_counter_is_retired_and_keeps_its_ratings(ctx,
     retire(ctx, Device, device_id(ctx, "mot-cua", "box-1"))
     retire(ctx, Counter, row_id(ctx, Counter, code="quay-1"))
     with ctx.db.session(write=False) as s:
-        assert [c.code for c in registry.list_counters(s, active=True)] == []
-        assert [c.code for c in registry.list_counters(s, active=False)] == ["quay-1"]
+        assert [c.code for c in registry.list_counters(s, viewer=SYSTEM, active=True)] == []
+        assert [c.code for c in registry.list_counters(s, viewer=SYSTEM, active=False)] == ["quay-1"]
         assert s.scalar(select(Rating.counter_code)) == "quay-1"
 
 
@@ -116,7 +116,7 @@ def test_a_restored_officer_is_in_service_again_and_both_steps_are_audited(ctx, 
     retire(ctx, Officer, officer)
     with ctx.db.session() as s:
         registry.restore(s, actor=SYSTEM, model=Officer, ident=officer, now=ctx.clock())
-        assert [o.code for o in registry.list_officers(s, active=True)] == ["cb-lan"]
+        assert [o.code for o in registry.list_officers(s, viewer=SYSTEM, active=True)] == ["cb-lan"]
         actions = list(s.scalars(select(AuditEntry.action).where(AuditEntry.subject == "officer:cb-lan")
                                  .order_by(AuditEntry.id)))
     assert actions == ["officer.create", "officer.retire", "officer.restore"]

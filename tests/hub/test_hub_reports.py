@@ -24,7 +24,8 @@ def seed(db, n: int):
     rng = random.Random(20260302)
     start = datetime(2025, 12, 31, 17, 0, tzinfo=UTC)  # 00:00 on 1 Jan 2026 in Hà Nội
     with db.session() as s:
-        officers = [Officer(code=f"cb-{i}", full_name=f"Cán bộ {i}", title="") for i in range(6)]
+        officers = [Officer(code=f"cb-{i}", full_name=f"Cán bộ {i}", title="", commune_id=1)
+                    for i in range(6)]
         s.add_all(officers)
         s.flush()
         ids = [o.id for o in officers] + [None]

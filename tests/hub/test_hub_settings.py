@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from thanthien.config import ConfigError, validate_data
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import registry
 from thanthien.hub.settings import HubSettings
 
@@ -43,8 +44,8 @@ def test_declarations_are_applied_and_reapplying_changes_nothing(db):
         with db.session() as s:
             registry.apply_declarations(s, registry=settings.registry)
     with db.session() as s:
-        [node] = registry.list_nodes(s)
-        devices = registry.list_devices(s, node_id="node-a")
+        [node] = registry.list_nodes(s, viewer=SYSTEM)
+        devices = registry.list_devices(s, viewer=SYSTEM, node_id="node-a")
         assert node.registered and node.name == "Bộ phận một cửa"
         assert [(d.code, d.kind) for d in devices] == [("box-1", "rating_box"), ("loa-1", "speaker")]
-        assert len(registry.list_counters(s)) == 1
+        assert len(registry.list_counters(s, viewer=SYSTEM)) == 1

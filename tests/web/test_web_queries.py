@@ -53,7 +53,7 @@ def test_node_overview_puts_nodes_needing_attention_first_with_their_latest_tele
                                 thresholds=Thresholds(), notify=False)
         health.apply_node_state(s, state=node_state("lost", 1, node="node-c", at=t0), now=t0, notify=False)
     with db.session() as s:
-        views = queries.node_overview(s)
+        views = queries.node_overview(s, viewer=SYSTEM)
     assert [v.node.id for v in views] == ["node-c", "node-a", "node-b"]
     assert views[0].open_alarms == 1
     assert views[2].latest is not None and views[2].latest.outbox_depth == 7
@@ -76,19 +76,19 @@ def test_a_retired_node_leaves_the_overview_and_the_camera_counts(db, clock):
         _two_nodes_with_a_camera_each(s, clock)
         enrollment.retire_node(s, actor=SYSTEM, node_id="node-b", now=clock.now)
     with db.session() as s:
-        assert [v.node.id for v in queries.node_overview(s)] == ["node-a"]
-        assert queries.camera_counts(s) == {"ok": 1}
+        assert [v.node.id for v in queries.node_overview(s, viewer=SYSTEM)] == ["node-a"]
+        assert queries.camera_counts(s, viewer=SYSTEM) == {"ok": 1}
 
 
 def test_a_retired_camera_is_neither_listed_nor_counted_nor_shown_as_undeclared(db, clock):
     with db.session() as s:
         _two_nodes_with_a_camera_each(s, clock)
-        device = next(d for d in registry.list_devices(s, node_id="node-b"))
+        device = next(d for d in registry.list_devices(s, viewer=SYSTEM, node_id="node-b"))
         registry.retire(s, actor=SYSTEM, model=Device, ident=device.id, now=clock.now)
     with db.session() as s:
-        devices = {v.node.id: [d.code for d in v.devices] for v in queries.node_overview(s)}
+        devices = {v.node.id: [d.code for d in v.devices] for v in queries.node_overview(s, viewer=SYSTEM)}
         assert devices == {"node-a": ["cam-1"], "node-b": []}
-        assert queries.camera_counts(s) == {"ok": 1}
+        assert queries.camera_counts(s, viewer=SYSTEM) == {"ok": 1}
 
 
 def test_health_fingerprint_changes_when_a_node_goes_offline(db, clock):

@@ -16,20 +16,21 @@ router = APIRouter(tags=["nodes"])
 
 @router.get("/nodes", response_model=list[NodeOut], dependencies=[allow(*EVERYONE)],
             summary="Nodes with their health; registered=false lists the unknown ones")
-def list_nodes(session: DbSession, registered: bool | None = None) -> list[NodeOut]:
-    return [NodeOut.model_validate(n) for n in registry.list_nodes(session, registered=registered)]
+def list_nodes(session: DbSession, actor: CurrentUser, registered: bool | None = None) -> list[NodeOut]:
+    nodes = registry.list_nodes(session, viewer=actor, registered=registered)
+    return [NodeOut.model_validate(n) for n in nodes]
 
 
 @router.get("/nodes/{node_id}", response_model=NodeOut, dependencies=[allow(*EVERYONE)])
-def get_node(session: DbSession, node_id: str) -> NodeOut:
-    return NodeOut.model_validate(registry.get_node(session, node_id=node_id))
+def get_node(session: DbSession, actor: CurrentUser, node_id: str) -> NodeOut:
+    return NodeOut.model_validate(registry.get_node(session, node_id=node_id, viewer=actor))
 
 
 @router.post("/nodes", response_model=NodeOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*DEVICE_STAFF)], summary="Register a node (also one seen unregistered)")
 def register_node(hub: Hub, session: DbSession, actor: CurrentUser, body: NodeIn) -> NodeOut:
     node = registry.register_node(session, actor=actor, now=hub.clock(), node_id=body.id, name=body.name,
-                                  site=body.site)
+                                  site=body.site, commune=body.commune)
     session.commit()
     return NodeOut.model_validate(node)
 
@@ -55,9 +56,10 @@ def delete_node(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) 
 
 @router.get("/devices", response_model=list[DeviceOut], dependencies=[allow(*EVERYONE)],
             summary="Devices (of a node); active=true only those in service, false only the retired ones")
-def list_devices(session: DbSession, node_id: str | None = None,
+def list_devices(session: DbSession, actor: CurrentUser, node_id: str | None = None,
                  active: bool | None = None) -> list[DeviceOut]:
-    return [DeviceOut.of(d) for d in registry.list_devices(session, node_id=node_id, active=active)]
+    devices = registry.list_devices(session, viewer=actor, node_id=node_id, active=active)
+    return [DeviceOut.of(d) for d in devices]
 
 
 @router.put("/devices", response_model=DeviceOut, dependencies=[allow(*DEVICE_STAFF)],

@@ -39,15 +39,17 @@ DryRun = Annotated[bool, Query(description="Only count the stored ratings that w
 
 @router.get("/officers", response_model=list[OfficerOut], dependencies=[allow(*ROSTER_READERS)],
             summary="Officers; active=true only those in service, false only the retired ones")
-def list_officers(session: DbSession, active: bool | None = None) -> list[OfficerOut]:
-    return [OfficerOut.model_validate(o) for o in registry.list_officers(session, active=active)]
+def list_officers(session: DbSession, actor: CurrentUser, active: bool | None = None) -> list[OfficerOut]:
+    officers = registry.list_officers(session, viewer=actor, active=active)
+    return [OfficerOut.model_validate(o) for o in officers]
 
 
 @router.post("/officers", response_model=OfficerOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*REGISTRY_EDITORS)])
 def create_officer(hub: Hub, session: DbSession, actor: CurrentUser, body: OfficerIn) -> OfficerOut:
     officer = registry.create_officer(session, actor=actor, now=hub.clock(), code=body.code,
-                                      full_name=body.full_name, title=body.title, user_id=body.user_id)
+                                      full_name=body.full_name, title=body.title, user_id=body.user_id,
+                                      commune=body.commune)
     session.commit()
     return OfficerOut.model_validate(officer)
 
@@ -142,11 +144,12 @@ def drop_exception(hub: Hub, session: DbSession, actor: CurrentUser, exception_i
 
 @router.get("/roster/duty", response_model=list[DutyOut], dependencies=[allow(*ROSTER_READERS)],
             summary="Who is on duty at each counter in service over [start, end) (default: the next 7 days)")
-def duty(hub: Hub, session: DbSession, counter: str | None = None, start: AwareDatetime | None = None,
-         end: AwareDatetime | None = None) -> list[DutyOut]:
+def duty(hub: Hub, session: DbSession, actor: CurrentUser, counter: str | None = None,
+         start: AwareDatetime | None = None, end: AwareDatetime | None = None) -> list[DutyOut]:
     start = start or hub.clock()
     end = end or start + timedelta(days=7)
-    codes = [counter] if counter else [c.code for c in registry.list_counters(session, active=True)]
+    codes = [counter] if counter else \
+        [c.code for c in registry.list_counters(session, viewer=actor, active=True)]
     return [DutyOut(counter=d.counter, starts_at=d.starts_at, ends_at=d.ends_at, officer_id=d.officer_id,
                     source=d.source, replaces_officer_id=d.replaces)  # type: ignore[arg-type]
             for d in roster.duties(session, counters=codes, start=start, end=end,

@@ -27,14 +27,15 @@ router = APIRouter(tags=["registry"])
 
 
 @router.get("/sites", response_model=list[SiteOut], dependencies=[allow(*EVERYONE)])
-def list_sites(session: DbSession) -> list[SiteOut]:
-    return [SiteOut.model_validate(s) for s in registry.list_sites(session)]
+def list_sites(session: DbSession, actor: CurrentUser) -> list[SiteOut]:
+    return [SiteOut.model_validate(s) for s in registry.list_sites(session, viewer=actor)]
 
 
 @router.post("/sites", response_model=SiteOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*ADMINS)])
 def create_site(hub: Hub, session: DbSession, actor: CurrentUser, body: SiteIn) -> SiteOut:
-    site = registry.create_site(session, actor=actor, now=hub.clock(), code=body.code, name=body.name)
+    site = registry.create_site(session, actor=actor, now=hub.clock(), code=body.code, name=body.name,
+                                commune=body.commune)
     session.commit()
     return SiteOut.model_validate(site)
 
@@ -47,15 +48,15 @@ def delete_site(hub: Hub, session: DbSession, actor: CurrentUser, site_id: RowId
 
 @router.get("/zones", response_model=list[ZoneOut], dependencies=[allow(*EVERYONE)],
             summary="Zones; active=true only those in service, false only the retired ones")
-def list_zones(session: DbSession, active: bool | None = None) -> list[ZoneOut]:
-    return [ZoneOut.model_validate(z) for z in registry.list_zones(session, active=active)]
+def list_zones(session: DbSession, actor: CurrentUser, active: bool | None = None) -> list[ZoneOut]:
+    return [ZoneOut.model_validate(z) for z in registry.list_zones(session, viewer=actor, active=active)]
 
 
 @router.post("/zones", response_model=ZoneOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*REGISTRY_EDITORS)])
 def create_zone(hub: Hub, session: DbSession, actor: CurrentUser, body: ZoneIn) -> ZoneOut:
     zone = registry.create_zone(session, actor=actor, now=hub.clock(), code=body.code, name=body.name,
-                                kind=body.kind, site=body.site)
+                                kind=body.kind, site=body.site, commune=body.commune)
     session.commit()
     return ZoneOut.model_validate(zone)
 
@@ -82,15 +83,16 @@ def delete_zone(hub: Hub, session: DbSession, actor: CurrentUser, zone_id: RowId
 
 @router.get("/counters", response_model=list[CounterOut], dependencies=[allow(*EVERYONE)],
             summary="Counters; active=true only those in service, false only the retired ones")
-def list_counters(session: DbSession, active: bool | None = None) -> list[CounterOut]:
-    return [CounterOut.model_validate(c) for c in registry.list_counters(session, active=active)]
+def list_counters(session: DbSession, actor: CurrentUser, active: bool | None = None) -> list[CounterOut]:
+    counters = registry.list_counters(session, viewer=actor, active=active)
+    return [CounterOut.model_validate(c) for c in counters]
 
 
 @router.post("/counters", response_model=CounterOut, status_code=status.HTTP_201_CREATED,
              dependencies=[allow(*REGISTRY_EDITORS)])
 def create_counter(hub: Hub, session: DbSession, actor: CurrentUser, body: CounterIn) -> CounterOut:
     counter = registry.create_counter(session, actor=actor, now=hub.clock(), code=body.code, name=body.name,
-                                      site=body.site)
+                                      site=body.site, commune=body.commune)
     session.commit()
     return CounterOut.model_validate(counter)
 

@@ -13,14 +13,15 @@ router = APIRouter(prefix="/users", tags=["users"], dependencies=[allow(*ADMINS)
 
 
 @router.get("", response_model=list[UserOut])
-def list_users(session: DbSession) -> list[UserOut]:
-    return [UserOut.model_validate(u) for u in users.list_users(session)]
+def list_users(session: DbSession, actor: CurrentUser) -> list[UserOut]:
+    return [UserOut.model_validate(u) for u in users.list_users(session, viewer=actor)]
 
 
 @router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)
 def create_user(hub: Hub, session: DbSession, actor: CurrentUser, body: UserCreate) -> UserOut:
     user = users.create_user(session, actor=actor, username=body.username, password=body.password,
-                             role=body.role, full_name=body.full_name, now=hub.clock())
+                             role=body.role, full_name=body.full_name, now=hub.clock(),
+                             commune=body.commune)
     session.commit()
     return UserOut.model_validate(user)
 

@@ -49,8 +49,8 @@ def _page(
         context = {
             "dossiers": dossiers.list_dossiers(session, viewer=user, query=q[:100], limit=100),
             "q": q,
-            "counters": registry.list_counters(session),
-            "officers": registry.list_officers(session),
+            "counters": registry.list_counters(session, viewer=user),
+            "officers": registry.list_officers(session, viewer=user),
             "form": form or {},
             "error": error,
             "statuses": dossiers.STATUSES,

@@ -33,7 +33,8 @@ def faults_page(request: Request, user: Staff) -> Response:
             "tickets": fault_reports.list_reports(session, viewer=user),
             "zones": transparency.zone_names(session),
             "kinds": fault_reports.KINDS, "statuses": fault_reports.STATUSES,
-            "speakers": [d for d in registry.list_devices(session, active=True) if d.kind == "speaker"],
+            "speakers": [d for d in registry.list_devices(session, viewer=user, active=True)
+                         if d.kind == "speaker"],
         }
         return render(request, "faults.html", context, user=user)
 

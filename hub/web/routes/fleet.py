@@ -27,7 +27,8 @@ def _form(request: Request, user: UiUser, *, form: dict[str, str] | None = None,
           status_code: int = 200) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        context = {"zones": registry.list_zones(session), "counters": registry.list_counters(session),
+        context = {"zones": registry.list_zones(session, viewer=user),
+                   "counters": registry.list_counters(session, viewer=user),
                    "form": form or {}, "notice": (message, True) if message else None,
                    "ttl_h": hub.settings.enrollment.code_ttl_s / 3600}
         return render(request, "node_new.html", context, user=user, status_code=status_code)
@@ -39,7 +40,7 @@ def _code_page(request: Request, user: UiUser, issued: enrollment.IssuedCode, *,
     command = enrollment.enroll_command(enrollment.hub_base(hub.settings.enrollment, str(request.base_url)),
                                         issued.code)
     with hub.db.new_session(write=False) as session:
-        node = registry.get_node(session, node_id=issued.node_id)
+        node = registry.get_node(session, node_id=issued.node_id, viewer=user)
         context = {"node": node, "code": issued.code, "expires_at": issued.expires_at, "command": command,
                    "qr": enrollment.qr_svg(command), "new": new}
         return render(request, "node_code.html", context, user=user)

@@ -56,7 +56,7 @@ def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", 
             error = str(exc)
     with hub.db.new_session(write=False) as session:
         try:
-            node = registry.get_node(session, node_id=node_id)
+            node = registry.get_node(session, node_id=node_id, viewer=user)
         except NotFound:
             return render(request, "message.html", {"title": "Không tìm thấy thiết bị",
                                                     "message": f"Không có thiết bị mã {node_id}."},

@@ -79,10 +79,11 @@ def registry_home(user: Reader) -> Response:
 @router.get("/registry/places", response_class=HTMLResponse)
 def places_page(request: Request, user: Reader) -> Response:
     def build(session: Session) -> dict[str, Any]:
-        devices = registry.list_devices(session, active=True)
+        devices = registry.list_devices(session, viewer=user, active=True)
         rules = zone_rules.book(session)
-        return {"zones": registry.list_zones(session), "counters": registry.list_counters(session),
-                "zone_rules": {z.id: rules.for_zone(z.id) for z in registry.list_zones(session)},
+        return {"zones": registry.list_zones(session, viewer=user),
+                "counters": registry.list_counters(session, viewer=user),
+                "zone_rules": {z.id: rules.for_zone(z.id) for z in registry.list_zones(session, viewer=user)},
                 "commune_rule": rules.for_zone(None),
                 "speakers": _by(devices, "speaker", "zone_id"),
                 "boxes": _by(devices, "rating_box", "counter_id"), "editor": may(user, REGISTRY_EDITORS)}
@@ -180,13 +181,14 @@ def _retire_or_restore(request: Request, user: UiUser, area: str, ident: int, ac
 @router.get("/registry/devices", response_class=HTMLResponse)
 def devices_page(request: Request, user: DeviceStaff, node: str = "") -> Response:
     def build(session: Session) -> dict[str, Any]:
-        nodes = registry.list_nodes(session, registered=True)
-        devices = registry.list_devices(session)
+        nodes = registry.list_nodes(session, viewer=user, registered=True)
+        devices = registry.list_devices(session, viewer=user)
         by_node: dict[str, list[Device]] = {}
         for d in devices:
             by_node.setdefault(d.node_id, []).append(d)
         return {"nodes": [n for n in nodes if not node or n.id == node], "by_node": by_node, "node": node,
-                "zones": registry.list_zones(session), "counters": registry.list_counters(session)}
+                "zones": registry.list_zones(session, viewer=user),
+                "counters": registry.list_counters(session, viewer=user)}
     return _page(request, user, "registry_devices.html", build)
 
 
@@ -216,8 +218,8 @@ def save_device(request: Request, user: DeviceStaff, node_id: Text = "", code: T
 def officers_page(request: Request, user: RosterReader) -> Response:
     def build(session: Session) -> dict[str, Any]:
         editor = may(user, REGISTRY_EDITORS)
-        logins = users.list_users(session) if editor else []
-        return {"officers": registry.list_officers(session), "editor": editor, "logins": logins,
+        logins = users.list_users(session, viewer=user) if editor else []
+        return {"officers": registry.list_officers(session, viewer=user), "editor": editor, "logins": logins,
                 "login_names": {u.id: u.username for u in logins}}
     return _page(request, user, "registry_officers.html", build)
 

@@ -31,7 +31,7 @@ def page(request: Request, user: ItUser) -> Response:
             "releases": releases.list_releases(session),
             "rollouts": releases.list_rollouts(session),
             "nodes": releases.node_versions(session),
-            "zones": registry.list_zones(session),
+            "zones": registry.list_zones(session, viewer=user),
             "labels": releases.STATE_LABELS,
             "has_key": hub.settings.releases.public_key is not None,
         }

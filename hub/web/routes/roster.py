@@ -51,7 +51,7 @@ def roster_page(request: Request, user: Reader, counter: str = "", week: str = "
     monday = day - timedelta(days=day.isoweekday() - 1)
     days = [monday + timedelta(days=i) for i in range(7)]
     with hub.db.new_session(write=False) as session:
-        counters = registry.list_counters(session, active=True)
+        counters = registry.list_counters(session, viewer=user, active=True)
         chosen = next((c for c in counters if c.code == counter), counters[0] if counters else None)
         codes = [c.code for c in counters]
         start, end = roster.local_span(monday, days[-1], None, None, tz)
@@ -60,7 +60,7 @@ def roster_page(request: Request, user: Reader, counter: str = "", week: str = "
         by_day: dict[date, list[roster.Duty]] = {d: [] for d in days}
         for duty in week_duties:
             by_day.setdefault(roster.local_day(duty.starts_at, tz), []).append(duty)
-        officers = registry.list_officers(session)
+        officers = registry.list_officers(session, viewer=user)
         context = {
             "counters": counters, "chosen": chosen, "days": days, "by_day": by_day, "today": today,
             "now_on": {d.counter: d for d in roster.duties(session, counters=codes, start=now,
@@ -69,7 +69,7 @@ def roster_page(request: Request, user: Reader, counter: str = "", week: str = "
             "patterns": roster.list_patterns(session, counter=chosen.code, on=monday) if chosen else [],
             "exceptions": roster.list_exceptions(session, counter=chosen.code, start=start) if chosen else [],
             "officers": officers, "names": {o.id: o.full_name for o in officers},
-            "counter_names": {c.id: c.name for c in registry.list_counters(session)},
+            "counter_names": {c.id: c.name for c in registry.list_counters(session, viewer=user)},
             "editor": may(user, ROSTER_EDITORS), "weekday_names": roster.WEEKDAY_NAMES,
             "kind_labels": KIND_LABELS, "source_labels": SOURCE_LABELS, "hhmm": roster.hhmm,
             "prev_week": (monday - timedelta(days=7)).isoformat(),
@@ -100,7 +100,7 @@ def _change(request: Request, user: UiUser, *, back: str, fields: list[tuple[str
             if confirm != "1":
                 impact = roster.preview(session, change)
                 if impact.count:
-                    names = {o.id: o.full_name for o in registry.list_officers(session)}
+                    names = {o.id: o.full_name for o in registry.list_officers(session, viewer=user)}
                     moves = [(names.get(a, "không ai") if a else "không ai",
                               names.get(b, "không ai") if b else "không ai", n) for a, b, n in impact.moves()]
                     question = {"count": impact.count, "moves": moves, "fields": fields, "action": action,

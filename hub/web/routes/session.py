@@ -56,7 +56,7 @@ def home(request: Request, user: AnyUser) -> Response:
         context = {
             "node_counts": health.state_counts(session),
             "alarm_counts": alarms.active_counts(session),
-            "zones": queries.speakers_by_zone(session),
-            "counters": registry.list_counters(session),
+            "zones": queries.speakers_by_zone(session, viewer=user),
+            "counters": registry.list_counters(session, viewer=user),
         }
         return render(request, "home.html", context, user=user)

@@ -28,7 +28,7 @@ def _page(request: Request, user: UiUser, *, message: str = "", error: bool = Fa
           form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        context = {"users": users.list_users(session), "roles": ROLE_LABELS, "form": form or {},
+        context = {"users": users.list_users(session, viewer=user), "roles": ROLE_LABELS, "form": form or {},
                    "notice": (message, error) if message else None}
         return render(request, "users.html", context, user=user, status_code=status_code)
 

@@ -1,0 +1,154 @@
+"""Walk every route of the hub as one commune's users, aiming at another commune's rows.
+
+Commune A (``home``, prefix ``xa``) and commune B (``xb``, every name carrying ``BEBE``) are
+seeded by the rooms' seeders. Each of A's users (one per role) then calls every operation of
+the OpenAPI document and every page of the web UI, with B's ids in the path and B's codes in
+the body. A *leak* is an answer that shows a name of B (``BEBE``: names never travel in a
+request, so an echo of the path does not count), or a change to a row of B.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from thanthien.hub.db.models import Base
+
+MARKER_A, MARKER_B = "ALPHA", "BEBE"
+CODE_B = "xb-"
+"""B's codes start with it: an answer showing one the request did not carry is a leak too."""
+KNOWN_LEAKS = Path(__file__).with_name("known_leaks.txt")
+# streams and sockets answer forever; the live stream has its own tenancy test
+NOT_WALKED = {"/ui/events", "/ui/live/ws", "/api/v1/live/ws"}
+
+
+@dataclass(frozen=True)
+class Leak:
+    method: str
+    path: str
+    why: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def known_leaks() -> set[str]:
+    lines = KNOWN_LEAKS.read_text(encoding="utf-8").splitlines() if KNOWN_LEAKS.exists() else []
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def shows_b(content: bytes, content_type: str, request: str) -> bool:
+    """Whether an answer shows commune B: a name of B, or a code of B the request did not send."""
+    return shows_marker(content, content_type) or (CODE_B not in request
+                                                   and shows_marker(content, content_type, CODE_B))
+
+
+def shows_marker(content: bytes, content_type: str, marker: str = MARKER_B) -> bool:
+    """Whether an answer shows ``marker``: in its text, or inside an XLSX (a zip of XML)."""
+    if marker.encode() in content:
+        return True
+    if content[:2] == b"PK" or "spreadsheet" in content_type:
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                return any(marker.encode() in archive.read(name) for name in archive.namelist())
+        except zipfile.BadZipFile:
+            return False
+    return False
+
+
+def fill_path(template: str, ids: dict[str, Any]) -> str | None:
+    """The path with B's ids in it; ``None`` when a parameter has no value to aim at B with. A
+    parameter is looked up as ``<resource>.<name>`` first (``counters.row_id``), then by name."""
+    missing = []
+    parts = [p for p in template.split("/") if p and p not in ("api", "v1", "ui")]
+    resource = parts[0] if parts else ""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[0]
+        key = f"{resource}.{name}" if f"{resource}.{name}" in ids else name
+        if key not in ids:
+            missing.append(name)
+            return "0"
+        return str(ids[key])
+
+    path = re.sub(r"\{([^}]+)\}", value, template)
+    return None if missing else path
+
+
+def body_for(schema: dict[str, Any] | None, spec: dict[str, Any], ids: dict[str, Any], depth: int = 0) -> Any:
+    """A body the schema accepts, with B's codes in the fields that name a place or a node."""
+    if schema is None or depth > 6:
+        return None
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return body_for(spec["components"]["schemas"][name], spec, ids, depth + 1)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [o for o in schema[key] if o.get("type") != "null"]
+            return body_for(options[0], spec, ids, depth + 1) if options else None
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        out = {}
+        for prop, sub in schema.get("properties", {}).items():
+            if prop in BODY_FIELDS and BODY_FIELDS[prop] in ids:
+                value = ids[BODY_FIELDS[prop]]
+                out[prop] = [value] if sub.get("type") == "array" or "items" in sub else value
+            elif prop in schema.get("required", []):
+                out[prop] = body_for(sub, spec, ids, depth + 1)
+        return out
+    if kind == "array":
+        item = body_for(schema.get("items"), spec, ids, depth + 1)
+        return [] if item is None else [item]
+    if kind == "integer":
+        return max(1, schema.get("minimum", 1))
+    if kind == "number":
+        return max(1.0, float(schema.get("minimum", 1)))
+    if kind == "boolean":
+        return True
+    fmt = schema.get("format", "")
+    if fmt == "date-time":
+        return "2027-01-01T08:00:00+07:00"
+    if fmt == "date":
+        return "2027-01-01"
+    return "xa-walk-1" if schema.get("pattern") else "Thử tenancy"
+
+
+# body fields that name something of B (values from B's ids)
+BODY_FIELDS = {
+    "zone": "zone", "zones": "zone", "target_zones": "zone", "counter": "counter", "counter_code": "counter",
+    "site": "site", "node_id": "node_id", "node": "node_id", "nodes": "node_id", "target_nodes": "node_id",
+    "officer_id": "officer_id", "user_id": "user_id", "commune": "commune", "communes": "commune",
+    "media_sha256": "sha256", "broadcast_id": "broadcast_id", "dossier_id": "dossier_id",
+}
+
+
+def rows_of(conn: Any, marker: str) -> dict[str, set[str]]:
+    """Every row of every table, as text, that mentions ``marker`` (a commune's names)."""
+    out: dict[str, set[str]] = {}
+    for table in Base.metadata.sorted_tables:
+        rows = {repr(tuple(r)) for r in conn.execute(select(table))}
+        hits = {r for r in rows if marker in r}
+        if hits:
+            out[table.name] = hits
+    return out
+
+
+def operations(spec: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    for path, item in sorted(spec["paths"].items()):
+        if path in NOT_WALKED:
+            continue
+        for method, op in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield method.upper(), path, op
