@@ -14,6 +14,11 @@ Every edit is built first (:func:`new_pattern`, :func:`end_pattern`, :func:`new_
 (:func:`preview`: how many stored ratings would change officer, nothing written) or made
 (:func:`apply`: the rows, the ratings that change officer, one audit entry). The API's
 ``?dry_run=true`` and the page's confirmation step are those two calls.
+
+Communes (issue 20): a pattern or an exception is the commune of its counter and officer (they
+are the same commune: an officer of one commune is never put on another's counter). A commune
+user reads and edits only their commune's rows; another commune's counter, officer, pattern or
+exception is not found to them. A leave has no counter: it is the officer's commune's.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from thanthien.hub.db.models import Counter, Officer, Rating, RosterException, R
 from thanthien.hub.roles import ROSTER_EDITORS, Actor, require
 from thanthien.hub.services import audit, rating_counts
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.tenancy import Tenant, require_reach, visible_clause
 
 KINDS: Final = ("leave", "swap", "extra")
 COVERS: Final = ("swap", "extra")
@@ -324,22 +330,33 @@ class Applied:
     exceptions: list[RosterException] = field(default_factory=list)
 
 
-def _counter(session: Session, code: str, *, active: bool = True) -> Counter:
+def _counter(session: Session, code: str, *, active: bool = True, viewer: Tenant | None = None) -> Counter:
     row = session.scalar(select(Counter).where(Counter.code == code))
     if row is None:
         raise NotFound(f"Không có quầy {code!r}.")
+    if viewer is not None:
+        require_reach(viewer, row.commune_id, what=f"Quầy {code!r}")
     if active and row.retired_at is not None:
         raise Invalid(f"{counter_label(row.name)} đã ngừng sử dụng.")
     return row
 
 
-def _officer(session: Session, officer_id: int, *, active: bool = True) -> Officer:
+def _officer(session: Session, officer_id: int, *, active: bool = True,
+             viewer: Tenant | None = None) -> Officer:
     row = session.get(Officer, officer_id)
     if row is None:
         raise NotFound(f"Không có cán bộ số {officer_id}.")
+    if viewer is not None:
+        require_reach(viewer, row.commune_id, what=f"Cán bộ số {officer_id}")
     if active and row.retired_at is not None:
         raise Invalid(f"Cán bộ {row.full_name} đã ngừng công tác.")
     return row
+
+
+def _same_commune(counter: Counter, officer: Officer) -> None:
+    """An officer staffs only their own commune's counters."""
+    if counter.commune_id != officer.commune_id:
+        raise Invalid(f"Cán bộ {officer.full_name} không thuộc xã/phường của {counter_label(counter.name)}.")
 
 
 def _dmy(day: date) -> str:
@@ -364,8 +381,9 @@ def new_pattern(session: Session, *, actor: Actor, counter: str, officer_id: int
     check_days(valid_from, valid_until)
     if valid_until is not None and valid_until < valid_from:
         raise Invalid("Ngày kết thúc phải từ ngày bắt đầu trở đi.")
-    counter_row = _counter(session, counter)
-    officer = _officer(session, officer_id)
+    counter_row = _counter(session, counter, viewer=actor)
+    officer = _officer(session, officer_id, viewer=actor)
+    _same_commune(counter_row, officer)
     row = Weekly(counter=counter, officer_id=officer_id, weekdays=days, starts_min=a, ends_min=b, tz=tz,
                  valid_from=valid_from, valid_until=valid_until)
     current = load(session, counters={counter}, start=row.span()[0], end=row.span()[1])
@@ -390,7 +408,8 @@ def end_pattern(session: Session, *, actor: Actor, pattern_id: int, last_day: da
     require(actor, ROSTER_EDITORS)
     found = session.execute(select(RosterPattern, Counter.code)
                             .join(Counter, Counter.id == RosterPattern.counter_id)
-                            .where(RosterPattern.id == pattern_id)).first()
+                            .where(RosterPattern.id == pattern_id, visible_clause(actor, Counter.commune_id))
+                            ).first()
     if found is None:
         raise NotFound(f"Không có ca trực số {pattern_id} trong lịch tuần.")
     row = _weekly(found[0], found[1])
@@ -422,13 +441,13 @@ def new_exception(session: Session, *, actor: Actor, kind: str, officer_id: int,
     note = note.strip()
     if len(note) > MAX_NOTE:
         raise Invalid(f"Ghi chú dài quá {MAX_NOTE} ký tự.")
-    officer = _officer(session, officer_id)
+    officer = _officer(session, officer_id, viewer=actor)
     if kind == "leave":
         counter = None
     elif counter is None:
         raise Invalid("Chọn quầy cho ca đổi hoặc ca đột xuất.")
     else:
-        _counter(session, counter)
+        _same_commune(_counter(session, counter, viewer=actor), officer)
     row = Deviation(kind=kind, officer_id=officer_id, counter=counter, starts_at=starts_at, ends_at=ends_at,
                     note=note)
     current = load(session, counters={counter} if counter else None, start=starts_at, end=ends_at)
@@ -456,7 +475,9 @@ def drop_exception(session: Session, *, actor: Actor, exception_id: int, kind: s
     require(actor, ROSTER_EDITORS)
     found = session.execute(select(RosterException, Counter.code)
                             .outerjoin(Counter, Counter.id == RosterException.counter_id)
-                            .where(RosterException.id == exception_id)).first()
+                            .join(Officer, Officer.id == RosterException.officer_id)
+                            .where(RosterException.id == exception_id,
+                                   visible_clause(actor, Officer.commune_id))).first()
     if found is None or (kind is not None and found[0].kind != kind):
         raise NotFound(f"Không có ngoại lệ số {exception_id} trong lịch trực.")
     row = _deviation(found[0], found[1])
@@ -559,10 +580,12 @@ def reattribute(session: Session, ratings: Sequence[Reattributed]) -> None:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def list_patterns(session: Session, *, counter: str | None = None,
+def list_patterns(session: Session, *, viewer: Tenant, counter: str | None = None,
                   on: date | None = None) -> list[RosterPattern]:
-    """Pattern rows (of a counter; valid on or after ``on``), by counter, start and weekday."""
-    query = select(RosterPattern).join(Counter, Counter.id == RosterPattern.counter_id)
+    """Pattern rows (of a counter; valid on or after ``on``) of the counters ``viewer`` reaches,
+    by counter, start and weekday."""
+    query = (select(RosterPattern).join(Counter, Counter.id == RosterPattern.counter_id)
+             .where(visible_clause(viewer, Counter.commune_id)))
     if counter is not None:
         query = query.where(Counter.code == counter)
     if on is not None:
@@ -571,12 +594,14 @@ def list_patterns(session: Session, *, counter: str | None = None,
     return sorted(rows, key=lambda r: (r.counter_id, min(r.weekdays or [8]), r.starts_min, r.valid_from))
 
 
-def list_exceptions(session: Session, *, counter: str | None = None, kind: str | None = None,
+def list_exceptions(session: Session, *, viewer: Tenant, counter: str | None = None, kind: str | None = None,
                     start: datetime | None = None, end: datetime | None = None) -> list[RosterException]:
-    """Exceptions overlapping [start, end); of a counter (with every leave) or of one kind."""
-    query = select(RosterException)
+    """Exceptions overlapping [start, end) of the officers ``viewer`` reaches; of a counter (with
+    every leave) or of one kind."""
+    query = (select(RosterException).join(Officer, Officer.id == RosterException.officer_id)
+             .where(visible_clause(viewer, Officer.commune_id)))
     if counter is not None:
-        counter_id = _counter(session, counter, active=False).id
+        counter_id = _counter(session, counter, active=False, viewer=viewer).id
         query = query.where(or_(RosterException.counter_id == counter_id, RosterException.kind == "leave"))
     if kind is not None:
         query = query.where(RosterException.kind == kind)
@@ -601,12 +626,18 @@ class Duty:
     """For a swap or a leave: the officer the weekly pattern names then."""
 
 
-def duties(session: Session, *, counters: Sequence[str], start: datetime, end: datetime,
+def duties(session: Session, *, viewer: Tenant, counters: Sequence[str], start: datetime, end: datetime,
            days_in: str | None = None) -> list[Duty]:
     """Who is on duty at each counter over [start, end): the stretches where someone is, or
     where the pattern's officer is on leave, cut where anything changes, and at each local
     midnight of ``days_in`` (a time zone) when given (a week: two queries); at most
-    ``MAX_VIEW_DAYS`` at once."""
+    ``MAX_VIEW_DAYS`` at once. A counter of a commune ``viewer`` does not reach is not found."""
+    if counters and getattr(viewer, "commune_id", None) is not None:
+        reached = set(session.scalars(select(Counter.code).where(
+            Counter.code.in_(list(counters)), visible_clause(viewer, Counter.commune_id))))
+        missing = [c for c in counters if c not in reached]
+        if missing:
+            raise NotFound(f"Không có quầy {missing[0]!r}.")
     if end <= start:
         return []
     if end - start > timedelta(days=MAX_VIEW_DAYS):
