@@ -86,11 +86,13 @@ def test_the_province_view_counts_each_commune_s_broadcasts_misses_and_fault_tim
         s.flush()
         for i, status in enumerate(("finished", "missed")):
             s.add(Occurrence(id=f"o{i}", broadcast_id=9001, start_at=now - timedelta(days=1 + 7 * i),
-                             duration_s=60, media_sha256="a" * 64, priority="normal", volume=80, title="Tin tỉnh"))
+                             duration_s=60, media_sha256="a" * 64, priority="normal", volume=80,
+                             title="Tin tỉnh"))
             s.flush()
             s.add(Delivery(occurrence_id=f"o{i}", node_id=b["node_id"], status=status))
         s.add(Alarm(kind="node_offline", subject="node:xb-loa", severity="major", audience="it",
-                    message="Mất", raised_at=now - timedelta(hours=5), notified_at=now, cleared_at=now - timedelta(hours=2),
+                    message="Mất", raised_at=now - timedelta(hours=5), notified_at=now,
+                    cleared_at=now - timedelta(hours=2),
                     commune_id=b["commune_id"]))
     span = province.Span("kỳ", now - timedelta(days=30), now + timedelta(days=1))
     with ctx.db.session(write=False) as s:
