@@ -35,7 +35,7 @@ from thanthien.hub.db.migrate import current_revision
 from thanthien.hub.db.models import Base, Commune, RatingCount, RatingMonthCount
 from thanthien.hub.db.session import Database
 from thanthien.hub.services import rating_counts
-from thanthien.hub.tenancy import HOME, HOME_PLACEHOLDER
+from thanthien.hub.tenancy import HOME
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,8 @@ def _read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
     return manifest
 
 
-def _only_the_new_commune(conn: Any) -> bool:
-    rows = conn.execute(select(Commune.code, Commune.name)).all()
-    return [tuple(r) for r in rows] == [(HOME, HOME_PLACEHOLDER)]
+def _only_a_first_commune(conn: Connection) -> bool:
+    return [tuple(r) for r in conn.execute(select(Commune.code))] == [(HOME,)]
 
 
 def restore_backup(db: Database, *, data_dir: Path, archive: Path, tz: str | None = None) -> BackupSummary:
@@ -178,9 +177,11 @@ def restore_backup(db: Database, *, data_dir: Path, archive: Path, tz: str | Non
         with db.engine.begin() as conn:
             busy = [t.name for t in Base.metadata.sorted_tables  # derived ones too
                     if conn.scalar(select(func.count()).select_from(t))]
-            if busy == ["communes"] and _only_the_new_commune(conn):
-                busy = []  # a new database holds the commune migration 0018 makes; the backup has its own
+            if busy == ["communes"] and _only_a_first_commune(conn):
+                # a hub started on the new database made its one commune (registry.ensure_commune);
+                # the backup brings its own
                 conn.execute(Commune.__table__.delete())
+                busy = []
             if busy:
                 raise BackupError("the database is not empty (tables with rows: "
                                   f"{', '.join(sorted(busy))}): restore into a new database")

@@ -62,14 +62,19 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
+    """The schema at head and what the config declares (its communes, or the hub's first one),
+    as a start does: a new database is ready for the command line before the hub first runs."""
     from thanthien.hub.db.migrate import current_revision
     from thanthien.hub.db.session import Database
+    from thanthien.hub.services import registry
 
     settings = _settings(args.config)
     setup_logging(settings.logging.level)
     db = Database(settings.database_url)
     try:
         db.migrate()
+        with db.session() as session:
+            registry.apply_declarations(session, registry=settings.registry, site_name=settings.hub.site_name)
         print(f"database at revision {current_revision(db.engine)}")
     finally:
         db.dispose()

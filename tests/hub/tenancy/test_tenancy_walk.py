@@ -32,7 +32,7 @@ def _seed(session: Any, *, commune: str, prefix: str, marker: str, now: Any) -> 
     ids = seed_registry.seed(session, commune=commune, prefix=prefix, marker=marker, now=now)
     for seeder in SEEDERS:
         ids.update(seeder.seed(session, commune=commune, prefix=prefix, marker=marker, now=now, registry=ids))
-    ids["commune"] = commune
+    ids["commune"] = ids["communes.code"] = commune
     return ids
 
 
