@@ -63,12 +63,18 @@ def _api_leaks(client: TestClient, ctx: Any, a: dict[str, Any], b: dict[str, Any
                 continue
             schema = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema"))
             body = walk.body_for(schema, spec, b) if schema else None
-            response = client.request(method, "/api/v1" + path if not path.startswith("/api") else path,
-                                      headers=headers, json=body)
+            url = path if path.startswith("/api") else "/api/v1" + path
+            response = client.request(method, url, headers=headers, json=body)
             if response.status_code >= 500 and response.status_code != 503:  # 503: no MQTT link here
                 leaks.append(walk.Leak(method, template, f"{role}: {response.status_code}"))
             elif walk.shows_b(response.content, response.headers.get("content-type", ""), f"{path} {body}"):
                 leaks.append(walk.Leak(method, template, f"{role}: the answer shows commune B"))
+            query = walk.aimed_query(op, b) if method == "GET" else {}
+            if query:  # a search or a filter for something of B
+                aimed = client.get(url, headers=headers, params=query)
+                assert aimed.status_code != 404 or "{" in template, (url, aimed.text)  # it reached the route
+                if walk.shows_marker(aimed.content, aimed.headers.get("content-type", "")):
+                    leaks.append(walk.Leak(method, template, f"{role}: a search for {query} shows commune B"))
             if method != "GET":
                 with ctx.db.engine.connect() as conn:
                     after = walk.rows_of(conn, walk.MARKER_B)

@@ -134,6 +134,18 @@ BODY_FIELDS = {
 }
 
 
+# query parameters that search or filter for something of B (a search by code: ``q``)
+QUERY_FIELDS = {"counter": "counter", "node": "node_id", "node_id": "node_id", "officer_id": "officer_id",
+                "q": "commune_code_prefix", "subject": "zone_subject", "camera": "camera"}
+
+
+def aimed_query(op: dict[str, Any], ids: dict[str, Any]) -> dict[str, Any]:
+    """The operation's query parameters that can aim at B, with B's values (empty: none)."""
+    values = {**ids, "commune_code_prefix": "xb-", "zone_subject": f"zone:{ids.get('zone', '')}"}
+    return {p["name"]: values[QUERY_FIELDS[p["name"]]] for p in op.get("parameters", [])
+            if p.get("in") == "query" and p["name"] in QUERY_FIELDS and QUERY_FIELDS[p["name"]] in values}
+
+
 def rows_of(conn: Any, marker: str) -> dict[str, set[str]]:
     """Every row of every table, as text, that mentions ``marker`` (a commune's names)."""
     out: dict[str, set[str]] = {}
