@@ -35,8 +35,16 @@ from thanthien.sim.seed import Login
 
 log = logging.getLogger(__name__)
 
-ROLES = (("admin", "admin", "Quản trị hệ thống"), ("officer", "canbo", "Cán bộ văn phòng"),
-         ("it", "kythuat", "Cán bộ kỹ thuật"), ("leader", "lanhdao", "Chủ tịch UBND thị trấn"))
+ROLES = (("admin", "admin", "Quản trị hệ thống", town.COMMUNE),
+         ("officer", "canbo", "Cán bộ văn phòng", town.COMMUNE),
+         ("it", "kythuat", "Cán bộ kỹ thuật", town.COMMUNE),
+         ("leader", "lanhdao", "Chủ tịch UBND thị trấn", town.COMMUNE),
+         ("admin", "qtangto", "Quản trị xã Ẳng Tở", town.NEIGHBOUR),
+         ("officer", "cbangto", "Cán bộ xã Ẳng Tở", town.NEIGHBOUR),
+         ("admin", "tinh", "Quản trị cấp tỉnh", None), ("leader", "lanhdaotinh", "Lãnh đạo cấp tỉnh", None))
+"""(role, username, full name, commune) of the demo's logins: the town's, the neighbour's and the
+province's (no commune)."""
+PROVINCE_ADMIN = "tinh"
 
 
 @dataclass
@@ -52,9 +60,12 @@ class DemoSecrets:
             nodes = data["nodes"]
             for node in town.node_ids():  # a town grown since the last run
                 nodes.setdefault(node, secrets.token_urlsafe(16))
-            made = cls(nodes, [Login(**x) for x in data["logins"]], data["token_key"])
+            logins = [Login(**x) for x in data["logins"]]
+            known = {x.username for x in logins}  # logins added since the last run
+            logins += [_login(*row) for row in ROLES if row[1] not in known]
+            made = cls(nodes, logins, data["token_key"])
         else:
-            logins = [Login(role, user, f"{user}-{secrets.token_hex(3)}", name) for role, user, name in ROLES]
+            logins = [_login(*row) for row in ROLES]
             made = cls({n: secrets.token_urlsafe(16) for n in town.node_ids()}, logins,
                        secrets.token_urlsafe(32))
         made.save(path)
@@ -68,6 +79,10 @@ class DemoSecrets:
                        encoding="utf-8")
         tmp.chmod(0o600)
         os.replace(tmp, path)
+
+
+def _login(role: str, username: str, full_name: str, commune: str | None) -> Login:
+    return Login(role, username, f"{username}-{secrets.token_hex(3)}", full_name, commune)
 
 
 # -- a TOML writer for the hub config (tables, arrays of tables, scalars) -----------------------

@@ -60,6 +60,7 @@ class Login:
     username: str
     password: str
     full_name: str
+    commune: str | None = None  # the commune's code; None: a province account
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def seed_town(db: Database, *, now: datetime, logins: list[Login], start: dateti
     start = start or history_start(now)
     with db.session() as session:
         if is_seeded(session):
+            _logins(session, logins, now)  # logins the demo has added since it was seeded
             return SeedReport(seeded=False)
         registry.apply_declarations(session, registry=RegistrySection(**town.registry_declarations()))
         officers = _officers(session)
@@ -139,7 +141,7 @@ def _logins(session: Session, logins: list[Login], now: datetime) -> None:
         user = session.scalar(select(User).where(User.username == login.username))
         if user is None:
             users.create_user(session, actor=SYSTEM, username=login.username, password=login.password,
-                              role=login.role, full_name=login.full_name, now=now)
+                              role=login.role, full_name=login.full_name, now=now, commune=login.commune)
         else:
             users.update_user(session, actor=SYSTEM, user_id=user.id, role=login.role, active=True,
                               password=login.password)
@@ -164,19 +166,26 @@ def _broadcasts(session: Session, settings: HubSettings, now: datetime, *, appro
                 title=title, media_sha256=media.sha256, schedule_kind=kind, local_time=at, holidays=holidays,
                 weekdays=[1, 2, 3, 4, 5] if kind == "weekdays" else [],
                 priority="priority" if kind == "holiday" else "normal")
-            b = broadcasts.create_broadcast(session, spec=spec, actor=ActingUser("canbo", OFFICER), now=now,
-                                            tz=tz, cfg=settings.broadcasts)
+            b = broadcasts.create_broadcast(session, spec=spec, actor=_town("canbo", OFFICER, session),
+                                            now=now, tz=tz, cfg=settings.broadcasts)
             session.flush()
             # the made-up history has the demo's leader hear each seeded bulletin through once (the
             # listen-through a real approver does by playing it on the broadcast's page)
             media_items.record_fetch(session, sha256=media.sha256, username=approver,
                                      now=now - timedelta(seconds=media.duration_s))
-            media_items.record_listened(session, actor=ActingUser(approver, LEADER), sha256=media.sha256,
+            media_items.record_listened(session, actor=_town(approver, LEADER, session), sha256=media.sha256,
                                         now=now)
-            broadcasts.approve_broadcast(session, broadcast_id=b.id, actor=ActingUser(approver, LEADER),
+            broadcasts.approve_broadcast(session, broadcast_id=b.id, actor=_town(approver, LEADER, session),
                                          now=now, tz=tz, cfg=settings.broadcasts)
         except ServiceError as exc:
             log.warning("broadcast %r not seeded: %s", title, exc)
+
+
+def _town(username: str, role: str, session: Session, user_id: int = 0) -> ActingUser:
+    """One of the town's people, of the town's commune."""
+    from thanthien.hub.tenancy import commune_by_code
+
+    return ActingUser(username, role, user_id, commune_id=commune_by_code(session, town.COMMUNE).id)
 
 
 def issue_speaker_tokens(db: Database, *, now: datetime) -> dict[str, str]:
@@ -191,11 +200,15 @@ def issue_speaker_tokens(db: Database, *, now: datetime) -> dict[str, str]:
 
 
 def _officers(session: Session) -> dict[str, list[int]]:
+    """The town's officers (and the neighbour's, who have no roster in the demo)."""
     by_counter: dict[str, list[int]] = {}
     for o in town.OFFICERS:
         row = registry.create_officer(session, actor=SYSTEM, code=o.code, full_name=o.full_name,
-                                      title=o.title)
+                                      title=o.title, commune=town.COMMUNE)
         by_counter.setdefault(o.counter, []).append(row.id)
+    for o in town.NEIGHBOUR_OFFICERS:
+        registry.create_officer(session, actor=SYSTEM, code=o.code, full_name=o.full_name, title=o.title,
+                                commune=town.NEIGHBOUR)
     return by_counter
 
 
@@ -289,7 +302,7 @@ def _dossiers(session: Session, settings: HubSettings, now: datetime, logins: li
     officers = {o.code: o for o in session.scalars(select(Officer))}
     if user is not None:
         officers[town.OFFICERS[0].code].user_id = user.id
-    actor = ActingUser(officer_login or "canbo", OFFICER, user.id if user else 0)
+    actor = _town(officer_login or "canbo", OFFICER, session, user.id if user else 0)
     for code, procedure, citizen, phone, counter, officer, due_h, events in DOSSIERS:
         d = dossiers.create(session, actor=actor, code=code, procedure=procedure, citizen_name=citizen,
                             phone=phone, counter=counter, officer_id=officers[officer].id,

@@ -10,6 +10,10 @@ the seeded history (:mod:`thanthien.sim.seed`).
 Each counter has a score mix for the October survey round and a better one for the March
 round (the office improved in between, some counters more than others), so the reports
 have two rounds to compare.
+
+The hub serves the town and a neighbour, xã Ẳng Tở (issue 20: one hub, communes as tenants):
+the neighbour has a small one-stop office (one counter, one rating box) and two speaker
+nodes, and its own users; a province account reads both.
 """
 
 from __future__ import annotations
@@ -19,8 +23,15 @@ from dataclasses import dataclass
 from thanthien.sim.citizens import ScoreMix
 from thanthien.sim.node import BoxSpec, NodeSpec
 
+COMMUNE = "muong-ang"
+COMMUNE_NAME = "Thị trấn Mường Ảng"
 SITE_CODE = "tt-muong-ang"
 SITE_NAME = "UBND thị trấn Mường Ảng"
+NEIGHBOUR = "ang-to"
+NEIGHBOUR_NAME = "Xã Ẳng Tở"
+NEIGHBOUR_SITE = "ubnd-ang-to"
+NEIGHBOUR_SITE_NAME = "UBND xã Ẳng Tở"
+NEIGHBOUR_OFFICE = "at-mot-cua"
 OFFICE_NODE = "mot-cua"
 OFFICE_NODE_NAME = "Bộ phận một cửa UBND thị trấn Mường Ảng"
 
@@ -118,6 +129,18 @@ ZONES: tuple[TownZone, ...] = (
 )
 """Speaker zones; two nodes have clocks that drifted a little (they lost NTP for a while)."""
 
+NEIGHBOUR_ZONES: tuple[TownZone, ...] = (
+    TownZone("at-ban-1", "Bản 1 (Ẳng Tở)", "hamlet"),
+    TownZone("at-ban-2", "Bản 2 (Ẳng Tở)", "hamlet"),
+)
+NEIGHBOUR_COUNTERS: tuple[TownCounter, ...] = (
+    TownCounter("at-quay-1", "Quầy tiếp nhận và trả kết quả (Ẳng Tở)",
+                ScoreMix(0.42, 0.33, 0.15, 0.10), ScoreMix(0.50, 0.32, 0.12, 0.06)),
+)
+NEIGHBOUR_OFFICERS: tuple[TownOfficer, ...] = (
+    TownOfficer("cb-at-lo-van-binh", "Lò Văn Bình", "Công chức Văn phòng – Thống kê", "at-quay-1"),
+)
+
 
 def registry_declarations() -> dict[str, list[dict[str, object]]]:
     """The ``[registry]`` section of the hub config for the town."""
@@ -130,16 +153,34 @@ def registry_declarations() -> dict[str, list[dict[str, object]]]:
     nodes += [{"id": z.node, "name": f"Cụm loa {z.name}", "site": SITE_CODE,
                "devices": [{"code": "loa", "kind": "speaker", "name": f"Cụm loa {z.name}", "zone": z.code}]}
               for z in ZONES]
+    for node in nodes:
+        node["commune"] = COMMUNE
+    neighbour: list[dict[str, object]] = [{
+        "id": NEIGHBOUR_OFFICE, "name": f"Bộ phận một cửa {NEIGHBOUR_SITE_NAME}", "site": NEIGHBOUR_SITE,
+        "commune": NEIGHBOUR, "devices": [{"code": c.box, "kind": "rating_box", "name": "Hộp đánh giá",
+                                           "counter": c.code} for c in NEIGHBOUR_COUNTERS]}]
+    neighbour += [{"id": z.node, "name": f"Cụm loa {z.name}", "site": NEIGHBOUR_SITE, "commune": NEIGHBOUR,
+                   "devices": [{"code": "loa", "kind": "speaker", "name": f"Cụm loa {z.name}",
+                                "zone": z.code}]}
+                  for z in NEIGHBOUR_ZONES]
     return {
-        "sites": [{"code": SITE_CODE, "name": SITE_NAME}],
-        "zones": [{"code": z.code, "name": z.name, "kind": z.kind, "site": SITE_CODE} for z in ZONES],
-        "counters": [{"code": c.code, "name": c.name, "site": SITE_CODE} for c in COUNTERS],
-        "nodes": nodes,
+        "communes": [{"code": COMMUNE, "name": COMMUNE_NAME}, {"code": NEIGHBOUR, "name": NEIGHBOUR_NAME}],
+        "sites": [{"code": SITE_CODE, "name": SITE_NAME, "commune": COMMUNE},
+                  {"code": NEIGHBOUR_SITE, "name": NEIGHBOUR_SITE_NAME, "commune": NEIGHBOUR}],
+        "zones": [{"code": z.code, "name": z.name, "kind": z.kind, "site": SITE_CODE, "commune": COMMUNE}
+                  for z in ZONES]
+        + [{"code": z.code, "name": z.name, "kind": z.kind, "site": NEIGHBOUR_SITE, "commune": NEIGHBOUR}
+           for z in NEIGHBOUR_ZONES],
+        "counters": [{"code": c.code, "name": c.name, "site": SITE_CODE, "commune": COMMUNE}
+                     for c in COUNTERS]
+        + [{"code": c.code, "name": c.name, "site": NEIGHBOUR_SITE, "commune": NEIGHBOUR}
+           for c in NEIGHBOUR_COUNTERS],
+        "nodes": nodes + neighbour,
     }
 
 
 def node_ids() -> list[str]:
-    return [OFFICE_NODE] + [z.node for z in ZONES]
+    return [OFFICE_NODE, *(z.node for z in ZONES), NEIGHBOUR_OFFICE, *(z.node for z in NEIGHBOUR_ZONES)]
 
 
 def node_specs(passwords: dict[str, str], *, progress: float = 1.0) -> list[NodeSpec]:
@@ -149,4 +190,8 @@ def node_specs(passwords: dict[str, str], *, progress: float = 1.0) -> list[Node
                       cameras=tuple(code for code, _ in CAMERAS))
     speakers = [NodeSpec(z.node, passwords[z.node], site=SITE_CODE, speaker=True,
                          clock_offset_s=z.clock_offset_s) for z in ZONES]
-    return [office, *speakers]
+    neighbour = NodeSpec(NEIGHBOUR_OFFICE, passwords[NEIGHBOUR_OFFICE], site=NEIGHBOUR_SITE,
+                         boxes=tuple(BoxSpec(c.box, c.code, c.mix_at(progress)) for c in NEIGHBOUR_COUNTERS))
+    neighbour_speakers = [NodeSpec(z.node, passwords[z.node], site=NEIGHBOUR_SITE, speaker=True)
+                          for z in NEIGHBOUR_ZONES]
+    return [office, *speakers, neighbour, *neighbour_speakers]

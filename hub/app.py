@@ -13,6 +13,7 @@ from thanthien.hub.api.routes import (
     broadcast_rules,
     broadcasts,
     cameras,
+    communes,
     dossiers,
     fleet,
     health,
@@ -37,9 +38,9 @@ from thanthien.hub.web import install as install_web
 from thanthien.mqtt import MqttLink
 
 API_PREFIX = "/api/v1"
-ROUTERS = (auth.router, users.router, places.router, nodes.router, officers.router, health.router,
-           ratings.router, cameras.router, media.router, broadcast_rules.router, broadcasts.router,
-           audit.router, dossiers.router, notify.router, fleet.router, releases.router)
+ROUTERS = (auth.router, users.router, communes.router, places.router, nodes.router, officers.router,
+           health.router, ratings.router, cameras.router, media.router, broadcast_rules.router,
+           broadcasts.router, audit.router, dossiers.router, notify.router, fleet.router, releases.router)
 
 DESCRIPTION = """API of the Thân Thiện hub: ratings, device registry and health, alarms.
 

@@ -118,8 +118,8 @@ class HubRuntime:
             if self.settings.database.migrate_on_start:
                 self.db.migrate()
             with self.db.session() as session:
-                registry.apply_declarations(session, registry=self.settings.registry)
-                registry.name_home(session, site_name=self.settings.hub.site_name)
+                registry.apply_declarations(session, registry=self.settings.registry,
+                                            site_name=self.settings.hub.site_name)
         contexts.report_roles(self.ctx, self.role_status)
         if "ingest" in self.roles:
             self._start_ingest()

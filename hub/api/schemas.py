@@ -66,6 +66,22 @@ class PasswordReset(Out):
     password: str = Field(description="The new password, shown once; the user's sessions have ended.")
 
 
+class CommuneIn(Body):
+    code: str = Code
+    name: str = Field(min_length=1, max_length=200)
+
+
+class CommuneUpdate(Body):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class CommuneOut(Out):
+    id: int
+    code: str
+    name: str
+    retired_at: datetime | None = None
+
+
 class SiteIn(Body):
     code: str = Code
     name: str = Field(min_length=1, max_length=200)

@@ -37,6 +37,8 @@ SECRET_WORDS: Final = ("password", "token", "secret", "hash")
 
 # What each action is called on the page and in the export (an action without a label shows as is).
 ACTION_LABELS: Final[dict[str, str]] = {
+    "commune.create": "Thêm xã, phường",
+    "commune.update": "Đổi tên xã, phường",
     "user.create": "Tạo người dùng",
     "user.role": "Đổi vai trò",
     "user.lock": "Khóa tài khoản",
@@ -100,6 +102,7 @@ VERBS: Final[dict[str, str]] = {
 }
 # The part of an action before the dot: what the page's filter offers.
 AREAS: Final[dict[str, str]] = {
+    "commune": "Xã, phường",
     "user": "Người dùng",
     "site": "Địa điểm",
     "zone": "Khu vực phát",

@@ -7,6 +7,9 @@ restore needs an empty database migrated to the same revision and refuses anythi
 
 Archive layout: ``manifest.json``, ``tables/<table>.jsonl``, ``media/<sha[:2]>/<sha>.wav``.
 
+A backup of one commune (``--commune``) holds only its rows (``db/ownership.py``) and its media
+files, and restores into an empty database as a hub of its own.
+
 The rating counts (``rating_counts``, ``rating_month_counts``) are derived from the ratings and
 are not in the archive: a restore counts them again from the restored ratings, in the same
 transaction, so they equal the ratings whatever the archive holds, cut in the restoring hub's
@@ -31,11 +34,12 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from thanthien import __version__
+from thanthien.hub.db import ownership
 from thanthien.hub.db.migrate import current_revision
 from thanthien.hub.db.models import Base, Commune, RatingCount, RatingMonthCount
 from thanthien.hub.db.session import Database
 from thanthien.hub.services import rating_counts
-from thanthien.hub.tenancy import HOME, HOME_PLACEHOLDER
+from thanthien.hub.tenancy import HOME
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +96,14 @@ def _tables() -> list[Table]:
     return [t for t in Base.metadata.sorted_tables if t.name not in DERIVED]  # parents before children
 
 
-def create_backup(db: Database, *, data_dir: Path, out: Path) -> BackupSummary:
+def create_backup(db: Database, *, data_dir: Path, out: Path, commune: str | None = None) -> BackupSummary:
     """Write every table and the media library to ``out`` (a .tar.gz) from one consistent
-    read transaction."""
+    read transaction. ``commune``: only that commune's rows and media files (``db/ownership.py``),
+    which restore into an empty database as a hub of their own."""
     media_dir = data_dir / "media"
     rows: dict[str, int] = {}
+    commune_id = _commune_id(db, commune) if commune else None
+    media: set[str] = set()  # a commune's backup: the sha256 of its media items
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     reader = db.engine.execution_options(sqlite_begin="DEFERRED")  # no write lock on SQLite
@@ -109,7 +116,17 @@ def create_backup(db: Database, *, data_dir: Path, out: Path) -> BackupSummary:
         for table in _tables():
             buf = io.BytesIO()
             count = 0
-            for row in conn.execute(select(table)).mappings():
+            query = select(table)
+            if commune_id is not None:
+                clause = ownership.commune_clause(table.name, commune_id)
+                if clause is None:
+                    rows[table.name] = 0
+                    _add_bytes(tar, f"tables/{table.name}.jsonl", b"")
+                    continue
+                query = query.where(clause)
+            for row in conn.execute(query).mappings():
+                if table.name == "media_items" and commune_id is not None:
+                    media.add(row["sha256"])
                 line = {k: _encode(v) for k, v in row.items()}
                 buf.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
                 count += 1
@@ -119,16 +136,26 @@ def create_backup(db: Database, *, data_dir: Path, out: Path) -> BackupSummary:
         media_files = 0
         if media_dir.is_dir():
             for path in sorted(media_dir.rglob("*")):
+                if commune_id is not None and path.stem not in media:
+                    continue  # a commune's backup: the files of its media items only
                 if path.is_file() and not path.name.startswith("."):
                     tar.add(path, arcname=f"media/{path.relative_to(media_dir).as_posix()}")
                     media_files += 1
         manifest = {"format": FORMAT, "revision": revision, "created_at": datetime.now(UTC).isoformat(),
                     "hub_version": __version__, "dialect": db.engine.dialect.name, "rows": rows,
-                    "media_files": media_files, "rebuilt_on_restore": list(DERIVED)}
+                    "media_files": media_files, "rebuilt_on_restore": list(DERIVED), "commune": commune}
         _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
     tmp.replace(out)
     log.info("backup written to %s: %d rows, %d media files", out, sum(rows.values()), media_files)
     return BackupSummary(out, revision, rows, media_files)
+
+
+def _commune_id(db: Database, code: str) -> int:
+    with db.engine.connect() as conn:
+        found = conn.scalar(select(Commune.id).where(Commune.code == code))
+    if found is None:
+        raise BackupError(f"no commune {code!r} in this hub")
+    return int(found)
 
 
 def current_revision_on(conn: Connection) -> str | None:
@@ -158,9 +185,8 @@ def _read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
     return manifest
 
 
-def _only_the_new_commune(conn: Any) -> bool:
-    rows = conn.execute(select(Commune.code, Commune.name)).all()
-    return [tuple(r) for r in rows] == [(HOME, HOME_PLACEHOLDER)]
+def _only_a_first_commune(conn: Connection) -> bool:
+    return [tuple(r) for r in conn.execute(select(Commune.code))] == [(HOME,)]
 
 
 def restore_backup(db: Database, *, data_dir: Path, archive: Path, tz: str | None = None) -> BackupSummary:
@@ -178,9 +204,11 @@ def restore_backup(db: Database, *, data_dir: Path, archive: Path, tz: str | Non
         with db.engine.begin() as conn:
             busy = [t.name for t in Base.metadata.sorted_tables  # derived ones too
                     if conn.scalar(select(func.count()).select_from(t))]
-            if busy == ["communes"] and _only_the_new_commune(conn):
-                busy = []  # a new database holds the commune migration 0018 makes; the backup has its own
+            if busy == ["communes"] and _only_a_first_commune(conn):
+                # a hub started on the new database made its one commune (registry.ensure_commune);
+                # the backup brings its own
                 conn.execute(Commune.__table__.delete())
+                busy = []
             if busy:
                 raise BackupError("the database is not empty (tables with rows: "
                                   f"{', '.join(sorted(busy))}): restore into a new database")

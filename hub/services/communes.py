@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Commune
+from thanthien.hub.db.models import Commune, Counter, Node, Officer, User, Zone
 from thanthien.hub.roles import ADMINS, Actor, require
 from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Invalid
-from thanthien.hub.tenancy import commune_by_code, require_province
+from thanthien.hub.tenancy import Tenant, commune_by_code, list_communes, require_province, require_reach
 from thanthien.protocol.ids import ID_PATTERN
 
 
 def _valid(code: str, name: str) -> tuple[str, str]:
-    import re
-
     code, name = code.strip(), " ".join(name.split())
     if not re.fullmatch(ID_PATTERN, code):
         raise Invalid("Mã xã/phường chỉ gồm chữ thường không dấu, chữ số và dấu gạch ngang "
@@ -52,3 +52,52 @@ def rename_commune(session: Session, *, actor: Actor, code: str, name: str, now:
                      details={"name": {"from": commune.name, "to": name}}, commune_id=commune.id)
         commune.name = name
     return commune
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    """How far a commune is into service (the province admin's onboarding page): what it has of
+    each kind, in service."""
+
+    commune: Commune
+    zones: int
+    counters: int
+    officers: int
+    users: int
+    admins: int
+    nodes: int
+    nodes_online: int
+
+    @property
+    def steps(self) -> list[tuple[str, bool]]:
+        """The onboarding steps in order, and whether each is done."""
+        return [("Có tài khoản quản trị của xã", self.admins > 0),
+                ("Có khu vực phát (bản, tổ dân phố)", self.zones > 0),
+                ("Có quầy một cửa", self.counters > 0), ("Có cán bộ", self.officers > 0),
+                ("Có thiết bị đã đăng ký", self.nodes > 0),
+                ("Có thiết bị đang trực tuyến", self.nodes_online > 0)]
+
+
+def _count(session: Session, model: type, commune_id: int, *conditions: object) -> int:
+    query = select(func.count()).select_from(model).where(model.commune_id == commune_id, *conditions)
+    return int(session.scalar(query) or 0)
+
+
+def onboarding(session: Session, *, viewer: Tenant, code: str) -> Onboarding:
+    commune = commune_by_code(session, code)
+    require_reach(viewer, commune.id, what=f"Xã/phường {code}")
+    return Onboarding(
+        commune=commune,
+        zones=_count(session, Zone, commune.id, Zone.retired_at.is_(None)),
+        counters=_count(session, Counter, commune.id, Counter.retired_at.is_(None)),
+        officers=_count(session, Officer, commune.id, Officer.retired_at.is_(None)),
+        users=_count(session, User, commune.id, User.active.is_(True)),
+        admins=_count(session, User, commune.id, User.active.is_(True), User.role == "admin"),
+        nodes=_count(session, Node, commune.id, Node.retired_at.is_(None), Node.registered.is_(True)),
+        nodes_online=_count(session, Node, commune.id, Node.retired_at.is_(None), Node.state == "online"),
+    )
+
+
+def overview(session: Session, *, viewer: Tenant) -> list[Onboarding]:
+    """Every commune ``viewer`` reaches, with its onboarding figures."""
+    return [onboarding(session, viewer=viewer, code=c.code) for c in list_communes(session, actor=viewer)]

@@ -525,19 +525,25 @@ def _code(session: Session, model: type[Any], ident: int | None) -> str | None:
     return row.code if row else None
 
 
-def name_home(session: Session, *, site_name: str) -> None:
-    """The ``home`` commune migration 0018 made keeps its placeholder name until it is declared:
-    until then it is named after ``[hub] site_name`` (a hub installed for one town)."""
+def ensure_commune(session: Session, *, site_name: str, now: datetime | None = None) -> None:
+    """A hub has at least one commune: one installed for one town (no ``[[registry.communes]]``)
+    gets ``home``, named after ``[hub] site_name``; the ``home`` migration 0018 made for a town's
+    existing rows takes that name too while it has its placeholder name."""
     home = session.scalar(select(Commune).where(Commune.code == HOME))
-    if home is not None and home.name == HOME_PLACEHOLDER and site_name != HOME_PLACEHOLDER:
-        home.name = site_name
+    if home is not None:
+        if home.name == HOME_PLACEHOLDER and site_name != HOME_PLACEHOLDER:
+            home.name = site_name
+    elif session.scalar(select(Commune.id).limit(1)) is None:
+        session.add(Commune(code=HOME, name=site_name, created_at=now))
+        session.flush()
 
 
-def apply_declarations(session: Session, *, registry: RegistrySection, now: datetime | None = None) -> None:
+def apply_declarations(session: Session, *, registry: RegistrySection, site_name: str = HOME_PLACEHOLDER,
+                       now: datetime | None = None) -> None:
     """Create or update what the config file declares (nothing is deleted). What this changes
     is audited as the hub's own doing (``system``, ``"source": "config"``); a start-up that
     changes nothing writes nothing. Declared sites, zones, counters and nodes without a
-    ``commune`` belong to the only commune there is."""
+    ``commune`` belong to the only commune there is (``home`` when none is declared)."""
     trail: list[tuple[str, str, dict[str, Any]]] = []
     for c in registry.communes:
         commune = session.scalar(select(Commune).where(Commune.code == c.code)) or Commune(code=c.code,
@@ -545,6 +551,7 @@ def apply_declarations(session: Session, *, registry: RegistrySection, now: date
         trail.append(("commune", c.code, _declared(commune, {"name": c.name})))
         session.add(commune)
     session.flush()
+    ensure_commune(session, site_name=site_name, now=now)
 
     def commune_id(code: str | None) -> int:
         return commune_by_code(session, code).id if code else commune_for_new(session, actor=SYSTEM)

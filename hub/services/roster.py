@@ -601,7 +601,10 @@ def list_exceptions(session: Session, *, viewer: Tenant, counter: str | None = N
     query = (select(RosterException).join(Officer, Officer.id == RosterException.officer_id)
              .where(visible_clause(viewer, Officer.commune_id)))
     if counter is not None:
-        counter_id = _counter(session, counter, active=False, viewer=viewer).id
+        row = _counter(session, counter, active=False)
+        if row.commune_id is not None and getattr(viewer, "commune_id", None) not in (None, row.commune_id):
+            return []  # another commune's counter: nothing of it, as for a counter without exceptions
+        counter_id = row.id
         query = query.where(or_(RosterException.counter_id == counter_id, RosterException.kind == "leave"))
     if kind is not None:
         query = query.where(RosterException.kind == kind)
@@ -631,13 +634,11 @@ def duties(session: Session, *, viewer: Tenant, counters: Sequence[str], start: 
     """Who is on duty at each counter over [start, end): the stretches where someone is, or
     where the pattern's officer is on leave, cut where anything changes, and at each local
     midnight of ``days_in`` (a time zone) when given (a week: two queries); at most
-    ``MAX_VIEW_DAYS`` at once. A counter of a commune ``viewer`` does not reach is not found."""
+    ``MAX_VIEW_DAYS`` at once. Counters of a commune ``viewer`` does not reach are left out."""
     if counters and getattr(viewer, "commune_id", None) is not None:
         reached = set(session.scalars(select(Counter.code).where(
             Counter.code.in_(list(counters)), visible_clause(viewer, Counter.commune_id))))
-        missing = [c for c in counters if c not in reached]
-        if missing:
-            raise NotFound(f"Không có quầy {missing[0]!r}.")
+        counters = [c for c in counters if c in reached]
     if end <= start:
         return []
     if end - start > timedelta(days=MAX_VIEW_DAYS):

@@ -100,6 +100,7 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_READERS),
     ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),
     ("/ui/live", "Phát trực tiếp", LIVE_SPEAKERS),
+    ("/ui/communes", "Xã, phường", ADMINS),
     ("/ui/users", "Người dùng", ADMINS),
     ("/ui/audit", "Nhật ký quản trị", ADMINS),
     ("/ui/dossiers", "Hồ sơ một cửa", DOSSIER_OFFICERS),

@@ -74,9 +74,10 @@ def _clean(db: Database) -> None:
 
 
 def _keep_only_home(conn, *, postgres: bool) -> None:
-    """Back to the one commune migration 0018 makes (``home``), as a new hub has it."""
-    conn.execute(text("DELETE FROM communes WHERE id <> 1"))
-    conn.execute(text("UPDATE communes SET code = 'home', name = 'Xã', retired_at = NULL WHERE id = 1"))
+    """Back to the one commune a hub installed for one town has after its first start (``home``,
+    ``registry.ensure_commune``)."""
+    conn.execute(text("DELETE FROM communes"))
+    conn.execute(text("INSERT INTO communes (id, code, name) VALUES (1, 'home', 'Xã')"))
     if postgres:
         conn.execute(text("SELECT setval(pg_get_serial_sequence('communes', 'id'), 1)"))
 

@@ -13,6 +13,7 @@ from thanthien.broker import free_port
 from thanthien.cli import main
 from thanthien.hub.db.migrate import current_revision, head_revision
 from thanthien.hub.db.session import Database
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import users
 
 
@@ -55,7 +56,7 @@ def test_create_user_refuses_a_short_password_and_creates_nothing(config, tmp_pa
     db = Database(f"sqlite:///{tmp_path / 'var' / 'hub.db'}")
     try:
         with db.session() as s:
-            assert users.list_users(s) == []
+            assert users.list_users(s, viewer=SYSTEM) == []
     finally:
         db.dispose()
 

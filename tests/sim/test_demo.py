@@ -26,6 +26,7 @@ from thanthien.hub.db.session import Database
 from thanthien.hub.roles import SYSTEM
 from thanthien.sim import town
 from thanthien.sim.citizens import LOCAL_TZ
+from thanthien.sim.demo import ROLES
 from thanthien.sim.seed import Login, rounds, seed_town
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,17 +63,23 @@ def test_demo_starts_answers_and_ctrl_c_leaves_no_process(tmp_path):
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         logins, banner = _read_until(proc, r"^Type `help`", timeout=90)
-        assert set(logins) == {"admin", "canbo", "kythuat", "lanhdao"}
+        assert set(logins) == {username for _role, username, _name, _commune in ROLES}
         base = f"http://127.0.0.1:{hub_port}/api/v1"
-        token = httpx.post(f"{base}/auth/login", data={"username": "kythuat", "password": logins["kythuat"]},
-                           timeout=10).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+
+        def headers_of(username: str) -> dict[str, str]:
+            form = {"username": username, "password": logins[username]}
+            token = httpx.post(f"{base}/auth/login", data=form, timeout=10).json()["access_token"]
+            return {"Authorization": f"Bearer {token}"}
+
+        province, headers = headers_of("tinh"), headers_of("kythuat")
 
         def all_online() -> bool:
-            nodes = httpx.get(f"{base}/nodes", headers=headers, timeout=10).json()
+            nodes = httpx.get(f"{base}/nodes", headers=province, timeout=10).json()
             return {n["id"] for n in nodes if n["state"] == "online"} >= set(town.node_ids())
 
         assert wait_until(all_online, timeout=30, every=0.5)
+        town_nodes = {n["id"] for n in httpx.get(f"{base}/nodes", headers=headers, timeout=10).json()}
+        assert town_nodes == {town.OFFICE_NODE, *(z.node for z in town.ZONES)}  # not the neighbour's
 
         def cameras_reported() -> bool:
             cams = httpx.get(f"{base}/cameras", headers=headers, timeout=10).json()
@@ -140,7 +147,8 @@ def test_town_seed_is_idempotent(db_url):
         again = _counts(db)
         assert first.seeded and not second.seeded
         assert counts == again
-        assert counts[0] == first.ratings > 0 and counts[1] == len(town.OFFICERS)
+        officers = len(town.OFFICERS) + len(town.NEIGHBOUR_OFFICERS)
+        assert counts[0] == first.ratings > 0 and counts[1] == officers
     finally:
         db.dispose()
 

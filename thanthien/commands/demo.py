@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from thanthien.sim import town
     from thanthien.sim.control import ControlReader
     from thanthien.sim.demo import (
+        PROVINCE_ADMIN,
         DemoSecrets,
         Enroller,
         HubProcess,
@@ -71,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
             log.error("the hub did not answer on %s; its log (%s):\n%s", base, hub.log_path, hub.log_tail())
             return 1
         ledger = Ledger(root / "town" / "ledger.jsonl")
-        it = next(x for x in secrets_.logins if x.role == "it")
-        enroller = Enroller(base, it)  # every node enrolls with a one-time code, as a Pi does
+        # every node enrolls with a one-time code, as a Pi does; the province's admin issues them,
+        # since the nodes are of two communes
+        issuer = next(x for x in secrets_.logins if x.username == PROVINCE_ADMIN)
+        enroller = Enroller(base, issuer)
         env = SimEnv("127.0.0.1", broker.port, root / "town", ledger=ledger, hub_url=f"{base}/api/v1/",
                      telemetry_s=30.0, camera_interval_s=10.0, camera_publish_s=60.0, wav_thank_you=True,
                      enroll=enroller)

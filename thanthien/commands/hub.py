@@ -62,14 +62,19 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
+    """The schema at head and what the config declares (its communes, or the hub's first one),
+    as a start does: a new database is ready for the command line before the hub first runs."""
     from thanthien.hub.db.migrate import current_revision
     from thanthien.hub.db.session import Database
+    from thanthien.hub.services import registry
 
     settings = _settings(args.config)
     setup_logging(settings.logging.level)
     db = Database(settings.database_url)
     try:
         db.migrate()
+        with db.session() as session:
+            registry.apply_declarations(session, registry=settings.registry, site_name=settings.hub.site_name)
         print(f"database at revision {current_revision(db.engine)}")
     finally:
         db.dispose()
@@ -127,6 +132,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     backup = hsub.add_parser("backup", help="write the database and media to a .tar.gz")
     backup.add_argument("--config", required=True)
     backup.add_argument("--out", help="archive path (default: DATA_DIR/backups/hub-<time>.tar.gz)")
+    backup.add_argument("--commune", help="only this commune's rows and media (its code), which restore as "
+                                          "a hub of its own")
     backup.set_defaults(func=run_backup)
     restore = hsub.add_parser("restore", help="load a backup into an empty database")
     restore.add_argument("--config", required=True)
@@ -142,15 +149,19 @@ def run_backup(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from thanthien.hub.db.session import Database
-    from thanthien.hub.services.backup import create_backup
+    from thanthien.hub.services.backup import BackupError, create_backup
 
     settings = _settings(args.config)
     setup_logging(settings.logging.level)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.out) if args.out else settings.hub.data_dir / "backups" / f"hub-{stamp}.tar.gz"
+    name = f"{args.commune}-{stamp}" if args.commune else f"hub-{stamp}"
+    out = Path(args.out) if args.out else settings.hub.data_dir / "backups" / f"{name}.tar.gz"
     db = Database(settings.database_url)
     try:
-        summary = create_backup(db, data_dir=settings.hub.data_dir, out=out)
+        summary = create_backup(db, data_dir=settings.hub.data_dir, out=out, commune=args.commune)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         db.dispose()
     print(f"backup {summary.path}: schema {summary.revision}, {sum(summary.rows.values())} rows, "

@@ -14,6 +14,7 @@ from thanthien.hub.api.deps import RowId
 from thanthien.hub.roles import ADMINS, ROLE_LABELS
 from thanthien.hub.services import users
 from thanthien.hub.services.errors import ServiceError, http_status
+from thanthien.hub.tenancy import is_province, list_communes
 from thanthien.hub.web import flash
 from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
@@ -28,26 +29,28 @@ def _page(request: Request, user: UiUser, *, message: str = "", error: bool = Fa
           form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
+        reached = list_communes(session, actor=user)
         context = {"users": users.list_users(session, viewer=user), "roles": ROLE_LABELS, "form": form or {},
-                   "notice": (message, error) if message else None}
+                   "notice": (message, error) if message else None, "province": is_province(user),
+                   "communes": reached, "commune_names": {c.id: c.name for c in reached}}
         return render(request, "users.html", context, user=user, status_code=status_code)
 
 
 @router.get("/users", response_class=HTMLResponse)
-def users_page(request: Request, user: AdminUser) -> Response:
-    return _page(request, user)
+def users_page(request: Request, user: AdminUser, commune: str = "") -> Response:
+    return _page(request, user, form={"commune": commune} if commune else None)
 
 
 @router.post("/users", dependencies=[Csrf], response_class=HTMLResponse)
 def create_user(request: Request, user: AdminUser, username: Annotated[str, Form()] = "",
                 full_name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "",
-                password: Annotated[str, Form()] = "") -> Response:
-    form = {"username": username.strip(), "full_name": full_name.strip(), "role": role}
+                password: Annotated[str, Form()] = "", commune: Annotated[str, Form()] = "") -> Response:
+    form = {"username": username.strip(), "full_name": full_name.strip(), "role": role, "commune": commune}
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
             created = users.create_user(session, actor=user, username=username, password=password, role=role,
-                                        full_name=full_name, now=hub.clock())
+                                        full_name=full_name, now=hub.clock(), commune=commune or None)
             name, label = created.username, ROLE_LABELS[created.role]  # type: ignore[index]
     except ServiceError as exc:
         return _page(request, user, message=str(exc), error=True, form=form, status_code=http_status(exc))

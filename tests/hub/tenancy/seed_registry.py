@@ -49,4 +49,5 @@ def seed(session: Session, *, commune: str, prefix: str, marker: str, now: datet
         "zones.row_id": zone.id, "zones.code": zone.code, "counters.row_id": counter.id,
         "officers.row_id": officer.id, "devices.row_id": speaker.id, "nodes.node_id": speaker_node.id,
         "users.user_id": accounts["admin"].id, "rules.code": zone.code, "registry.code": zone.code,
+        "registry.area": "zones", "registry.ident": zone.id,
     }

@@ -22,6 +22,7 @@ from thanthien.hub.db.models import Commune
 from thanthien.hub.roles import ROLES, SYSTEM
 from thanthien.hub.services import communes
 from thanthien.hub.web import PREFIX, ROUTERS
+from thanthien.hub.web.auth import COOKIE, CSRF_FIELD, csrf_for
 
 pytestmark = [pytest.mark.usefixtures("cheap_hashing"), pytest.mark.slow]
 
@@ -32,7 +33,7 @@ def _seed(session: Any, *, commune: str, prefix: str, marker: str, now: Any) -> 
     ids = seed_registry.seed(session, commune=commune, prefix=prefix, marker=marker, now=now)
     for seeder in SEEDERS:
         ids.update(seeder.seed(session, commune=commune, prefix=prefix, marker=marker, now=now, registry=ids))
-    ids["commune"] = commune
+    ids["commune"] = ids["communes.code"] = commune
     return ids
 
 
@@ -53,7 +54,7 @@ def _api_leaks(client: TestClient, ctx: Any, a: dict[str, Any], b: dict[str, Any
     spec = client.get("/api/v1/openapi.json").json()
     leaks: list[walk.Leak] = []
     with ctx.db.engine.connect() as conn:
-        before = walk.rows_of(conn, walk.MARKER_B)
+        before = walk.rows_of(conn, walk.MARKER_B, walk.CODE_B)
     for role in ROLES:
         headers = bearer(client, a["usernames"][role], seed_registry.PASSWORD)
         for method, template, op in walk.operations(spec):
@@ -63,18 +64,54 @@ def _api_leaks(client: TestClient, ctx: Any, a: dict[str, Any], b: dict[str, Any
                 continue
             schema = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema"))
             body = walk.body_for(schema, spec, b) if schema else None
-            response = client.request(method, "/api/v1" + path if not path.startswith("/api") else path,
-                                      headers=headers, json=body)
+            url = path if path.startswith("/api") else "/api/v1" + path
+            response = client.request(method, url, headers=headers, json=body)
             if response.status_code >= 500 and response.status_code != 503:  # 503: no MQTT link here
                 leaks.append(walk.Leak(method, template, f"{role}: {response.status_code}"))
             elif walk.shows_b(response.content, response.headers.get("content-type", ""), f"{path} {body}"):
                 leaks.append(walk.Leak(method, template, f"{role}: the answer shows commune B"))
+            query = walk.aimed_query(op, b) if method == "GET" else {}
+            if query:  # a search or a filter for something of B
+                aimed = client.get(url, headers=headers, params=query)
+                assert aimed.status_code != 404 or "{" in template, (url, aimed.text)  # it reached the route
+                if walk.shows_marker(aimed.content, aimed.headers.get("content-type", "")):
+                    leaks.append(walk.Leak(method, template, f"{role}: a search for {query} shows commune B"))
             if method != "GET":
                 with ctx.db.engine.connect() as conn:
-                    after = walk.rows_of(conn, walk.MARKER_B)
+                    after = walk.rows_of(conn, walk.MARKER_B, walk.CODE_B)
                 if after != before:
                     leaks.append(walk.Leak(method, template, f"{role}: a row of commune B changed"))
                     before = after
+    return leaks
+
+
+def _web_post_leaks(client: TestClient, ctx: Any, a: dict[str, Any], b: dict[str, Any]) -> list[walk.Leak]:
+    """Every form of the web UI posted by each of A's users with B's ids and codes."""
+    posts = sorted(((PREFIX + route.path, route) for router in ROUTERS for route in router.routes
+                    if "POST" in getattr(route, "methods", set())
+                    and PREFIX + route.path not in walk.NOT_POSTED), key=lambda pair: pair[0])
+    leaks: list[walk.Leak] = []
+    with ctx.db.engine.connect() as conn:
+        before = walk.rows_of(conn, walk.MARKER_B, walk.CODE_B)
+    for role in ROLES:
+        client.cookies.clear()
+        ui_login(client, a["usernames"][role], seed_registry.PASSWORD)
+        for template, route in posts:
+            path = walk.fill_path(template, b)
+            if path is None:
+                leaks.append(walk.Leak("POST", template, "a path parameter the seeders do not fill"))
+                continue
+            form = {**walk.form_for(route, b), CSRF_FIELD: csrf_for(ctx, client.cookies[COOKIE])}
+            response = client.post(path, data=form)
+            if response.status_code >= 500 and response.status_code != 503:
+                leaks.append(walk.Leak("POST", template, f"{role}: {response.status_code}"))
+            with ctx.db.engine.connect() as conn:
+                after = walk.rows_of(conn, walk.MARKER_B, walk.CODE_B)
+            if after != before:
+                changed = sorted(set().union(*after.values()) ^ set().union(*before.values()))[:2]
+                leaks.append(walk.Leak("POST", template, f"{role}: a row of commune B changed: {changed}"))
+                before = after
+    client.cookies.clear()
     return leaks
 
 
@@ -113,7 +150,7 @@ def _compare(leaks: list[walk.Leak]) -> None:
 
 def test_a_commune_user_sees_and_changes_nothing_of_another_commune(ctx, two_communes):
     client, a, b = two_communes
-    _compare(_api_leaks(client, ctx, a, b) + _web_leaks(client, a, b))
+    _compare(_api_leaks(client, ctx, a, b) + _web_leaks(client, a, b) + _web_post_leaks(client, ctx, a, b))
 
 
 def test_the_walk_sees_a_commune_s_own_names(ctx, two_communes):

@@ -134,14 +134,56 @@ BODY_FIELDS = {
 }
 
 
-def rows_of(conn: Any, marker: str) -> dict[str, set[str]]:
-    """Every row of every table, as text, that mentions ``marker`` (a commune's names)."""
+# query parameters that search or filter for something of B (a search by code: ``q``)
+QUERY_FIELDS = {"counter": "counter", "node": "node_id", "node_id": "node_id", "officer_id": "officer_id",
+                "q": "commune_code_prefix", "subject": "zone_subject", "camera": "camera"}
+
+
+def aimed_query(op: dict[str, Any], ids: dict[str, Any]) -> dict[str, Any]:
+    """The operation's query parameters that can aim at B, with B's values (empty: none)."""
+    values = {**ids, "commune_code_prefix": "xb-", "zone_subject": f"zone:{ids.get('zone', '')}"}
+    return {p["name"]: values[QUERY_FIELDS[p["name"]]] for p in op.get("parameters", [])
+            if p.get("in") == "query" and p["name"] in QUERY_FIELDS and QUERY_FIELDS[p["name"]] in values}
+
+
+def rows_of(conn: Any, marker: str, code: str | None = None) -> dict[str, set[str]]:
+    """Every row of every table, as text, that mentions ``marker`` (a commune's names) or
+    ``code`` (its codes: a row of another commune pointing at it mentions one)."""
     out: dict[str, set[str]] = {}
     for table in Base.metadata.sorted_tables:
         rows = {repr(tuple(r)) for r in conn.execute(select(table))}
-        hits = {r for r in rows if marker in r}
+        hits = {r for r in rows if marker in r or (code is not None and code in r)}
         if hits:
             out[table.name] = hits
+    return out
+
+
+# form fields of the web's POST routes that name something of B
+FORM_FIELDS = {**BODY_FIELDS, "zone_code": "zone", "counter_code": "counter", "contact_id": "contact_id"}
+NOT_POSTED = {"/ui/login", "/ui/logout"}
+
+
+def form_for(route: Any, ids: dict[str, Any]) -> dict[str, str]:
+    """A form for a web POST route: B's values in the fields that name something, else a value
+    the field takes (a change asked to be applied: ``confirm`` is 1)."""
+    out: dict[str, str] = {}
+    for param in route.dependant.body_params:
+        name = param.name
+        if name in FORM_FIELDS and FORM_FIELDS[name] in ids:
+            out[name] = str(ids[FORM_FIELDS[name]])
+        elif name == "code":  # a new row's own code: A's
+            out[name] = "xa-walk-1"
+        elif name in ("confirm", "active", "digest", "urgent"):
+            out[name] = "1"
+        elif name in ("starts_at", "ends_at", "due_at"):
+            out[name] = "2027-01-01T08:00"
+        elif name in ("first_day", "last_day", "valid_from", "valid_until"):
+            out[name] = "2027-01-01"
+        elif name in ("starts", "ends"):
+            out[name] = "08:00" if name == "starts" else "17:00"
+        else:
+            numeric = name in ("rank", "officer_id", "volume", "seconds", "stages", "weekdays")
+            out[name] = "1" if numeric else "Thử"
     return out
 
 

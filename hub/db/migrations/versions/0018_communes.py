@@ -1,8 +1,9 @@
 """Communes as tenants (issue 20): ``communes``, and the commune every zone, counter, node,
 officer, dossier, broadcast, media item, alarm, contact, fault report and audit entry belongs to.
 
-A hub that served one town gets one commune, ``home`` (named after ``[hub] site_name`` at the
-next start, ``registry.apply_declarations``), and every row it holds belongs to it. Existing
+A hub that already served one town gets one commune, ``home`` (named after ``[hub] site_name``
+at the next start, ``registry.apply_declarations``), and every row it holds belongs to it; a new
+database gets none (its communes are declared, or ``home`` is made at the first start). Existing
 users become province users (no commune): in a one-commune hub they see what they saw.
 
 Revision ID: 0018
@@ -42,9 +43,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_communes')),
         sa.UniqueConstraint('code', name=op.f('uq_communes_code')),
     )
-    op.bulk_insert(communes, [{'id': HOME, 'code': 'home', 'name': 'Xã', 'created_at': None}])
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute("SELECT setval(pg_get_serial_sequence('communes', 'id'), 1)")
+    bind = op.get_bind()
+    in_use = any(bind.execute(sa.text(f'SELECT 1 FROM {table} LIMIT 1')).first() for table in BACKFILL)
+    if in_use:
+        op.bulk_insert(communes, [{'id': HOME, 'code': 'home', 'name': 'Xã', 'created_at': None}])
+        if bind.dialect.name == 'postgresql':
+            op.execute("SELECT setval(pg_get_serial_sequence('communes', 'id'), 1)")
     for table in COLUMNS:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column('commune_id', sa.Integer(), nullable=True))
