@@ -291,6 +291,8 @@ class Change:
     drop_weekly: frozenset[int] = frozenset()
     add_deviations: tuple[Deviation, ...] = ()
     drop_deviations: frozenset[int] = frozenset()
+    commune_id: int | None = None
+    """The commune of the rows changed (its audit entry's)."""
 
 
 @dataclass(frozen=True)
@@ -399,20 +401,22 @@ def new_pattern(session: Session, *, actor: Actor, counter: str, officer_id: int
     start, end = row.span()
     return Change(action="roster.add", subject=f"roster:{counter}",
                   details={"pattern": row.describe(), "officer_name": officer.full_name},
-                  windows=((frozenset({counter}), start, end),), add_weekly=(row,))
+                  windows=((frozenset({counter}), start, end),), add_weekly=(row,),
+                  commune_id=counter_row.commune_id)
 
 
 def end_pattern(session: Session, *, actor: Actor, pattern_id: int, last_day: date) -> Change:
     """The pattern row stops after ``last_day`` (local date, inclusive); ending it before it began
     removes it, with every rating it named."""
     require(actor, ROSTER_EDITORS)
-    found = session.execute(select(RosterPattern, Counter.code)
+    found = session.execute(select(RosterPattern, Counter.code, Counter.commune_id)
                             .join(Counter, Counter.id == RosterPattern.counter_id)
                             .where(RosterPattern.id == pattern_id, visible_clause(actor, Counter.commune_id))
                             ).first()
     if found is None:
         raise NotFound(f"Không có ca trực số {pattern_id} trong lịch tuần.")
     row = _weekly(found[0], found[1])
+    commune_id = found[2]
     check_days(last_day)
     if row.valid_until is not None and last_day >= row.valid_until:
         raise Invalid(f"Ca này đã kết thúc ngày {_dmy(row.valid_until)}.")
@@ -420,12 +424,13 @@ def end_pattern(session: Session, *, actor: Actor, pattern_id: int, last_day: da
     if last_day < row.valid_from:
         start, end = row.span()
         return Change(action="roster.remove", subject=f"roster:{row.counter}", details=base,
-                      windows=((frozenset({row.counter}), start, end),), drop_weekly=frozenset({pattern_id}))
+                      windows=((frozenset({row.counter}), start, end),),
+                      drop_weekly=frozenset({pattern_id}), commune_id=commune_id)
     start = _day_start(last_day + timedelta(days=1), row.tz)
     return Change(action="roster.remove", subject=f"roster:{row.counter}",
                   details={**base, "last_day": last_day},
                   windows=((frozenset({row.counter}), start, row.span()[1]),),
-                  end_weekly=((pattern_id, last_day),))
+                  end_weekly=((pattern_id, last_day),), commune_id=commune_id)
 
 
 def new_exception(session: Session, *, actor: Actor, kind: str, officer_id: int, counter: str | None,
@@ -467,7 +472,7 @@ def new_exception(session: Session, *, actor: Actor, kind: str, officer_id: int,
         subject, windows = f"roster:{counter}", ((frozenset({counter}), starts_at, ends_at),)
     return Change(action="roster.add", subject=subject,
                   details={"exception": row.describe(), "officer_name": officer.full_name},
-                  windows=windows, add_deviations=(row,))
+                  windows=windows, add_deviations=(row,), commune_id=officer.commune_id)
 
 
 def drop_exception(session: Session, *, actor: Actor, exception_id: int, kind: str | None = None) -> Change:
@@ -490,7 +495,8 @@ def drop_exception(session: Session, *, actor: Actor, exception_id: int, kind: s
     return Change(action="roster.remove", subject=subject,
                   details={"exception": {**row.describe(), "id": row.id},
                            "officer_name": officer.full_name if officer else None},
-                  windows=windows, drop_deviations=frozenset({exception_id}))
+                  windows=windows, drop_deviations=frozenset({exception_id}),
+                  commune_id=officer.commune_id if officer else None)
 
 
 # -- counting, then making the change ------------------------------------------------------------
@@ -558,7 +564,8 @@ def apply(session: Session, change: Change, *, actor: Actor, now: datetime | Non
     if out.exceptions:
         ids = {"exception_id": out.exceptions[0].id}
     audit.record(session, actor=actor, action=change.action, subject=change.subject, at=now,
-                 details={**change.details, **ids, "ratings_changed": impact.count})
+                 details={**change.details, **ids, "ratings_changed": impact.count},
+                 commune_id=change.commune_id)
     return out
 
 

@@ -333,3 +333,13 @@ def test_an_unknown_commune_has_no_public_page(public):
 
 def test_the_fault_report_form_of_a_pole_still_opens(public):
     assert public.get("/p/loa/xb-loa/loa").status_code == 200
+
+
+def test_a_roster_change_is_audited_as_its_commune_s(ctx, world):
+    from thanthien.hub.db.models import AuditEntry
+
+    _a, b = world
+    with ctx.db.session(write=False) as s:
+        entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "roster.add",
+                                                     AuditEntry.subject == f"roster:{b['counter']}")).all()
+    assert entries and {e.commune_id for e in entries} == {b["commune_id"]}
