@@ -343,3 +343,26 @@ def test_a_roster_change_is_audited_as_its_commune_s(ctx, world):
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "roster.add",
                                                      AuditEntry.subject == f"roster:{b['counter']}")).all()
     assert entries and {e.commune_id for e in entries} == {b["commune_id"]}
+
+
+@pytest.mark.parametrize("path", ["/ui/satisfaction", "/ui/roster", "/ui/contacts", "/ui/sms", "/ui/dossiers",
+                                  "/ui/dossier-ratings", "/ui/dossiers/xb-hs-1"])
+def test_a_province_admin_reads_both_communes_people_pages(public, path):
+    from hub.tenancy.seed_registry import PASSWORD
+    from support import ui_login
+
+    ui_login(public, "tinh-admin", PASSWORD)
+    answer = public.get(path)
+    assert answer.status_code == 200, answer.text[:500]
+    if path != "/ui/roster":  # the roster shows one counter at a time
+        assert walk.MARKER_B in answer.text or "xb-" in answer.text
+
+
+def test_with_one_commune_the_public_index_is_its_page(ctx):
+    from thanthien.hub.services import registry
+
+    with ctx.db.session() as s:
+        registry.create_counter(s, actor=SYSTEM, code="quay-mot", name="Quầy Một", now=ctx.clock())
+    with TestClient(create_app(ctx.settings, ctx.db, ctx=ctx), follow_redirects=False) as client:
+        page = client.get("/p/")
+    assert page.status_code == 200 and "Quầy Một" in page.text and "Cụm loa hoạt động" in page.text
