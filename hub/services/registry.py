@@ -525,17 +525,29 @@ def _code(session: Session, model: type[Any], ident: int | None) -> str | None:
     return row.code if row else None
 
 
-def ensure_commune(session: Session, *, site_name: str, now: datetime | None = None) -> None:
-    """A hub has at least one commune: one installed for one town (no ``[[registry.communes]]``)
-    gets ``home``, named after ``[hub] site_name``; the ``home`` migration 0018 made for a town's
-    existing rows takes that name too while it has its placeholder name."""
+def ensure_commune(session: Session, *, site_name: str, declared: bool = False,
+                   now: datetime | None = None) -> None:
+    """The ``home`` commune migration 0018 makes, while it has its placeholder name: a hub whose
+    config ``declared`` its communes drops it if nothing belongs to it; any other hub (one
+    installed for one town) names it after ``[hub] site_name``. A hub left with no commune gets
+    ``home`` again."""
     home = session.scalar(select(Commune).where(Commune.code == HOME))
-    if home is not None:
-        if home.name == HOME_PLACEHOLDER and site_name != HOME_PLACEHOLDER:
+    if home is not None and home.name == HOME_PLACEHOLDER:
+        if declared and not _in_use(session, home.id):
+            session.delete(home)
+            session.flush()
+        elif site_name != HOME_PLACEHOLDER:
             home.name = site_name
-    elif session.scalar(select(Commune.id).limit(1)) is None:
+    elif home is None and session.scalar(select(Commune.id).limit(1)) is None:
         session.add(Commune(code=HOME, name=site_name, created_at=now))
         session.flush()
+
+
+def _in_use(session: Session, commune_id: int) -> bool:
+    """Whether any row belongs to the commune."""
+    tables = [t for t in Commune.metadata.sorted_tables if "commune_id" in t.columns]
+    return any(session.execute(select(t.c.commune_id).where(t.c.commune_id == commune_id).limit(1)).first()
+               for t in tables)
 
 
 def apply_declarations(session: Session, *, registry: RegistrySection, site_name: str = HOME_PLACEHOLDER,
@@ -551,7 +563,7 @@ def apply_declarations(session: Session, *, registry: RegistrySection, site_name
         trail.append(("commune", c.code, _declared(commune, {"name": c.name})))
         session.add(commune)
     session.flush()
-    ensure_commune(session, site_name=site_name, now=now)
+    ensure_commune(session, site_name=site_name, declared=bool(registry.communes), now=now)
 
     def commune_id(code: str | None) -> int:
         return commune_by_code(session, code).id if code else commune_for_new(session, actor=SYSTEM)

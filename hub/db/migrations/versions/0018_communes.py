@@ -1,10 +1,10 @@
 """Communes as tenants (issue 20): ``communes``, and the commune every zone, counter, node,
 officer, dossier, broadcast, media item, alarm, contact, fault report and audit entry belongs to.
 
-A hub that already served one town gets one commune, ``home`` (named after ``[hub] site_name``
-at the next start, ``registry.apply_declarations``), and every row it holds belongs to it; a new
-database gets none (its communes are declared, or ``home`` is made at the first start). Existing
-users become province users (no commune): in a one-commune hub they see what they saw.
+Every database gets one commune, ``home`` (named after ``[hub] site_name`` at the next start,
+``registry.ensure_commune``; a hub that declares its communes drops it while nothing is in it),
+and every row an existing town's hub holds belongs to it. Existing users become province users
+(no commune): in a one-commune hub they see what they saw.
 
 Revision ID: 0018
 Revises: 0016
@@ -43,12 +43,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_communes')),
         sa.UniqueConstraint('code', name=op.f('uq_communes_code')),
     )
-    bind = op.get_bind()
-    in_use = any(bind.execute(sa.text(f'SELECT 1 FROM {table} LIMIT 1')).first() for table in BACKFILL)
-    if in_use:
-        op.bulk_insert(communes, [{'id': HOME, 'code': 'home', 'name': 'Xã', 'created_at': None}])
-        if bind.dialect.name == 'postgresql':
-            op.execute("SELECT setval(pg_get_serial_sequence('communes', 'id'), 1)")
+    op.bulk_insert(communes, [{'id': HOME, 'code': 'home', 'name': 'Xã', 'created_at': None}])
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("SELECT setval(pg_get_serial_sequence('communes', 'id'), 1)")
     for table in COLUMNS:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column('commune_id', sa.Integer(), nullable=True))
