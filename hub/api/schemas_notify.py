@@ -166,6 +166,9 @@ class ContactIn(Body):
     quiet_start: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     quiet_end: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     digest: bool = True
+    commune: str | None = Field(
+        None, max_length=63, description="The commune whose alarms reach the contact (a commune admin's: "
+        "their own; none: the province's, paged for every commune)")
 
 
 class ContactOut(Out):

@@ -26,7 +26,7 @@ import logging
 import tarfile
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ class BackupSummary:
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
+    if isinstance(value, date):  # a local day (roster patterns, rating counts)
+        return {"$d": value.isoformat()}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$b64": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, uuid.UUID):
@@ -74,6 +76,8 @@ def _decode(value: Any) -> Any:
         (key, inner), = value.items()
         if key == "$dt":
             return datetime.fromisoformat(inner)
+        if key == "$d":
+            return date.fromisoformat(inner)
         if key == "$b64":
             return base64.b64decode(inner)
         if key == "$uuid":

@@ -13,6 +13,10 @@ linked to its officer); everyone else, in pages, logs and exports, sees it maske
 
 A reply 1-4 to a result notice that asked for it becomes one rating of that dossier's counter
 and officer (``dossier_ratings``, apart from the box presses).
+
+A dossier is its commune's (``Dossier.commune_id``, the counter's commune when it has one): a
+commune user lists, fetches, adds events to and exports only their commune's dossiers, and the
+ratings by reply are counted per commune the same way (another commune's dossier is not found).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from thanthien.hub.notify.settings import SmsSettings
 from thanthien.hub.roles import DOSSIER_OFFICERS, REPORT_READERS, SYSTEM, Actor, require
 from thanthien.hub.services import phones, sms_outbox, sms_templates
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
-from thanthien.hub.tenancy import commune_for_new, reaches
+from thanthien.hub.tenancy import Tenant, commune_for_new, reaches, require_reach, visible_clause
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +131,12 @@ def view(session: Session, dossier: Dossier, *, viewer: Actor) -> DossierView:
     )
 
 
-def get(session: Session, code: str) -> Dossier:
+def get(session: Session, code: str, *, viewer: Tenant) -> Dossier:
+    """The dossier of ``code``; one of a commune ``viewer`` does not reach is not found."""
     dossier = session.scalar(select(Dossier).where(Dossier.code == code))
     if dossier is None:
         raise NotFound(f"Không có hồ sơ {code!r}")
+    require_reach(viewer, dossier.commune_id, what=f"Hồ sơ {code!r}")
     return dossier
 
 
@@ -236,6 +242,7 @@ def record_event(
 ) -> EventOutcome:
     """Record an event once per key and queue its notice; the same key again changes nothing."""
     require(actor, DOSSIER_OFFICERS)
+    require_reach(actor, dossier.commune_id, what=f"Hồ sơ {dossier.code!r}")
     if kind not in sms_templates.KINDS:
         raise Invalid(f"Loại sự kiện không hợp lệ: {kind!r} (một trong {', '.join(sms_templates.KINDS)})")
     note = " ".join(note.split())
@@ -309,7 +316,7 @@ def add_event(
     return record_event(
         session,
         actor=actor,
-        dossier=get(session, code),
+        dossier=get(session, code, viewer=actor),
         kind=kind,
         note=note,
         key=key,
@@ -362,7 +369,8 @@ def list_dossiers(
     offset: int = 0,
 ) -> list[DossierView]:
     require(viewer, DOSSIER_OFFICERS)
-    q = select(Dossier).order_by(Dossier.received_at.desc(), Dossier.id.desc())
+    q = (select(Dossier).where(visible_clause(viewer, Dossier.commune_id))
+         .order_by(Dossier.received_at.desc(), Dossier.id.desc()))
     if query.strip():
         like = f"%{query.strip()}%"
         q = q.where(
@@ -373,7 +381,9 @@ def list_dossiers(
     return [view(session, d, viewer=viewer) for d in session.scalars(q.limit(limit).offset(offset))]
 
 
-def events_of(session: Session, dossier_id: int) -> list[DossierEvent]:
+def events_of(session: Session, dossier: Dossier, *, viewer: Tenant) -> list[DossierEvent]:
+    require_reach(viewer, dossier.commune_id, what=f"Hồ sơ {dossier.code!r}")
+    dossier_id = dossier.id
     return list(
         session.scalars(
             select(DossierEvent)
@@ -440,7 +450,9 @@ def rating_summary(
     column = DossierRating.counter_code if by == "counter" else DossierRating.officer_id
     rows = session.execute(
         select(column, DossierRating.score, func.count())
-        .where(DossierRating.rated_at >= start, DossierRating.rated_at < end)
+        .join(Dossier, Dossier.id == DossierRating.dossier_id)
+        .where(DossierRating.rated_at >= start, DossierRating.rated_at < end,
+               visible_clause(viewer, Dossier.commune_id))
         .group_by(column, DossierRating.score)
     ).all()
     groups: dict[str, dict[int, int]] = {}

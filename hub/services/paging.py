@@ -17,6 +17,14 @@ contact who wants it gets one e-mail summing up the open alarms of their audienc
 
 The alarms themselves are ``services/alarms.py``'s: this module reads the ``alarms`` table and
 changes nothing in it.
+
+Communes (issue 20): a contact belongs to a commune (``NotifyContact.commune_id``) or to the
+province (``None``). An alarm of a commune pages that commune's contacts and the province's (the
+chain takes both, by rank); an alarm of no commune (the hub's own) pages only the province's
+contacts; a digest sums up, for each contact, only the alarms it would be paged for. A commune
+admin lists, adds, switches and puts on call only their commune's contacts (another commune's
+contact or shift is not found to them, and the province's are the province admins'); the e-mails
+of an alarm are its commune's, the digests the province's.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Alarm, AlarmPage, EmailMessage, NotifyContact, OnCallShift, SmsMessage
@@ -41,6 +49,7 @@ from thanthien.hub.roles import ADMINS, Actor, require
 from thanthien.hub.services import phones, sms_outbox, sms_text
 from thanthien.hub.services.alarms import SEVERITIES
 from thanthien.hub.services.errors import Invalid, NotFound
+from thanthien.hub.tenancy import Tenant, commune_for_new, require_reach, visible_clause
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +108,14 @@ def create_contact(
     quiet_start: str | None = None,
     quiet_end: str | None = None,
     digest: bool = True,
+    commune: str | None = None,
 ) -> NotifyContact:
+    """A contact of ``commune`` (a commune admin's: their own); a province admin's contact
+    without a commune is the province's, paged for every commune's alarms."""
     require(actor, ADMINS)
     name, number, email = _check_contact(name, audience, phone, email, quiet_start, quiet_end)
+    commune_id = commune_for_new(session, actor=actor, requested=commune) \
+        if commune or actor.commune_id is not None else None
     if not 1 <= rank <= 99:
         raise Invalid("Thứ tự báo (1-99)")
     contact = NotifyContact(
@@ -114,25 +128,35 @@ def create_contact(
         quiet_end=quiet_end or None,
         digest=digest,
         active=True,
+        commune_id=commune_id,
     )
     session.add(contact)
     session.flush()
     return contact
 
 
-def set_contact_active(session: Session, *, actor: Actor, contact_id: int, active: bool) -> NotifyContact:
-    require(actor, ADMINS)
+def get_contact(session: Session, *, viewer: Tenant, contact_id: int) -> NotifyContact:
+    """The contact; one of another commune (or the province's, to a commune user) is not found."""
     contact = session.get(NotifyContact, contact_id)
     if contact is None:
         raise NotFound("Không có người nhận này")
+    require_reach(viewer, contact.commune_id, what="Người nhận này")
+    return contact
+
+
+def set_contact_active(session: Session, *, actor: Actor, contact_id: int, active: bool) -> NotifyContact:
+    require(actor, ADMINS)
+    contact = get_contact(session, viewer=actor, contact_id=contact_id)
     contact.active = active
     return contact
 
 
-def list_contacts(session: Session) -> list[NotifyContact]:
+def list_contacts(session: Session, *, viewer: Tenant) -> list[NotifyContact]:
+    """The contacts ``viewer`` manages: a commune's own (the province's all)."""
     return list(
         session.scalars(
-            select(NotifyContact).order_by(NotifyContact.audience, NotifyContact.rank, NotifyContact.id)
+            select(NotifyContact).where(visible_clause(viewer, NotifyContact.commune_id))
+            .order_by(NotifyContact.audience, NotifyContact.rank, NotifyContact.id)
         )
     )
 
@@ -141,8 +165,7 @@ def add_shift(
     session: Session, *, actor: Actor, contact_id: int, starts_at: datetime, ends_at: datetime, rank: int = 1
 ) -> OnCallShift:
     require(actor, ADMINS)
-    if session.get(NotifyContact, contact_id) is None:
-        raise NotFound("Không có người nhận này")
+    get_contact(session, viewer=actor, contact_id=contact_id)
     if ends_at <= starts_at:
         raise Invalid("Ca trực phải kết thúc sau khi bắt đầu")
     if ends_at - starts_at > timedelta(days=31):
@@ -156,28 +179,42 @@ def add_shift(
 def remove_shift(session: Session, *, actor: Actor, shift_id: int) -> None:
     require(actor, ADMINS)
     shift = session.get(OnCallShift, shift_id)
-    if shift is None:
+    contact = session.get(NotifyContact, shift.contact_id) if shift is not None else None
+    if shift is None or contact is None:
         raise NotFound("Không có ca trực này")
+    require_reach(actor, contact.commune_id, what="Ca trực này")
     session.delete(shift)
 
 
-def list_shifts(session: Session, *, since: datetime) -> list[OnCallShift]:
+def list_shifts(session: Session, *, viewer: Tenant, since: datetime) -> list[OnCallShift]:
+    """The shifts (ending after ``since``) of the contacts ``viewer`` manages."""
     return list(
         session.scalars(
             select(OnCallShift)
-            .where(OnCallShift.ends_at > since)
+            .join(NotifyContact, NotifyContact.id == OnCallShift.contact_id)
+            .where(OnCallShift.ends_at > since, visible_clause(viewer, NotifyContact.commune_id))
             .order_by(OnCallShift.starts_at, OnCallShift.rank)
         )
     )
 
 
-def chain(session: Session, *, audience: str, at: datetime) -> list[NotifyContact]:
-    """Whom an alarm of ``audience`` reaches, in order: those on call at ``at`` (by shift
-    rank), or every active contact of the audience (by rank) when nobody is."""
+def _reached_by(commune_id: int | None) -> object:
+    """The contacts an alarm of ``commune_id`` pages: the commune's and the province's."""
+    if commune_id is None:
+        return NotifyContact.commune_id.is_(None)
+    return or_(NotifyContact.commune_id == commune_id, NotifyContact.commune_id.is_(None))
+
+
+def chain(session: Session, *, audience: str, at: datetime,
+          commune_id: int | None = None) -> list[NotifyContact]:
+    """Whom an alarm of ``audience`` (of ``commune_id``; ``None``: the hub's own) reaches, in
+    order: those on call at ``at`` (by shift rank), or every active contact of the audience (by
+    rank) when nobody is; the commune's contacts and the province's."""
     on_call = session.execute(
         select(NotifyContact, OnCallShift.rank)
         .join(OnCallShift, OnCallShift.contact_id == NotifyContact.id)
         .where(
+            _reached_by(commune_id),
             NotifyContact.audience == audience,
             NotifyContact.active.is_(True),
             OnCallShift.starts_at <= at,
@@ -193,7 +230,8 @@ def chain(session: Session, *, audience: str, at: datetime) -> list[NotifyContac
     return list(
         session.scalars(
             select(NotifyContact)
-            .where(NotifyContact.audience == audience, NotifyContact.active.is_(True))
+            .where(_reached_by(commune_id), NotifyContact.audience == audience,
+                   NotifyContact.active.is_(True))
             .order_by(NotifyContact.rank, NotifyContact.id)
         )
     )
@@ -336,7 +374,7 @@ def page_alarms(
         last = session.scalar(
             select(AlarmPage).where(AlarmPage.alarm_id == alarm.id).order_by(AlarmPage.step.desc()).limit(1)
         )
-        people = chain(session, audience=alarm.audience, at=now)
+        people = chain(session, audience=alarm.audience, at=now, commune_id=alarm.commune_id)
         if not people:
             continue
         if last is None:
@@ -459,7 +497,8 @@ def digest(session: Session, *, now: datetime, tz: ZoneInfo, cfg: NotifySettings
         open_ = list(
             session.scalars(
                 select(Alarm)
-                .where(Alarm.cleared_at.is_(None), Alarm.audience == contact.audience)
+                .where(Alarm.cleared_at.is_(None), Alarm.audience == contact.audience,
+                       visible_clause(contact, Alarm.commune_id))
                 .order_by(Alarm.raised_at)
             )
         )
@@ -579,11 +618,14 @@ def send_emails(
     return sent
 
 
-def list_emails(session: Session, *, limit: int = 200) -> list[EmailMessage]:
+def list_emails(session: Session, *, viewer: Tenant, limit: int = 200) -> list[EmailMessage]:
+    """The e-mails: a commune user's are those of their commune's alarms (digests: the province's)."""
+    query = select(EmailMessage)
+    if viewer.commune_id is not None:
+        query = query.where(EmailMessage.alarm_id.in_(
+            select(Alarm.id).where(visible_clause(viewer, Alarm.commune_id))))
     return list(
-        session.scalars(
-            select(EmailMessage).order_by(EmailMessage.created_at.desc(), EmailMessage.id.desc()).limit(limit)
-        )
+        session.scalars(query.order_by(EmailMessage.created_at.desc(), EmailMessage.id.desc()).limit(limit))
     )
 
 

@@ -1,11 +1,16 @@
-"""Storing rating events exactly once, and reading them back."""
+"""Storing rating events exactly once, and reading them back.
+
+Communes (issue 20): a rating is the commune of its counter. A commune user reads (lists,
+summaries, exports) only the ratings of their commune's counters (:func:`for_viewer` narrows a
+filter to them); a province user reads every counter's, those of counters not registered too.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,8 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db import bulk
-from thanthien.hub.db.models import Rating
+from thanthien.hub.db.models import Counter, Rating
 from thanthien.hub.services import rating_counts, registry
+from thanthien.hub.tenancy import Tenant
 from thanthien.protocol.payloads import RatingEvent
 
 log = logging.getLogger(__name__)
@@ -154,6 +160,8 @@ class RatingFilter:
     officer_id: int | None = None
     node: str | None = None
     score: int | None = None
+    counters: tuple[str, ...] | None = None
+    """Only the ratings of these counters (a commune's, :func:`for_viewer`); ``None``: every counter."""
 
     def apply(self, query: Any) -> Any:
         if self.start is not None:
@@ -168,11 +176,26 @@ class RatingFilter:
             query = query.where(Rating.node_id == self.node)
         if self.score is not None:
             query = query.where(Rating.score == self.score)
+        if self.counters is not None:
+            query = query.where(Rating.counter_code.in_(self.counters))
         return query
 
 
-def list_ratings(session: Session, *, flt: RatingFilter, limit: int, offset: int) -> tuple[list[Rating], int]:
-    """One page, newest first, and the total matching the filter."""
+def for_viewer(session: Session, flt: RatingFilter, *, viewer: Tenant) -> RatingFilter:
+    """``flt`` narrowed to the counters of ``viewer``'s commune (a province user's: unchanged)."""
+    mine = getattr(viewer, "commune_id", None)
+    if mine is None:
+        return flt
+    codes = tuple(sorted(session.scalars(select(Counter.code).where(Counter.commune_id == mine))))
+    if flt.counters is not None:
+        codes = tuple(c for c in codes if c in flt.counters)
+    return replace(flt, counters=codes)
+
+
+def list_ratings(session: Session, *, viewer: Tenant, flt: RatingFilter, limit: int,
+                 offset: int) -> tuple[list[Rating], int]:
+    """One page, newest first, and the total matching the filter (of the counters ``viewer`` reaches)."""
+    flt = for_viewer(session, flt, viewer=viewer)
     total = session.scalar(flt.apply(select(func.count()).select_from(Rating))) or 0
     rows = session.scalars(flt.apply(select(Rating)).order_by(Rating.pressed_at.desc(), Rating.id.desc())
                            .limit(limit).offset(offset))

@@ -648,10 +648,10 @@ def update_officer(session: Session, *, actor: Actor, officer_id: int, full_name
 
 
 # -- the duty roster (services/roster.py) -----------------------------------------------------
-def list_roster(session: Session, *, counter: str | None = None, start: datetime | None = None,
-                end: datetime | None = None) -> list[RosterException]:
+def list_roster(session: Session, *, viewer: Tenant, counter: str | None = None,
+                start: datetime | None = None, end: datetime | None = None) -> list[RosterException]:
     """The one-off days (``extra`` exceptions: the roster's shifts before the weekly pattern)."""
-    return roster.list_exceptions(session, counter=counter, kind="extra", start=start, end=end)
+    return roster.list_exceptions(session, viewer=viewer, counter=counter, kind="extra", start=start, end=end)
 
 
 def add_shift(session: Session, *, actor: Actor, officer_id: int, counter: str, starts_at: datetime,

@@ -8,6 +8,9 @@ is 100 × the mean:  index = 100 × Σ (score − 1) / (3 × n).  All presses "R
 
 Periods (day, ISO week, month, quarter) are cut in the hub's display time zone
 (Asia/Ho_Chi_Minh by default), not in UTC.
+
+A summary is of the counters its viewer reaches (issue 20): a commune user's counts only their
+commune's counters (``ratings.for_viewer``), so do its trends, round comparisons and exports.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Counter, Officer, Rating, RatingCount, RatingMonthCount
 from thanthien.hub.services import rating_counts
-from thanthien.hub.services.ratings import RatingFilter
+from thanthien.hub.services.ratings import RatingFilter, for_viewer
+from thanthien.hub.tenancy import Tenant
 
 Dimension = Literal["counter", "officer", "day", "week", "month", "quarter"]
 DIMENSIONS: tuple[Dimension, ...] = ("counter", "officer", "day", "week", "month", "quarter")
@@ -132,8 +136,10 @@ class _Groups:
 UNASSIGNED = "(chưa phân công)"
 
 
-def summarize(session: Session, *, group_by: list[Dimension], flt: RatingFilter, tz: str) -> list[SummaryRow]:
-    """Counts per level and the index for every group that has presses, sorted by the keys.
+def summarize(session: Session, *, viewer: Tenant, group_by: list[Dimension], flt: RatingFilter,
+              tz: str) -> list[SummaryRow]:
+    """Counts per level and the index for every group that has presses (at the counters ``viewer``
+    reaches), sorted by the keys.
 
     The whole local days of the period come from ``rating_counts`` (kept at ingest), its whole
     months from ``rating_month_counts`` when no day or week is asked for; a period that starts
@@ -142,11 +148,12 @@ def summarize(session: Session, *, group_by: list[Dimension], flt: RatingFilter,
     (a property test checks it); that path serves a filter by node, which the counts do not
     keep, and a zone the counts are not cut in."""
     _check(group_by)
+    flt = for_viewer(session, flt, viewer=viewer)
     rating_counts.flush(session)
     if flt.start is not None and flt.end is not None and flt.end <= flt.start:
         return []
     if flt.node is not None or not rating_counts.cut_in(session, tz):
-        return summarize_raw(session, group_by=group_by, flt=flt, tz=tz)
+        return summarize_raw(session, viewer=viewer, group_by=group_by, flt=flt, tz=tz)
     zone = ZoneInfo(tz)
     groups = _Groups(session, group_by)
     first, stop, edges = split_days(flt.start, flt.end, zone)
@@ -158,11 +165,12 @@ def summarize(session: Session, *, group_by: list[Dimension], flt: RatingFilter,
     return groups.sorted()
 
 
-def summarize_raw(session: Session, *, group_by: list[Dimension], flt: RatingFilter,
+def summarize_raw(session: Session, *, viewer: Tenant, group_by: list[Dimension], flt: RatingFilter,
                   tz: str) -> list[SummaryRow]:
     """The same summary counted from the ratings themselves: one GROUP BY counter, officer,
     local day and level over the ``ratings`` table, the days folded into periods here."""
     _check(group_by)
+    flt = for_viewer(session, flt, viewer=viewer)
     groups = _Groups(session, group_by)
     _from_ratings(session, groups, flt, tz)
     return groups.sorted()
@@ -242,6 +250,8 @@ def _from_counts(session: Session, groups: _Groups, flt: RatingFilter, first: da
         query = query.where(t.counter_code == flt.counter)
     if flt.officer_id is not None:
         query = query.where(t.officer_id == flt.officer_id)
+    if flt.counters is not None:
+        query = query.where(t.counter_code.in_(flt.counters))
     if cols:
         query = query.group_by(*rating_counts.by_position(*range(1, len(cols) + 1)))
     for record in session.execute(query):

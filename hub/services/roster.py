@@ -14,6 +14,11 @@ Every edit is built first (:func:`new_pattern`, :func:`end_pattern`, :func:`new_
 (:func:`preview`: how many stored ratings would change officer, nothing written) or made
 (:func:`apply`: the rows, the ratings that change officer, one audit entry). The API's
 ``?dry_run=true`` and the page's confirmation step are those two calls.
+
+Communes (issue 20): a pattern or an exception is the commune of its counter and officer (they
+are the same commune: an officer of one commune is never put on another's counter). A commune
+user reads and edits only their commune's rows; another commune's counter, officer, pattern or
+exception is not found to them. A leave has no counter: it is the officer's commune's.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from thanthien.hub.db.models import Counter, Officer, Rating, RosterException, R
 from thanthien.hub.roles import ROSTER_EDITORS, Actor, require
 from thanthien.hub.services import audit, rating_counts
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.tenancy import Tenant, require_reach, visible_clause
 
 KINDS: Final = ("leave", "swap", "extra")
 COVERS: Final = ("swap", "extra")
@@ -285,6 +291,8 @@ class Change:
     drop_weekly: frozenset[int] = frozenset()
     add_deviations: tuple[Deviation, ...] = ()
     drop_deviations: frozenset[int] = frozenset()
+    commune_id: int | None = None
+    """The commune of the rows changed (its audit entry's)."""
 
 
 @dataclass(frozen=True)
@@ -324,22 +332,33 @@ class Applied:
     exceptions: list[RosterException] = field(default_factory=list)
 
 
-def _counter(session: Session, code: str, *, active: bool = True) -> Counter:
+def _counter(session: Session, code: str, *, active: bool = True, viewer: Tenant | None = None) -> Counter:
     row = session.scalar(select(Counter).where(Counter.code == code))
     if row is None:
         raise NotFound(f"Không có quầy {code!r}.")
+    if viewer is not None:
+        require_reach(viewer, row.commune_id, what=f"Quầy {code!r}")
     if active and row.retired_at is not None:
         raise Invalid(f"{counter_label(row.name)} đã ngừng sử dụng.")
     return row
 
 
-def _officer(session: Session, officer_id: int, *, active: bool = True) -> Officer:
+def _officer(session: Session, officer_id: int, *, active: bool = True,
+             viewer: Tenant | None = None) -> Officer:
     row = session.get(Officer, officer_id)
     if row is None:
         raise NotFound(f"Không có cán bộ số {officer_id}.")
+    if viewer is not None:
+        require_reach(viewer, row.commune_id, what=f"Cán bộ số {officer_id}")
     if active and row.retired_at is not None:
         raise Invalid(f"Cán bộ {row.full_name} đã ngừng công tác.")
     return row
+
+
+def _same_commune(counter: Counter, officer: Officer) -> None:
+    """An officer staffs only their own commune's counters."""
+    if counter.commune_id != officer.commune_id:
+        raise Invalid(f"Cán bộ {officer.full_name} không thuộc xã/phường của {counter_label(counter.name)}.")
 
 
 def _dmy(day: date) -> str:
@@ -364,8 +383,9 @@ def new_pattern(session: Session, *, actor: Actor, counter: str, officer_id: int
     check_days(valid_from, valid_until)
     if valid_until is not None and valid_until < valid_from:
         raise Invalid("Ngày kết thúc phải từ ngày bắt đầu trở đi.")
-    counter_row = _counter(session, counter)
-    officer = _officer(session, officer_id)
+    counter_row = _counter(session, counter, viewer=actor)
+    officer = _officer(session, officer_id, viewer=actor)
+    _same_commune(counter_row, officer)
     row = Weekly(counter=counter, officer_id=officer_id, weekdays=days, starts_min=a, ends_min=b, tz=tz,
                  valid_from=valid_from, valid_until=valid_until)
     current = load(session, counters={counter}, start=row.span()[0], end=row.span()[1])
@@ -381,19 +401,22 @@ def new_pattern(session: Session, *, actor: Actor, counter: str, officer_id: int
     start, end = row.span()
     return Change(action="roster.add", subject=f"roster:{counter}",
                   details={"pattern": row.describe(), "officer_name": officer.full_name},
-                  windows=((frozenset({counter}), start, end),), add_weekly=(row,))
+                  windows=((frozenset({counter}), start, end),), add_weekly=(row,),
+                  commune_id=counter_row.commune_id)
 
 
 def end_pattern(session: Session, *, actor: Actor, pattern_id: int, last_day: date) -> Change:
     """The pattern row stops after ``last_day`` (local date, inclusive); ending it before it began
     removes it, with every rating it named."""
     require(actor, ROSTER_EDITORS)
-    found = session.execute(select(RosterPattern, Counter.code)
+    found = session.execute(select(RosterPattern, Counter.code, Counter.commune_id)
                             .join(Counter, Counter.id == RosterPattern.counter_id)
-                            .where(RosterPattern.id == pattern_id)).first()
+                            .where(RosterPattern.id == pattern_id, visible_clause(actor, Counter.commune_id))
+                            ).first()
     if found is None:
         raise NotFound(f"Không có ca trực số {pattern_id} trong lịch tuần.")
     row = _weekly(found[0], found[1])
+    commune_id = found[2]
     check_days(last_day)
     if row.valid_until is not None and last_day >= row.valid_until:
         raise Invalid(f"Ca này đã kết thúc ngày {_dmy(row.valid_until)}.")
@@ -401,12 +424,13 @@ def end_pattern(session: Session, *, actor: Actor, pattern_id: int, last_day: da
     if last_day < row.valid_from:
         start, end = row.span()
         return Change(action="roster.remove", subject=f"roster:{row.counter}", details=base,
-                      windows=((frozenset({row.counter}), start, end),), drop_weekly=frozenset({pattern_id}))
+                      windows=((frozenset({row.counter}), start, end),),
+                      drop_weekly=frozenset({pattern_id}), commune_id=commune_id)
     start = _day_start(last_day + timedelta(days=1), row.tz)
     return Change(action="roster.remove", subject=f"roster:{row.counter}",
                   details={**base, "last_day": last_day},
                   windows=((frozenset({row.counter}), start, row.span()[1]),),
-                  end_weekly=((pattern_id, last_day),))
+                  end_weekly=((pattern_id, last_day),), commune_id=commune_id)
 
 
 def new_exception(session: Session, *, actor: Actor, kind: str, officer_id: int, counter: str | None,
@@ -422,13 +446,13 @@ def new_exception(session: Session, *, actor: Actor, kind: str, officer_id: int,
     note = note.strip()
     if len(note) > MAX_NOTE:
         raise Invalid(f"Ghi chú dài quá {MAX_NOTE} ký tự.")
-    officer = _officer(session, officer_id)
+    officer = _officer(session, officer_id, viewer=actor)
     if kind == "leave":
         counter = None
     elif counter is None:
         raise Invalid("Chọn quầy cho ca đổi hoặc ca đột xuất.")
     else:
-        _counter(session, counter)
+        _same_commune(_counter(session, counter, viewer=actor), officer)
     row = Deviation(kind=kind, officer_id=officer_id, counter=counter, starts_at=starts_at, ends_at=ends_at,
                     note=note)
     current = load(session, counters={counter} if counter else None, start=starts_at, end=ends_at)
@@ -448,7 +472,7 @@ def new_exception(session: Session, *, actor: Actor, kind: str, officer_id: int,
         subject, windows = f"roster:{counter}", ((frozenset({counter}), starts_at, ends_at),)
     return Change(action="roster.add", subject=subject,
                   details={"exception": row.describe(), "officer_name": officer.full_name},
-                  windows=windows, add_deviations=(row,))
+                  windows=windows, add_deviations=(row,), commune_id=officer.commune_id)
 
 
 def drop_exception(session: Session, *, actor: Actor, exception_id: int, kind: str | None = None) -> Change:
@@ -456,7 +480,9 @@ def drop_exception(session: Session, *, actor: Actor, exception_id: int, kind: s
     require(actor, ROSTER_EDITORS)
     found = session.execute(select(RosterException, Counter.code)
                             .outerjoin(Counter, Counter.id == RosterException.counter_id)
-                            .where(RosterException.id == exception_id)).first()
+                            .join(Officer, Officer.id == RosterException.officer_id)
+                            .where(RosterException.id == exception_id,
+                                   visible_clause(actor, Officer.commune_id))).first()
     if found is None or (kind is not None and found[0].kind != kind):
         raise NotFound(f"Không có ngoại lệ số {exception_id} trong lịch trực.")
     row = _deviation(found[0], found[1])
@@ -469,7 +495,8 @@ def drop_exception(session: Session, *, actor: Actor, exception_id: int, kind: s
     return Change(action="roster.remove", subject=subject,
                   details={"exception": {**row.describe(), "id": row.id},
                            "officer_name": officer.full_name if officer else None},
-                  windows=windows, drop_deviations=frozenset({exception_id}))
+                  windows=windows, drop_deviations=frozenset({exception_id}),
+                  commune_id=officer.commune_id if officer else None)
 
 
 # -- counting, then making the change ------------------------------------------------------------
@@ -537,7 +564,8 @@ def apply(session: Session, change: Change, *, actor: Actor, now: datetime | Non
     if out.exceptions:
         ids = {"exception_id": out.exceptions[0].id}
     audit.record(session, actor=actor, action=change.action, subject=change.subject, at=now,
-                 details={**change.details, **ids, "ratings_changed": impact.count})
+                 details={**change.details, **ids, "ratings_changed": impact.count},
+                 commune_id=change.commune_id)
     return out
 
 
@@ -559,10 +587,12 @@ def reattribute(session: Session, ratings: Sequence[Reattributed]) -> None:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def list_patterns(session: Session, *, counter: str | None = None,
+def list_patterns(session: Session, *, viewer: Tenant, counter: str | None = None,
                   on: date | None = None) -> list[RosterPattern]:
-    """Pattern rows (of a counter; valid on or after ``on``), by counter, start and weekday."""
-    query = select(RosterPattern).join(Counter, Counter.id == RosterPattern.counter_id)
+    """Pattern rows (of a counter; valid on or after ``on``) of the counters ``viewer`` reaches,
+    by counter, start and weekday."""
+    query = (select(RosterPattern).join(Counter, Counter.id == RosterPattern.counter_id)
+             .where(visible_clause(viewer, Counter.commune_id)))
     if counter is not None:
         query = query.where(Counter.code == counter)
     if on is not None:
@@ -571,12 +601,17 @@ def list_patterns(session: Session, *, counter: str | None = None,
     return sorted(rows, key=lambda r: (r.counter_id, min(r.weekdays or [8]), r.starts_min, r.valid_from))
 
 
-def list_exceptions(session: Session, *, counter: str | None = None, kind: str | None = None,
+def list_exceptions(session: Session, *, viewer: Tenant, counter: str | None = None, kind: str | None = None,
                     start: datetime | None = None, end: datetime | None = None) -> list[RosterException]:
-    """Exceptions overlapping [start, end); of a counter (with every leave) or of one kind."""
-    query = select(RosterException)
+    """Exceptions overlapping [start, end) of the officers ``viewer`` reaches; of a counter (with
+    every leave) or of one kind."""
+    query = (select(RosterException).join(Officer, Officer.id == RosterException.officer_id)
+             .where(visible_clause(viewer, Officer.commune_id)))
     if counter is not None:
-        counter_id = _counter(session, counter, active=False).id
+        row = _counter(session, counter, active=False)
+        if row.commune_id is not None and getattr(viewer, "commune_id", None) not in (None, row.commune_id):
+            return []  # another commune's counter: nothing of it, as for a counter without exceptions
+        counter_id = row.id
         query = query.where(or_(RosterException.counter_id == counter_id, RosterException.kind == "leave"))
     if kind is not None:
         query = query.where(RosterException.kind == kind)
@@ -601,12 +636,16 @@ class Duty:
     """For a swap or a leave: the officer the weekly pattern names then."""
 
 
-def duties(session: Session, *, counters: Sequence[str], start: datetime, end: datetime,
+def duties(session: Session, *, viewer: Tenant, counters: Sequence[str], start: datetime, end: datetime,
            days_in: str | None = None) -> list[Duty]:
     """Who is on duty at each counter over [start, end): the stretches where someone is, or
     where the pattern's officer is on leave, cut where anything changes, and at each local
     midnight of ``days_in`` (a time zone) when given (a week: two queries); at most
-    ``MAX_VIEW_DAYS`` at once."""
+    ``MAX_VIEW_DAYS`` at once. Counters of a commune ``viewer`` does not reach are left out."""
+    if counters and getattr(viewer, "commune_id", None) is not None:
+        reached = set(session.scalars(select(Counter.code).where(
+            Counter.code.in_(list(counters)), visible_clause(viewer, Counter.commune_id))))
+        counters = [c for c in counters if c in reached]
     if end <= start:
         return []
     if end - start > timedelta(days=MAX_VIEW_DAYS):

@@ -22,6 +22,12 @@ twice.
 What comes back: delivery reports (stored once per reference and status, even when they come
 before the reference is known) and texts. A text "TU CHOI" stops every further message to its
 number; a reply 1-4 rates the dossier whose result notice asked for it (``services/dossiers``).
+
+Communes (issue 20): a message is the commune of its dossier (a citizen's notice) or of its
+alarm (a staff page); one tied to neither is the province's. A commune admin lists, counts and
+sends again only their commune's messages. Opt-outs are a number's, for every commune: a
+commune admin sees those of the numbers of their commune's dossiers, and only a province admin
+adds or removes one (adding one blocks the number's waiting messages of every commune).
 """
 
 from __future__ import annotations
@@ -33,11 +39,11 @@ from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import SmsInbound, SmsMessage, SmsOptOut, SmsReport
+from thanthien.hub.db.models import Alarm, Dossier, SmsInbound, SmsMessage, SmsOptOut, SmsReport
 from thanthien.hub.db.session import Database
 from thanthien.hub.notify.gateway import (
     Accepted,
@@ -53,6 +59,7 @@ from thanthien.hub.notify.settings import SmsSettings
 from thanthien.hub.roles import ADMINS, Actor, require
 from thanthien.hub.services import phones, sms_text
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.tenancy import Tenant, require_province
 
 log = logging.getLogger(__name__)
 
@@ -463,6 +470,7 @@ def opt_out(session: Session, *, phone: str, by: str, reason: str, now: datetime
 
 def admin_opt_out(session: Session, *, actor: Actor, phone: str, reason: str, now: datetime) -> SmsOptOut:
     require(actor, ADMINS)
+    require_province(actor)
     if is_opted_out(session, phones.normalise(phone)):
         raise Conflict("Số này đã ở trong danh sách từ chối nhận tin")
     return opt_out(session, phone=phone, by=actor.username, reason=reason or "quản trị chặn", now=now)
@@ -471,20 +479,35 @@ def admin_opt_out(session: Session, *, actor: Actor, phone: str, reason: str, no
 def remove_opt_out(session: Session, *, actor: Actor, phone: str) -> None:
     """The admin lets messages go to a number again (the citizen asked in person)."""
     require(actor, ADMINS)
+    require_province(actor)
     row = session.get(SmsOptOut, phones.normalise(phone))
     if row is None:
         raise NotFound("Số này không ở trong danh sách từ chối nhận tin")
     session.delete(row)
 
 
-def list_opt_outs(session: Session) -> list[SmsOptOut]:
-    return list(session.scalars(select(SmsOptOut).order_by(SmsOptOut.at.desc())))
+def list_opt_outs(session: Session, *, viewer: Tenant) -> list[SmsOptOut]:
+    """The opt-outs; a commune user's: those of the numbers of their commune's dossiers."""
+    query = select(SmsOptOut)
+    if viewer.commune_id is not None:
+        query = query.where(SmsOptOut.phone.in_(
+            select(Dossier.phone).where(Dossier.commune_id == viewer.commune_id)))
+    return list(session.scalars(query.order_by(SmsOptOut.at.desc())))
+
+
+def visible_messages(viewer: Tenant) -> ColumnElement[bool]:
+    """The messages ``viewer`` reaches: of their commune's dossiers and alarms (a province user: all)."""
+    mine = viewer.commune_id
+    if mine is None:
+        return true()
+    return or_(SmsMessage.dossier_id.in_(select(Dossier.id).where(Dossier.commune_id == mine)),
+               SmsMessage.alarm_id.in_(select(Alarm.id).where(Alarm.commune_id == mine)))
 
 
 def requeue(session: Session, *, actor: Actor, message_id: int, now: datetime) -> SmsMessage:
     """The admin sends a ``failed`` or ``unknown`` message again (knowing it may arrive twice)."""
     require(actor, ADMINS)
-    msg = session.get(SmsMessage, message_id)
+    msg = session.scalar(select(SmsMessage).where(SmsMessage.id == message_id, visible_messages(actor)))
     if msg is None:
         raise NotFound("Không có tin nhắn này")
     if msg.status not in ("failed", "unknown"):
@@ -496,13 +519,15 @@ def requeue(session: Session, *, actor: Actor, message_id: int, now: datetime) -
 def list_messages(
     session: Session,
     *,
+    viewer: Tenant,
     status: str | None = None,
     kind: str | None = None,
     dossier_id: int | None = None,
     limit: int = 200,
     offset: int = 0,
 ) -> list[SmsMessage]:
-    query = select(SmsMessage).order_by(SmsMessage.created_at.desc(), SmsMessage.id.desc())
+    query = (select(SmsMessage).where(visible_messages(viewer))
+             .order_by(SmsMessage.created_at.desc(), SmsMessage.id.desc()))
     if status:
         query = query.where(SmsMessage.status == status)
     if kind:
@@ -512,6 +537,7 @@ def list_messages(
     return list(session.scalars(query.limit(limit).offset(offset)))
 
 
-def status_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(SmsMessage.status, func.count()).group_by(SmsMessage.status)).all()
+def status_counts(session: Session, *, viewer: Tenant) -> dict[str, int]:
+    rows = session.execute(select(SmsMessage.status, func.count()).where(visible_messages(viewer))
+                           .group_by(SmsMessage.status)).all()
     return {s: int(n) for s, n in rows}

@@ -17,6 +17,7 @@ from thanthien.hub.notify.settings import SmsSettings
 from thanthien.hub.roles import ADMINS, Actor, require
 from thanthien.hub.services import sms_text
 from thanthien.hub.services.errors import Invalid, NotFound
+from thanthien.hub.tenancy import require_province
 
 KINDS: Final[dict[str, str]] = {
     "received": "Đã tiếp nhận hồ sơ",
@@ -146,8 +147,9 @@ def update(
     brand: str | None,
 ) -> Template:
     """The admin's text for ``kind``; refused when it would not fit ``MAX_SEGMENTS`` parts with
-    the sample values."""
+    the sample values. The templates serve every commune: only a province admin changes them."""
     require(actor, ADMINS)
+    require_province(actor)
     get(session, kind)
     body = check_body(body)
     if ask_rating and kind != "result_ready":
@@ -165,6 +167,7 @@ def update(
 
 def reset(session: Session, *, actor: Actor, kind: str) -> Template:
     require(actor, ADMINS)
+    require_province(actor)
     row = session.get(SmsTemplate, kind)
     if row is not None:
         session.delete(row)

@@ -28,6 +28,7 @@ from thanthien.hub.web.routes import (
     live,
     media,
     notify,
+    province,
     public,
     registry,
     releases,
@@ -41,7 +42,7 @@ from thanthien.hub.web.templating import HERE, render
 PREFIX = "/ui"
 ROUTERS = (session.router, health.router, satisfaction.router, users.router, events.router, broadcasts.router,
            media.router, audit.router, dossiers.router, notify.router, fleet.router, registry.router,
-           roster.router, faults.router, releases.router, live.router, communes.router)
+           roster.router, faults.router, releases.router, live.router, communes.router, province.router)
 REFUSALS = {403: "Không có quyền thực hiện", 404: "Không tìm thấy", 409: "Không thực hiện được",
             422: "Thông tin chưa hợp lệ", 503: "Dịch vụ tạm thời không sẵn sàng"}
 

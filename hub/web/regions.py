@@ -47,7 +47,7 @@ def today_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, 
     tz = hub.settings.hub.timezone
     day = periods.today(hub.clock(), tz)
     today = periods.Period(day, day, tz)
-    rows = reports.summarize(session, group_by=["counter"],
+    rows = reports.summarize(session, viewer=user, group_by=["counter"],
                              flt=RatingFilter(start=today.start, end=today.end), tz=tz)
     return {"today_rows": rows, "today_totals": reports.Totals.of(rows), "today": day,
             "counter_names": {c.code: c.name for c in registry.list_counters(session, viewer=user)},

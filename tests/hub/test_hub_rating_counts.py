@@ -78,13 +78,13 @@ def months(db: Database) -> dict[tuple[date, str, int], tuple[int, int, int, int
 def summary(db: Database, group_by: list[reports.Dimension], flt: RatingFilter | None = None,
             tz: str = TZ) -> list[reports.SummaryRow]:
     with db.session(write=False) as s:
-        return reports.summarize(s, group_by=group_by, flt=flt or RatingFilter(), tz=tz)
+        return reports.summarize(s, viewer=SYSTEM, group_by=group_by, flt=flt or RatingFilter(), tz=tz)
 
 
 def raw(db: Database, group_by: list[reports.Dimension], flt: RatingFilter | None = None,
         tz: str = TZ) -> list[reports.SummaryRow]:
     with db.session(write=False) as s:
-        return reports.summarize_raw(s, group_by=group_by, flt=flt or RatingFilter(), tz=tz)
+        return reports.summarize_raw(s, viewer=SYSTEM, group_by=group_by, flt=flt or RatingFilter(), tz=tz)
 
 
 def tamper(db: Database, day: date, counter: str, officer: int, extra_n4: int, *,
@@ -170,7 +170,7 @@ def test_a_summary_sees_ratings_stored_earlier_in_the_same_unit_of_work(db):
     setup_registry(db)
     with db.session() as s:
         ratings.store_ratings(s, events=[press(score=3)], now=MIDNIGHT)
-        rows = reports.summarize(s, group_by=["counter"], flt=RatingFilter(), tz=TZ)
+        rows = reports.summarize(s, viewer=SYSTEM, group_by=["counter"], flt=RatingFilter(), tz=TZ)
     assert [(r.key["counter"], r.counts[3]) for r in rows] == [("quay-1", 1)]
 
 

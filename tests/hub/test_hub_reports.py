@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert
 
 from thanthien.hub.db.models import Officer, Rating
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import rating_counts, reports
 from thanthien.hub.services.ratings import RatingFilter
 
@@ -56,7 +57,8 @@ def expected(rows, keyfunc, flt=lambda r: True):
 def test_summary_by_officer_and_month_over_100000_ratings_is_exact(db):
     many = seed(db, 100_000)
     with db.session() as s:
-        rows = reports.summarize(s, group_by=["officer", "month"], flt=RatingFilter(), tz="Asia/Ho_Chi_Minh")
+        rows = reports.summarize(s, viewer=SYSTEM, group_by=["officer", "month"], flt=RatingFilter(),
+                                 tz="Asia/Ho_Chi_Minh")
     got = {(r.key["officer_id"], r.key["month"]): Counter({k: v for k, v in r.counts.items() if v})
            for r in rows}
     want = expected(many, lambda r: (r["officer_id"], r["pressed_at"].astimezone(ZONE).strftime("%Y-%m")))
@@ -69,7 +71,8 @@ def test_summary_by_counter_and_quarter_within_a_period(db):
     start = datetime(2026, 3, 1, tzinfo=ZONE)
     end = datetime(2026, 9, 1, tzinfo=ZONE)
     with db.session() as s:
-        rows = reports.summarize(s, group_by=["counter", "quarter"], flt=RatingFilter(start=start, end=end),
+        rows = reports.summarize(s, viewer=SYSTEM, group_by=["counter", "quarter"],
+                                 flt=RatingFilter(start=start, end=end),
                                  tz="Asia/Ho_Chi_Minh")
     got = {(r.key["counter"], r.key["quarter"]): Counter({k: v for k, v in r.counts.items() if v})
            for r in rows}

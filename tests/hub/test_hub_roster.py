@@ -150,7 +150,7 @@ def test_a_pattern_after_another_ends_or_on_other_hours_is_accepted(ctx, office)
         weekly(s, office["lan"], valid_until=MONDAY + timedelta(days=6))
         weekly(s, office["minh"], valid_from=MONDAY + timedelta(days=7))
         weekly(s, office["hoa"], starts="13:30", ends="17:00")
-        assert len(roster.list_patterns(s, counter="quay-1")) == 3
+        assert len(roster.list_patterns(s, viewer=SYSTEM, counter="quay-1")) == 3
 
 
 @pytest.mark.parametrize(("starts", "ends", "message"), [("11:30", "07:30", "Giờ kết thúc ca phải sau"),
@@ -209,7 +209,7 @@ def test_the_preview_counts_the_stored_ratings_a_change_moves_and_changes_nothin
     assert (impact.count, impact.moves()) == (2, [(None, office["lan"], 2)])
     assert officers_of_ratings(ctx) == [None, None, None]
     with ctx.db.session(write=False) as s:
-        assert roster.list_patterns(s) == []
+        assert roster.list_patterns(s, viewer=SYSTEM) == []
 
 
 def test_applying_a_change_moves_the_stored_ratings_and_its_audit_entry_counts_them(ctx, clock, office):
@@ -267,7 +267,7 @@ def test_ending_a_pattern_before_it_began_removes_it_with_its_ratings(ctx, clock
     with ctx.db.session() as s:
         roster.apply(s, roster.end_pattern(s, actor=SYSTEM, pattern_id=pattern_id,
                                            last_day=MONDAY - timedelta(days=1)), actor=SYSTEM)
-        assert roster.list_patterns(s) == []
+        assert roster.list_patterns(s, viewer=SYSTEM) == []
     assert officers_of_ratings(ctx) == [None]
 
 
@@ -301,7 +301,7 @@ def test_the_duties_of_a_day_show_the_pattern_a_swap_and_whom_it_stands_in_for(c
     with ctx.db.session() as s:
         weekly(s, office["lan"])
         exception(s, "swap", office["minh"], local(MONDAY, "09:30"), local(MONDAY, "10:30"))
-        found = roster.duties(s, counters=["quay-1"], start=local(MONDAY, "00:00"),
+        found = roster.duties(s, viewer=SYSTEM, counters=["quay-1"], start=local(MONDAY, "00:00"),
                               end=local(MONDAY + timedelta(days=1), "00:00"), days_in=TZ)
     assert [(d.starts_at, d.ends_at, d.officer_id, d.source, d.replaces) for d in found] == [
         (local(MONDAY, "07:30"), local(MONDAY, "09:30"), office["lan"], "pattern", None),
@@ -313,7 +313,7 @@ def test_the_duties_of_a_week_are_cut_at_each_local_midnight(ctx, office):
     with ctx.db.session() as s:
         exception(s, "extra", office["hoa"], local(MONDAY, "00:00"),
                   local(MONDAY + timedelta(days=2), "00:00"))
-        found = roster.duties(s, counters=["quay-1"], start=local(MONDAY, "00:00"),
+        found = roster.duties(s, viewer=SYSTEM, counters=["quay-1"], start=local(MONDAY, "00:00"),
                               end=local(MONDAY + timedelta(days=7), "00:00"), days_in=TZ)
     assert [(d.starts_at, d.source) for d in found] == [
         (local(MONDAY, "00:00"), "extra"), (local(MONDAY + timedelta(days=1), "00:00"), "extra")]
@@ -323,7 +323,7 @@ def test_a_leave_shows_as_a_stretch_without_anyone_naming_whom_the_pattern_names
     with ctx.db.session() as s:
         weekly(s, office["lan"])
         exception(s, "leave", office["lan"], local(MONDAY, "00:00"), local(MONDAY, "10:00"), counter=None)
-        found = roster.duties(s, counters=["quay-1"], start=local(MONDAY, "00:00"),
+        found = roster.duties(s, viewer=SYSTEM, counters=["quay-1"], start=local(MONDAY, "00:00"),
                               end=local(MONDAY, "12:00"))
     assert [(d.officer_id, d.source, d.replaces) for d in found] == [(None, "leave", office["lan"]),
                                                                       (office["lan"], "pattern", None)]
@@ -331,7 +331,7 @@ def test_a_leave_shows_as_a_stretch_without_anyone_naming_whom_the_pattern_names
 
 def test_a_view_of_more_than_three_months_at_once_is_refused(ctx, office):
     with ctx.db.session(write=False) as s, pytest.raises(Invalid, match="tối đa 92 ngày"):
-        roster.duties(s, counters=["quay-1"], start=local(MONDAY, "00:00"),
+        roster.duties(s, viewer=SYSTEM, counters=["quay-1"], start=local(MONDAY, "00:00"),
                       end=local(MONDAY + timedelta(days=93), "00:00"))
 
 

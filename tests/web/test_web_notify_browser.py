@@ -49,7 +49,7 @@ def dossier(hub_server) -> str:
                 tz=TZ,
                 cfg=ctx.settings.sms,
             )
-        if not paging.list_contacts(s):
+        if not paging.list_contacts(s, viewer=SYSTEM):
             paging.create_contact(
                 s,
                 actor=SYSTEM,

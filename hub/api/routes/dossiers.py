@@ -86,10 +86,11 @@ def create_dossier(hub: Hub, session: DbSession, actor: CurrentUser, body: Dossi
 
 @router.get("/dossiers/{code}", response_model=DossierDetail, dependencies=[allow(*DOSSIER_OFFICERS)])
 def get_dossier(session: DbSession, actor: CurrentUser, code: str) -> DossierDetail:
-    dossier = dossiers.get(session, code)
+    dossier = dossiers.get(session, code, viewer=actor)
     v = DossierOut.model_validate(dossiers.view(session, dossier, viewer=actor))
     return DossierDetail(
-        **v.model_dump(), events=[_event(session, e) for e in dossiers.events_of(session, dossier.id)]
+        **v.model_dump(),
+        events=[_event(session, e) for e in dossiers.events_of(session, dossier, viewer=actor)],
     )
 
 

@@ -95,12 +95,18 @@ def preview(hub: Hub, body: PreviewIn) -> PreviewOut:
 
 @router.get("/sms/messages", response_model=list[SmsOut], summary="Every text message and its state")
 def list_messages(
-    session: DbSession, status: str | None = None, kind: str | None = None, limit: int = 200, offset: int = 0
+    session: DbSession,
+    actor: CurrentUser,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
 ) -> list[SmsOut]:
     return [
         SmsOut.of(m)
         for m in sms_outbox.list_messages(
-            session, status=status, kind=kind, limit=max(1, min(limit, 1000)), offset=max(offset, 0)
+            session, viewer=actor, status=status, kind=kind, limit=max(1, min(limit, 1000)),
+            offset=max(offset, 0),
         )
     ]
 
@@ -113,10 +119,10 @@ def requeue(hub: Hub, session: DbSession, actor: CurrentUser, message_id: RowId)
 
 
 @router.get("/sms/opt-outs", response_model=list[OptOutOut])
-def list_opt_outs(session: DbSession) -> list[OptOutOut]:
+def list_opt_outs(session: DbSession, actor: CurrentUser) -> list[OptOutOut]:
     return [
         OptOutOut.model_validate(o).model_copy(update={"phone": phones.mask(o.phone)})
-        for o in sms_outbox.list_opt_outs(session)
+        for o in sms_outbox.list_opt_outs(session, viewer=actor)
     ]
 
 
@@ -146,8 +152,8 @@ def _contact(c: object) -> ContactOut:
 
 
 @router.get("/notify/contacts", response_model=list[ContactOut])
-def list_contacts(session: DbSession) -> list[ContactOut]:
-    return [_contact(c) for c in paging.list_contacts(session)]
+def list_contacts(session: DbSession, actor: CurrentUser) -> list[ContactOut]:
+    return [_contact(c) for c in paging.list_contacts(session, viewer=actor)]
 
 
 @router.post("/notify/contacts", response_model=ContactOut, status_code=status.HTTP_201_CREATED)
@@ -167,8 +173,8 @@ def set_contact_active(
 
 
 @router.get("/notify/shifts", response_model=list[OnCallOut])
-def list_shifts(hub: Hub, session: DbSession) -> list[OnCallOut]:
-    return [OnCallOut.model_validate(s) for s in paging.list_shifts(session, since=hub.clock())]
+def list_shifts(hub: Hub, session: DbSession, actor: CurrentUser) -> list[OnCallOut]:
+    return [OnCallOut.model_validate(s) for s in paging.list_shifts(session, viewer=actor, since=hub.clock())]
 
 
 @router.post("/notify/shifts", response_model=OnCallOut, status_code=status.HTTP_201_CREATED)
@@ -192,5 +198,5 @@ def remove_shift(session: DbSession, actor: CurrentUser, shift_id: RowId) -> Non
 
 
 @router.get("/notify/emails", response_model=list[EmailOut], summary="Every e-mail (alarm pages, digests)")
-def list_emails(session: DbSession) -> list[EmailOut]:
-    return [EmailOut.model_validate(m) for m in paging.list_emails(session)]
+def list_emails(session: DbSession, actor: CurrentUser) -> list[EmailOut]:
+    return [EmailOut.model_validate(m) for m in paging.list_emails(session, viewer=actor)]

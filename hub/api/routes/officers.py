@@ -91,8 +91,9 @@ def _change(session: Session, actor: User, hub: Hub, change: roster.Change, dry_
 
 @router.get("/roster/patterns", response_model=list[PatternOut], dependencies=[allow(*ROSTER_READERS)],
             summary="The weekly pattern (of a counter; rows still valid on `on`)")
-def list_patterns(session: DbSession, counter: str | None = None, on: date | None = None) -> list[PatternOut]:
-    return [PatternOut.of(p) for p in roster.list_patterns(session, counter=counter, on=on)]
+def list_patterns(session: DbSession, actor: CurrentUser, counter: str | None = None,
+                  on: date | None = None) -> list[PatternOut]:
+    return [PatternOut.of(p) for p in roster.list_patterns(session, viewer=actor, counter=counter, on=on)]
 
 
 @router.post("/roster/patterns", response_model=RosterChangeOut, dependencies=[allow(*ROSTER_EDITORS)],
@@ -118,10 +119,11 @@ def end_pattern(hub: Hub, session: DbSession, actor: CurrentUser, pattern_id: Ro
 
 @router.get("/roster/exceptions", response_model=list[ExceptionOut], dependencies=[allow(*ROSTER_READERS)],
             summary="Leave, swaps and one-off days overlapping [start, end) (of a counter, with every leave)")
-def list_exceptions(session: DbSession, counter: str | None = None, start: AwareDatetime | None = None,
+def list_exceptions(session: DbSession, actor: CurrentUser, counter: str | None = None,
+                    start: AwareDatetime | None = None,
                     end: AwareDatetime | None = None) -> list[ExceptionOut]:
     return [ExceptionOut.model_validate(e)
-            for e in roster.list_exceptions(session, counter=counter, start=start, end=end)]
+            for e in roster.list_exceptions(session, viewer=actor, counter=counter, start=start, end=end)]
 
 
 @router.post("/roster/exceptions", response_model=RosterChangeOut, dependencies=[allow(*ROSTER_EDITORS)],
@@ -152,17 +154,17 @@ def duty(hub: Hub, session: DbSession, actor: CurrentUser, counter: str | None =
         [c.code for c in registry.list_counters(session, viewer=actor, active=True)]
     return [DutyOut(counter=d.counter, starts_at=d.starts_at, ends_at=d.ends_at, officer_id=d.officer_id,
                     source=d.source, replaces_officer_id=d.replaces)  # type: ignore[arg-type]
-            for d in roster.duties(session, counters=codes, start=start, end=end,
+            for d in roster.duties(session, viewer=actor, counters=codes, start=start, end=end,
                                    days_in=hub.settings.hub.timezone)]
 
 
 # -- one-off days (the roster's shifts before the weekly pattern) -------------------------------
 @router.get("/roster", response_model=list[ShiftOut], dependencies=[allow(*ROSTER_READERS)],
             summary="One-off days (extra exceptions)")
-def list_roster(session: DbSession, counter: str | None = None, start: AwareDatetime | None = None,
-                end: AwareDatetime | None = None) -> list[ShiftOut]:
-    return [ShiftOut.model_validate(e) for e in registry.list_roster(session, counter=counter, start=start,
-                                                                       end=end)]
+def list_roster(session: DbSession, actor: CurrentUser, counter: str | None = None,
+                start: AwareDatetime | None = None, end: AwareDatetime | None = None) -> list[ShiftOut]:
+    return [ShiftOut.model_validate(e)
+            for e in registry.list_roster(session, viewer=actor, counter=counter, start=start, end=end)]
 
 
 @router.post("/roster", response_model=ShiftOut, status_code=status.HTTP_201_CREATED,

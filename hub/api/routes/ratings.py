@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from thanthien.hub.api.deps import DbSession, Hub, OptionalRowId, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, OptionalRowId, allow
 from thanthien.hub.api.responses import attachment
 from thanthien.hub.api.schemas import RatingOut, RatingPage, Summary, SummaryRowOut
 from thanthien.hub.roles import REPORT_READERS
@@ -36,13 +36,14 @@ def _filter(start: str | None, end: str | None, counter: str | None, officer_id:
 
 
 @router.get("", response_model=RatingPage)
-def ratings_page(session: DbSession, start: Start = None, end: str | None = None, counter: str | None = None,
+def ratings_page(session: DbSession, actor: CurrentUser, start: Start = None, end: str | None = None,
+                 counter: str | None = None,
                  officer_id: OptionalRowId = None, node: str | None = None,
                  score: Annotated[int | None, Query(ge=1, le=4)] = None,
                  page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
                  page_size: Annotated[int, Query(ge=1, le=500)] = 50) -> RatingPage:
     flt = _filter(start, end, counter, officer_id, node, score)
-    rows, total = list_ratings(session, flt=flt, limit=page_size, offset=(page - 1) * page_size)
+    rows, total = list_ratings(session, viewer=actor, flt=flt, limit=page_size, offset=(page - 1) * page_size)
     return RatingPage(items=[RatingOut.model_validate(r) for r in rows], total=total, page=page,
                       page_size=page_size)
 
@@ -56,12 +57,13 @@ def _group_by(value: str) -> list[reports.Dimension]:
     return parts  # type: ignore[return-value]
 
 
-def _summary(hub: Hub, session: DbSession, group_by: str, start: str | None, end: str | None,
+def _summary(hub: Hub, session: DbSession, actor: CurrentUser, group_by: str, start: str | None,
+             end: str | None,
              counter: str | None, officer_id: int | None) -> tuple[list[reports.Dimension], RatingFilter,
                                                                    list[SummaryRow]]:
     dims = _group_by(group_by)
     flt = _filter(start, end, counter, officer_id)
-    rows = reports.summarize(session, group_by=dims, flt=flt, tz=hub.settings.hub.timezone)
+    rows = reports.summarize(session, viewer=actor, group_by=dims, flt=flt, tz=hub.settings.hub.timezone)
     return dims, flt, rows
 
 
@@ -72,9 +74,10 @@ GroupBy = Annotated[str, Query(description="comma-separated: counter, officer, d
             summary="Counts per level and the satisfaction index (0–100) per group",
             description="index = 100 × Σ(score − 1) / (3 × n): Rất hài lòng counts 1, Hài lòng 2/3, "
                         "Bình thường 1/3, Không hài lòng 0. Periods are cut in the hub's time zone.")
-def summary(hub: Hub, session: DbSession, group_by: GroupBy = "counter", start: Start = None,
+def summary(hub: Hub, session: DbSession, actor: CurrentUser, group_by: GroupBy = "counter",
+            start: Start = None,
             end: str | None = None, counter: str | None = None, officer_id: OptionalRowId = None) -> Summary:
-    dims, flt, rows = _summary(hub, session, group_by, start, end, counter, officer_id)
+    dims, flt, rows = _summary(hub, session, actor, group_by, start, end, counter, officer_id)
     totals = reports.Totals.of(rows)
     return Summary(group_by=list(dims), start=flt.start, end=flt.end, timezone=hub.settings.hub.timezone,
                    rows=[SummaryRowOut(key=r.key, counts={str(k): v for k, v in r.counts.items()},
@@ -85,10 +88,10 @@ def summary(hub: Hub, session: DbSession, group_by: GroupBy = "counter", start: 
 @router.get("/summary/export", summary="The summary as CSV or Excel (Vietnamese headings)",
             response_class=Response,
             responses={200: {"content": {"text/csv": {}, reports.XLSX_MIME: {}}}})
-def export(hub: Hub, session: DbSession, format: reports.ExportFormat = "xlsx",
+def export(hub: Hub, session: DbSession, actor: CurrentUser, format: reports.ExportFormat = "xlsx",
            group_by: GroupBy = "counter", start: Start = None, end: str | None = None,
            counter: str | None = None, officer_id: OptionalRowId = None) -> Response:
-    dims, _flt, rows = _summary(hub, session, group_by, start, end, counter, officer_id)
+    dims, _flt, rows = _summary(hub, session, actor, group_by, start, end, counter, officer_id)
     return attachment(reports.export_summary(
         session, rows=rows, group_by=list(dims), format=format, name="tong-hop-danh-gia-" + "-".join(dims),
         title=f"Tổng hợp mức độ hài lòng — {hub.settings.hub.site_name}"))

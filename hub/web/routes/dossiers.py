@@ -115,8 +115,8 @@ def create_dossier(
 def dossier_page(request: Request, user: Officer, code: str) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        dossier = dossiers.get(session, code)
-        events = dossiers.events_of(session, dossier.id)
+        dossier = dossiers.get(session, code, viewer=user)
+        events = dossiers.events_of(session, dossier, viewer=user)
         messages = {m.id: m for m in session.query(SmsMessage).filter(SmsMessage.dossier_id == dossier.id)}
         context = {
             "d": dossiers.view(session, dossier, viewer=user),

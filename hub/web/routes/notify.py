@@ -38,10 +38,10 @@ def sms_page(request: Request, user: Admin, status: str = "") -> Response:
             "templates": templates,
             "kinds": sms_templates.KINDS,
             "placeholders": sms_templates.PLACEHOLDERS,
-            "messages": sms_outbox.list_messages(session, status=status or None, limit=200),
-            "emails": paging.list_emails(session, limit=100),
-            "counts": sms_outbox.status_counts(session),
-            "opt_outs": sms_outbox.list_opt_outs(session),
+            "messages": sms_outbox.list_messages(session, viewer=user, status=status or None, limit=200),
+            "emails": paging.list_emails(session, viewer=user, limit=100),
+            "counts": sms_outbox.status_counts(session, viewer=user),
+            "opt_outs": sms_outbox.list_opt_outs(session, viewer=user),
             "statuses": sms_outbox.STATUSES,
             "status": status,
             "mask": phones.mask,
@@ -128,11 +128,11 @@ def requeue(request: Request, user: Admin, message_id: RowId) -> Response:
 def contacts_page(request: Request, user: Admin) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        contacts = paging.list_contacts(session)
+        contacts = paging.list_contacts(session, viewer=user)
         context = {
             "contacts": contacts,
             "by_id": {c.id: c for c in contacts},
-            "shifts": paging.list_shifts(session, since=hub.clock()),
+            "shifts": paging.list_shifts(session, viewer=user, since=hub.clock()),
             "audiences": paging.AUDIENCES,
             "mask": phones.mask,
             "notify": hub.settings.notify,

@@ -1,4 +1,5 @@
-"""The public pages, without login (``/p/``): the transparency page, and the fault report a
+"""The public pages, without login (``/p/``): the transparency page of each commune
+(``/p/<code>/``; ``/p/`` lists them, or is the only one's), and the fault report a
 resident makes from the QR code on a loudspeaker pole (``services/transparency.py``,
 ``services/fault_reports.py``); these handlers read the form and call them."""
 
@@ -9,7 +10,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from thanthien.hub.db.models import Commune
 from thanthien.hub.services import fault_reports, transparency
 from thanthien.hub.services.errors import ServiceError, Throttled, http_status
 from thanthien.hub.web.auth import hub_of
@@ -20,11 +23,27 @@ PUBLIC = "/p"
 
 
 @router.get("/")
-def public_page(request: Request) -> Response:
+def public_index(request: Request) -> Response:
+    """The communes' pages; with one commune, its page."""
     hub = hub_of(request)
-    tz = ZoneInfo(hub.settings.hub.timezone)
     with hub.db.new_session(write=False) as session:
-        figures = transparency.summary(session, now=hub.clock(), tz=tz, cfg=hub.settings.public)
+        communes = transparency.communes(session)
+        if len(communes) == 1:
+            return _commune_page(request, session, communes[0])
+        return render(request, "public_index.html", {"communes": communes, "home": f"{PUBLIC}/"}, user=None)
+
+
+@router.get("/{commune_code}/")
+def public_page(request: Request, commune_code: str) -> Response:
+    hub = hub_of(request)
+    with hub.db.new_session(write=False) as session:
+        return _commune_page(request, session, transparency.commune(session, commune_code))
+
+
+def _commune_page(request: Request, session: Session, commune: Commune) -> Response:
+    hub = hub_of(request)
+    figures = transparency.summary(session, commune=commune, now=hub.clock(),
+                                   tz=ZoneInfo(hub.settings.hub.timezone), cfg=hub.settings.public)
     return render(request, "public.html", {"s": figures, "home": f"{PUBLIC}/"}, user=None)
 
 

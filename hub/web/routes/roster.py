@@ -55,7 +55,7 @@ def roster_page(request: Request, user: Reader, counter: str = "", week: str = "
         chosen = next((c for c in counters if c.code == counter), counters[0] if counters else None)
         codes = [c.code for c in counters]
         start, end = roster.local_span(monday, days[-1], None, None, tz)
-        week_duties = roster.duties(session, counters=[chosen.code], start=start, end=end,
+        week_duties = roster.duties(session, viewer=user, counters=[chosen.code], start=start, end=end,
                                     days_in=tz) if chosen else []
         by_day: dict[date, list[roster.Duty]] = {d: [] for d in days}
         for duty in week_duties:
@@ -63,11 +63,13 @@ def roster_page(request: Request, user: Reader, counter: str = "", week: str = "
         officers = registry.list_officers(session, viewer=user)
         context = {
             "counters": counters, "chosen": chosen, "days": days, "by_day": by_day, "today": today,
-            "now_on": {d.counter: d for d in roster.duties(session, counters=codes, start=now,
+            "now_on": {d.counter: d for d in roster.duties(session, viewer=user, counters=codes, start=now,
                                                            end=now + timedelta(days=14))
                        if d.starts_at == now},
-            "patterns": roster.list_patterns(session, counter=chosen.code, on=monday) if chosen else [],
-            "exceptions": roster.list_exceptions(session, counter=chosen.code, start=start) if chosen else [],
+            "patterns": roster.list_patterns(session, viewer=user, counter=chosen.code, on=monday)
+            if chosen else [],
+            "exceptions": roster.list_exceptions(session, viewer=user, counter=chosen.code, start=start)
+            if chosen else [],
             "officers": officers, "names": {o.id: o.full_name for o in officers},
             "counter_names": {c.id: c.name for c in registry.list_counters(session, viewer=user)},
             "editor": may(user, ROSTER_EDITORS), "weekday_names": roster.WEEKDAY_NAMES,

@@ -27,9 +27,10 @@ TREND_LABELS = {"week": "theo tuần", "month": "theo tháng"}
 EXPORT_GROUPS = {"counter": "theo quầy", "officer": "theo cán bộ", "week": "theo tuần", "month": "theo tháng"}
 
 
-def _summary(session: Session, hub: HubContext, group_by: list[reports.Dimension],
+def _summary(session: Session, hub: HubContext, user: UiUser, group_by: list[reports.Dimension],
              period: periods.Period) -> list[SummaryRow]:
-    return reports.summarize(session, group_by=group_by, flt=RatingFilter(start=period.start, end=period.end),
+    return reports.summarize(session, viewer=user, group_by=group_by,
+                             flt=RatingFilter(start=period.start, end=period.end),
                              tz=hub.settings.hub.timezone)
 
 
@@ -66,11 +67,11 @@ def satisfaction_page(request: Request, user: LeaderUser, start: str | None = No
             chosen.append(fallback)
     period, period_a, period_b = chosen
     with hub.db.new_session(write=False) as session:
-        by_counter = _summary(session, hub, ["counter"], period)
-        by_officer = _summary(session, hub, ["officer"], period)
-        trend_rows = _summary(session, hub, [trend], period)
-        compare_a = _summary(session, hub, ["counter"], period_a)
-        compare_b = _summary(session, hub, ["counter"], period_b)
+        by_counter = _summary(session, hub, user, ["counter"], period)
+        by_officer = _summary(session, hub, user, ["officer"], period)
+        trend_rows = _summary(session, hub, user, [trend], period)
+        compare_a = _summary(session, hub, user, ["counter"], period_a)
+        compare_b = _summary(session, hub, user, ["counter"], period_b)
         context = {
             **regions.today_context(session, hub, user),
             **regions.rating_alarms_context(session, hub, user),
@@ -102,7 +103,8 @@ def export(request: Request, user: LeaderUser, format: reports.ExportFormat = "x
                       user=user, status_code=422)
     with hub.db.new_session(write=False) as session:
         return attachment(reports.export_summary(
-            session, rows=_summary(session, hub, [group_by], period), group_by=[group_by], format=format,
+            session, rows=_summary(session, hub, user, [group_by], period), group_by=[group_by],
+            format=format,
             name=f"muc-do-hai-long-{group_by}-{period.first:%Y%m%d}-{period.last:%Y%m%d}",
             title=f"Mức độ hài lòng {EXPORT_GROUPS[group_by]}, {period.label} — "
                   f"{hub.settings.hub.site_name}"))
