@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -100,6 +100,7 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ui/broadcasts", "Lịch phát thanh", BROADCAST_READERS),
     ("/ui/media", "Thư viện âm thanh", BROADCAST_EDITORS),
     ("/ui/live", "Phát trực tiếp", LIVE_SPEAKERS),
+    ("/ui/province", "Tổng hợp toàn tỉnh", REPORT_READERS),
     ("/ui/communes", "Xã, phường", ADMINS),
     ("/ui/users", "Người dùng", ADMINS),
     ("/ui/audit", "Nhật ký quản trị", ADMINS),
@@ -113,14 +114,20 @@ NAV: list[tuple[str, str, tuple[Role, ...]]] = [
 ]
 
 
-def nav_for(role: str) -> list[tuple[str, str]]:
-    return [(path, label) for path, label, roles in NAV if role in roles]
+PROVINCE_PAGES: Final = frozenset({"/ui/province"})
+"""Pages only province users (no commune) open (``services/province.py`` refuses the others)."""
+
+
+def nav_for(role: str, *, province: bool = True) -> list[tuple[str, str]]:
+    return [(path, label) for path, label, roles in NAV
+            if role in roles and (province or path not in PROVINCE_PAGES)]
 
 
 def render(request: Request, name: str, context: dict[str, Any], *, user: UiUser | None,
            status_code: int = 200) -> HTMLResponse:
     hub = hub_of(request)
-    base = {"tz": hub.settings.hub.timezone, "user": user, "nav": nav_for(user.role) if user else [],
+    nav = nav_for(user.role, province=user.commune_id is None) if user else []
+    base = {"tz": hub.settings.hub.timezone, "user": user, "nav": nav,
             "site_name": hub.settings.hub.site_name, "now": hub.clock(), "path": request.url.path,
             "flash": flash.take(request)}
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)

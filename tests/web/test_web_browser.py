@@ -22,7 +22,7 @@ from web.town import CAMERA_REASON, COUNTERS, FULL_NAMES, OFFICER, PASSWORDS, TZ
 
 MENUS = {
     "admin": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Cập nhật phần mềm", "Mức độ hài lòng",
-              "Lịch phát thanh", "Thư viện âm thanh", "Phát trực tiếp",
+              "Lịch phát thanh", "Thư viện âm thanh", "Phát trực tiếp", "Tổng hợp toàn tỉnh", "Xã, phường",
               "Người dùng", "Nhật ký quản trị", "Hồ sơ một cửa", "Đánh giá qua tin nhắn", "Tin nhắn",
               "Người nhận cảnh báo", "Danh mục", "Lịch trực", "Phản ánh của dân"],
     "officer": ["Trang chủ", "Lịch phát thanh", "Thư viện âm thanh", "Phát trực tiếp", "Hồ sơ một cửa",
@@ -30,7 +30,7 @@ MENUS = {
     "it": ["Trang chủ", "Tình trạng thiết bị", "Thêm thiết bị", "Cập nhật phần mềm", "Lịch phát thanh",
            "Danh mục", "Phản ánh của dân"],
     "leader": ["Trang chủ", "Mức độ hài lòng", "Lịch phát thanh", "Thư viện âm thanh", "Phát trực tiếp",
-               "Đánh giá qua tin nhắn", "Lịch trực"],
+               "Tổng hợp toàn tỉnh", "Đánh giá qua tin nhắn", "Lịch trực"],
 }
 NAMES = FULL_NAMES
 
