@@ -134,5 +134,5 @@ def config(request: Request, user: ItUser, node_id: str, volume: Annotated[str, 
 def thumbnail(request: Request, user: ItUser, node_id: str, camera: str) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        thumb = node_history.thumbnail(session, node_id=node_id, camera=camera)
+        thumb = node_history.thumbnail(session, viewer=user, node_id=node_id, camera=camera)
     return Response(thumb.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
