@@ -162,7 +162,8 @@ def subject_commune(session: Session, *, kind: str, subject: str) -> int | None:
     if kind == "negative_spike":
         return session.scalar(select(Counter.commune_id).where(Counter.code == subject))
     if kind == "broadcast_missed":
-        return session.scalar(select(Broadcast.commune_id).join(Occurrence, Occurrence.broadcast_id == Broadcast.id)
+        return session.scalar(select(Broadcast.commune_id).join(Occurrence,
+                                                                Occurrence.broadcast_id == Broadcast.id)
                               .where(Occurrence.id == subject))
     node = session.get(Node, subject.split("/", 1)[0])
     return node.commune_id if node is not None else None

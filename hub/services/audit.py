@@ -92,6 +92,8 @@ ACTION_LABELS: Final[dict[str, str]] = {
     "rollout.node_kept": "Nút giữ bản cập nhật",
     "rollout.node_rolled_back": "Nút tự quay lại bản cũ",
     "rollout.node_failed": "Nút cập nhật thất bại",
+    "commune.create": "Tạo xã/phường",
+    "commune.update": "Sửa xã/phường",
 }
 # Registry changes (``registry``): the verb before the area's name ("Ngừng sử dụng quầy").
 VERBS: Final[dict[str, str]] = {
@@ -120,6 +122,7 @@ AREAS: Final[dict[str, str]] = {
     "fault_report": "Phản ánh của người dân",
     "release": "Bản phát hành",
     "rollout": "Đợt cập nhật",
+    "commune": "Xã/phường",
 }
 HEADINGS: Final = ("Thời điểm", "Người thực hiện", "Vai trò", "Thao tác", "Đối tượng", "Chi tiết")
 
@@ -219,7 +222,8 @@ def list_entries(session: Session, *, actor: Actor, flt: AuditFilter, limit: int
     require(actor, ADMINS)
     where = _where(flt, actor)
     total = session.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
-    rows = session.scalars(_newest_first(flt, actor).limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset)))
+    rows = session.scalars(_newest_first(flt, actor).limit(max(1, min(limit, MAX_PAGE)))
+                           .offset(max(0, offset)))
     return AuditPage(entries=list(rows), total=total)
 
 

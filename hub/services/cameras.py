@@ -230,7 +230,8 @@ def _next(bucket: date, granularity: Granularity) -> date:
 
 
 def uptime(session: Session, *, viewer: Tenant, start: date, end: date, granularity: Granularity,
-           tz: ZoneInfo, now: datetime, node_id: str | None = None, camera: str | None = None) -> list[Uptime]:
+           tz: ZoneInfo, now: datetime, node_id: str | None = None,
+           camera: str | None = None) -> list[Uptime]:
     """Seconds in each state per camera per local day or month in [start, end) (local dates),
     cut from the state history; an open period counts up to ``now``. Only the cameras of the
     nodes ``viewer`` reaches."""

@@ -25,7 +25,8 @@ def record_dead_letter(session: Session, *, topic: str, kind: str, node_id: str 
     return row
 
 
-def list_dead_letters(session: Session, *, viewer: Tenant, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+def list_dead_letters(session: Session, *, viewer: Tenant, limit: int = 100,
+                      offset: int = 0) -> list[DeadLetter]:
     """Messages the hub refused, newest first: the hub's own, for the province only."""
     require_province(viewer)
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit).offset(offset)

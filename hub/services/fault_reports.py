@@ -151,7 +151,8 @@ def list_reports(session: Session, *, viewer: Actor, status: str | None = None,
 
 def open_count(session: Session, *, viewer: Tenant) -> int:
     return session.scalar(select(func.count()).select_from(FaultReport)
-                          .where(FaultReport.status == "open", visible_clause(viewer, FaultReport.commune_id))) or 0
+                          .where(FaultReport.status == "open",
+                                 visible_clause(viewer, FaultReport.commune_id))) or 0
 
 
 def answer(session: Session, *, actor: Actor, report_id: int, text: str, now: datetime) -> FaultReport:

@@ -261,7 +261,8 @@ def send(ctx: HubContext, *, actor: Actor, node_id: str, name: str, args: dict[s
                                change=node_config.ConfigUpdate(speaker=node_config.SpeakerValues(
                                    volume=int(clean["volume"]))))  # type: ignore[arg-type]
         audit.record(session, actor=actor, action="node.command", subject=f"node:{node_id}", at=now,
-                     details={"command": name, "args": clean, "status": row.status}, commune_id=node.commune_id)
+                     details={"command": name, "args": clean, "status": row.status},
+                     commune_id=node.commune_id)
         command_id, refusal = row.id, row.error
     if not online:
         log.info("command %s to node %s not sent: %s", name, node_id, refusal)

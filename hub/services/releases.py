@@ -421,7 +421,8 @@ def _rollout(session: Session, rollout_id: int, viewer: Tenant = SYSTEM, *, chan
     if rollout is None:
         raise NotFound(f"Không có đợt triển khai #{rollout_id}.")
     if not is_province(viewer):
-        communes = set(session.scalars(select(Node.commune_id).join(RolloutNode, RolloutNode.node_id == Node.id)
+        communes = set(session.scalars(select(Node.commune_id).join(RolloutNode,
+                                                                    RolloutNode.node_id == Node.id)
                                        .where(RolloutNode.rollout_id == rollout_id)))
         if viewer.commune_id not in communes:
             raise NotFound(f"Không có đợt triển khai #{rollout_id}.")

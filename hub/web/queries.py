@@ -49,7 +49,8 @@ def _retired_cameras(session: Session, viewer: Tenant) -> set[tuple[str, str]]:
     nodes = {n.id for n in registry.list_nodes(session, viewer=viewer, active=False)}
     devices = {(d.node_id, d.code) for d in registry.list_devices(session, viewer=viewer, active=False)
                if d.kind == "camera"}
-    return devices | {(s.node_id, s.camera) for s in cameras.list_status(session, viewer=viewer) if s.node_id in nodes}
+    return devices | {(s.node_id, s.camera) for s in cameras.list_status(session, viewer=viewer)
+                      if s.node_id in nodes}
 
 
 def _device_views(session: Session, viewer: Tenant) -> dict[str, list[DeviceView]]:
@@ -90,7 +91,8 @@ def node_overview(session: Session, *, viewer: Tenant) -> list[NodeView]:
     devices = _device_views(session, viewer)
     open_by_node: dict[str, int] = {}
     for subject, n in session.execute(select(Alarm.subject, func.count())
-                                      .where(Alarm.cleared_at.is_(None), visible_clause(viewer, Alarm.commune_id))
+                                      .where(Alarm.cleared_at.is_(None),
+                                             visible_clause(viewer, Alarm.commune_id))
                                       .group_by(Alarm.subject)):
         node_id = subject.split("/", 1)[0]  # a camera alarm's subject is "<node>/<camera>"
         open_by_node[node_id] = open_by_node.get(node_id, 0) + int(n)
@@ -174,7 +176,8 @@ def health_fingerprint(session: Session, *, viewer: Tenant) -> tuple:
     reached = visible_clause(viewer, Node.commune_id)
     nodes = tuple(session.execute(select(Node.id, Node.state, Node.last_seen_at, Node.registered)
                                   .where(reached).order_by(Node.id)).all())
-    latest = session.scalar(select(func.max(TelemetrySample.id)).join(Node, Node.id == TelemetrySample.node_id)
+    latest = session.scalar(select(func.max(TelemetrySample.id)).join(Node,
+                                                                      Node.id == TelemetrySample.node_id)
                             .where(reached))
     cams = tuple(session.execute(select(CameraStatus.node_id, CameraStatus.camera, CameraStatus.state,
                                         CameraStatus.reason).join(Node, Node.id == CameraStatus.node_id)

@@ -57,4 +57,5 @@ def camera_history(hub: Hub, session: DbSession, user: CurrentUser, node_id: str
     end = end or hub.clock()
     start = start or end - timedelta(days=7)
     return [CameraPeriodOut.model_validate(p)
-            for p in cameras.history(session, viewer=user, node_id=node_id, camera=camera, start=start, end=end)]
+            for p in cameras.history(session, viewer=user, node_id=node_id, camera=camera, start=start,
+                                     end=end)]

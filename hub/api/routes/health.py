@@ -19,7 +19,8 @@ router = APIRouter(tags=["health"])
 @router.get("/nodes/{node_id}/telemetry", response_model=list[TelemetryOut],
             dependencies=[allow(*DEVICE_STAFF)],
             summary="Raw telemetry (kept for the retention period); default the last 24 hours")
-def telemetry(hub: Hub, session: DbSession, user: CurrentUser, node_id: str, start: AwareDatetime | None = None,
+def telemetry(hub: Hub, session: DbSession, user: CurrentUser, node_id: str,
+              start: AwareDatetime | None = None,
               end: AwareDatetime | None = None) -> list[TelemetryOut]:
     end = end or hub.clock()
     start = start or end - timedelta(days=1)
@@ -29,7 +30,8 @@ def telemetry(hub: Hub, session: DbSession, user: CurrentUser, node_id: str, sta
 
 @router.get("/nodes/{node_id}/telemetry/hourly", response_model=list[TelemetryHourlyOut],
             dependencies=[allow(*DEVICE_STAFF)], summary="Hourly roll-ups; default the last 30 days")
-def telemetry_hourly(hub: Hub, session: DbSession, user: CurrentUser, node_id: str, start: AwareDatetime | None = None,
+def telemetry_hourly(hub: Hub, session: DbSession, user: CurrentUser, node_id: str,
+                     start: AwareDatetime | None = None,
                      end: AwareDatetime | None = None) -> list[TelemetryHourlyOut]:
     end = end or hub.clock()
     start = start or end - timedelta(days=30)
@@ -57,7 +59,8 @@ def acknowledge(hub: Hub, session: DbSession, user: CurrentUser, alarm_id: RowId
 
 
 @router.get("/dead-letters", response_model=list[DeadLetterOut], dependencies=[allow(*DEVICE_STAFF)])
-def list_dead_letters(session: DbSession, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+def list_dead_letters(session: DbSession, user: CurrentUser,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                       offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0) -> list[DeadLetterOut]:
     return [DeadLetterOut.model_validate(d)
             for d in deadletters.list_dead_letters(session, viewer=user, limit=limit, offset=offset)]

@@ -39,7 +39,8 @@ def metrics(hub: Hub) -> PlainTextResponse:
             states = health.state_counts(session, viewer=SYSTEM)
             extra["thanthien_hub_nodes"] = {(("state", s),): float(states.get(s, 0))
                                             for s in ("online", "offline", "lost", "unknown")}
-            extra["thanthien_hub_nodes_unregistered"] = {(): float(health.unregistered_count(session, viewer=SYSTEM))}
+            unregistered = health.unregistered_count(session, viewer=SYSTEM)
+            extra["thanthien_hub_nodes_unregistered"] = {(): float(unregistered)}
             active = alarms.active_counts(session, viewer=SYSTEM)
             extra["thanthien_hub_alarms_active"] = {(("severity", s),): float(active.get(s, 0))
                                                     for s in alarms.SEVERITIES}

@@ -61,7 +61,8 @@ def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", 
             return render(request, "message.html", {"title": "Không tìm thấy thiết bị",
                                                     "message": f"Không có thiết bị mã {node_id}."},
                           user=user, status_code=404)
-        series, hourly = queries.telemetry_series(session, viewer=user, node_id=node_id, start=span_start, end=span_end)
+        series, hourly = queries.telemetry_series(session, viewer=user, node_id=node_id, start=span_start,
+                                                  end=span_end)
         context = {
             "node": node,
             "devices": queries.node_devices(session, viewer=user, node_id=node_id),
@@ -70,7 +71,8 @@ def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", 
                                              lower=None if s.key == "clock_offset_ms" else 0.0))
                        for s in series],
             "hourly": hourly,
-            "history": node_history.state_history(session, viewer=user, node_id=node_id, start=span_start, end=span_end),
+            "history": node_history.state_history(session, viewer=user, node_id=node_id, start=span_start,
+                                                  end=span_end),
             "config": node_config.view(session, viewer=user, node_id=node_id),
             "enrollment": enrollment.status(session, viewer=user, node_id=node_id, now=now),
             "commands": fleet_commands.recent(session, viewer=user, node_id=node_id),

@@ -32,7 +32,7 @@ def seed(session: Session, *, commune: str, prefix: str, marker: str, now: datet
         node=box, camera=camera, state="down", reason=f"RTSP {marker} không trả lời",
         since=now - timedelta(hours=1), at=now), now=now, alarm_after_s=60,
         tz=ZoneInfo("Asia/Ho_Chi_Minh"), notify=False)
-    ticket = fault_reports.report(session, node_id=speaker, device_code=registry["device_code"], kind="broken",
+    ticket = fault_reports.report(session, node_id=speaker, device_code="loa", kind="broken",
                                   message=f"Loa {marker} không kêu", address=f"{prefix}-dan", now=now,
                                   cfg=PublicSection())
     enrollment.issue_code(session, actor=SYSTEM, node_id=box, now=now, settings=EnrollmentSection())
