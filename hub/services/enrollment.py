@@ -49,7 +49,7 @@ from thanthien.broker import mosquitto_hash, reload_running, set_hashes
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Commune, Counter, Device, EnrollmentCode, Node, NodeCredential, Zone
 from thanthien.hub.db.session import mark_changed
-from thanthien.hub.roles import DEVICE_STAFF, ActingUser, Actor, require
+from thanthien.hub.roles import DEVICE_STAFF, SYSTEM, ActingUser, Actor, require
 from thanthien.hub.services import alarms, audit, logins, media_items, node_config, registry
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unavailable
 from thanthien.hub.settings import AuthSection, EnrollmentSection
@@ -200,7 +200,7 @@ def redeem(session: Session, *, code: str, csr_pem: str | None, now: datetime, s
     (:class:`CodeRefused`, nothing changed but the failure counted against ``client``'s address)
     for a wrong, used, replaced or expired code; ``Throttled`` while that address is locked."""
     row = _usable(session, code=code, now=now, settings=settings, throttle=throttle, client=client, tz=tz)
-    node = _node(session, row.node_id)
+    node = _node(session, row.node_id, SYSTEM)  # the code is the credential
     if node.retired_at is not None:
         raise Forbidden(f"Thiết bị {node.id} đã ngừng sử dụng (node retired).")
     certificate = settings.identity == "certificate"
