@@ -34,6 +34,7 @@ from thanthien.hub.services import (
 )
 from thanthien.hub.services.errors import Forbidden, NotFound
 from thanthien.hub.settings import EnrollmentSection
+from thanthien.hub.web.auth import COOKIE, CSRF_FIELD, csrf_for
 from thanthien.hub.web.routes import events
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
@@ -350,3 +351,18 @@ def test_a_province_it_user_s_health_page_shows_both_communes(ctx, web, two):
     page = web.get("/ui/health").text
     assert "ALPHA" in page and "BEBE" in page
 
+
+
+def test_a_province_it_user_adds_a_node_to_the_commune_chosen_on_the_form(ctx, web, two):
+    with ctx.db.session() as s:
+        users.create_user(s, actor=SYSTEM, username="tinh-it", password=seed_registry.PASSWORD, role="it",
+                          now=ctx.clock())
+    ui_login(web, "tinh-it", seed_registry.PASSWORD)
+    form = web.get("/ui/enroll").text
+    assert 'name="commune"' in form
+    csrf = csrf_for(web.app.state.hub, web.cookies[COOKIE])
+    answer = web.post("/ui/enroll", data={"node_id": "xb-moi-3", "name": "Loa mới", "kind": "speaker",
+                                          "commune": "xb", CSRF_FIELD: csrf})
+    assert answer.status_code == 200, answer.text[:500]
+    with ctx.db.session(write=False) as s:
+        assert s.get(Node, "xb-moi-3").commune_id == two.b_id
