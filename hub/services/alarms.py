@@ -154,17 +154,23 @@ def _remember(session: Session, alarm: Alarm) -> None:
 _DERIVE: Any = object()
 
 
-def subject_commune(session: Session, *, kind: str, subject: str) -> int | None:
+def subject_commune(session: Session, *, kind: str, subject: str,
+                    details: dict[str, Any] | None = None) -> int | None:
     """The commune an alarm's subject belongs to: a counter's (``negative_spike``), the
-    broadcast's of an occurrence (``broadcast_missed``; a province broadcast: none), the node's
-    of ``<node>`` or ``<node>/<camera>`` (every other kind). ``None``: the hub's own, or a node
-    not placed in a commune yet (province staff only)."""
+    broadcast's of an occurrence (``broadcast_missed``; for a province broadcast, the commune of
+    the speakers that missed it when they are all of one), the node's of ``<node>`` or
+    ``<node>/<camera>`` (every other kind). ``None``: the hub's own, or a node not placed in a
+    commune yet (province staff only)."""
     if kind == "negative_spike":
         return session.scalar(select(Counter.commune_id).where(Counter.code == subject))
     if kind == "broadcast_missed":
-        return session.scalar(select(Broadcast.commune_id).join(Occurrence,
-                                                                Occurrence.broadcast_id == Broadcast.id)
-                              .where(Occurrence.id == subject))
+        commune = session.scalar(select(Broadcast.commune_id)
+                                 .join(Occurrence, Occurrence.broadcast_id == Broadcast.id)
+                                 .where(Occurrence.id == subject))
+        if commune is None and (details or {}).get("nodes"):
+            missed = set(session.scalars(select(Node.commune_id).where(Node.id.in_(details["nodes"]))))
+            commune = missed.pop() if len(missed) == 1 else None
+        return commune
     node = session.get(Node, subject.split("/", 1)[0])
     return node.commune_id if node is not None else None
 
@@ -184,7 +190,7 @@ def raise_alarm(session: Session, *, kind: str, subject: str, severity: Severity
                 _notify(session, alarm, "updated", now, notify)
         return Change(alarm, "updated")
     if commune_id is _DERIVE:
-        commune_id = subject_commune(session, kind=kind, subject=subject)
+        commune_id = subject_commune(session, kind=kind, subject=subject, details=details)
     alarm = Alarm(kind=kind, subject=subject, severity=severity, audience=KINDS.get(kind, "it"),
                   message=message, details=details or {}, raised_at=now, notified_at=now, reminders=0,
                   commune_id=commune_id)

@@ -97,6 +97,14 @@ def test_a_counter_s_spike_alarm_belongs_to_the_counter_s_commune(ctx, two):
         assert change.alarm.commune_id == two.b_id
 
 
+def test_a_missed_province_broadcast_s_alarm_belongs_to_the_commune_of_the_speakers_that_missed_it(ctx, two):
+    with ctx.db.session() as s:
+        change = alarms.raise_alarm(s, kind="broadcast_missed", subject="occ-tinh", severity="major",
+                                    message="không phát", now=ctx.clock(), notify=False,
+                                    details={"nodes": [two.b["speaker_node"]]})
+        assert change.alarm.commune_id == two.b_id
+
+
 def test_an_alarm_of_the_hub_itself_belongs_to_no_commune_and_only_the_province_sees_it(ctx, two):
     with ctx.db.session() as s:
         alarm = alarms.raise_alarm(s, kind="node_unregistered", subject="la-la", severity="warning",
