@@ -399,6 +399,7 @@ def create_rollout(session: Session, *, actor: Actor, request: RolloutRequest, n
             "success_share": request.success_share,
             "failure_threshold": request.failure_threshold,
         },
+        commune_id=_commune(session, rollout.id),
     )
     session.flush()
     mark_changed(session, RELEASE_CHANGES)
@@ -432,6 +433,14 @@ def _rollout(session: Session, rollout_id: int, viewer: Tenant = SYSTEM, *, chan
     return rollout
 
 
+def _commune(session: Session, rollout_id: int) -> int | None:
+    """The commune of a roll-out's audit entries: its nodes' when they are all of one (so the
+    commune reads what was done to its nodes), else none (the province's)."""
+    communes = set(session.scalars(select(Node.commune_id).join(RolloutNode, RolloutNode.node_id == Node.id)
+                                   .where(RolloutNode.rollout_id == rollout_id)))
+    return communes.pop() if len(communes) == 1 else None
+
+
 def _members(session: Session, rollout_id: int) -> list[RolloutNode]:
     return list(
         session.scalars(
@@ -460,7 +469,8 @@ def pause(session: Session, *, actor: Actor, rollout_id: int, now: datetime) -> 
             f"Đợt triển khai #{rollout_id} đang {ROLLOUT_LABELS.get(rollout.state)}, không tạm dừng được."
         )
     rollout.state, rollout.updated_at = "paused", now
-    audit.record(session, actor=actor, action="rollout.pause", subject=f"rollout:{rollout_id}", at=now)
+    audit.record(session, actor=actor, action="rollout.pause", subject=f"rollout:{rollout_id}", at=now,
+                 commune_id=_commune(session, rollout_id))
     return rollout
 
 
@@ -470,7 +480,8 @@ def resume(session: Session, *, actor: Actor, rollout_id: int, now: datetime) ->
     if rollout.state != "paused":
         raise Conflict(f"Đợt triển khai #{rollout_id} không ở trạng thái tạm dừng.")
     rollout.state, rollout.updated_at = "running", now
-    audit.record(session, actor=actor, action="rollout.resume", subject=f"rollout:{rollout_id}", at=now)
+    audit.record(session, actor=actor, action="rollout.resume", subject=f"rollout:{rollout_id}", at=now,
+                 commune_id=_commune(session, rollout_id))
     advance(session, rollout=rollout, now=now)
     return rollout
 
@@ -489,6 +500,7 @@ def cancel(session: Session, *, actor: Actor, rollout_id: int, now: datetime) ->
         subject=f"rollout:{rollout_id}",
         at=now,
         details={"withdrawn": withdrawn},
+        commune_id=_commune(session, rollout_id),
     )
     mark_changed(session, RELEASE_CHANGES)
     return rollout
@@ -513,6 +525,7 @@ def advance(session: Session, *, rollout: Rollout, now: datetime) -> str | None:
             subject=subject,
             at=now,
             details={"failures": failures, "threshold": rollout.failure_threshold, "withdrawn": withdrawn},
+            commune_id=_commune(session, rollout.id),
         )
         mark_changed(session, RELEASE_CHANGES)
         log.warning("roll-out %d stopped: %s", rollout.id, rollout.reason)
@@ -527,6 +540,7 @@ def advance(session: Session, *, rollout: Rollout, now: datetime) -> str | None:
             subject=subject,
             at=now,
             details={"kept": len(members)},
+            commune_id=_commune(session, rollout.id),
         )
         return "done"
     last = max(m.stage for m in members)
@@ -549,6 +563,7 @@ def advance(session: Session, *, rollout: Rollout, now: datetime) -> str | None:
                 "nodes": len(new),
                 "kept_share": round(share, 3),
             },
+            commune_id=_commune(session, rollout.id),
         )
         mark_changed(session, RELEASE_CHANGES)
         log.info(
@@ -589,6 +604,7 @@ def record_status(session: Session, *, status: ReleaseStatus, now: datetime) -> 
             subject=f"rollout:{rollout.id}",
             at=now,
             details={"node": status.node, "version": status.version, "reason": (status.reason or "")[:300]},
+            commune_id=_commune(session, rollout.id),
         )
     advance(session, rollout=rollout, now=now)
     return True

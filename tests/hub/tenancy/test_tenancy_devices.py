@@ -374,3 +374,9 @@ def test_a_province_it_user_adds_a_node_to_the_commune_chosen_on_the_form(ctx, w
     assert answer.status_code == 200, answer.text[:500]
     with ctx.db.session(write=False) as s:
         assert s.get(Node, "xb-moi-3").commune_id == two.b_id
+
+
+def test_a_province_roll_out_of_a_commune_s_nodes_is_in_that_commune_s_audit_log(ctx, two):
+    with ctx.db.session(write=False) as s:
+        page = audit.list_entries(s, actor=two.user("b", "admin"), flt=audit.AuditFilter(area="rollout"))
+    assert [e.subject for e in page.entries] == [f"rollout:{two.b['rollout_id']}"]
