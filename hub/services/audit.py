@@ -92,8 +92,6 @@ ACTION_LABELS: Final[dict[str, str]] = {
     "rollout.node_kept": "Nút giữ bản cập nhật",
     "rollout.node_rolled_back": "Nút tự quay lại bản cũ",
     "rollout.node_failed": "Nút cập nhật thất bại",
-    "commune.create": "Tạo xã/phường",
-    "commune.update": "Sửa xã/phường",
 }
 # Registry changes (``registry``): the verb before the area's name ("Ngừng sử dụng quầy").
 VERBS: Final[dict[str, str]] = {
@@ -122,7 +120,6 @@ AREAS: Final[dict[str, str]] = {
     "fault_report": "Phản ánh của người dân",
     "release": "Bản phát hành",
     "rollout": "Đợt cập nhật",
-    "commune": "Xã/phường",
 }
 HEADINGS: Final = ("Thời điểm", "Người thực hiện", "Vai trò", "Thao tác", "Đối tượng", "Chi tiết")
 
