@@ -17,9 +17,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Alarm, AlarmNotification, Rating
+from thanthien.hub.db.models import Alarm, AlarmNotification, Broadcast, Counter, Node, Occurrence, Rating
 from thanthien.hub.roles import ADMIN, ALARM_HANDLERS, IT, LEADER, Actor
 from thanthien.hub.services.errors import Conflict, Forbidden, NotFound
+from thanthien.hub.tenancy import Tenant, require_reach, visible_clause
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,36 @@ def _remember(session: Session, alarm: Alarm) -> None:
         cache.alarms[(alarm.kind, alarm.subject)] = alarm
 
 
+_DERIVE: Any = object()
+
+
+def subject_commune(session: Session, *, kind: str, subject: str,
+                    details: dict[str, Any] | None = None) -> int | None:
+    """The commune an alarm's subject belongs to: a counter's (``negative_spike``), the
+    broadcast's of an occurrence (``broadcast_missed``; for a province broadcast, the commune of
+    the speakers that missed it when they are all of one), the node's of ``<node>`` or
+    ``<node>/<camera>`` (every other kind). ``None``: the hub's own, or a node not placed in a
+    commune yet (province staff only)."""
+    if kind == "negative_spike":
+        return session.scalar(select(Counter.commune_id).where(Counter.code == subject))
+    if kind == "broadcast_missed":
+        commune = session.scalar(select(Broadcast.commune_id)
+                                 .join(Occurrence, Occurrence.broadcast_id == Broadcast.id)
+                                 .where(Occurrence.id == subject))
+        if commune is None and (details or {}).get("nodes"):
+            missed = set(session.scalars(select(Node.commune_id).where(Node.id.in_(details["nodes"]))))
+            commune = missed.pop() if len(missed) == 1 else None
+        return commune
+    node = session.get(Node, subject.split("/", 1)[0])
+    return node.commune_id if node is not None else None
+
+
 def raise_alarm(session: Session, *, kind: str, subject: str, severity: Severity, message: str,
-                now: datetime, notify: bool, details: dict[str, Any] | None = None) -> Change:
-    """Raise the alarm unless it is already active (then only its text and severity follow)."""
+                now: datetime, notify: bool, details: dict[str, Any] | None = None,
+                commune_id: int | None = _DERIVE) -> Change:
+    """Raise the alarm unless it is already active (then only its text and severity follow).
+    A new alarm belongs to the commune of its subject (:func:`subject_commune`, unless the
+    caller knows it: ``commune_id``)."""
     alarm = active_alarm(session, kind=kind, subject=subject)
     if alarm is not None:
         if alarm.severity != severity or alarm.message != message:
@@ -161,8 +189,11 @@ def raise_alarm(session: Session, *, kind: str, subject: str, severity: Severity
             if escalated:
                 _notify(session, alarm, "updated", now, notify)
         return Change(alarm, "updated")
+    if commune_id is _DERIVE:
+        commune_id = subject_commune(session, kind=kind, subject=subject, details=details)
     alarm = Alarm(kind=kind, subject=subject, severity=severity, audience=KINDS.get(kind, "it"),
-                  message=message, details=details or {}, raised_at=now, notified_at=now, reminders=0)
+                  message=message, details=details or {}, raised_at=now, notified_at=now, reminders=0,
+                  commune_id=commune_id)
     session.add(alarm)
     _remember(session, alarm)
     _notify(session, alarm, "raised", now, notify)
@@ -182,10 +213,12 @@ def clear_alarm(session: Session, *, kind: str, subject: str, now: datetime, not
 
 def acknowledge_alarm(session: Session, *, alarm_id: int, actor: Actor, now: datetime,
                       notify: bool) -> Alarm:
-    """Xác nhận: stops the reminders. Only the alarm's audience (or an admin) may."""
+    """Xác nhận: stops the reminders. Only the alarm's audience (or an admin) of the alarm's
+    commune (or the province) may; another commune's alarm is not found."""
     alarm = session.get(Alarm, alarm_id)
     if alarm is None:
         raise NotFound("Cảnh báo không còn tồn tại")
+    require_reach(actor, alarm.commune_id, what="Cảnh báo")
     audience = audience_of(actor)
     if audience not in (None, alarm.audience):
         raise Forbidden(f"Cảnh báo này dành cho {alarm.audience}; vai trò {actor.role!r} không xác nhận được")
@@ -212,14 +245,16 @@ def send_reminders(session: Session, *, now: datetime, remind_s: float, notify: 
 
 def alarms_for(session: Session, *, viewer: Actor, active: bool | None = None, subject: str | None = None,
                limit: int = 200, offset: int = 0) -> list[Alarm]:
-    """The alarms this user handles (see :func:`audience_of`)."""
-    return list_alarms(session, active=active, audience=audience_of(viewer), subject=subject, limit=limit,
-                       offset=offset)
+    """The alarms this user handles (see :func:`audience_of`), of the communes they reach."""
+    return list_alarms(session, viewer=viewer, active=active, audience=audience_of(viewer), subject=subject,
+                       limit=limit, offset=offset)
 
 
-def list_alarms(session: Session, *, active: bool | None = None, audience: str | None = None,
+def list_alarms(session: Session, *, viewer: Tenant, active: bool | None = None, audience: str | None = None,
                 subject: str | None = None, limit: int = 200, offset: int = 0) -> list[Alarm]:
-    query = select(Alarm).order_by(Alarm.raised_at.desc(), Alarm.id.desc())
+    """Alarms newest first, of the communes ``viewer`` reaches (the hub's own: the province's)."""
+    query = select(Alarm).where(visible_clause(viewer, Alarm.commune_id)).order_by(Alarm.raised_at.desc(),
+                                                                                  Alarm.id.desc())
     if active is True:
         query = query.where(Alarm.cleared_at.is_(None))
     elif active is False:
@@ -231,8 +266,10 @@ def list_alarms(session: Session, *, active: bool | None = None, audience: str |
     return list(session.scalars(query.limit(limit).offset(offset)))
 
 
-def active_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Alarm.severity, func.count()).where(Alarm.cleared_at.is_(None))
+def active_counts(session: Session, *, viewer: Tenant) -> dict[str, int]:
+    """Active alarms per severity, of the communes ``viewer`` reaches."""
+    rows = session.execute(select(Alarm.severity, func.count())
+                           .where(Alarm.cleared_at.is_(None), visible_clause(viewer, Alarm.commune_id))
                            .group_by(Alarm.severity)).all()
     return {severity: int(n) for severity, n in rows}
 

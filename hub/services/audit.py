@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import AuditEntry
 from thanthien.hub.roles import ADMINS, ROLE_LABELS, Actor, require
+from thanthien.hub.tenancy import visible_clause
 from thanthien.protocol.payloads import utc_now
 
 if TYPE_CHECKING:  # reports imports ratings, which imports registry, which records here
@@ -193,8 +194,10 @@ class AuditPage:
     total: int
 
 
-def _where(flt: AuditFilter) -> list[Any]:
-    out: list[Any] = []
+def _where(flt: AuditFilter, viewer: Actor) -> list[Any]:
+    """The filter's conditions, and the viewer's reach: a commune user reads only the entries of
+    their commune (a province-wide entry, ``commune_id`` None, is the province's)."""
+    out: list[Any] = [visible_clause(viewer, AuditEntry.commune_id)]
     if flt.start is not None:
         out.append(AuditEntry.at >= flt.start)
     if flt.end is not None:
@@ -214,14 +217,15 @@ def list_entries(session: Session, *, actor: Actor, flt: AuditFilter, limit: int
                  offset: int = 0) -> AuditPage:
     """Entries newest first (admins only)."""
     require(actor, ADMINS)
-    where = _where(flt)
+    where = _where(flt, actor)
     total = session.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
-    rows = session.scalars(_newest_first(flt).limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset)))
+    rows = session.scalars(_newest_first(flt, actor).limit(max(1, min(limit, MAX_PAGE)))
+                           .offset(max(0, offset)))
     return AuditPage(entries=list(rows), total=total)
 
 
-def _newest_first(flt: AuditFilter) -> Any:
-    return select(AuditEntry).where(*_where(flt)).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+def _newest_first(flt: AuditFilter, viewer: Actor) -> Any:
+    return select(AuditEntry).where(*_where(flt, viewer)).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
 
 
 def describe(details: Mapping[str, Any], tz: str | None = None) -> str:
@@ -307,7 +311,7 @@ def export(session: Session, *, actor: Actor, flt: AuditFilter, format: ExportFo
     from thanthien.hub.services.reports import MEDIA_TYPES, Download
 
     require(actor, ADMINS)
-    entries = list(session.scalars(_newest_first(flt).limit(MAX_EXPORT_ROWS)))
+    entries = list(session.scalars(_newest_first(flt, actor).limit(MAX_EXPORT_ROWS)))
     rows = _rows(entries, ZoneInfo(tz))
     data = _csv(rows) if format == "csv" else _xlsx(rows, title)
     return Download(data=data, media_type=MEDIA_TYPES[format], filename=f"{name}.{format}")

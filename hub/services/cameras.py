@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import CameraPeriod, CameraStatus, Node
 from thanthien.hub.services import alarms, registry
+from thanthien.hub.tenancy import Tenant, visible_clause
 from thanthien.protocol.payloads import CameraHealth
 
 ALARM_KIND = "camera_down"
@@ -165,15 +166,23 @@ def check_alarms(session: Session, *, now: datetime, alarm_after_s: float, tz: Z
     return len(bad)
 
 
-def list_status(session: Session) -> list[CameraStatus]:
-    return list(session.scalars(select(CameraStatus).order_by(CameraStatus.node_id,
-                                                              CameraStatus.camera)))
+def _reached(viewer: Tenant, node_column: Any) -> Any:
+    """The cameras of the nodes ``viewer`` reaches (a node not placed yet: the province's)."""
+    return node_column.in_(select(Node.id).where(visible_clause(viewer, Node.commune_id)))
 
 
-def history(session: Session, *, node_id: str, camera: str, start: datetime,
+def list_status(session: Session, *, viewer: Tenant) -> list[CameraStatus]:
+    """Every camera's current state, of the nodes ``viewer`` reaches."""
+    return list(session.scalars(select(CameraStatus).where(_reached(viewer, CameraStatus.node_id))
+                                .order_by(CameraStatus.node_id, CameraStatus.camera)))
+
+
+def history(session: Session, *, viewer: Tenant, node_id: str, camera: str, start: datetime,
             end: datetime) -> list[CameraPeriod]:
     """The periods that overlap [start, end] (a period starting at ``end`` is included: the
-    default ``end`` is now, and a state that began just now is news), oldest first."""
+    default ``end`` is now, and a state that began just now is news), oldest first. A node of
+    a commune ``viewer`` does not reach is not found."""
+    registry.get_node(session, node_id=node_id, viewer=viewer)
     return list(session.scalars(select(CameraPeriod).where(
         CameraPeriod.node_id == node_id, CameraPeriod.camera == camera,
         CameraPeriod.started_at <= end,
@@ -220,16 +229,18 @@ def _next(bucket: date, granularity: Granularity) -> date:
         (bucket.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def uptime(session: Session, *, start: date, end: date, granularity: Granularity, tz: ZoneInfo,
-           now: datetime, node_id: str | None = None, camera: str | None = None) -> list[Uptime]:
+def uptime(session: Session, *, viewer: Tenant, start: date, end: date, granularity: Granularity,
+           tz: ZoneInfo, now: datetime, node_id: str | None = None,
+           camera: str | None = None) -> list[Uptime]:
     """Seconds in each state per camera per local day or month in [start, end) (local dates),
-    cut from the state history; an open period counts up to ``now``."""
+    cut from the state history; an open period counts up to ``now``. Only the cameras of the
+    nodes ``viewer`` reaches."""
     buckets = _buckets(start, end, granularity)
     if not buckets:
         return []
     lo = datetime.combine(buckets[0], time(), tz)
     hi = datetime.combine(_next(buckets[-1], granularity), time(), tz)
-    query = select(CameraPeriod).where(CameraPeriod.started_at < hi,
+    query = select(CameraPeriod).where(_reached(viewer, CameraPeriod.node_id), CameraPeriod.started_at < hi,
                                        or_(CameraPeriod.ended_at.is_(None), CameraPeriod.ended_at > lo))
     if node_id is not None:
         query = query.where(CameraPeriod.node_id == node_id)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import DeadLetter
+from thanthien.hub.tenancy import Tenant, require_province
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,15 @@ def record_dead_letter(session: Session, *, topic: str, kind: str, node_id: str 
     return row
 
 
-def list_dead_letters(session: Session, *, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+def list_dead_letters(session: Session, *, viewer: Tenant, limit: int = 100,
+                      offset: int = 0) -> list[DeadLetter]:
+    """Messages the hub refused, newest first: the hub's own, for the province only."""
+    require_province(viewer)
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(query))
 
 
-def count_by_kind(session: Session) -> dict[str, int]:
+def count_by_kind(session: Session, *, viewer: Tenant) -> dict[str, int]:
+    require_province(viewer)
     rows = session.execute(select(DeadLetter.kind, func.count()).group_by(DeadLetter.kind)).all()
     return {kind: int(n) for kind, n in rows}

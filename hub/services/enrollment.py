@@ -47,12 +47,13 @@ from sqlalchemy.orm import Session
 
 from thanthien.broker import mosquitto_hash, reload_running, set_hashes
 from thanthien.hub.context import HubContext
-from thanthien.hub.db.models import Device, EnrollmentCode, Node, NodeCredential
+from thanthien.hub.db.models import Commune, Counter, Device, EnrollmentCode, Node, NodeCredential, Zone
 from thanthien.hub.db.session import mark_changed
-from thanthien.hub.roles import DEVICE_STAFF, ActingUser, Actor, require
+from thanthien.hub.roles import DEVICE_STAFF, SYSTEM, ActingUser, Actor, require
 from thanthien.hub.services import alarms, audit, logins, media_items, node_config, registry
 from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unavailable
 from thanthien.hub.settings import AuthSection, EnrollmentSection
+from thanthien.hub.tenancy import Tenant, is_province, require_reach
 from thanthien.pki import CsrError, ca_certificate, sign_csr, write_crl
 from thanthien.protocol.ids import ID_PATTERN
 from thanthien.protocol.payloads import NodeConfig
@@ -120,10 +121,13 @@ def code_digest(code: str) -> str:
     return hashlib.sha256(normalize(code).encode()).hexdigest()
 
 
-def _node(session: Session, node_id: str) -> Node:
+def _node(session: Session, node_id: str, actor: Tenant) -> Node:
+    """The node, if ``actor`` reaches its commune (another commune's, or one not placed yet to a
+    commune user, is not found)."""
     node = session.get(Node, node_id)
     if node is None:
         raise NotFound(f"Không có thiết bị mã {node_id}.")
+    require_reach(actor, node.commune_id, what=f"Thiết bị mã {node_id}")
     return node
 
 
@@ -132,7 +136,7 @@ def issue_code(session: Session, *, actor: Actor, node_id: str, now: datetime,
     """A new one-time code for a registered node (IT staff); an unused earlier one stops working.
     The node comes under the hub's configuration. Audited without the code."""
     require(actor, DEVICE_STAFF)
-    node = _node(session, node_id)
+    node = _node(session, node_id, actor)
     if node.retired_at is not None:
         raise Conflict(f"Thiết bị {node_id} đã ngừng sử dụng; không cấp mã đăng ký.")
     if not node.registered:
@@ -147,7 +151,7 @@ def issue_code(session: Session, *, actor: Actor, node_id: str, now: datetime,
                                created_by=actor.username[:64], expires_at=expires, used_from=""))
     node_config.ensure(session, node_id=node_id, now=now, username=actor.username)
     audit.record(session, actor=actor, action="node.enrollment_code", subject=f"node:{node_id}", at=now,
-                 details={"expires_at": expires, "replaced": bool(replaced)})
+                 details={"expires_at": expires, "replaced": bool(replaced)}, commune_id=node.commune_id)
     session.flush()
     log.info("enrollment code for node %s issued by %s, valid until %s", node_id, actor.username,
              expires.isoformat(timespec="seconds"))
@@ -196,7 +200,7 @@ def redeem(session: Session, *, code: str, csr_pem: str | None, now: datetime, s
     (:class:`CodeRefused`, nothing changed but the failure counted against ``client``'s address)
     for a wrong, used, replaced or expired code; ``Throttled`` while that address is locked."""
     row = _usable(session, code=code, now=now, settings=settings, throttle=throttle, client=client, tz=tz)
-    node = _node(session, row.node_id)
+    node = _node(session, row.node_id, SYSTEM)  # the code is the credential
     if node.retired_at is not None:
         raise Forbidden(f"Thiết bị {node.id} đã ngừng sử dụng (node retired).")
     certificate = settings.identity == "certificate"
@@ -267,6 +271,11 @@ def revoke_node(session: Session, *, actor: Actor, node_id: str, now: datetime,
     staff): the broker refuses its next connect. Returns how many identities were revoked. A
     node about to be deleted keeps its token: it goes with the node's row."""
     require(actor, DEVICE_STAFF)
+    node = session.get(Node, node_id)
+    if node is not None:
+        require_reach(actor, node.commune_id, what=f"Thiết bị mã {node_id}")
+    elif not is_province(actor):
+        raise NotFound(f"Không có thiết bị mã {node_id}.")
     revoked = _revoke(session, node_id, now, reason=reason)
     session.execute(update(EnrollmentCode).where(EnrollmentCode.node_id == node_id,
                                                  EnrollmentCode.used_at.is_(None),
@@ -275,7 +284,8 @@ def revoke_node(session: Session, *, actor: Actor, node_id: str, now: datetime,
         media_items.revoke_node_token(session, actor=actor, node_id=node_id, now=now)
     if revoked:
         audit.record(session, actor=actor, action="node.revoke", subject=f"node:{node_id}", at=now,
-                     details={"identities": revoked, "reason": reason})
+                     details={"identities": revoked, "reason": reason},
+                     commune_id=node.commune_id if node is not None else None)
         mark_changed(session, BROKER_CHANGES)
     return revoked
 
@@ -285,7 +295,7 @@ def retire_node(session: Session, *, actor: Actor, node_id: str, now: datetime, 
     connect), its devices retired, its retained config cleared, its offline alarm cleared (none is
     raised for it again); its history stays."""
     require(actor, DEVICE_STAFF)
-    node = _node(session, node_id)
+    node = _node(session, node_id, actor)
     if node.retired_at is not None:
         raise Conflict(f"Thiết bị {node_id} đã ngừng sử dụng từ trước.")
     node.retired_at = now
@@ -297,7 +307,7 @@ def retire_node(session: Session, *, actor: Actor, node_id: str, now: datetime, 
             devices.append(device.code)
     revoke_node(session, actor=actor, node_id=node_id, now=now, reason="retired")
     audit.record(session, actor=actor, action="node.retire", subject=f"node:{node_id}", at=now,
-                 details={"devices": devices})
+                 details={"devices": devices}, commune_id=node.commune_id)
     mark_changed(session, node_config.CONFIG_CHANGES)
     return node
 
@@ -397,9 +407,11 @@ def qr_svg(text: str) -> str:
 
 # -- adding a node, and what the node page says --------------------------------------------
 def add_node(session: Session, *, actor: Actor, node_id: str, name: str, now: datetime,
-             settings: EnrollmentSection, zone: str | None = None, counter: str | None = None) -> IssuedCode:
+             settings: EnrollmentSection, zone: str | None = None, counter: str | None = None,
+             commune: str | None = None) -> IssuedCode:
     """A new node with its speaker (serving ``zone``) or its rating box (at ``counter``), under
-    the hub's configuration, and its first enrollment code (IT staff)."""
+    the hub's configuration, and its first enrollment code (IT staff). The node belongs to the
+    actor's commune (a province user names one, ``commune``, or gets the zone's or counter's)."""
     require(actor, DEVICE_STAFF)
     node_id = node_id.strip()
     if not re.fullmatch(ID_PATTERN, node_id):
@@ -411,7 +423,13 @@ def add_node(session: Session, *, actor: Actor, node_id: str, name: str, now: da
     if zone and counter:
         raise Invalid("Một thiết bị mới có một cụm loa hoặc một hộp đánh giá, không cả hai.")
     name = " ".join(name.split())[:200]
-    registry.register_node(session, actor=actor, node_id=node_id, name=name, now=now)
+    if existing is not None and existing.commune_id is not None:
+        require_reach(actor, existing.commune_id, what=f"Thiết bị mã {node_id}")
+    if commune is None and is_province(actor) and (zone or counter):
+        place = session.scalar(select(Zone.commune_id).where(Zone.code == zone)) if zone else \
+            session.scalar(select(Counter.commune_id).where(Counter.code == counter))
+        commune = session.scalar(select(Commune.code).where(Commune.id == place)) if place else None
+    registry.register_node(session, actor=actor, node_id=node_id, name=name, now=now, commune=commune)
     if zone:
         registry.upsert_device(session, actor=actor, node_id=node_id, code="loa", kind="speaker",
                                name=name or "Cụm loa", zone=zone, now=now)
@@ -431,7 +449,9 @@ class EnrollmentStatus:
     retired_at: datetime | None
 
 
-def status(session: Session, *, node_id: str, now: datetime) -> EnrollmentStatus:
+def status(session: Session, *, viewer: Tenant, node_id: str, now: datetime) -> EnrollmentStatus:
+    """The node's identity and waiting code (a node ``viewer`` does not reach is not found)."""
+    _node(session, node_id, viewer)
     cred = session.scalar(select(NodeCredential).where(NodeCredential.node_id == node_id,
                                                        NodeCredential.revoked_at.is_(None))
                           .order_by(NodeCredential.issued_at.desc()).limit(1))

@@ -25,6 +25,7 @@ from thanthien.hub.roles import DEVICE_STAFF, Actor, require
 from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound, Throttled
 from thanthien.hub.settings import PublicSection
+from thanthien.hub.tenancy import Tenant, require_reach, visible_clause
 
 KINDS: Final[dict[str, str]] = {
     "broken": "Loa hỏng, không nghe thấy",
@@ -69,8 +70,12 @@ def _speaker(session: Session, node_id: str, device_code: str) -> tuple[Node, De
     return node, device
 
 
-def pole(session: Session, *, node_id: str, device_code: str) -> Pole:
+def pole(session: Session, *, node_id: str, device_code: str, viewer: Tenant | None = None) -> Pole:
+    """A speaker in service as residents read it on its pole (public); ``viewer``: staff, who
+    find only their communes' speakers."""
     node, device = _speaker(session, node_id, device_code)
+    if viewer is not None:
+        require_reach(viewer, node.commune_id, what="Cụm loa này")
     zone = session.get(Zone, device.zone_id) if device.zone_id is not None else None
     return Pole(node_id=node.id, device_code=device.code, name=device.name or node.name or node.id,
                 zone=zone.name if zone else "")
@@ -133,9 +138,9 @@ def public_ticket(session: Session, *, code: str) -> FaultReport:
 
 def list_reports(session: Session, *, viewer: Actor, status: str | None = None,
                  limit: int = 200) -> list[FaultReport]:
-    """Tickets for IT: the open ones first, the soonest due first."""
+    """Tickets for IT (of the communes ``viewer`` reaches): the open ones first, the soonest due first."""
     require(viewer, DEVICE_STAFF)
-    query = select(FaultReport)
+    query = select(FaultReport).where(visible_clause(viewer, FaultReport.commune_id))
     if status is not None:
         if status not in STATUSES:
             raise Invalid(f"Trạng thái {status!r} không có.")
@@ -144,9 +149,10 @@ def list_reports(session: Session, *, viewer: Actor, status: str | None = None,
     return list(session.scalars(query.limit(limit)))
 
 
-def open_count(session: Session) -> int:
+def open_count(session: Session, *, viewer: Tenant) -> int:
     return session.scalar(select(func.count()).select_from(FaultReport)
-                          .where(FaultReport.status == "open")) or 0
+                          .where(FaultReport.status == "open",
+                                 visible_clause(viewer, FaultReport.commune_id))) or 0
 
 
 def answer(session: Session, *, actor: Actor, report_id: int, text: str, now: datetime) -> FaultReport:
@@ -155,6 +161,7 @@ def answer(session: Session, *, actor: Actor, report_id: int, text: str, now: da
     row = session.get(FaultReport, report_id)
     if row is None:
         raise NotFound(f"Không có phản ánh số {report_id}.")
+    require_reach(actor, row.commune_id, what=f"Phản ánh số {report_id}")
     if row.status == "answered":
         raise Conflict("Phản ánh này đã được trả lời.")
     reply = _text(text, ANSWER_MAX, "Câu trả lời")
@@ -162,6 +169,7 @@ def answer(session: Session, *, actor: Actor, report_id: int, text: str, now: da
         raise Invalid("Hãy viết câu trả lời cho người dân.")
     row.status, row.answer, row.answered_at, row.answered_by = "answered", reply, now, actor.username[:64]
     audit.record(session, actor=actor, action="fault_report.answer", subject=f"fault_report:{row.code}",
-                 at=now, details={"node": row.node_id, "kind": row.kind, "late": now > row.due_at})
+                 at=now, details={"node": row.node_id, "kind": row.kind, "late": now > row.due_at},
+                 commune_id=row.commune_id)
     session.flush()
     return row

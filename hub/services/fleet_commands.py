@@ -29,6 +29,7 @@ from thanthien.hub.db.models import Node, NodeCommand, NodeConfigRow
 from thanthien.hub.roles import DEVICE_STAFF, Actor, require
 from thanthien.hub.services import audit, node_config
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound, Unavailable
+from thanthien.hub.tenancy import Tenant, require_reach
 from thanthien.mqtt import Message, MqttLink, request_properties
 from thanthien.protocol.payloads import Command, CommandResult, PayloadError, ScalarArg, decode
 
@@ -147,7 +148,12 @@ def _view(row: NodeCommand) -> CommandView:
                        answered_at=row.answered_at, result=dict(row.result or {}), error=row.error)
 
 
-def recent(session: Session, *, node_id: str, limit: int = 10) -> list[CommandView]:
+def recent(session: Session, *, viewer: Tenant, node_id: str, limit: int = 10) -> list[CommandView]:
+    """The node's last commands (a node of a commune ``viewer`` does not reach is not found)."""
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound(f"Không có thiết bị mã {node_id}.")
+    require_reach(viewer, node.commune_id, what=f"Thiết bị mã {node_id}")
     rows = session.scalars(select(NodeCommand).where(NodeCommand.node_id == node_id)
                            .order_by(NodeCommand.sent_at.desc(), NodeCommand.id.desc()).limit(limit))
     return [_view(r) for r in rows]
@@ -240,6 +246,7 @@ def send(ctx: HubContext, *, actor: Actor, node_id: str, name: str, args: dict[s
         node = session.get(Node, node_id)
         if node is None:
             raise NotFound(f"Không có thiết bị mã {node_id}.")
+        require_reach(actor, node.commune_id, what=f"Thiết bị mã {node_id}")
         if node.retired_at is not None:
             raise Conflict(f"Thiết bị {node_id} đã ngừng sử dụng.")
         online = node.state == "online"
@@ -254,7 +261,8 @@ def send(ctx: HubContext, *, actor: Actor, node_id: str, name: str, args: dict[s
                                change=node_config.ConfigUpdate(speaker=node_config.SpeakerValues(
                                    volume=int(clean["volume"]))))  # type: ignore[arg-type]
         audit.record(session, actor=actor, action="node.command", subject=f"node:{node_id}", at=now,
-                     details={"command": name, "args": clean, "status": row.status})
+                     details={"command": name, "args": clean, "status": row.status},
+                     commune_id=node.commune_id)
         command_id, refusal = row.id, row.error
     if not online:
         log.info("command %s to node %s not sent: %s", name, node_id, refusal)

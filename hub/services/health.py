@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from thanthien.hub.db import bulk
 from thanthien.hub.db.models import Node, TelemetryHourly, TelemetrySample
 from thanthien.hub.services import alarms, registry
+from thanthien.hub.tenancy import Tenant, visible_clause
 from thanthien.protocol.payloads import NodeState, Telemetry
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _offline_alarm(session: Session, node: Node, now: datetime, notify: bool) ->
         else "critical"
     label = {"lost": "mất kết nối", "offline": "ngoại tuyến"}[node.state]
     alarms.raise_alarm(session, kind="node_offline", subject=node.id, severity=severity, now=now,
-                       notify=notify,
+                       notify=notify, commune_id=node.commune_id,
                        message=f"Thiết bị {node.name or node.id} {label} "
                                f"({REASON_TEXT.get(node.state_reason, node.state_reason)})",
                        details={"node": node.id, "state": node.state, "reason": node.state_reason})
@@ -65,7 +66,7 @@ def seen(session: Session, *, node_id: str, now: datetime, notify: bool) -> Node
     if new:
         alarms.raise_alarm(session, kind="node_unregistered", subject=node_id, severity="warning", now=now,
                            notify=notify, message=f"Thiết bị {node_id} chưa được đăng ký",
-                           details={"node": node_id})
+                           details={"node": node_id}, commune_id=node.commune_id)
     return node
 
 
@@ -154,7 +155,7 @@ def _threshold_alarms(session: Session, *, node: Node, t: Telemetry, now: dateti
     for kind, severity, active, message in checks:
         if active:
             alarms.raise_alarm(session, kind=kind, subject=node.id, severity=severity, message=message,
-                               now=now, notify=notify, details={"node": node.id})
+                               now=now, notify=notify, details={"node": node.id}, commune_id=node.commune_id)
         else:
             alarms.clear_alarm(session, kind=kind, subject=node.id, now=now, notify=notify)
 
@@ -215,18 +216,23 @@ def expire_heartbeats(session: Session, *, now: datetime, heartbeat_s: float, fa
     return [n.id for n in silent]
 
 
-def state_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Node.state, func.count()).group_by(Node.state)).all()
+def state_counts(session: Session, *, viewer: Tenant) -> dict[str, int]:
+    """Nodes per state, of the communes ``viewer`` reaches (nodes not placed yet: the province's)."""
+    rows = session.execute(select(Node.state, func.count()).where(visible_clause(viewer, Node.commune_id))
+                           .group_by(Node.state)).all()
     return {state: int(n) for state, n in rows}
 
 
-def unregistered_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(Node).where(Node.registered.is_(False))) or 0)
+def unregistered_count(session: Session, *, viewer: Tenant) -> int:
+    return int(session.scalar(select(func.count()).select_from(Node).where(
+        Node.registered.is_(False), visible_clause(viewer, Node.commune_id))) or 0)
 
 
 # -- telemetry history ---------------------------------------------------------------------
-def telemetry_history(session: Session, *, node_id: str, start: datetime, end: datetime,
+def telemetry_history(session: Session, *, viewer: Tenant, node_id: str, start: datetime, end: datetime,
                       limit: int = 5000) -> list[TelemetrySample]:
+    """The node's samples (a node of a commune ``viewer`` does not reach is not found)."""
+    registry.get_node(session, node_id=node_id, viewer=viewer)
     return list(session.scalars(
         select(TelemetrySample).where(TelemetrySample.node_id == node_id,
                                       TelemetrySample.received_at >= start,
@@ -234,8 +240,9 @@ def telemetry_history(session: Session, *, node_id: str, start: datetime, end: d
         .order_by(TelemetrySample.received_at).limit(limit)))
 
 
-def hourly_history(session: Session, *, node_id: str, start: datetime,
+def hourly_history(session: Session, *, viewer: Tenant, node_id: str, start: datetime,
                    end: datetime) -> list[TelemetryHourly]:
+    registry.get_node(session, node_id=node_id, viewer=viewer)
     return list(session.scalars(
         select(TelemetryHourly).where(TelemetryHourly.node_id == node_id, TelemetryHourly.hour >= start,
                                       TelemetryHourly.hour < end).order_by(TelemetryHourly.hour)))

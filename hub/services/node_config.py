@@ -37,6 +37,7 @@ from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import DEVICE_STAFF, Actor, require
 from thanthien.hub.services import audit
 from thanthien.hub.services.errors import NotFound
+from thanthien.hub.tenancy import Tenant, is_province, require_reach
 from thanthien.protocol.payloads import ConfigStatus, NodeConfig
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def update(session: Session, *, actor: Actor, node_id: str, change: ConfigUpdate
            now: datetime) -> NodeConfigRow:
     """Change what the hub holds for a node (IT staff); audited, published after the commit."""
     require(actor, DEVICE_STAFF)
+    _reach(session, actor, node_id)
     row = _row(session, node_id)
     values = json.loads(json.dumps(row.settings or {}))
     before = {"speaker": dict(values.get("speaker") or {}), "telemetry": dict(values.get("telemetry") or {})}
@@ -140,8 +142,9 @@ def update(session: Session, *, actor: Actor, node_id: str, change: ConfigUpdate
     details = audit.changes(before, after)
     if change.devices is not None:
         details["devices"] = sorted(change.devices)  # codes only: a camera's account may be in there
+    node = session.get(Node, node_id)
     audit.record(session, actor=actor, action="node.config", subject=f"node:{node_id}", at=now,
-                 details=details)
+                 details=details, commune_id=node.commune_id if node is not None else None)
     mark_changed(session, CONFIG_CHANGES)
     return row
 
@@ -204,7 +207,18 @@ def _masked(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def view(session: Session, *, node_id: str) -> ConfigView | None:
+def _reach(session: Session, viewer: Tenant, node_id: str) -> None:
+    """A node of a commune ``viewer`` does not reach is not found (nor its config)."""
+    node = session.get(Node, node_id)
+    if node is not None:
+        require_reach(viewer, node.commune_id, what=f"Thiết bị {node_id}")
+    elif not is_province(viewer):
+        raise NotFound(f"Không có thiết bị mã {node_id}.")
+
+
+def view(session: Session, *, viewer: Tenant, node_id: str) -> ConfigView | None:
+    """What the hub holds for the node and what it runs (``None``: not configured from the hub)."""
+    _reach(session, viewer, node_id)
     row = session.get(NodeConfigRow, node_id)
     if row is None:
         return None

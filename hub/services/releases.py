@@ -41,8 +41,9 @@ from thanthien.hub.db.models import Device, Node, Release, Rollout, RolloutNode,
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.roles import DEVICE_STAFF, SYSTEM, ActingUser, Actor, require
 from thanthien.hub.services import audit
-from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from thanthien.hub.settings import HubSettings
+from thanthien.hub.tenancy import Tenant, is_province, reaches, require_province, visible_clause
 from thanthien.protocol.payloads import ReleaseOffer, ReleaseStatus
 
 log = logging.getLogger(__name__)
@@ -197,8 +198,10 @@ def upload_to_hub(session: Session, *, actor: Actor, data: IO[bytes], settings: 
 def upload(
     session: Session, *, actor: Actor, data: IO[bytes], store: Path, key_path: Path | None, now: datetime
 ) -> Release:
-    """Check and keep an uploaded bundle (see the module); ``Invalid`` with the reason otherwise."""
+    """Check and keep an uploaded bundle (see the module); ``Invalid`` with the reason otherwise.
+    Releases serve the whole province (signed with its key): only province staff upload them."""
     require(actor, DEVICE_STAFF)
+    require_province(actor)
     key = _key(key_path)
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=store, prefix=".upload-", suffix=".tar", delete=False) as tmp:
@@ -292,15 +295,19 @@ def node_bundle(session: Session, *, store: Path, version: str) -> Path:
 
 
 # -- roll-outs --------------------------------------------------------------------------------
-def _targets(session: Session, request: RolloutRequest) -> list[str]:
-    live = select(Node.id).where(Node.registered.is_(True), Node.retired_at.is_(None))
+def _targets(session: Session, request: RolloutRequest, actor: Tenant) -> list[str]:
+    """The nodes of the request, of the communes ``actor`` reaches: a commune's IT staff roll out
+    to their commune's nodes only (the fleet is their commune's; another commune's zone or node
+    is not found)."""
+    live = select(Node.id).where(Node.registered.is_(True), Node.retired_at.is_(None),
+                                 visible_clause(actor, Node.commune_id))
     if request.target == "fleet":
         return sorted(session.scalars(live))
     if request.target == "zone":
         if not request.zone:
             raise Invalid("Cần chọn khu vực phát.")
         zone = session.scalar(select(Zone).where(Zone.code == request.zone))
-        if zone is None:
+        if zone is None or not reaches(actor, zone.commune_id):
             raise NotFound(f"Không có khu vực phát {request.zone}.")
         ids = session.scalars(
             select(Device.node_id).where(Device.zone_id == zone.id, Device.kind == "speaker")
@@ -331,7 +338,7 @@ def create_rollout(session: Session, *, actor: Actor, request: RolloutRequest, n
     require(actor, DEVICE_STAFF)
     if session.get(Release, request.version) is None:
         raise NotFound(f"Không có bản phát hành {request.version}; hãy tải gói lên trước.")
-    nodes = _targets(session, request)
+    nodes = _targets(session, request, actor)
     if not nodes:
         raise Invalid("Không có thiết bị nào trong phạm vi đã chọn.")
     busy = session.execute(
@@ -392,6 +399,7 @@ def create_rollout(session: Session, *, actor: Actor, request: RolloutRequest, n
             "success_share": request.success_share,
             "failure_threshold": request.failure_threshold,
         },
+        commune_id=_commune(session, rollout.id),
     )
     session.flush()
     mark_changed(session, RELEASE_CHANGES)
@@ -406,11 +414,31 @@ def create_rollout(session: Session, *, actor: Actor, request: RolloutRequest, n
     return rollout
 
 
-def _rollout(session: Session, rollout_id: int) -> Rollout:
+def _rollout(session: Session, rollout_id: int, viewer: Tenant = SYSTEM, *, change: bool = False) -> Rollout:
+    """The roll-out, as ``viewer`` reaches it: one with none of their nodes is not found; to
+    ``change`` it (pause, resume, cancel) every node must be theirs (a roll-out across communes
+    is the province's)."""
     rollout = session.get(Rollout, rollout_id)
     if rollout is None:
         raise NotFound(f"Không có đợt triển khai #{rollout_id}.")
+    if not is_province(viewer):
+        communes = set(session.scalars(select(Node.commune_id).join(RolloutNode,
+                                                                    RolloutNode.node_id == Node.id)
+                                       .where(RolloutNode.rollout_id == rollout_id)))
+        if viewer.commune_id not in communes:
+            raise NotFound(f"Không có đợt triển khai #{rollout_id}.")
+        if change and communes != {viewer.commune_id}:
+            raise Forbidden(f"Đợt triển khai #{rollout_id} gồm thiết bị của nhiều xã/phường: "
+                            "chỉ cấp tỉnh thay đổi được.")
     return rollout
+
+
+def _commune(session: Session, rollout_id: int) -> int | None:
+    """The commune of a roll-out's audit entries: its nodes' when they are all of one (so the
+    commune reads what was done to its nodes), else none (the province's)."""
+    communes = set(session.scalars(select(Node.commune_id).join(RolloutNode, RolloutNode.node_id == Node.id)
+                                   .where(RolloutNode.rollout_id == rollout_id)))
+    return communes.pop() if len(communes) == 1 else None
 
 
 def _members(session: Session, rollout_id: int) -> list[RolloutNode]:
@@ -435,30 +463,32 @@ def _withdraw(members: list[RolloutNode], now: datetime) -> int:
 
 def pause(session: Session, *, actor: Actor, rollout_id: int, now: datetime) -> Rollout:
     require(actor, DEVICE_STAFF)
-    rollout = _rollout(session, rollout_id)
+    rollout = _rollout(session, rollout_id, actor, change=True)
     if rollout.state != "running":
         raise Conflict(
             f"Đợt triển khai #{rollout_id} đang {ROLLOUT_LABELS.get(rollout.state)}, không tạm dừng được."
         )
     rollout.state, rollout.updated_at = "paused", now
-    audit.record(session, actor=actor, action="rollout.pause", subject=f"rollout:{rollout_id}", at=now)
+    audit.record(session, actor=actor, action="rollout.pause", subject=f"rollout:{rollout_id}", at=now,
+                 commune_id=_commune(session, rollout_id))
     return rollout
 
 
 def resume(session: Session, *, actor: Actor, rollout_id: int, now: datetime) -> Rollout:
     require(actor, DEVICE_STAFF)
-    rollout = _rollout(session, rollout_id)
+    rollout = _rollout(session, rollout_id, actor, change=True)
     if rollout.state != "paused":
         raise Conflict(f"Đợt triển khai #{rollout_id} không ở trạng thái tạm dừng.")
     rollout.state, rollout.updated_at = "running", now
-    audit.record(session, actor=actor, action="rollout.resume", subject=f"rollout:{rollout_id}", at=now)
+    audit.record(session, actor=actor, action="rollout.resume", subject=f"rollout:{rollout_id}", at=now,
+                 commune_id=_commune(session, rollout_id))
     advance(session, rollout=rollout, now=now)
     return rollout
 
 
 def cancel(session: Session, *, actor: Actor, rollout_id: int, now: datetime) -> Rollout:
     require(actor, DEVICE_STAFF)
-    rollout = _rollout(session, rollout_id)
+    rollout = _rollout(session, rollout_id, actor, change=True)
     if rollout.state not in ACTIVE:
         raise Conflict(f"Đợt triển khai #{rollout_id} đã kết thúc ({ROLLOUT_LABELS.get(rollout.state)}).")
     withdrawn = _withdraw(_members(session, rollout_id), now)
@@ -470,6 +500,7 @@ def cancel(session: Session, *, actor: Actor, rollout_id: int, now: datetime) ->
         subject=f"rollout:{rollout_id}",
         at=now,
         details={"withdrawn": withdrawn},
+        commune_id=_commune(session, rollout_id),
     )
     mark_changed(session, RELEASE_CHANGES)
     return rollout
@@ -494,6 +525,7 @@ def advance(session: Session, *, rollout: Rollout, now: datetime) -> str | None:
             subject=subject,
             at=now,
             details={"failures": failures, "threshold": rollout.failure_threshold, "withdrawn": withdrawn},
+            commune_id=_commune(session, rollout.id),
         )
         mark_changed(session, RELEASE_CHANGES)
         log.warning("roll-out %d stopped: %s", rollout.id, rollout.reason)
@@ -508,6 +540,7 @@ def advance(session: Session, *, rollout: Rollout, now: datetime) -> str | None:
             subject=subject,
             at=now,
             details={"kept": len(members)},
+            commune_id=_commune(session, rollout.id),
         )
         return "done"
     last = max(m.stage for m in members)
@@ -530,6 +563,7 @@ def advance(session: Session, *, rollout: Rollout, now: datetime) -> str | None:
                 "nodes": len(new),
                 "kept_share": round(share, 3),
             },
+            commune_id=_commune(session, rollout.id),
         )
         mark_changed(session, RELEASE_CHANGES)
         log.info(
@@ -570,18 +604,20 @@ def record_status(session: Session, *, status: ReleaseStatus, now: datetime) -> 
             subject=f"rollout:{rollout.id}",
             at=now,
             details={"node": status.node, "version": status.version, "reason": (status.reason or "")[:300]},
+            commune_id=_commune(session, rollout.id),
         )
     advance(session, rollout=rollout, now=now)
     return True
 
 
 # -- reading ----------------------------------------------------------------------------------
-def view(session: Session, *, rollout_id: int) -> RolloutView:
-    rollout = _rollout(session, rollout_id)
+def view(session: Session, *, viewer: Tenant, rollout_id: int) -> RolloutView:
+    """The roll-out and its nodes, of the communes ``viewer`` reaches (see :func:`_rollout`)."""
+    rollout = _rollout(session, rollout_id, viewer)
     rows = session.execute(
         select(RolloutNode, Node)
         .join(Node, Node.id == RolloutNode.node_id)
-        .where(RolloutNode.rollout_id == rollout_id)
+        .where(RolloutNode.rollout_id == rollout_id, visible_clause(viewer, Node.commune_id))
         .order_by(RolloutNode.stage, RolloutNode.node_id)
     ).all()
     nodes = [
@@ -600,7 +636,7 @@ def view(session: Session, *, rollout_id: int) -> RolloutView:
         id=rollout.id,
         version=rollout.version,
         target_kind=rollout.target_kind,
-        target=list(rollout.target or []),
+        target=_visible_target(session, viewer, rollout),
         stages=list(rollout.stages or []),
         stage=rollout.stage,
         state=rollout.state,
@@ -614,9 +650,24 @@ def view(session: Session, *, rollout_id: int) -> RolloutView:
     )
 
 
-def list_rollouts(session: Session, *, limit: int = 20) -> list[RolloutView]:
-    ids = session.scalars(select(Rollout.id).order_by(Rollout.id.desc()).limit(limit))
-    return [view(session, rollout_id=i) for i in ids]
+def _visible_target(session: Session, viewer: Tenant, rollout: Rollout) -> list[str]:
+    """What the roll-out was aimed at: the nodes of a ``nodes`` target only those ``viewer`` reaches."""
+    target = list(rollout.target or [])
+    if rollout.target_kind != "nodes" or is_province(viewer) or not target:
+        return target
+    reached = set(session.scalars(select(Node.id).where(Node.id.in_(target),
+                                                        visible_clause(viewer, Node.commune_id))))
+    return [n for n in target if n in reached]
+
+
+def list_rollouts(session: Session, *, viewer: Tenant, limit: int = 20) -> list[RolloutView]:
+    """The latest roll-outs with a node of the communes ``viewer`` reaches."""
+    query = select(Rollout.id).order_by(Rollout.id.desc()).limit(limit)
+    if not is_province(viewer):
+        query = query.where(Rollout.id.in_(
+            select(RolloutNode.rollout_id).join(Node, Node.id == RolloutNode.node_id)
+            .where(visible_clause(viewer, Node.commune_id))))
+    return [view(session, viewer=viewer, rollout_id=i) for i in session.scalars(query)]
 
 
 @dataclass(frozen=True)
@@ -629,14 +680,16 @@ class NodeVersion:
     reason: str
 
 
-def node_versions(session: Session) -> list[NodeVersion]:
-    """Every node in service with the agent version it runs and its last roll-out state."""
+def node_versions(session: Session, *, viewer: Tenant) -> list[NodeVersion]:
+    """Every node in service (of the communes ``viewer`` reaches) with the agent version it runs
+    and its last roll-out state."""
     latest: dict[str, RolloutNode] = {}
     for member in session.scalars(select(RolloutNode).order_by(RolloutNode.rollout_id)):
         latest[member.node_id] = member
     out = []
     for node in session.scalars(
-        select(Node).where(Node.registered.is_(True), Node.retired_at.is_(None)).order_by(Node.id)
+        select(Node).where(Node.registered.is_(True), Node.retired_at.is_(None),
+                           visible_clause(viewer, Node.commune_id)).order_by(Node.id)
     ):
         member = latest.get(node.id)
         out.append(

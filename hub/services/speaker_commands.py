@@ -14,12 +14,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
+from thanthien.hub.db.models import Node, Zone
 from thanthien.hub.roles import BROADCAST_APPROVERS, Actor, require
 from thanthien.hub.services import plans
 from thanthien.hub.services.broadcasts import Priority, TargetKind
-from thanthien.hub.services.errors import Invalid, Unavailable
+from thanthien.hub.services.errors import Invalid, NotFound, Unavailable
+from thanthien.hub.tenancy import Tenant, is_province, visible_clause
 from thanthien.mqtt import MqttLink
 from thanthien.protocol.payloads import Command
 
@@ -59,6 +63,29 @@ class PlayNowResult:
     targets: list[str]
 
 
+def _scoped(session: Session, actor: Tenant, request: Targets) -> tuple[str, list[str], list[str]]:
+    """The request's targets as ``actor`` reaches them: a commune user's "every speaker" is their
+    commune's speakers, and a zone or node of another commune is not found."""
+    kind, zones, nodes = request.target_kind, list(request.target_zones), list(request.target_nodes)
+    if is_province(actor):
+        return kind, zones, nodes
+    mine = visible_clause(actor, Node.commune_id)
+    if kind == "all":
+        return "nodes", [], sorted(session.scalars(select(Node.id).where(mine)))
+    if kind == "zones":
+        reached = set(session.scalars(select(Zone.code).where(Zone.code.in_(zones),
+                                                                visible_clause(actor, Zone.commune_id))))
+        missing = [z for z in zones if z not in reached]
+        if missing:
+            raise NotFound(f"Không có khu vực phát {', '.join(missing[:10])}.")
+        return kind, zones, nodes
+    reached = set(session.scalars(select(Node.id).where(Node.id.in_(nodes), mine)))
+    missing = [n for n in nodes if n not in reached]
+    if missing:
+        raise NotFound(f"Không có thiết bị mã {', '.join(missing[:10])}.")
+    return kind, zones, nodes
+
+
 def _link(hub: HubContext) -> MqttLink:
     if hub.mqtt is None:
         raise Unavailable(NO_LINK)
@@ -74,10 +101,11 @@ def play_now(hub: HubContext, *, actor: Actor, request: PlayNowRequest) -> PlayN
     now, cfg = hub.clock(), hub.settings.broadcasts
     tz = ZoneInfo(hub.settings.hub.timezone)
     with hub.db.session() as session:
+        kind, zones, nodes = _scoped(session, actor, request)
         p = plans.create_play_now(
             session, media_sha256=request.media_sha256, title=request.title, priority=request.priority,
-            volume=request.volume, target_kind=request.target_kind, target_zones=request.target_zones,
-            target_nodes=request.target_nodes, username=actor.username, now=now, tz=tz, cfg=cfg)
+            volume=request.volume, target_kind=kind, target_zones=zones,
+            target_nodes=nodes, username=actor.username, now=now, tz=tz, cfg=cfg)
         commands = {node: c.to_bytes() for node, c in plans.play_now_commands(session, p, now=now, tz=tz,
                                                                               cfg=cfg).items()}
         result = PlayNowResult(broadcast_id=p.broadcast.id, occurrence_id=p.occurrence.id,
@@ -93,8 +121,8 @@ def stop(hub: HubContext, *, actor: Actor, request: StopRequest) -> list[str]:
     """Send ``stop`` to every targeted speaker; returns the nodes it went to."""
     require(actor, BROADCAST_APPROVERS)
     with hub.db.session(write=False) as session:
-        targets = plans.stop_targets(session, target_kind=request.target_kind,
-                                     target_zones=request.target_zones, target_nodes=request.target_nodes)
+        kind, zones, nodes = _scoped(session, actor, request)
+        targets = plans.stop_targets(session, target_kind=kind, target_zones=zones, target_nodes=nodes)
     link = _link(hub)
     now = hub.clock()
     command = Command(args={}, issued_at=now,

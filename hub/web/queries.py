@@ -13,9 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Alarm, CameraStatus, Counter, Device, Node, Rating, TelemetrySample, Zone
-from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import cameras, health, registry
-from thanthien.hub.tenancy import Tenant
+from thanthien.hub.tenancy import Tenant, visible_clause
 
 RAW_LIMIT = timedelta(days=2)
 """Charts over a longer period use the hourly roll-ups (raw samples are pruned anyway)."""
@@ -40,6 +39,7 @@ class NodeView:
 
 
 def latest_telemetry(session: Session, *, node_id: str) -> TelemetrySample | None:
+    """The node's newest sample (the caller has the node, of a commune its viewer reaches)."""
     return session.scalar(select(TelemetrySample).where(TelemetrySample.node_id == node_id)
                           .order_by(TelemetrySample.received_at.desc(), TelemetrySample.id.desc()).limit(1))
 
@@ -49,7 +49,8 @@ def _retired_cameras(session: Session, viewer: Tenant) -> set[tuple[str, str]]:
     nodes = {n.id for n in registry.list_nodes(session, viewer=viewer, active=False)}
     devices = {(d.node_id, d.code) for d in registry.list_devices(session, viewer=viewer, active=False)
                if d.kind == "camera"}
-    return devices | {(s.node_id, s.camera) for s in cameras.list_status(session) if s.node_id in nodes}
+    return devices | {(s.node_id, s.camera) for s in cameras.list_status(session, viewer=viewer)
+                      if s.node_id in nodes}
 
 
 def _device_views(session: Session, viewer: Tenant) -> dict[str, list[DeviceView]]:
@@ -58,7 +59,7 @@ def _device_views(session: Session, viewer: Tenant) -> dict[str, list[DeviceView
     zones = {z.id: z.name for z in session.scalars(select(Zone))}
     retired = _retired_cameras(session, viewer)
     reached = {n.id for n in registry.list_nodes(session, viewer=viewer)}
-    statuses = {(s.node_id, s.camera): s for s in cameras.list_status(session)
+    statuses = {(s.node_id, s.camera): s for s in cameras.list_status(session, viewer=viewer)
                 if (s.node_id, s.camera) not in retired and s.node_id in reached}
     out: dict[str, list[DeviceView]] = {}
     for d in registry.list_devices(session, viewer=viewer, active=True):
@@ -78,7 +79,7 @@ def camera_counts(session: Session, *, viewer: Tenant) -> dict[str, int]:
     retired = _retired_cameras(session, viewer)
     reached = {n.id for n in registry.list_nodes(session, viewer=viewer)}
     counts: dict[str, int] = {}
-    for s in cameras.list_status(session):
+    for s in cameras.list_status(session, viewer=viewer):
         if (s.node_id, s.camera) not in retired and s.node_id in reached:
             counts[s.state] = counts.get(s.state, 0) + 1
     return counts
@@ -89,7 +90,9 @@ def node_overview(session: Session, *, viewer: Tenant) -> list[NodeView]:
     Nodes needing attention (lost, offline, unknown, with alarms) come first."""
     devices = _device_views(session, viewer)
     open_by_node: dict[str, int] = {}
-    for subject, n in session.execute(select(Alarm.subject, func.count()).where(Alarm.cleared_at.is_(None))
+    for subject, n in session.execute(select(Alarm.subject, func.count())
+                                      .where(Alarm.cleared_at.is_(None),
+                                             visible_clause(viewer, Alarm.commune_id))
                                       .group_by(Alarm.subject)):
         node_id = subject.split("/", 1)[0]  # a camera alarm's subject is "<node>/<camera>"
         open_by_node[node_id] = open_by_node.get(node_id, 0) + int(n)
@@ -101,8 +104,8 @@ def node_overview(session: Session, *, viewer: Tenant) -> list[NodeView]:
     return views
 
 
-def node_devices(session: Session, *, node_id: str) -> list[DeviceView]:
-    return _device_views(session, SYSTEM).get(node_id, [])  # the page checked the node's commune
+def node_devices(session: Session, *, viewer: Tenant, node_id: str) -> list[DeviceView]:
+    return _device_views(session, viewer).get(node_id, [])
 
 
 @dataclass(frozen=True)
@@ -150,36 +153,41 @@ SERIES = (  # key, label, unit, raw attribute, hourly attribute
 )
 
 
-def telemetry_series(session: Session, *, node_id: str, start: datetime,
+def telemetry_series(session: Session, *, viewer: Tenant, node_id: str, start: datetime,
                      end: datetime) -> tuple[list[Series], bool]:
     """The chart series of a node over [start, end) and whether they are hourly roll-ups."""
     hourly = end - start > RAW_LIMIT
     if hourly:
-        rows: list = health.hourly_history(session, node_id=node_id, start=start, end=end)
+        rows: list = health.hourly_history(session, viewer=viewer, node_id=node_id, start=start, end=end)
         if rows:
             return [Series(key, label, unit, [(r.hour, float(getattr(r, attr))) for r in rows
                                               if getattr(r, attr) is not None])
                     for key, label, unit, _raw, attr in SERIES if attr], True
-    rows = health.telemetry_history(session, node_id=node_id, start=start, end=end)
+    rows = health.telemetry_history(session, viewer=viewer, node_id=node_id, start=start, end=end)
     return [Series(key, label, unit, [(r.received_at, float(getattr(r, attr))) for r in rows
                                       if getattr(r, attr) is not None])
             for key, label, unit, attr, _hourly in SERIES], False
 
 
 # -- fingerprints for the live stream -------------------------------------------------------
-def health_fingerprint(session: Session) -> tuple:
-    """Changes whenever a node's state or heartbeat, its telemetry, a camera's state, or an alarm changes."""
+def health_fingerprint(session: Session, *, viewer: Tenant) -> tuple:
+    """Changes whenever a node's state or heartbeat, its telemetry, a camera's state, or an alarm
+    changes (of the communes ``viewer`` reaches)."""
+    reached = visible_clause(viewer, Node.commune_id)
     nodes = tuple(session.execute(select(Node.id, Node.state, Node.last_seen_at, Node.registered)
-                                  .order_by(Node.id)).all())
-    latest = session.scalar(select(func.max(TelemetrySample.id)))
+                                  .where(reached).order_by(Node.id)).all())
+    latest = session.scalar(select(func.max(TelemetrySample.id)).join(Node,
+                                                                      Node.id == TelemetrySample.node_id)
+                            .where(reached))
     cams = tuple(session.execute(select(CameraStatus.node_id, CameraStatus.camera, CameraStatus.state,
-                                        CameraStatus.reason).order_by(CameraStatus.id)).all())
-    return nodes, latest, cams, _alarm_marks(session, None)
+                                        CameraStatus.reason).join(Node, Node.id == CameraStatus.node_id)
+                                 .where(reached).order_by(CameraStatus.id)).all())
+    return nodes, latest, cams, _alarm_marks(session, None, viewer)
 
 
-def _alarm_marks(session: Session, audience: str | None) -> tuple:
+def _alarm_marks(session: Session, audience: str | None, viewer: Tenant) -> tuple:
     query = select(func.count(), func.max(Alarm.id), func.count(Alarm.acknowledged_at),
-                   func.count(Alarm.cleared_at))
+                   func.count(Alarm.cleared_at)).where(visible_clause(viewer, Alarm.commune_id))
     if audience is not None:
         query = query.where(Alarm.audience == audience)
     return tuple(session.execute(query).one())
@@ -191,8 +199,8 @@ def presses_fingerprint(session: Session, *, since: datetime) -> tuple:
                                  .where(Rating.pressed_at >= since)).one())
 
 
-def leader_alarms_fingerprint(session: Session) -> tuple:
-    return _alarm_marks(session, "leader")
+def leader_alarms_fingerprint(session: Session, *, viewer: Tenant) -> tuple:
+    return _alarm_marks(session, "leader", viewer)
 
 
 def speakers_by_zone(session: Session, *, viewer: Tenant) -> list[tuple[str, list[Device]]]:

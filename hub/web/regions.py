@@ -32,7 +32,7 @@ def health_context(session: Session, hub: HubContext, user: UiUser) -> dict[str,
     return {
         "nodes": queries.node_overview(session, viewer=user),
         "alarms": alarms.alarms_for(session, viewer=user, active=True),
-        "counts": health.state_counts(session),
+        "counts": health.state_counts(session, viewer=user),
         "camera_counts": queries.camera_counts(session, viewer=user),
         "thresholds": hub.thresholds,
         "now": hub.clock(),
@@ -56,7 +56,7 @@ def today_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, 
 
 def rating_alarms_context(session: Session, hub: HubContext, user: UiUser) -> dict[str, Any]:
     """The open rating alarms (negative-press spikes) leaders acknowledge."""
-    return {"alarms": alarms.list_alarms(session, active=True, audience=LEADER),
+    return {"alarms": alarms.list_alarms(session, viewer=user, active=True, audience=LEADER),
             "back": "/ui/satisfaction", "tz": hub.settings.hub.timezone, "now": hub.clock(), "user": user}
 
 
@@ -67,16 +67,16 @@ def _today_start(hub: HubContext) -> Any:
     return periods.Period(day, day, tz).start
 
 
-def _health(session: Session, _hub: HubContext) -> Any:
-    return queries.health_fingerprint(session)
+def _health(session: Session, _hub: HubContext, user: UiUser) -> Any:
+    return queries.health_fingerprint(session, viewer=user)
 
 
-def _today(session: Session, hub: HubContext) -> Any:
+def _today(session: Session, hub: HubContext, _user: UiUser) -> Any:
     return _today_start(hub), queries.presses_fingerprint(session, since=_today_start(hub))
 
 
-def _rating_alarms(session: Session, _hub: HubContext) -> Any:
-    return queries.leader_alarms_fingerprint(session)
+def _rating_alarms(session: Session, _hub: HubContext, user: UiUser) -> Any:
+    return queries.leader_alarms_fingerprint(session, viewer=user)
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -85,7 +85,9 @@ class Region:
     roles: tuple[Role, ...]
     template: str
     context: Callable[[Session, HubContext, UiUser], dict[str, Any]]
-    fingerprint: Callable[[Session, HubContext], Any]
+    fingerprint: Callable[[Session, HubContext, UiUser], Any]
+    """What changes when the region would show something new, of what ``user`` reaches only (a
+    change in another commune does not re-render it)."""
 
 
 REGIONS: dict[str, Region] = {
@@ -96,11 +98,11 @@ REGIONS: dict[str, Region] = {
 }
 
 
-def mark(session: Session, hub: HubContext, name: str) -> str:
+def mark(session: Session, hub: HubContext, name: str, user: UiUser) -> str:
     """A short digest of the region's fingerprint (the date too, so relative times refresh daily)."""
-    value = repr((hub.clock().date(), REGIONS[name].fingerprint(session, hub)))
+    value = repr((hub.clock().date(), REGIONS[name].fingerprint(session, hub, user)))
     return hashlib.sha1(value.encode()).hexdigest()[:16]
 
 
-def marks(session: Session, hub: HubContext, *names: str) -> dict[str, str]:
-    return {n: mark(session, hub, n) for n in names}
+def marks(session: Session, hub: HubContext, user: UiUser, *names: str) -> dict[str, str]:
+    return {n: mark(session, hub, n, user) for n in names}

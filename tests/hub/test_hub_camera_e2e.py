@@ -15,6 +15,7 @@ from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.settings import EdgeSettings
 from thanthien.hub.db.models import CameraStatus
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.runtime import HubRuntime
 from thanthien.hub.services import alarms
 
@@ -103,7 +104,7 @@ def state_label_in(message: str, state: str) -> bool:
 
 def all_alarms(hub: HubRuntime):
     with hub.db.session(write=False) as s:
-        return alarms.list_alarms(s, active=None, audience=None, limit=100, offset=0)
+        return alarms.list_alarms(s, viewer=SYSTEM, active=None, audience=None, limit=100, offset=0)
 
 
 def test_the_cameras_of_a_stopped_node_are_unknown_at_the_hub_until_it_is_back(hub, tmp_path, broker, sim):

@@ -68,7 +68,7 @@ def test_state_change_closes_the_period_and_opens_the_next(ctx):
     report(ctx, "black", "độ sáng trung bình 2")  # same state: no new period
     assert periods(ctx) == [("ok", False), ("black", True)]
     with ctx.db.session() as s:
-        history = cameras.history(s, node_id="mo-quay", camera="cam-1",
+        history = cameras.history(s, viewer=SYSTEM, node_id="mo-quay", camera="cam-1",
                                   start=ctx.clock() - timedelta(days=1), end=ctx.clock())
         assert [p.state for p in history] == ["ok", "black"]
         assert history[0].ended_at == history[1].started_at
@@ -139,7 +139,8 @@ def test_uptime_per_local_day_counts_ok_and_degraded_as_up(ctx):
     report(ctx, "ok")
     ctx.clock.now = _utc(2026, 3, 4, 17, 0)
     with ctx.db.session() as s:
-        rows = cameras.uptime(s, start=date(2026, 3, 3), end=date(2026, 3, 5), granularity="day",
+        rows = cameras.uptime(s, viewer=SYSTEM, start=date(2026, 3, 3), end=date(2026, 3, 5),
+                              granularity="day",
                               tz=ctx_tz(ctx), now=ctx.clock())
     day1, day2 = rows
     assert day1.period == date(2026, 3, 3)
@@ -155,7 +156,8 @@ def test_uptime_per_month_leaves_unobserved_time_out_of_the_ratio(ctx):
     report(ctx, "down", "TCP connect refused")
     ctx.clock.now = _utc(2026, 3, 31, 17, 0)  # 1 April local midnight
     with ctx.db.session() as s:
-        [march] = cameras.uptime(s, start=date(2026, 3, 1), end=date(2026, 4, 1), granularity="month",
+        [march] = cameras.uptime(s, viewer=SYSTEM, start=date(2026, 3, 1), end=date(2026, 4, 1),
+                                 granularity="month",
                                  tz=ctx_tz(ctx), now=ctx.clock())
     assert march.period == date(2026, 3, 1)
     assert march.uptime_pct == 50.0
@@ -305,7 +307,8 @@ def test_time_the_node_was_away_is_left_out_of_uptime(ctx):
     report(ctx, "black", "tối")
     ctx.clock.now = _utc(2026, 3, 3, 17, 0)  # 6 h black
     with ctx.db.session() as s:
-        [day] = cameras.uptime(s, start=date(2026, 3, 3), end=date(2026, 3, 4), granularity="day",
+        [day] = cameras.uptime(s, viewer=SYSTEM, start=date(2026, 3, 3), end=date(2026, 3, 4),
+                               granularity="day",
                                tz=ctx_tz(ctx), now=ctx.clock())
     assert day.seconds == {"ok": 12 * 3600, "black": 6 * 3600}
     assert (day.unknown_s, day.uptime_pct) == (6 * 3600, 66.667)

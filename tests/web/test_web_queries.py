@@ -96,12 +96,12 @@ def test_health_fingerprint_changes_when_a_node_goes_offline(db, clock):
         _node(s, "node-a")
         health.apply_node_state(s, state=node_state("online", 1), now=clock.now, notify=False)
     with db.session() as s:
-        before = queries.health_fingerprint(s)
-        assert queries.health_fingerprint(s) == before
+        before = queries.health_fingerprint(s, viewer=SYSTEM)
+        assert queries.health_fingerprint(s, viewer=SYSTEM) == before
     with db.session() as s:
         health.apply_node_state(s, state=node_state("offline", 1), now=clock.advance(10), notify=False)
     with db.session() as s:
-        assert queries.health_fingerprint(s) != before
+        assert queries.health_fingerprint(s, viewer=SYSTEM) != before
 
 
 def test_presses_fingerprint_moves_only_for_presses_since_the_start(db, clock):
@@ -127,8 +127,10 @@ def test_charts_over_more_than_two_days_use_the_hourly_rollups(db, clock):
                                     thresholds=Thresholds(), notify=False)
         health.rollup_telemetry(s, now=t0 + timedelta(hours=3))
     with db.session() as s:
-        raw, raw_hourly = queries.telemetry_series(s, node_id="node-a", start=t0, end=t0 + timedelta(days=1))
-        folded, hourly = queries.telemetry_series(s, node_id="node-a", start=t0 - timedelta(days=3),
+        raw, raw_hourly = queries.telemetry_series(s, viewer=SYSTEM, node_id="node-a", start=t0,
+                                                   end=t0 + timedelta(days=1))
+        folded, hourly = queries.telemetry_series(s, viewer=SYSTEM, node_id="node-a",
+                                                  start=t0 - timedelta(days=3),
                                                   end=t0 + timedelta(days=1))
     temps = {series.key: series for series in raw}["cpu_temp_c"]
     assert raw_hourly is False and [v for _t, v in temps.points] == [40.0, 42.0, 44.0, 47.0]

@@ -73,8 +73,8 @@ def retire(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str) -> No
 
 @router.get("/nodes/{node_id}/config", response_model=NodeConfigOut, dependencies=[allow(*DEVICE_STAFF)],
             summary="The config the hub holds for the node, and the version the node runs")
-def get_config(session: DbSession, node_id: str) -> NodeConfigOut:
-    return _config_out(session, node_id)
+def get_config(session: DbSession, actor: CurrentUser, node_id: str) -> NodeConfigOut:
+    return _config_out(session, actor, node_id)
 
 
 @router.put("/nodes/{node_id}/config", response_model=NodeConfigOut, dependencies=[allow(*DEVICE_STAFF)],
@@ -83,11 +83,11 @@ def put_config(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str,
                body: ConfigIn) -> NodeConfigOut:
     node_config.update(session, actor=actor, node_id=node_id, change=body, now=hub.clock())
     session.commit()  # published after the commit (node_config.follow)
-    return _config_out(session, node_id)
+    return _config_out(session, actor, node_id)
 
 
-def _config_out(session: DbSession, node_id: str) -> NodeConfigOut:
-    view = node_config.view(session, node_id=node_id)
+def _config_out(session: DbSession, actor: CurrentUser, node_id: str) -> NodeConfigOut:
+    view = node_config.view(session, viewer=actor, node_id=node_id)
     if view is None:
         raise NotFound(f"Thiết bị {node_id} chưa được quản lý cấu hình từ trung tâm.")
     return NodeConfigOut(**{k: getattr(view, k) for k in NodeConfigOut.model_fields if k != "in_force"},
@@ -96,8 +96,9 @@ def _config_out(session: DbSession, node_id: str) -> NodeConfigOut:
 
 @router.get("/nodes/{node_id}/commands", response_model=list[CommandOut], dependencies=[allow(*DEVICE_STAFF)],
             summary="The last commands sent to the node, with their answers")
-def list_commands(session: DbSession, node_id: str) -> list[CommandOut]:
-    return [CommandOut.model_validate(c) for c in fleet_commands.recent(session, node_id=node_id, limit=50)]
+def list_commands(session: DbSession, actor: CurrentUser, node_id: str) -> list[CommandOut]:
+    return [CommandOut.model_validate(c)
+            for c in fleet_commands.recent(session, viewer=actor, node_id=node_id, limit=50)]
 
 
 @router.post("/nodes/{node_id}/commands", response_model=CommandOut, dependencies=[allow(*DEVICE_STAFF)],
@@ -110,6 +111,6 @@ def send_command(hub: Hub, actor: CurrentUser, node_id: str, body: CommandIn) ->
 @router.get("/nodes/{node_id}/cameras/{camera}/thumbnail", dependencies=[allow(*DEVICE_STAFF)],
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}},
             summary="The last picture the node's probe saw of the camera (sent with a change of health)")
-def thumbnail(session: DbSession, node_id: str, camera: str) -> Response:
-    thumb = node_history.thumbnail(session, node_id=node_id, camera=camera)
+def thumbnail(session: DbSession, actor: CurrentUser, node_id: str, camera: str) -> Response:
+    thumb = node_history.thumbnail(session, viewer=actor, node_id=node_id, camera=camera)
     return Response(thumb.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -19,22 +19,24 @@ router = APIRouter(tags=["health"])
 @router.get("/nodes/{node_id}/telemetry", response_model=list[TelemetryOut],
             dependencies=[allow(*DEVICE_STAFF)],
             summary="Raw telemetry (kept for the retention period); default the last 24 hours")
-def telemetry(hub: Hub, session: DbSession, node_id: str, start: AwareDatetime | None = None,
+def telemetry(hub: Hub, session: DbSession, user: CurrentUser, node_id: str,
+              start: AwareDatetime | None = None,
               end: AwareDatetime | None = None) -> list[TelemetryOut]:
     end = end or hub.clock()
     start = start or end - timedelta(days=1)
     return [TelemetryOut.model_validate(t)
-            for t in health.telemetry_history(session, node_id=node_id, start=start, end=end)]
+            for t in health.telemetry_history(session, viewer=user, node_id=node_id, start=start, end=end)]
 
 
 @router.get("/nodes/{node_id}/telemetry/hourly", response_model=list[TelemetryHourlyOut],
             dependencies=[allow(*DEVICE_STAFF)], summary="Hourly roll-ups; default the last 30 days")
-def telemetry_hourly(hub: Hub, session: DbSession, node_id: str, start: AwareDatetime | None = None,
+def telemetry_hourly(hub: Hub, session: DbSession, user: CurrentUser, node_id: str,
+                     start: AwareDatetime | None = None,
                      end: AwareDatetime | None = None) -> list[TelemetryHourlyOut]:
     end = end or hub.clock()
     start = start or end - timedelta(days=30)
     return [TelemetryHourlyOut.model_validate(t)
-            for t in health.hourly_history(session, node_id=node_id, start=start, end=end)]
+            for t in health.hourly_history(session, viewer=user, node_id=node_id, start=start, end=end)]
 
 
 @router.get("/alarms", response_model=list[AlarmOut], dependencies=[allow(*ALARM_HANDLERS)],
@@ -57,13 +59,14 @@ def acknowledge(hub: Hub, session: DbSession, user: CurrentUser, alarm_id: RowId
 
 
 @router.get("/dead-letters", response_model=list[DeadLetterOut], dependencies=[allow(*DEVICE_STAFF)])
-def list_dead_letters(session: DbSession, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+def list_dead_letters(session: DbSession, user: CurrentUser,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                       offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0) -> list[DeadLetterOut]:
     return [DeadLetterOut.model_validate(d)
-            for d in deadletters.list_dead_letters(session, limit=limit, offset=offset)]
+            for d in deadletters.list_dead_letters(session, viewer=user, limit=limit, offset=offset)]
 
 
 @router.get("/dead-letters/counts",
             dependencies=[allow(*DEVICE_STAFF)], summary="Dead letters per topic kind")
-def dead_letter_counts(session: DbSession) -> dict[str, int]:
-    return deadletters.count_by_kind(session)
+def dead_letter_counts(session: DbSession, user: CurrentUser) -> dict[str, int]:
+    return deadletters.count_by_kind(session, viewer=user)

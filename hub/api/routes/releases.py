@@ -104,7 +104,7 @@ def list_releases(session: DbSession) -> list[ReleaseOut]:
 def create_rollout(hub: Hub, session: DbSession, actor: CurrentUser, body: RolloutRequest) -> RolloutOut:
     rollout = releases.create_rollout(session, actor=actor, request=body, now=hub.clock())
     session.commit()  # the offers go out after the commit (releases.follow)
-    return _out(releases.view(session, rollout_id=rollout.id))
+    return _out(releases.view(session, viewer=actor, rollout_id=rollout.id))
 
 
 @router.get(
@@ -113,8 +113,8 @@ def create_rollout(hub: Hub, session: DbSession, actor: CurrentUser, body: Rollo
     dependencies=[allow(*DEVICE_STAFF)],
     summary="The latest roll-outs with each node's state",
 )
-def list_rollouts(session: DbSession) -> list[RolloutOut]:
-    return [_out(v) for v in releases.list_rollouts(session)]
+def list_rollouts(session: DbSession, actor: CurrentUser) -> list[RolloutOut]:
+    return [_out(v) for v in releases.list_rollouts(session, viewer=actor)]
 
 
 @router.get(
@@ -123,8 +123,8 @@ def list_rollouts(session: DbSession) -> list[RolloutOut]:
     dependencies=[allow(*DEVICE_STAFF)],
     summary="A roll-out's progress: stage, counts, each node's state and reason",
 )
-def get_rollout(session: DbSession, rollout_id: RowId) -> RolloutOut:
-    return _out(releases.view(session, rollout_id=rollout_id))
+def get_rollout(session: DbSession, actor: CurrentUser, rollout_id: RowId) -> RolloutOut:
+    return _out(releases.view(session, viewer=actor, rollout_id=rollout_id))
 
 
 @router.post(
@@ -139,7 +139,7 @@ def act(hub: Hub, session: DbSession, actor: CurrentUser, rollout_id: RowId, act
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Chỉ có pause, resume hoặc cancel.")
     do(session, actor=actor, rollout_id=rollout_id, now=hub.clock())
     session.commit()
-    return _out(releases.view(session, rollout_id=rollout_id))
+    return _out(releases.view(session, viewer=actor, rollout_id=rollout_id))
 
 
 @node_router.get(

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from thanthien.hub.api.deps import Hub
 from thanthien.hub.jobs import contexts
 from thanthien.hub.metrics import Labels
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import alarms, health, ratings
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,12 @@ def metrics(hub: Hub) -> PlainTextResponse:
         "thanthien_hub_ingest_queue_depth": {(): float(hub.queue_depth())}}
     try:
         with hub.db.session(write=False) as session:
-            states = health.state_counts(session)
+            states = health.state_counts(session, viewer=SYSTEM)
             extra["thanthien_hub_nodes"] = {(("state", s),): float(states.get(s, 0))
                                             for s in ("online", "offline", "lost", "unknown")}
-            extra["thanthien_hub_nodes_unregistered"] = {(): float(health.unregistered_count(session))}
-            active = alarms.active_counts(session)
+            unregistered = health.unregistered_count(session, viewer=SYSTEM)
+            extra["thanthien_hub_nodes_unregistered"] = {(): float(unregistered)}
+            active = alarms.active_counts(session, viewer=SYSTEM)
             extra["thanthien_hub_alarms_active"] = {(("severity", s),): float(active.get(s, 0))
                                                     for s in alarms.SEVERITIES}
             extra["thanthien_hub_ratings_stored"] = {(): float(ratings.count_ratings(session))}

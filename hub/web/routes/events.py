@@ -34,7 +34,7 @@ def _poll(hub: HubContext, user: UiUser, names: list[str], seen: dict[str, str])
     out = []
     with hub.db.new_session(write=False) as session:
         for name in names:
-            now = mark(session, hub, name)
+            now = mark(session, hub, name, user)
             if seen.get(name) == now:
                 continue
             seen[name] = now

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from thanthien.hub.api.deps import RowId
 from thanthien.hub.roles import DEVICE_STAFF
-from thanthien.hub.services import enrollment, fault_reports, registry, transparency
+from thanthien.hub.services import enrollment, fault_reports, registry
 from thanthien.hub.services.errors import ServiceError
 from thanthien.hub.web import flash
 from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
@@ -31,7 +31,7 @@ def faults_page(request: Request, user: Staff) -> Response:
     with hub.db.new_session(write=False) as session:
         context = {
             "tickets": fault_reports.list_reports(session, viewer=user),
-            "zones": transparency.zone_names(session),
+            "zones": {z.id: z.name for z in registry.list_zones(session, viewer=user)},
             "kinds": fault_reports.KINDS, "statuses": fault_reports.STATUSES,
             "speakers": [d for d in registry.list_devices(session, viewer=user, active=True)
                          if d.kind == "speaker"],
@@ -57,7 +57,7 @@ def answer_ticket(request: Request, user: Staff, report_id: RowId,
 def pole_qr(request: Request, user: Staff, node_id: str, device_code: str) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        pole = fault_reports.pole(session, node_id=node_id, device_code=device_code)
+        pole = fault_reports.pole(session, node_id=node_id, device_code=device_code, viewer=user)
     url = pole_url(hub.settings.public.base_url or str(request.base_url), node_id, device_code)
     return render(request, "fault_qr.html", {"pole": pole, "url": url, "qr": enrollment.qr_svg(url)},
                   user=user)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from thanthien.hub import tenancy
 from thanthien.hub.roles import DEVICE_STAFF
 from thanthien.hub.services import enrollment, fleet_commands, node_config, node_history, registry
 from thanthien.hub.services.errors import ServiceError, http_status
@@ -28,6 +29,8 @@ def _form(request: Request, user: UiUser, *, form: dict[str, str] | None = None,
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
         context = {"zones": registry.list_zones(session, viewer=user),
+                   "communes": tenancy.list_communes(session, actor=user) if tenancy.is_province(user)
+                   else [],
                    "counters": registry.list_counters(session, viewer=user),
                    "form": form or {}, "notice": (message, True) if message else None,
                    "ttl_h": hub.settings.enrollment.code_ttl_s / 3600}
@@ -54,15 +57,18 @@ def new_node_page(request: Request, user: ItUser) -> Response:
 @router.post("/enroll", dependencies=[Csrf], response_class=HTMLResponse)
 def add_node(request: Request, user: ItUser, node_id: Annotated[str, Form()] = "",
              name: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "speaker",
-             zone: Annotated[str, Form()] = "", counter: Annotated[str, Form()] = "") -> Response:
-    form = {"node_id": node_id.strip(), "name": name.strip(), "kind": kind, "zone": zone, "counter": counter}
+             zone: Annotated[str, Form()] = "", counter: Annotated[str, Form()] = "",
+             commune: Annotated[str, Form()] = "") -> Response:
+    form = {"node_id": node_id.strip(), "name": name.strip(), "kind": kind, "zone": zone, "counter": counter,
+            "commune": commune}
     hub = hub_of(request)
     try:
         with hub.db.session() as session:
             issued = enrollment.add_node(session, actor=user, node_id=node_id, name=name, now=hub.clock(),
                                          settings=hub.settings.enrollment,
                                          zone=zone or None if kind == "speaker" else None,
-                                         counter=counter or None if kind == "rating_box" else None)
+                                         counter=counter or None if kind == "rating_box" else None,
+                                         commune=commune or None)
     except ServiceError as exc:
         return _form(request, user, form=form, message=str(exc), status_code=http_status(exc))
     return _code_page(request, user, issued, new=True)
@@ -134,5 +140,5 @@ def config(request: Request, user: ItUser, node_id: str, volume: Annotated[str, 
 def thumbnail(request: Request, user: ItUser, node_id: str, camera: str) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
-        thumb = node_history.thumbnail(session, node_id=node_id, camera=camera)
+        thumb = node_history.thumbnail(session, viewer=user, node_id=node_id, camera=camera)
     return Response(thumb.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -33,7 +33,7 @@ def health_page(request: Request, user: ItUser) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
         context = {**regions.health_context(session, hub, user),
-                   "marks": regions.marks(session, hub, "health-nodes", "health-alarms")}
+                   "marks": regions.marks(session, hub, user, "health-nodes", "health-alarms")}
         return render(request, "health.html", context, user=user)
 
 
@@ -61,21 +61,23 @@ def node_page(request: Request, user: ItUser, node_id: str, range: str = "24h", 
             return render(request, "message.html", {"title": "Không tìm thấy thiết bị",
                                                     "message": f"Không có thiết bị mã {node_id}."},
                           user=user, status_code=404)
-        series, hourly = queries.telemetry_series(session, node_id=node_id, start=span_start, end=span_end)
+        series, hourly = queries.telemetry_series(session, viewer=user, node_id=node_id, start=span_start,
+                                                  end=span_end)
         context = {
             "node": node,
-            "devices": queries.node_devices(session, node_id=node_id),
+            "devices": queries.node_devices(session, viewer=user, node_id=node_id),
             "latest": queries.latest_telemetry(session, node_id=node_id),
             "charts": [(s, charts.line_chart(s.points, tz=tz, unit=s.unit, label=s.label,
                                              lower=None if s.key == "clock_offset_ms" else 0.0))
                        for s in series],
             "hourly": hourly,
-            "history": node_history.state_history(session, node_id=node_id, start=span_start, end=span_end),
-            "config": node_config.view(session, node_id=node_id),
-            "enrollment": enrollment.status(session, node_id=node_id, now=now),
-            "commands": fleet_commands.recent(session, node_id=node_id),
+            "history": node_history.state_history(session, viewer=user, node_id=node_id, start=span_start,
+                                                  end=span_end),
+            "config": node_config.view(session, viewer=user, node_id=node_id),
+            "enrollment": enrollment.status(session, viewer=user, node_id=node_id, now=now),
+            "commands": fleet_commands.recent(session, viewer=user, node_id=node_id),
             "command_labels": {name: spec.label for name, spec in fleet_commands.COMMANDS.items()},
-            "thumbnails": node_history.thumbnails(session, node_id=node_id),
+            "thumbnails": node_history.thumbnails(session, viewer=user, node_id=node_id),
             "alarms": alarms.alarms_for(session, viewer=user, active=True, subject=node_id),
             "ranges": [(key, text) for key, (text, _span) in RANGES.items()],
             "range": range, "span_label": label, "error": error,

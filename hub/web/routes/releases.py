@@ -29,8 +29,8 @@ def page(request: Request, user: ItUser) -> Response:
     with hub.db.new_session(write=False) as session:
         context = {
             "releases": releases.list_releases(session),
-            "rollouts": releases.list_rollouts(session),
-            "nodes": releases.node_versions(session),
+            "rollouts": releases.list_rollouts(session, viewer=user),
+            "nodes": releases.node_versions(session, viewer=user),
             "zones": registry.list_zones(session, viewer=user),
             "labels": releases.STATE_LABELS,
             "has_key": hub.settings.releases.public_key is not None,
@@ -43,7 +43,7 @@ def rollout_page(request: Request, user: ItUser, rollout_id: RowId) -> Response:
     hub = hub_of(request)
     try:
         with hub.db.new_session(write=False) as session:
-            view = releases.view(session, rollout_id=rollout_id)
+            view = releases.view(session, viewer=user, rollout_id=rollout_id)
     except ServiceError as exc:
         return flash.refused(PAGE, exc)
     return render(request, "rollout.html", {"r": view}, user=user)

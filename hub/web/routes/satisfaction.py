@@ -84,7 +84,7 @@ def satisfaction_page(request: Request, user: LeaderUser, start: str | None = No
             "period_a": period_a, "period_b": period_b, "compare": _compare(compare_a, compare_b),
             "totals_a": Totals.of(compare_a), "totals_b": Totals.of(compare_b),
             "export_groups": EXPORT_GROUPS,
-            "marks": regions.marks(session, hub, "today", "leader-alarms"),
+            "marks": regions.marks(session, hub, user, "today", "leader-alarms"),
         }
         return render(request, "satisfaction.html", context, user=user)
 

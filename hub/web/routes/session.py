@@ -54,8 +54,8 @@ def home(request: Request, user: AnyUser) -> Response:
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
         context = {
-            "node_counts": health.state_counts(session),
-            "alarm_counts": alarms.active_counts(session),
+            "node_counts": health.state_counts(session, viewer=user),
+            "alarm_counts": alarms.active_counts(session, viewer=user),
             "zones": queries.speakers_by_zone(session, viewer=user),
             "counters": registry.list_counters(session, viewer=user),
         }
