@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Response, status
 from pydantic import AwareDatetime
 
-from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, Limit, Offset, allow
 from thanthien.hub.api.schemas_notify import (
     DossierDetail,
     DossierIn,
@@ -40,8 +40,8 @@ def list_dossiers(
     actor: CurrentUser,
     q: str = "",
     status: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[DossierOut]:
     return [
         DossierOut.model_validate(v)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, status
 
-from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, RowId, allow
+from thanthien.hub.api.deps import CurrentUser, DbSession, Hub, Limit, Offset, RowId, allow
 from thanthien.hub.api.schemas_notify import (
     ActiveIn,
     ContactIn,
@@ -99,8 +99,8 @@ def list_messages(
     actor: CurrentUser,
     status: str | None = None,
     kind: str | None = None,
-    limit: int = 200,
-    offset: int = 0,
+    limit: Limit = 200,
+    offset: Offset = 0,
 ) -> list[SmsOut]:
     return [
         SmsOut.of(m)
