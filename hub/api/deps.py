@@ -92,4 +92,4 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row id (1 .. 2^6
 """A path id no database column can overflow on (SQLite and PostgreSQL BIGINT)."""
 OptionalRowId = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many rows (1 .. 1000).")]
-Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Rows to skip (an offset past 2^63 overflows).")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="Rows to skip (0 .. 2^63-1).")]
