@@ -161,7 +161,8 @@ def _broadcasts(session: Session, settings: HubSettings, now: datetime, *, appro
     for title, kind, at, holidays, text in BROADCASTS:
         try:
             media = media_items.add_tts(session, lib=lib, settings=settings.tts,
-                                        request=TtsRequest(text=text), title=title, username="demo", now=now)
+                                        request=TtsRequest(text=text), title=title, username="demo",
+                                        commune_id=None, now=now)  # the province library, as "canbo" is
             spec = broadcasts.BroadcastSpec(
                 title=title, media_sha256=media.sha256, schedule_kind=kind, local_time=at, holidays=holidays,
                 weekdays=[1, 2, 3, 4, 5] if kind == "weekdays" else [],

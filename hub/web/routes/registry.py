@@ -289,7 +289,7 @@ def _rules_page(request: Request, user: UiUser, *, zone: str | None = None,
                 "bands_text": zone_rules.bands_text, "slots_text": zone_rules.slots_form_text,
                 "slots_read": lambda s: zone_rules.slots_text(s, tz), "part_labels": zone_rules.PART_LABELS,
                 "editor": may(user, BROADCAST_RULE_EDITORS), "level": "node" if node else "zone" if zone else
-                "commune"}
+                "commune", "commune": commune if not (zone or node) else None}
     return _page(request, user, "registry_rules.html", build)
 
 
