@@ -46,6 +46,9 @@ def seed(session: Session, *, commune: str, prefix: str, marker: str, now: datet
                            target_zones=[registry["zone"]], schedule_kind="daily", local_time="07:00"))
     broadcasts.approve_broadcast(session, broadcast_id=b.id, actor=leader, now=now, tz=TZ, cfg=CFG)
     plans.materialise(session, now=now, tz=TZ, cfg=CFG)
+    # the plans as published (a node's plan row is the hub's, made on the first publish after any
+    # change: one commune's change must not be what makes the other's)
+    plans.plans_to_publish(session, now=now, cfg=CFG, tz=TZ, force=False)
     occurrence = session.scalars(select(Occurrence).where(Occurrence.broadcast_id == b.id)
                                  .order_by(Occurrence.start_at)).first()
     assert occurrence is not None, "the approved daily broadcast has an occurrence"
