@@ -159,14 +159,16 @@ def _broadcasts(session: Session, settings: HubSettings, now: datetime, *, appro
     tz = ZoneInfo(settings.hub.timezone)
     lib = media_items.library(settings.hub.data_dir, settings.media)
     for title, kind, at, holidays, text in BROADCASTS:
+        officer = _town("canbo", OFFICER, session)
         try:
             media = media_items.add_tts(session, lib=lib, settings=settings.tts,
-                                        request=TtsRequest(text=text), title=title, username="demo", now=now)
+                                        request=TtsRequest(text=text), title=title, username="demo",
+                                        commune_id=officer.commune_id, now=now)
             spec = broadcasts.BroadcastSpec(
                 title=title, media_sha256=media.sha256, schedule_kind=kind, local_time=at, holidays=holidays,
                 weekdays=[1, 2, 3, 4, 5] if kind == "weekdays" else [],
                 priority="priority" if kind == "holiday" else "normal")
-            b = broadcasts.create_broadcast(session, spec=spec, actor=_town("canbo", OFFICER, session),
+            b = broadcasts.create_broadcast(session, spec=spec, actor=officer,
                                             now=now, tz=tz, cfg=settings.broadcasts)
             session.flush()
             # the made-up history has the demo's leader hear each seeded bulletin through once (the

@@ -18,11 +18,22 @@ exception is granted. An edit that changes when, what or where it plays (schedul
 targets) drops the exception: it was granted for the broadcast as it was. Granting and
 withdrawing one are also in the administrative audit log (``services/audit.py``). A one-off
 time must lie ahead.
+
+**Communes (issue 20).** A broadcast belongs to the commune of the user who drafts it
+(``Broadcast.commune_id``); it may target only that commune's zones and speakers, and its
+"all speakers" means all of that commune's. A province user's broadcast is a *province
+broadcast* (``commune_id`` ``None``): it may target zones and speakers of several communes (an
+emergency across the province). A commune user reads their commune's broadcasts and the
+province broadcasts that target their commune (all speakers, or one of their zones or
+speakers): those are on their calendar, with the delivery reports of their own speakers only;
+a province broadcast is changed by province users only. Another commune's broadcast does not
+exist for a commune user (:func:`get_broadcast` raises ``NotFound``).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -48,6 +59,7 @@ from thanthien.hub.services.schedule import (
     occurrences,
     parse_hhmm,
 )
+from thanthien.hub.tenancy import Tenant, reaches, visible_clause
 
 log = logging.getLogger(__name__)
 
@@ -219,17 +231,28 @@ def audit(
 
 
 # -- validation ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Within:
+    """The commune a broadcast is for (``None``: the province), as a :class:`Tenant`."""
+
+    commune_id: int | None
+
+
 def _check(
-    session: Session, spec: BroadcastSpec, *, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
+    session: Session, spec: BroadcastSpec, *, within: Tenant, now: datetime, tz: ZoneInfo,
+    cfg: BroadcastSettings
 ) -> Schedule:
+    """Refuse a spec that is wrong, or names a file, zone or speaker outside ``within``'s reach
+    (a commune broadcast: its commune's and the province library's files, its commune's places)."""
     relays.check(spec.stream_url, spec.stream_fallback, spec.slot_s, spec.media_sha256)
     media = session.get(MediaItem, spec.media_sha256) if spec.media_sha256 else None
-    if media is None:
+    if media is None or (media.commune_id is not None and not reaches(within, media.commune_id)):
         raise Invalid("Chưa chọn tệp âm thanh có trong thư viện.")
     if spec.target_kind == "zones":
         if not spec.target_zones:
             raise Invalid("Chọn ít nhất một khu vực phát.")
-        known = set(session.scalars(select(Zone.code).where(Zone.code.in_(spec.target_zones))))
+        known = set(session.scalars(select(Zone.code).where(Zone.code.in_(spec.target_zones),
+                                                            visible_clause(within, Zone.commune_id))))
         if missing := sorted(set(spec.target_zones) - known):
             raise Invalid(f"Không có khu vực phát: {', '.join(missing)}.")
     if spec.target_kind == "nodes":
@@ -237,7 +260,9 @@ def _check(
             raise Invalid("Chọn ít nhất một cụm loa.")
         known = set(
             session.scalars(
-                select(Device.node_id).where(Device.node_id.in_(spec.target_nodes), Device.kind == "speaker")
+                select(Device.node_id).join(Node, Node.id == Device.node_id)
+                .where(Device.node_id.in_(spec.target_nodes), Device.kind == "speaker",
+                       visible_clause(within, Node.commune_id))
             )
         )
         if missing := sorted(set(spec.target_nodes) - known):
@@ -381,13 +406,15 @@ def create_broadcast(
     """Draft a broadcast (``lib``: where a relay's silence is kept)."""
     require(actor, BROADCAST_EDITORS)
     spec = _with_media(session, spec, lib, now)
-    sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
+    commune_id = getattr(actor, "commune_id", None)
+    sched = _check(session, spec, within=Within(commune_id), now=now, tz=tz, cfg=cfg)
     duration = _duration(session, spec.media_sha256, spec.slot_s)
     quiet = None if spec.priority == "emergency" else first_quiet(sched, duration, now=now, tz=tz, cfg=cfg)
     if quiet is not None and not spec.quiet_exception_requested:
         raise _quiet_refusal(quiet, duration, tz=tz, cfg=cfg,
                              then="hãy chọn giờ khác, hoặc lưu bản nháp kèm đề nghị ngoại lệ.")
-    b = Broadcast(status="draft", created_by=actor.username, created_at=now, updated_at=now)
+    b = Broadcast(status="draft", created_by=actor.username, created_at=now, updated_at=now,
+                  commune_id=commune_id)
     _apply(b, spec, sched)
     if b.schedule_kind == "rrule" and b.valid_from is None:
         b.valid_from = now  # the rule's DTSTART
@@ -400,17 +427,59 @@ def create_broadcast(
     return b
 
 
-def get_broadcast(session: Session, *, broadcast_id: int) -> Broadcast:
+@dataclass
+class _Reach:
+    """What of a commune a province broadcast may target: its zone codes and speaker nodes."""
+
+    zones: set[str]
+    nodes: set[str]
+
+
+def _reach_of(session: Session, commune_id: int) -> _Reach:
+    zones = set(session.scalars(select(Zone.code).where(Zone.commune_id == commune_id)))
+    nodes = set(session.scalars(select(Node.id).where(Node.commune_id == commune_id)))
+    return _Reach(zones, nodes)
+
+
+def _targets_reach(b: Broadcast, reach: _Reach) -> bool:
+    if b.target_kind == "all":
+        return True
+    if b.target_kind == "zones":
+        return bool(reach.zones.intersection(b.target_zones or ()))
+    return bool(reach.nodes.intersection(b.target_nodes or ()))
+
+
+def sees(session: Session, viewer: Tenant, b: Broadcast, *, _reach: _Reach | None = None) -> bool:
+    """Whether ``viewer`` reads ``b``: their commune's, or a province broadcast targeting their commune."""
+    if reaches(viewer, b.commune_id):
+        return True
+    if b.commune_id is not None:
+        return False
+    mine = getattr(viewer, "commune_id", None)
+    return _targets_reach(b, _reach or _reach_of(session, mine))
+
+
+def get_broadcast(session: Session, *, viewer: Tenant, broadcast_id: int) -> Broadcast:
+    """The broadcast, if ``viewer`` reads it (else ``NotFound``, as for one that does not exist)."""
     b = session.get(Broadcast, broadcast_id)
-    if b is None:
+    if b is None or not sees(session, viewer, b):
         raise NotFound(f"Không có bản tin #{broadcast_id}")
+    return b
+
+
+def get_own(session: Session, *, actor: Tenant, broadcast_id: int) -> Broadcast:
+    """The broadcast ``actor`` may change: one they read that is not a province broadcast seen
+    by a commune user (refused: ``Forbidden``)."""
+    b = get_broadcast(session, viewer=actor, broadcast_id=broadcast_id)
+    if not reaches(actor, b.commune_id):
+        raise Forbidden("Bản tin cấp tỉnh chỉ tài khoản cấp tỉnh được thay đổi.")
     return b
 
 
 def _open(session: Session, *, broadcast_id: int, actor: Actor, permission: tuple[Role, ...]) -> Broadcast:
     """The broadcast ``actor`` changes, if their role is in ``permission``: not archived, not play-now."""
     require(actor, permission)
-    b = get_broadcast(session, broadcast_id=broadcast_id)
+    b = get_own(session, actor=actor, broadcast_id=broadcast_id)
     if b.status == "archived" or b.schedule_kind == "now":
         raise Conflict("Bản tin đã lưu trữ hoặc đã phát ngay, không sửa được.")
     return b
@@ -429,8 +498,8 @@ def update_broadcast(
 ) -> Broadcast:
     b = _open(session, broadcast_id=broadcast_id, actor=actor, permission=BROADCAST_EDITORS)
     spec = _with_media(session, spec, lib, now)
-    sched = _check(session, spec, now=now, tz=tz, cfg=cfg)
-    edited = Broadcast()  # what the broadcast becomes, to compare before changing it
+    sched = _check(session, spec, within=Within(b.commune_id), now=now, tz=tz, cfg=cfg)
+    edited = Broadcast(commune_id=b.commune_id)  # what the broadcast becomes, to compare before changing it
     _apply(edited, spec, sched)
     if edited.schedule_kind == "rrule" and edited.valid_from is None:
         edited.valid_from = now
@@ -489,7 +558,7 @@ def approve_broadcast(
     session: Session, *, broadcast_id: int, actor: Actor, now: datetime, tz: ZoneInfo, cfg: BroadcastSettings
 ) -> Broadcast:
     require(actor, BROADCAST_APPROVERS)
-    b = get_broadcast(session, broadcast_id=broadcast_id)
+    b = get_own(session, actor=actor, broadcast_id=broadcast_id)
     if b.status != "draft":
         raise Conflict(f"Chỉ phê duyệt được bản nháp (bản tin này: {STATUS_LABELS.get(b.status, b.status)}).")
     if (refusal := approval_refusal(session, b, actor=actor, cfg=cfg)) is not None:
@@ -573,7 +642,7 @@ def revoke_quiet_exception(
 
 def archive_broadcast(session: Session, *, broadcast_id: int, actor: Actor, now: datetime) -> Broadcast:
     require(actor, BROADCAST_EDITORS)
-    b = get_broadcast(session, broadcast_id=broadcast_id)
+    b = get_own(session, actor=actor, broadcast_id=broadcast_id)
     if b.status == "archived":
         raise Conflict("Bản tin đã được lưu trữ.")
     b.status, b.updated_at = "archived", now
@@ -583,18 +652,36 @@ def archive_broadcast(session: Session, *, broadcast_id: int, actor: Actor, now:
 
 
 def list_broadcasts(
-    session: Session, *, status: str | None = None, include_now: bool = False
+    session: Session, *, viewer: Tenant, status: str | None = None, include_now: bool = False
 ) -> list[Broadcast]:
-    q = select(Broadcast).order_by(Broadcast.id.desc())
+    """The broadcasts ``viewer`` reads (:func:`sees`), newest first."""
+    q = select(Broadcast).where(visible_clause(viewer, Broadcast.commune_id, shared=True))
+    q = q.order_by(Broadcast.id.desc())
     if status is not None:
         q = q.where(Broadcast.status == status)
     if not include_now:
         q = q.where(Broadcast.schedule_kind != "now")
-    return list(session.scalars(q))
+    return only_seen(session, viewer, session.scalars(q))
 
 
-def audit_log(session: Session, *, broadcast_id: int) -> list[BroadcastAudit]:
-    get_broadcast(session, broadcast_id=broadcast_id)
+def only_seen(session: Session, viewer: Tenant, rows: Any) -> list[Broadcast]:
+    """``rows`` (broadcasts) that ``viewer`` reads."""
+    mine = getattr(viewer, "commune_id", None)
+    if mine is None:
+        return list(rows)
+    reach = _reach_of(session, mine)
+    return [b for b in rows if sees(session, viewer, b, _reach=reach)]
+
+
+def seen_ids(session: Session, viewer: Tenant) -> set[int] | None:
+    """The ids of the broadcasts ``viewer`` reads (``None``: every one, a province viewer)."""
+    if getattr(viewer, "commune_id", None) is None:
+        return None
+    return {b.id for b in list_broadcasts(session, viewer=viewer, include_now=True)}
+
+
+def audit_log(session: Session, *, viewer: Tenant, broadcast_id: int) -> list[BroadcastAudit]:
+    get_broadcast(session, viewer=viewer, broadcast_id=broadcast_id)
     return list(
         session.scalars(
             select(BroadcastAudit)
@@ -605,15 +692,16 @@ def audit_log(session: Session, *, broadcast_id: int) -> list[BroadcastAudit]:
 
 
 # -- targets -------------------------------------------------------------------------------
-def speaker_nodes(session: Session) -> dict[str, set[str]]:
+def speaker_nodes(session: Session, *, within: Tenant) -> dict[str, set[str]]:
     """Registered nodes in service with a speaker device in service -> the zone codes their
-    speakers serve (a retired node or speaker is targeted no more, so never counted missed)."""
+    speakers serve (a retired node or speaker is targeted no more, so never counted missed);
+    only ``within``'s commune's nodes (a province ``within``: every commune's)."""
     rows = session.execute(
         select(Device.node_id, Zone.code)
         .join(Node, Node.id == Device.node_id)
         .outerjoin(Zone, Zone.id == Device.zone_id)
         .where(Device.kind == "speaker", Node.registered.is_(True), Node.retired_at.is_(None),
-               Device.retired_at.is_(None))
+               Device.retired_at.is_(None), visible_clause(within, Node.commune_id))
     )
     out: dict[str, set[str]] = {}
     for node_id, zone in rows:
@@ -632,3 +720,27 @@ def resolve_targets(
         wanted = set(zones)
         return sorted(n for n, z in speakers.items() if z & wanted)
     return sorted(n for n in set(nodes) if n in speakers)
+
+
+class SpeakerCache:
+    """:func:`speaker_nodes` per commune, read once each (for loops over many broadcasts)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._by: dict[int | None, dict[str, set[str]]] = {}
+
+    def of(self, within: Tenant) -> dict[str, set[str]]:
+        key = getattr(within, "commune_id", None)
+        if key not in self._by:
+            self._by[key] = speaker_nodes(self.session, within=Within(key))
+        return self._by[key]
+
+    def targets(self, b: Any) -> list[str]:
+        """The nodes broadcast ``b`` (a row or a candidate with ``commune_id``) plays on."""
+        return resolve_targets(b.target_kind, list(b.target_zones or []), list(b.target_nodes or []),
+                               self.of(b))
+
+
+def targets_of(session: Session, b: Broadcast) -> list[str]:
+    """The speaker nodes ``b`` plays on: of its commune only, unless a province broadcast."""
+    return SpeakerCache(session).targets(b)

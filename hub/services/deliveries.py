@@ -21,13 +21,14 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Delivery, Occurrence, PlaybackReport
+from thanthien.hub.db.models import Delivery, Node, Occurrence, PlaybackReport
 from thanthien.hub.services import alarms, proof
 from thanthien.hub.services.errors import NotFound
+from thanthien.hub.tenancy import Tenant
 from thanthien.protocol.payloads import PlaybackEvent
 
 log = logging.getLogger(__name__)
@@ -274,14 +275,31 @@ class DeliveryReport:
     max_start_error_s: float | None
 
 
-def report(session: Session, *, occurrence_id: str) -> DeliveryReport:
+def _seen_nodes(viewer: Tenant) -> Any:
+    """The deliveries ``viewer`` reads: to their commune's nodes (a province viewer: all)."""
+    mine = getattr(viewer, "commune_id", None)
+    if mine is None:
+        return true()
+    return Delivery.node_id.in_(select(Node.id).where(Node.commune_id == mine))
+
+
+def report(session: Session, *, viewer: Tenant, occurrence_id: str) -> DeliveryReport:
+    """An occurrence's report, if ``viewer`` reads its broadcast, of the speakers they reach (a
+    province broadcast's report to a commune user: their commune's speakers)."""
+    from thanthien.hub.services.broadcasts import get_broadcast
+
     o = session.get(Occurrence, occurrence_id)
     if o is None:
         raise NotFound(f"Không có lần phát {occurrence_id}")
+    try:
+        get_broadcast(session, viewer=viewer, broadcast_id=o.broadcast_id)
+    except NotFound:
+        raise NotFound(f"Không có lần phát {occurrence_id}") from None
     return _report(
         o,
         list(
-            session.scalars(select(Delivery).where(Delivery.occurrence_id == o.id).order_by(Delivery.node_id))
+            session.scalars(select(Delivery).where(Delivery.occurrence_id == o.id, _seen_nodes(viewer))
+                            .order_by(Delivery.node_id))
         ),
     )
 
@@ -302,7 +320,12 @@ def _report(o: Occurrence, rows: list[Delivery]) -> DeliveryReport:
     )
 
 
-def broadcast_reports(session: Session, *, broadcast_id: int, limit: int = 100) -> list[DeliveryReport]:
+def broadcast_reports(session: Session, *, viewer: Tenant, broadcast_id: int,
+                      limit: int = 100) -> list[DeliveryReport]:
+    """The reports of a broadcast ``viewer`` reads, newest first (of the speakers they reach)."""
+    from thanthien.hub.services.broadcasts import get_broadcast
+
+    get_broadcast(session, viewer=viewer, broadcast_id=broadcast_id)
     occs = list(
         session.scalars(
             select(Occurrence)
@@ -315,7 +338,8 @@ def broadcast_reports(session: Session, *, broadcast_id: int, limit: int = 100) 
         return []
     rows: dict[str, list[Delivery]] = defaultdict(list)
     for d in session.scalars(
-        select(Delivery).where(Delivery.occurrence_id.in_([o.id for o in occs])).order_by(Delivery.node_id)
+        select(Delivery).where(Delivery.occurrence_id.in_([o.id for o in occs]), _seen_nodes(viewer))
+        .order_by(Delivery.node_id)
     ):
         rows[d.occurrence_id].append(d)
     return [_report(o, rows[o.id]) for o in occs]

@@ -6,8 +6,10 @@ WebSocket to the hub (``hub/web/routes/live.py``), which relays it at once to ev
 speaker on its ``node/{node}/live`` topic (``hub/live_relay.py``); each speaker plays it as it
 arrives, interrupting lower priorities as a play-now does (``edge/speaker/live.py``).
 
-This module holds the rules, as for every broadcast: who may (``LIVE_SPEAKERS``; an emergency
-only ``BROADCAST_APPROVERS``), which speakers are targeted, and the broadcast log. A live
+A commune user speaks only to their commune's speakers (the live broadcast is their
+commune's); a province user to any. This module holds the rules, as for every broadcast: who
+may (``LIVE_SPEAKERS``; an emergency only ``BROADCAST_APPROVERS``), which speakers are
+targeted, and the broadcast log. A live
 announcement is a play-now broadcast (``schedule_kind`` ``now``) marked ``live_s``, with one
 occurrence whose deliveries the speakers' reports fill in (started, finished, or interrupted
 when a node's stream dropped). When it ends the hub keeps what was said as a recording in the
@@ -38,11 +40,13 @@ from thanthien.hub.services.broadcasts import (
     Priority,
     TargetKind,
     audit,
+    only_seen,
     resolve_targets,
     speaker_nodes,
 )
 from thanthien.hub.services.errors import Conflict, Invalid, NotFound
 from thanthien.hub.services.media import MediaLibrary
+from thanthien.hub.tenancy import Tenant, visible_clause
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ def open_live(session: Session, *, actor: Actor, request: LiveRequest, lib: Medi
     if request.target_kind == "zones" and not request.target_zones:
         raise Invalid("Chọn ít nhất một khu vực phát.")
     targets = resolve_targets(request.target_kind, request.target_zones, request.target_nodes,
-                              speaker_nodes(session))
+                              speaker_nodes(session, within=actor))  # a commune user: their speakers
     if not targets:
         raise Invalid("Không có cụm loa nào trong phạm vi đã chọn.")
     local_title = request.title.strip() or f"{DEFAULT_TITLE} ({actor.username})"
@@ -105,6 +109,7 @@ def open_live(session: Session, *, actor: Actor, request: LiveRequest, lib: Medi
         volume=request.volume, priority=request.priority, schedule_kind="now", start_at=now,
         weekdays=[], holidays=[], status="approved", created_by=actor.username, created_at=now,
         updated_at=now, approved_by=actor.username, approved_at=now, live_s=0.0,
+        commune_id=getattr(actor, "commune_id", None),
     )
     session.add(b)
     session.flush()
@@ -153,7 +158,7 @@ def close_live(session: Session, *, actor: Actor, occurrence_id: str, pcm: bytes
         try:
             item = media_items.add_upload(session, lib=lib, data=pcm_wav(pcm, sample_rate),
                                           filename="phat-truc-tiep.wav", title=f"{b.title} — {stamp}",
-                                          username=actor.username, now=now)
+                                          username=actor.username, commune_id=b.commune_id, now=now)
             recording = item.sha256
             b.media_sha256 = occ.media_sha256 = item.sha256
         except Invalid as exc:
@@ -170,7 +175,9 @@ def close_live(session: Session, *, actor: Actor, occurrence_id: str, pcm: bytes
     return b
 
 
-def recent(session: Session, *, limit: int = 20) -> list[Broadcast]:
-    """The latest live announcements, newest first (the broadcast log of the live page)."""
-    return list(session.scalars(select(Broadcast).where(Broadcast.live_s.is_not(None))
-                                .order_by(Broadcast.created_at.desc()).limit(limit)))
+def recent(session: Session, *, viewer: Tenant, limit: int = 20) -> list[Broadcast]:
+    """The latest live announcements ``viewer`` reads, newest first (the live page's log)."""
+    rows = session.scalars(select(Broadcast).where(Broadcast.live_s.is_not(None),
+                                                   visible_clause(viewer, Broadcast.commune_id, shared=True))
+                           .order_by(Broadcast.created_at.desc()).limit(limit * 4))
+    return only_seen(session, viewer, rows)[:limit]

@@ -6,6 +6,23 @@ only for a file that was stored, and a refused upload leaves neither a file nor 
 Node tokens: ``tn_<random>`` (256 bits), shown once when issued; only their SHA-256 is kept.
 A node's token lets it download only the media of occurrences targeted at that node (its
 plan or a play-now command it was sent): a stolen token reveals no other village's audio.
+
+**Communes (issue 20).** A file belongs to its uploader's commune (``MediaItem.commune_id``;
+``None``: the province library, which every commune lists and uses). A commune user lists,
+previews, inspects and marks listened their commune's files and the province's, deletes only
+their commune's; another commune's file does not exist for them (``NotFound``). The library
+is content addressed (the sha256 is the key): one row per bytes. When a user of another
+commune (or the province) uploads bytes already in the library, the row moves to the province
+library (``commune_id`` ``None``) and both use it: the uploader has just proved they hold the
+very same audio, so sharing its row tells them nothing they did not have but its title and
+author, while keeping it the first commune's would leave the second one's broadcasts unable
+to name a file they uploaded (and a second row is impossible without a new key). Deleting a
+province file is for province users. The node download (``GET /api/v1/media/{sha256}`` with a
+node's token) is unchanged: a node fetches what its plan plays, whoever's it is.
+
+The pronunciation dictionary (``tts_lexicon``) is one for the province: every commune's TTS
+reads with it and every editor sees it; only province admins change it (the way a name is
+read is the same in every commune, and one commune's edit would change the others' audio).
 """
 
 from __future__ import annotations
@@ -31,10 +48,11 @@ from thanthien.hub.db.models import (
 )
 from thanthien.hub.roles import TTS_LEXICON_EDITORS, Actor, require
 from thanthien.hub.services import audit
-from thanthien.hub.services.errors import Conflict, Invalid, NotFound
+from thanthien.hub.services.errors import Conflict, Forbidden, Invalid, NotFound
 from thanthien.hub.services.media import MediaError, MediaLibrary, MediaRecord, MediaSettings
 from thanthien.hub.services.tts import Tts, TtsRequest, TtsSettings
 from thanthien.hub.services.tts_text import Lexicon, check_entry
+from thanthien.hub.tenancy import Tenant, reaches, require_province, require_reach, visible_clause
 
 TOKEN_PREFIX = "tn_"
 
@@ -49,10 +67,14 @@ def _row(
     *,
     title: str,
     username: str,
+    commune_id: int | None,
     now: datetime,
     tts: TtsRequest | None = None,
 ) -> MediaItem:
     item = session.get(MediaItem, record.sha256)
+    if item is not None and item.commune_id is not None and item.commune_id != commune_id:
+        item.commune_id = None  # the same bytes from another commune: the province library's now
+        session.flush()
     if item is None:
         item = MediaItem(
             sha256=record.sha256,
@@ -67,6 +89,7 @@ def _row(
             tts_engine=getattr(record, "engine", None),
             created_at=now,
             created_by=username,
+            commune_id=commune_id,
         )
         session.add(item)
         session.flush()
@@ -81,15 +104,17 @@ def add_upload(
     filename: str,
     title: str,
     username: str,
+    commune_id: int | None,
     now: datetime,
 ) -> MediaItem:
-    """Validate, convert and store an upload; :class:`Invalid` with the Vietnamese reason if
-    it is refused (then nothing is stored)."""
+    """Validate, convert and store an upload of ``commune_id`` (the uploader's; ``None``: the
+    province library); :class:`Invalid` with the Vietnamese reason if it is refused (then
+    nothing is stored)."""
     try:
         record = lib.add_bytes(data, filename or "upload")
     except MediaError as exc:
         raise Invalid(exc.message) from None
-    return _row(session, record, title=title or filename, username=username, now=now)
+    return _row(session, record, title=title or filename, username=username, commune_id=commune_id, now=now)
 
 
 def add_tts(
@@ -100,36 +125,46 @@ def add_tts(
     request: TtsRequest,
     title: str,
     username: str,
+    commune_id: int | None,
     now: datetime,
 ) -> MediaItem:
     try:
         record = Tts(lib, settings).render(request, lexicon=lexicon(session))
     except MediaError as exc:
         raise Invalid(exc.message) from None
-    return _row(session, record, title=title or request.text[:80], username=username, now=now, tts=request)
+    return _row(session, record, title=title or request.text[:80], username=username, commune_id=commune_id,
+                now=now, tts=request)
 
 
-def list_media(session: Session) -> list[MediaItem]:
-    return list(session.scalars(select(MediaItem).order_by(MediaItem.created_at.desc())))
+def list_media(session: Session, *, viewer: Tenant) -> list[MediaItem]:
+    """The files ``viewer`` uses: their commune's and the province library's, newest first."""
+    seen = visible_clause(viewer, MediaItem.commune_id, shared=True)
+    return list(session.scalars(select(MediaItem).where(seen).order_by(MediaItem.created_at.desc())))
 
 
-def get_media(session: Session, *, sha256: str) -> MediaItem:
+def get_media(session: Session, *, viewer: Tenant, sha256: str) -> MediaItem:
+    """A file ``viewer`` uses (``NotFound`` for another commune's, as for none)."""
     item = session.get(MediaItem, sha256)
     if item is None:
         raise NotFound(f"Không có tệp âm thanh {sha256[:12]}")
+    require_reach(viewer, item.commune_id, what=f"Tệp âm thanh {sha256[:12]}", shared=True)
     return item
 
 
 def delete_media(session: Session, *, actor: Actor, lib: MediaLibrary, sha256: str,
                  now: datetime | None = None) -> None:
     """Delete a file no broadcast ever used; one that was used stays, with the broadcasts'
-    delivery reports and audit (archive the broadcast instead)."""
-    item = get_media(session, sha256=sha256)
+    delivery reports and audit (archive the broadcast instead). A province library file is
+    deleted by province users only."""
+    item = get_media(session, viewer=actor, sha256=sha256)
+    if not reaches(actor, item.commune_id):
+        raise Forbidden("Tệp trong thư viện cấp tỉnh chỉ tài khoản cấp tỉnh được xóa.")
     used = session.scalar(select(Broadcast.id).where(Broadcast.media_sha256 == sha256).limit(1))
     if used is not None:
         raise Conflict(f"Tệp âm thanh đã được dùng cho bản tin #{used}; được giữ lại cùng kết quả phát.")
     audit.record(session, actor=actor, action="media.delete", subject=f"media:{sha256}", at=now,
-                 details={"title": item.title, "duration_s": item.duration_s, "created_by": item.created_by})
+                 details={"title": item.title, "duration_s": item.duration_s, "created_by": item.created_by},
+                 commune_id=item.commune_id)
     session.delete(item)
     session.flush()
     lib.path_for(sha256).unlink(missing_ok=True)
@@ -142,8 +177,9 @@ def _digest(token: str) -> str:
 
 def issue_node_token(session: Session, *, actor: Actor, node_id: str, now: datetime) -> str:
     """A new token for the node (replacing its old one); returned once, stored as a hash, and
-    audited without it."""
-    if session.get(Node, node_id) is None:
+    audited without it. Another commune's node does not exist for a commune user."""
+    node = session.get(Node, node_id)
+    if node is None or not reaches(actor, node.commune_id):
         raise NotFound(f"Không có nút {node_id!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = session.get(NodeMediaToken, node_id)
@@ -158,6 +194,9 @@ def issue_node_token(session: Session, *, actor: Actor, node_id: str, now: datet
 
 
 def revoke_node_token(session: Session, *, actor: Actor, node_id: str, now: datetime | None = None) -> None:
+    node = session.get(Node, node_id)
+    if node is not None and not reaches(actor, node.commune_id):
+        raise NotFound(f"Không có nút {node_id!r}")
     gone = session.execute(delete(NodeMediaToken).where(NodeMediaToken.node_id == node_id)).rowcount
     if gone:
         audit.record(session, actor=actor, action="node_token.revoke", subject=f"node:{node_id}", at=now)
@@ -202,8 +241,10 @@ def list_lexicon(session: Session) -> list[TtsLexiconEntry]:
 
 def set_lexicon_entry(session: Session, *, actor: Actor, term: str, spoken: str,
                       now: datetime) -> TtsLexiconEntry:
-    """Add or change how a term is read out (admins; audited). Renders made before keep their audio."""
+    """Add or change how a term is read out (province admins; audited). Renders made before keep
+    their audio."""
     require(actor, TTS_LEXICON_EDITORS)
+    require_province(actor)
     try:
         term, spoken = check_entry(term, spoken)
     except ValueError as exc:
@@ -222,6 +263,7 @@ def set_lexicon_entry(session: Session, *, actor: Actor, term: str, spoken: str,
 
 def delete_lexicon_entry(session: Session, *, actor: Actor, term: str, now: datetime) -> None:
     require(actor, TTS_LEXICON_EDITORS)
+    require_province(actor)
     row = session.scalar(select(TtsLexiconEntry).where(TtsLexiconEntry.term == term.strip()))
     if row is None:
         raise NotFound(f"Từ điển phát âm không có “{term.strip()[:64]}”")
@@ -252,7 +294,7 @@ def record_fetch(session: Session, *, sha256: str, username: str, now: datetime)
 def record_listened(session: Session, *, actor: Actor, sha256: str, now: datetime) -> MediaListen:
     """The user's player reached the end of the file. Refused when the hub never served the
     file to them, or served it less than the file's length ago."""
-    item = get_media(session, sha256=sha256)
+    item = get_media(session, viewer=actor, sha256=sha256)
     row = session.scalar(select(MediaListen).where(MediaListen.sha256 == sha256,
                                                    MediaListen.username == actor.username))
     if row is None:

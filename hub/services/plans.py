@@ -23,21 +23,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from thanthien.hub.db.models import Broadcast, Delivery, MediaItem, NodePlan, Occurrence
+from thanthien.hub.db.models import Broadcast, Delivery, MediaItem, Node, NodePlan, Occurrence
 from thanthien.hub.db.session import mark_changed
 from thanthien.hub.services import zone_rules
 from thanthien.hub.services.broadcasts import (
     BROADCAST_CHANGES,
+    SpeakerCache,
+    Within,
     audit,
+    only_seen,
     resolve_targets,
     schedule_of,
+    seen_ids,
     speaker_nodes,
 )
 from thanthien.hub.services.errors import Invalid
 from thanthien.hub.services.schedule import BroadcastSettings, Schedule, occurrences
+from thanthien.hub.tenancy import Tenant
 from thanthien.protocol.payloads import MAX_PLAN_ITEMS, Command, Plan, PlanItem, StreamSource
 
 log = logging.getLogger(__name__)
@@ -50,10 +55,6 @@ def occurrence_id(broadcast_id: int, start: datetime) -> str:
 def media_url(sha256: str) -> str:
     """Relative to the node's ``speakers.hub_url`` (the hub's ``/api/v1/``)."""
     return f"media/{sha256}"
-
-
-def _targets(session: Session, b: Broadcast, speakers: dict[str, set[str]]) -> list[str]:
-    return resolve_targets(b.target_kind, list(b.target_zones or []), list(b.target_nodes or []), speakers)
 
 
 def _sync_deliveries(session: Session, occ: Occurrence, targets: list[str]) -> None:
@@ -76,7 +77,7 @@ def materialise(session: Session, *, now: datetime, tz: ZoneInfo, cfg: Broadcast
     """Bring the occurrence rows in line with the broadcasts; returns how many were added."""
     lo = now - timedelta(seconds=cfg.plan_keep_past_s)
     hi = now + timedelta(days=cfg.plan_days)
-    speakers = speaker_nodes(session)
+    speakers = SpeakerCache(session)  # a commune's broadcast plays on its commune's speakers only
     added = 0
     for b in session.scalars(select(Broadcast).where(Broadcast.schedule_kind != "now")):
         future = {
@@ -91,7 +92,7 @@ def materialise(session: Session, *, now: datetime, tz: ZoneInfo, cfg: Broadcast
         media = session.get(MediaItem, b.media_sha256)
         if media is None:
             continue
-        targets = _targets(session, b, speakers)
+        targets = speakers.targets(b)
         wanted = occurrences(schedule_of(b), start=lo, end=hi, tz=tz, limit=MAX_PLAN_ITEMS)
         wanted_ids = {occurrence_id(b.id, at): at for at in wanted}
         _drop(session, [oid for oid in future if oid not in wanted_ids])
@@ -211,7 +212,7 @@ def plans_to_publish(
     """Each speaker node's plan; those whose items changed get the next revision. Only the
     changed ones unless ``force`` (periodic republish)."""
     rows = {row.node_id: row for row in session.scalars(select(NodePlan))}
-    nodes = set(speaker_nodes(session)) | set(rows)
+    nodes = set(speaker_nodes(session, within=Within(None))) | set(rows)
     items_of = plan_items_by_node(session, node_ids=nodes, now=now, cfg=cfg, tz=tz)
     out = []
     for node_id in sorted(nodes):
@@ -260,20 +261,24 @@ def create_play_now(
     now: datetime,
     tz: ZoneInfo,
     cfg: BroadcastSettings,
+    commune_id: int | None = None,
 ) -> PlayNow:
-    """Store a play-now broadcast; one that is not an emergency must keep to the zones' rules."""
+    """Store a play-now broadcast of ``commune_id`` (the actor's: it plays on that commune's
+    speakers and files only; ``None``: the province's, anywhere); one that is not an emergency
+    must keep to the zones' rules."""
+    within = Within(commune_id)
     media = session.get(MediaItem, media_sha256)
-    if media is None:
+    if media is None or (commune_id is not None and media.commune_id not in (None, commune_id)):
         raise Invalid("Chưa chọn tệp âm thanh có trong thư viện.")
-    speakers = speaker_nodes(session)
+    speakers = speaker_nodes(session, within=within)
     targets = resolve_targets(target_kind, target_zones, target_nodes, speakers)
     if not targets:
         raise Invalid("Không có cụm loa nào trong phạm vi đã chọn.")
     start = now + timedelta(seconds=cfg.play_now_lead_s)
     zone_rules.enforce(session, zone_rules.Candidate(
         schedule=Schedule(kind="now", start_at=start), duration_s=media.duration_s, priority=priority,
-        target_kind=target_kind, target_zones=tuple(target_zones), target_nodes=tuple(target_nodes)),
-        now=now, tz=tz, cfg=cfg)
+        target_kind=target_kind, target_zones=tuple(target_zones), target_nodes=tuple(target_nodes),
+        commune_id=commune_id), now=now, tz=tz, cfg=cfg)
     b = Broadcast(
         title=title.strip() or media.title[:200],
         media_sha256=media_sha256,
@@ -292,6 +297,7 @@ def create_play_now(
         updated_at=now,
         approved_by=username,
         approved_at=now,
+        commune_id=commune_id,
     )
     session.add(b)
     session.flush()
@@ -349,9 +355,10 @@ def play_now_command(p: PlayNow, *, now: datetime, cfg: BroadcastSettings,
 
 
 def stop_targets(
-    session: Session, *, target_kind: str, target_zones: list[str], target_nodes: list[str]
+    session: Session, *, actor: Tenant, target_kind: str, target_zones: list[str], target_nodes: list[str]
 ) -> list[str]:
-    targets = resolve_targets(target_kind, target_zones, target_nodes, speaker_nodes(session))
+    """The speakers a stop goes to: of ``actor``'s commune only (a province actor: any)."""
+    targets = resolve_targets(target_kind, target_zones, target_nodes, speaker_nodes(session, within=actor))
     if not targets:
         raise Invalid("Không có cụm loa nào trong phạm vi đã chọn.")
     return targets
@@ -361,25 +368,32 @@ MAX_CALENDAR = timedelta(days=62)
 
 
 def upcoming(
-    session: Session, *, start: datetime, end: datetime | None = None
+    session: Session, *, viewer: Tenant, start: datetime, end: datetime | None = None
 ) -> list[tuple[Occurrence, int]]:
-    """Occurrences in ``[start, end)`` (default: a week) with their number of targeted nodes (the
-    calendar); a window of at most ``MAX_CALENDAR`` within the years 2000–2200."""
+    """Occurrences in ``[start, end)`` (default: a week) of the broadcasts ``viewer`` reads with
+    their number of targeted nodes (of ``viewer``'s commune, for a commune user: a province
+    broadcast counts only their speakers); a window of at most ``MAX_CALENDAR`` within the
+    years 2000–2200."""
     if not (2000 <= start.year <= 2200 and (end is None or 2000 <= end.year <= 2200)):
         raise Invalid("Thời điểm phải nằm trong các năm 2000–2200")
     end = end or start + timedelta(days=7)
     if end <= start or end - start > MAX_CALENDAR:
         raise Invalid(f"Khoảng thời gian phải dương và tối đa {MAX_CALENDAR.days} ngày")
-    from sqlalchemy import func
-
-    rows = session.execute(
+    seen = seen_ids(session, viewer)
+    mine = getattr(viewer, "commune_id", None)
+    on = Delivery.occurrence_id == Occurrence.id
+    if mine is not None:
+        on = and_(on, Delivery.node_id.in_(select(Node.id).where(Node.commune_id == mine)))
+    query = (
         select(Occurrence, func.count(Delivery.id))
-        .outerjoin(Delivery, Delivery.occurrence_id == Occurrence.id)
+        .outerjoin(Delivery, on)
         .where(Occurrence.start_at >= start, Occurrence.start_at < end)
         .group_by(Occurrence.id)
         .order_by(Occurrence.start_at, Occurrence.id)
     )
-    return [(o, int(n)) for o, n in rows]
+    if seen is not None:
+        query = query.where(Occurrence.broadcast_id.in_(seen))
+    return [(o, int(n)) for o, n in session.execute(query)]
 
 
 @dataclass(frozen=True)
@@ -394,19 +408,24 @@ class CalendarEntry:
     """The reason of the quiet-hours exception the broadcast was granted, if any."""
 
 
-def calendar(session: Session, *, start: datetime, end: datetime, tz: ZoneInfo) -> list[CalendarEntry]:
+def calendar(session: Session, *, viewer: Tenant, start: datetime, end: datetime,
+             tz: ZoneInfo) -> list[CalendarEntry]:
     """What plays in ``[start, end)`` from the schedules themselves (any week, not only the plan
-    horizon), drafts included, plus the play-now commands sent in that window."""
-    speakers = speaker_nodes(session)
+    horizon), drafts included, plus the play-now commands sent in that window: the broadcasts
+    ``viewer`` reads, each with the number of its speakers ``viewer`` reaches."""
+    speakers = SpeakerCache(session)
+    mine = getattr(viewer, "commune_id", None)
     out = []
-    for b in session.scalars(
+    for b in only_seen(session, viewer, session.scalars(
         select(Broadcast).where(Broadcast.status.in_(("draft", "approved")), Broadcast.schedule_kind != "now")
-    ):
-        targets = len(_targets(session, b, speakers))
+    )):
+        counted = b if mine is None else Within(mine)
+        targets = len(resolve_targets(b.target_kind, list(b.target_zones or []), list(b.target_nodes or []),
+                                      speakers.of(counted)))
         for at in occurrences(schedule_of(b), start=start, end=end, tz=tz, limit=MAX_PLAN_ITEMS):
             out.append(CalendarEntry(at, b.id, b.title, b.priority, b.status, targets,
                                      b.quiet_exception_reason if b.quiet_exception_by else None))
-    for occ, n in upcoming(session, start=start, end=end):
+    for occ, n in upcoming(session, viewer=viewer, start=start, end=end):
         if occ.command:
             out.append(CalendarEntry(occ.start_at, occ.broadcast_id, occ.title, occ.priority, "now", n))
     return sorted(out, key=lambda e: (e.start_at, e.broadcast_id))

@@ -105,7 +105,8 @@ def play_now(hub: HubContext, *, actor: Actor, request: PlayNowRequest) -> PlayN
         p = plans.create_play_now(
             session, media_sha256=request.media_sha256, title=request.title, priority=request.priority,
             volume=request.volume, target_kind=kind, target_zones=zones,
-            target_nodes=nodes, username=actor.username, now=now, tz=tz, cfg=cfg)
+            target_nodes=nodes, username=actor.username, now=now, tz=tz, cfg=cfg,
+            commune_id=getattr(actor, "commune_id", None))
         commands = {node: c.to_bytes() for node, c in plans.play_now_commands(session, p, now=now, tz=tz,
                                                                               cfg=cfg).items()}
         result = PlayNowResult(broadcast_id=p.broadcast.id, occurrence_id=p.occurrence.id,
@@ -122,7 +123,8 @@ def stop(hub: HubContext, *, actor: Actor, request: StopRequest) -> list[str]:
     require(actor, BROADCAST_APPROVERS)
     with hub.db.session(write=False) as session:
         kind, zones, nodes = _scoped(session, actor, request)
-        targets = plans.stop_targets(session, target_kind=kind, target_zones=zones, target_nodes=nodes)
+        targets = plans.stop_targets(session, actor=actor, target_kind=kind, target_zones=zones,
+                                     target_nodes=nodes)
     link = _link(hub)
     now = hub.clock()
     command = Command(args={}, issued_at=now,

@@ -114,7 +114,8 @@ def _upcoming(session: Session, *, of: Of, now: datetime, days: int) -> list[Upc
     zones = {z.code: z.name for z in registry.list_zones(session, viewer=of)}
     nodes = set(session.scalars(select(Node.id).where(Node.commune_id == of.commune_id)))
     out = []
-    for occurrence, _targets in plans.upcoming(session, start=now, end=now + timedelta(days=days)):
+    for occurrence, _targets in plans.upcoming(session, viewer=SYSTEM, start=now,
+                                               end=now + timedelta(days=days)):
         if occurrence.command:
             continue
         broadcast = session.get(Broadcast, occurrence.broadcast_id)

@@ -15,6 +15,15 @@ Each part is inherited when a level leaves it unset: a speaker's override, then 
 rule, then the commune's (``broadcast_rules``); with no rule at all nothing is limited.
 Emergencies (khẩn cấp) are never refused and play at their own volume.
 
+**Communes (issue 20).** Each commune has its own commune-level rule (``BroadcastRule`` with no
+zone or speaker, ``commune_id`` its commune, ``key`` ``commune:<id>``; the row migration 0018
+kept under the old key ``commune`` is commune 1's, found by its ``commune_id`` like the others,
+so no migration renames it). A zone's rule and a speaker's override follow their zone's and
+node's commune: a commune user reads and sets only their commune's, and a speaker inherits the
+rule of its own node's commune. A broadcast's targets are resolved within its commune (a
+province broadcast: every commune), so one commune's broadcasts never count against another's
+daily minutes.
+
 :func:`refusal` is the one check: creating, editing and approving a broadcast
 (``services/broadcasts.py``) and play-now (``services/plans.py``) call it, from the API, the web
 pages and the demo seed alike, and :func:`set_rule` re-checks the approved broadcasts after a
@@ -33,7 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Broadcast, BroadcastRule, Device, MediaItem, Node, Zone
@@ -42,6 +51,7 @@ from thanthien.hub.roles import BROADCAST_RULE_EDITORS, Actor, require
 from thanthien.hub.services import audit as admin_audit
 from thanthien.hub.services.errors import Invalid, NotFound
 from thanthien.hub.services.schedule import BroadcastSettings, Schedule, occurrences, parse_hhmm
+from thanthien.hub.tenancy import Tenant, commune_for_new, reaches, visible_clause
 
 log = logging.getLogger(__name__)
 
@@ -136,53 +146,74 @@ def _merge(levels: Iterable[tuple[str, RuleSpec]]) -> Effective:
                      slots=tuple(values["slots"]) if values.get("slots") else None, sources=sources)
 
 
+def is_commune_rule(row: BroadcastRule) -> bool:
+    """A commune-level rule: ``commune:<id>``, or ``commune`` (commune 1's, from before communes)."""
+    return row.zone_id is None and row.device_id is None and (row.key == COMMUNE
+                                                              or row.key.startswith(COMMUNE + ":"))
+
+
 @dataclass
 class RuleBook:
     """Every rule, read once: what each speaker node plays by."""
 
-    commune: RuleSpec
+    communes: dict[int | None, RuleSpec]
+    """commune id -> its commune-level rule."""
     zones: dict[int, RuleSpec]
     speakers: dict[int, RuleSpec]
     zone_names: dict[int, str]
     node_speaker: dict[str, tuple[int, int | None, str]]
     """node id -> (speaker device id, its zone id, the device's label)."""
+    zone_commune: dict[int, int | None] = field(default_factory=dict)
+    node_commune: dict[str, int | None] = field(default_factory=dict)
 
-    def for_zone(self, zone_id: int | None) -> Effective:
+    def commune_rule(self, commune_id: int | None) -> RuleSpec:
+        return self.communes.get(commune_id) or RuleSpec()
+
+    def for_zone(self, zone_id: int | None, *, commune_id: int | None = None) -> Effective:
+        """A zone's rule (``None``: the commune-level rule of ``commune_id``)."""
         levels = []
         if zone_id is not None and zone_id in self.zones:
             levels.append((f"khu vực {self.zone_names.get(zone_id, zone_id)}", self.zones[zone_id]))
-        levels.append(("toàn xã", self.commune))
+        commune = self.zone_commune.get(zone_id) if zone_id is not None else commune_id
+        levels.append(("toàn xã", self.commune_rule(commune)))
         return _merge(levels)
 
     def for_node(self, node_id: str) -> Effective:
+        commune = self.commune_rule(self.node_commune.get(node_id))
         speaker = self.node_speaker.get(node_id)
         if speaker is None:
-            return _merge([("toàn xã", self.commune)])
+            return _merge([("toàn xã", commune)])
         device_id, zone_id, label = speaker
         levels = []
         if device_id in self.speakers:
             levels.append((f"cụm loa {label}", self.speakers[device_id]))
         if zone_id is not None and zone_id in self.zones:
             levels.append((f"khu vực {self.zone_names.get(zone_id, zone_id)}", self.zones[zone_id]))
-        levels.append(("toàn xã", self.commune))
+        levels.append(("toàn xã", commune))
         return _merge(levels)
 
 
 def book(session: Session) -> RuleBook:
-    rows = list(session.scalars(select(BroadcastRule)))
-    commune = next((r for r in rows if r.key == COMMUNE), None)
+    rows = list(session.scalars(select(BroadcastRule).order_by(BroadcastRule.id)))
+    communes: dict[int | None, RuleSpec] = {}
+    for r in rows:
+        if is_commune_rule(r) and r.commune_id is not None:
+            communes.setdefault(r.commune_id, _spec_of(r))
     speakers: dict[str, tuple[int, int | None, str]] = {}
     for d in session.scalars(
         select(Device).join(Node, Node.id == Device.node_id)
         .where(Device.kind == "speaker", Device.retired_at.is_(None)).order_by(Device.id)
     ):
         speakers.setdefault(d.node_id, (d.id, d.zone_id, d.name or d.node_id))
+    zones = list(session.scalars(select(Zone)))
     return RuleBook(
-        commune=_spec_of(commune),
+        communes=communes,
         zones={r.zone_id: _spec_of(r) for r in rows if r.zone_id is not None},
         speakers={r.device_id: _spec_of(r) for r in rows if r.device_id is not None},
-        zone_names={z.id: z.name for z in session.scalars(select(Zone))},
+        zone_names={z.id: z.name for z in zones},
         node_speaker=speakers,
+        zone_commune={z.id: z.commune_id for z in zones},
+        node_commune={n: c for n, c in session.execute(select(Node.id, Node.commune_id))},
     )
 
 
@@ -264,6 +295,8 @@ class Candidate:
     """A leader's quiet-hours exception for this one broadcast (granted, or asked for on its
     draft): it may play outside the slots too, at the hour it was granted for (the chairman's
     greeting at giao thừa). Its minutes still count and its volume still follows the profile."""
+    commune_id: int | None = None
+    """The broadcast's commune: it targets that commune's speakers only (``None``: a province one)."""
 
 
 def candidate_of(b: Broadcast, duration_s: float, *, broadcast_id: int | None = None,
@@ -275,7 +308,8 @@ def candidate_of(b: Broadcast, duration_s: float, *, broadcast_id: int | None = 
     return Candidate(schedule=schedule_of(b), duration_s=duration_s, priority=b.priority,
                      target_kind=b.target_kind, target_zones=tuple(b.target_zones or ()),
                      target_nodes=tuple(b.target_nodes or ()), broadcast_id=broadcast_id or b.id,
-                     time_exception=exception_requested or b.quiet_exception_by is not None)
+                     time_exception=exception_requested or b.quiet_exception_by is not None,
+                     commune_id=b.commune_id)
 
 
 def _horizon(c: Candidate, now: datetime, cfg: BroadcastSettings) -> datetime:
@@ -300,11 +334,11 @@ def refusal(session: Session, c: Candidate, *, now: datetime, tz: ZoneInfo,
     included, emergencies not) besides this one."""
     if c.priority == "emergency":
         return None
-    from thanthien.hub.services.broadcasts import resolve_targets, speaker_nodes
+    from thanthien.hub.services.broadcasts import SpeakerCache
 
     rules = rules or book(session)
-    speakers = speaker_nodes(session)
-    targets = resolve_targets(c.target_kind, list(c.target_zones), list(c.target_nodes), speakers)
+    speakers = SpeakerCache(session)
+    targets = speakers.targets(c)
     groups: dict[tuple[Any, ...], tuple[Effective, list[str]]] = {}
     for node in targets:
         rule = rules.for_node(node)
@@ -348,10 +382,11 @@ def _where(rule: Effective, nodes: list[str], part: str) -> str:
     return source if len(nodes) == 1 or not source.startswith("cụm loa") else f"{source} và các cụm loa khác"
 
 
-def _approved_minutes(session: Session, c: Candidate, speakers: dict[str, set[str]], *, start: datetime,
+def _approved_minutes(session: Session, c: Candidate, speakers: Any, *, start: datetime,
                       end: datetime, tz: ZoneInfo) -> dict[str, dict[date, float]]:
-    """Seconds per node and local day of the approved, non-emergency broadcasts but ``c``'s own."""
-    from thanthien.hub.services.broadcasts import resolve_targets, schedule_of
+    """Seconds per node and local day of the approved, non-emergency broadcasts but ``c``'s own
+    (``speakers``: a ``broadcasts.SpeakerCache``)."""
+    from thanthien.hub.services.broadcasts import schedule_of
 
     out: dict[str, dict[date, float]] = {}
     durations = {sha: d for sha, d in session.execute(select(MediaItem.sha256, MediaItem.duration_s))}
@@ -363,8 +398,7 @@ def _approved_minutes(session: Session, c: Candidate, speakers: dict[str, set[st
         days = _local_days(occurrences(schedule_of(b), start=start, end=end, tz=tz, limit=5000), duration, tz)
         if not days:
             continue
-        for node in resolve_targets(b.target_kind, list(b.target_zones or []), list(b.target_nodes or []),
-                                    speakers):
+        for node in speakers.targets(b):
             per = out.setdefault(node, {})
             for d, s in days.items():
                 per[d] = per.get(d, 0.0) + s
@@ -387,14 +421,18 @@ class ZoneDay:
     """The zone's cap (its rule or the commune's), if any."""
 
 
-def zone_minutes(session: Session, *, start: datetime, end: datetime, tz: ZoneInfo) -> list[ZoneDay]:
-    """Minutes each zone's speakers play per local day in ``[start, end)``: the approved,
+def zone_minutes(session: Session, *, viewer: Tenant, start: datetime, end: datetime,
+                 tz: ZoneInfo) -> list[ZoneDay]:
+    """Minutes each zone ``viewer`` reaches plays per local day in ``[start, end)``: the approved,
     non-emergency broadcasts (play-now included), as the daily cap counts them."""
-    from thanthien.hub.services.broadcasts import resolve_targets, schedule_of, speaker_nodes
+    from thanthien.hub.services.broadcasts import SpeakerCache, Within, schedule_of
 
-    speakers = speaker_nodes(session)
+    cache = SpeakerCache(session)
+    speakers = cache.of(Within(None))
     rules = book(session)
-    zones = list(session.scalars(select(Zone).where(Zone.retired_at.is_(None)).order_by(Zone.code)))
+    zones = list(session.scalars(select(Zone).where(Zone.retired_at.is_(None),
+                                                    visible_clause(viewer, Zone.commune_id))
+                                 .order_by(Zone.code)))
     totals: dict[str, dict[date, float]] = {z.code: {} for z in zones}
     durations = {sha: d for sha, d in session.execute(select(MediaItem.sha256, MediaItem.duration_s))}
     for b in session.scalars(select(Broadcast).where(Broadcast.status == "approved",
@@ -403,8 +441,7 @@ def zone_minutes(session: Session, *, start: datetime, end: datetime, tz: ZoneIn
                            durations.get(b.media_sha256, 0.0), tz)
         if not days:
             continue
-        nodes = resolve_targets(b.target_kind, list(b.target_zones or []), list(b.target_nodes or []),
-                                speakers)
+        nodes = cache.targets(b)
         reached: set[str] = set().union(*(speakers[n] for n in nodes))
         for code in reached & set(totals):
             for d, s in days.items():
@@ -419,26 +456,55 @@ class Scope:
     label: str
     zone_id: int | None = None
     device_id: int | None = None
+    commune_id: int | None = None
+    """The commune the level is in (a commune rule's own; a zone's or a speaker's node's)."""
 
 
-def scope(session: Session, *, zone: str | None = None, node: str | None = None) -> Scope:
-    """The commune (neither), a zone (its code) or a node's speaker (the node id)."""
+def scope(session: Session, *, viewer: Tenant, zone: str | None = None, node: str | None = None,
+          commune: str | None = None) -> Scope:
+    """The commune (neither zone nor node: ``viewer``'s, or for a province user the one named by
+    its code, or the only one there is), a zone (its code) or a node's speaker (the node id);
+    ``NotFound`` for another commune's zone or node."""
     if zone is not None:
-        z = session.scalar(select(Zone).where(Zone.code == zone))
+        z = session.scalar(select(Zone).where(Zone.code == zone, visible_clause(viewer, Zone.commune_id)))
         if z is None:
             raise NotFound(f"Không có khu vực phát {zone}")
-        return Scope(f"zone:{z.id}", f"khu vực {z.name}", zone_id=z.id)
+        return Scope(f"zone:{z.id}", f"khu vực {z.name}", zone_id=z.id, commune_id=z.commune_id)
     if node is not None:
-        d = session.scalar(select(Device).where(Device.node_id == node, Device.kind == "speaker",
-                                                Device.retired_at.is_(None)).order_by(Device.id))
-        if d is None:
+        row = session.execute(
+            select(Device, Node.commune_id).join(Node, Node.id == Device.node_id)
+            .where(Device.node_id == node, Device.kind == "speaker", Device.retired_at.is_(None),
+                   visible_clause(viewer, Node.commune_id)).order_by(Device.id)).first()
+        if row is None:
             raise NotFound(f"Nút {node} không có cụm loa đang dùng")
-        return Scope(f"speaker:{d.id}", f"cụm loa {d.name or node}", device_id=d.id)
-    return Scope(COMMUNE, "toàn xã")
+        d, commune_id = row
+        return Scope(f"speaker:{d.id}", f"cụm loa {d.name or node}", device_id=d.id, commune_id=commune_id)
+    commune_id = commune_for_new(session, actor=viewer, requested=commune)
+    return Scope(f"{COMMUNE}:{commune_id}", "toàn xã", commune_id=commune_id)
+
+
+def commune_of(session: Session, viewer: Tenant) -> int | None:
+    """The commune whose commune-level rule ``viewer`` is shown: theirs, or for a province user
+    the only one there is (``None`` when there are several: they pick one)."""
+    try:
+        return commune_for_new(session, actor=viewer)
+    except Invalid:
+        return None
+
+
+def _row_of(session: Session, where: Scope) -> BroadcastRule | None:
+    if where.zone_id is None and where.device_id is None:  # the commune's: new key or the old one
+        return session.scalar(
+            select(BroadcastRule).where(BroadcastRule.zone_id.is_(None), BroadcastRule.device_id.is_(None),
+                                        BroadcastRule.commune_id == where.commune_id,
+                                        or_(BroadcastRule.key == where.key, BroadcastRule.key == COMMUNE))
+            .order_by(BroadcastRule.id).limit(1))
+    return session.scalar(select(BroadcastRule).where(BroadcastRule.key == where.key))
 
 
 def get_rule(session: Session, where: Scope) -> RuleSpec:
-    return _spec_of(session.scalar(select(BroadcastRule).where(BroadcastRule.key == where.key)))
+    """A level's own rule (``where`` from :func:`scope`, which checked the reader's reach)."""
+    return _spec_of(_row_of(session, where))
 
 
 @dataclass(frozen=True)
@@ -453,13 +519,16 @@ def set_rule(session: Session, *, actor: Actor, where: Scope, spec: RuleSpec, no
     """Store a level's rule (admins; audited). Approved broadcasts that break it go back to
     draft with the reason; the plans follow (the speakers' volume too)."""
     require(actor, BROADCAST_RULE_EDITORS)
+    if not reaches(actor, where.commune_id):
+        raise NotFound("Không có quy định phát này")
     bands = [(b.start, b.end) for b in spec.volume_profile or []]
     if len(set(bands)) != len(bands):
         raise Invalid("Hai khoảng âm lượng trùng nhau.")
-    row = session.scalar(select(BroadcastRule).where(BroadcastRule.key == where.key))
+    row = _row_of(session, where)
     before = _spec_of(row).model_dump(mode="json")
     if row is None:
-        row = BroadcastRule(key=where.key, zone_id=where.zone_id, device_id=where.device_id)
+        row = BroadcastRule(key=where.key, zone_id=where.zone_id, device_id=where.device_id,
+                            commune_id=where.commune_id)
         session.add(row)
     dumped = spec.model_dump(mode="json")
     row.volume_profile, row.daily_minutes, row.slots = (dumped["volume_profile"], dumped["daily_minutes"],
@@ -483,7 +552,7 @@ def set_rule(session: Session, *, actor: Actor, where: Scope, spec: RuleSpec, no
             back.append((b.id, b.title, why))
     admin_audit.record(session, actor=actor, action="broadcast.rules", subject=where.key, at=now,
                        details={"scope": where.label, **admin_audit.changes(before, dumped),
-                                "back_to_draft": [i for i, _, _ in back]})
+                                "back_to_draft": [i for i, _, _ in back]}, commune_id=where.commune_id)
     mark_changed(session, broadcasts.BROADCAST_CHANGES)
     log.info("broadcast rule %s set by %s; %d broadcast(s) back to draft", where.key, actor.username,
              len(back))

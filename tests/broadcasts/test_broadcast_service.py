@@ -126,7 +126,7 @@ def test_every_change_is_audited_and_an_edit_needs_approval_again(ctx, sha):
     approve(ctx, bid)
     with ctx.db.session() as s:
         broadcasts.archive_broadcast(s, broadcast_id=bid, actor=APPROVER, now=ctx.clock())
-        log = broadcasts.audit_log(s, broadcast_id=bid)
+        log = broadcasts.audit_log(s, viewer=SYSTEM, broadcast_id=bid)
         assert [(a.action, a.username) for a in log] == [
             ("created", "can-bo"),
             ("approved", "lanh-dao"),
@@ -210,4 +210,4 @@ def test_a_retired_speaker_is_no_longer_a_target(ctx):
         device = s.scalar(select(Device).where(Device.node_id == "loa-2", Device.kind == "speaker"))
         device.retired_at = ctx.clock()
     with ctx.db.session(write=False) as s:
-        assert broadcasts.speaker_nodes(s) == {"loa-1": {"ban-a"}}
+        assert broadcasts.speaker_nodes(s, within=SYSTEM) == {"loa-1": {"ban-a"}}

@@ -15,6 +15,7 @@ from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
 from thanthien.hub.db.models import Alarm, Occurrence, PlaybackReport
 from thanthien.hub.ingest.base import Outcome
 from thanthien.hub.ingest.playback import handle
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import broadcasts, deliveries, plans
 from thanthien.hub.services.schedule import BroadcastSettings
 from thanthien.protocol import Topics
@@ -73,7 +74,7 @@ def ingest(ctx, events: list[PlaybackEvent]) -> Outcome:
 
 def report(ctx, o: Occurrence) -> deliveries.DeliveryReport:
     with ctx.db.session() as s:
-        r = deliveries.report(s, occurrence_id=o.id)
+        r = deliveries.report(s, viewer=SYSTEM, occurrence_id=o.id)
         s.expunge_all()
         return r
 

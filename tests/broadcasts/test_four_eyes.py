@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from broadcasts.support import APPROVER, DRAFTER, media_row, speakers, spec
 from thanthien.hub.db.models import Broadcast
-from thanthien.hub.roles import LEADER, ActingUser
+from thanthien.hub.roles import LEADER, SYSTEM, ActingUser
 from thanthien.hub.services import broadcasts
 from thanthien.hub.services.errors import Forbidden
 from thanthien.hub.services.schedule import BroadcastSettings
@@ -40,7 +40,8 @@ def approve(ctx, bid, *, actor, cfg=CFG) -> None:
 
 def audit_of(ctx, bid):
     with ctx.db.session(write=False) as s:
-        return [(a.action, a.username, a.details) for a in broadcasts.audit_log(s, broadcast_id=bid)]
+        return [(a.action, a.username, a.details)
+                for a in broadcasts.audit_log(s, viewer=SYSTEM, broadcast_id=bid)]
 
 
 def status_of(ctx, bid) -> str:

@@ -112,7 +112,7 @@ def test_the_calendar_shows_the_exception_with_its_reason(ctx, sha):
     grant(ctx, bid)
     with ctx.db.session(write=False) as s:
         day = timedelta(days=1)
-        week = plans.calendar(s, start=MIDNIGHT_2027 - day, end=MIDNIGHT_2027 + day, tz=TZ)
+        week = plans.calendar(s, viewer=SYSTEM, start=MIDNIGHT_2027 - day, end=MIDNIGHT_2027 + day, tz=TZ)
     assert [(e.broadcast_id, e.start_at, e.quiet_exception) for e in week] == [(bid, MIDNIGHT_2027, REASON)]
 
 
@@ -120,7 +120,7 @@ def test_granting_an_exception_is_audited_with_who_and_why(ctx, sha):
     bid = requested(ctx, sha)
     grant(ctx, bid)
     with ctx.db.session(write=False) as s:
-        log = broadcasts.audit_log(s, broadcast_id=bid)
+        log = broadcasts.audit_log(s, viewer=SYSTEM, broadcast_id=bid)
     assert [(a.action, a.username) for a in log] == [("created", "can-bo"),
                                                      ("quiet_exception_granted", "chu-tich")]
     assert log[0].details["quiet_exception_needed"] == MIDNIGHT_2027.isoformat()
@@ -195,7 +195,8 @@ def test_an_edit_that_moves_the_time_drops_the_exception_and_approval_needs_a_ne
     edit(ctx, sha, bid, local_time="00:30", quiet_exception_requested=True)
     assert row(ctx, bid).quiet_exception is None
     with ctx.db.session(write=False) as s:
-        dropped = broadcasts.audit_log(s, broadcast_id=bid)[-1].details["quiet_exception_dropped"]
+        log = broadcasts.audit_log(s, viewer=SYSTEM, broadcast_id=bid)
+        dropped = log[-1].details["quiet_exception_dropped"]
     assert dropped["reason"] == REASON
     with pytest.raises(Invalid, match="cần lãnh đạo cho phép ngoại lệ"):
         approve(ctx, bid)
@@ -238,7 +239,7 @@ def test_withdrawing_the_exception_of_an_approved_greeting_returns_it_to_draft_a
                                           cfg=CFG)
         plans.materialise(s, now=ctx.clock(), tz=TZ, cfg=CFG)
         left = s.scalars(select(Occurrence).where(Occurrence.broadcast_id == bid)).all()
-        log = broadcasts.audit_log(s, broadcast_id=bid)
+        log = broadcasts.audit_log(s, viewer=SYSTEM, broadcast_id=bid)
     view = row(ctx, bid)
     assert (view.status, view.quiet_exception, left) == ("draft", None, [])
     assert (log[-1].action, log[-1].username, log[-1].details["revoked"]["reason"]) == (
@@ -249,7 +250,8 @@ def _slots(ctx) -> None:
     """The commune allows two 60-minute slots (05:30, 17:00): midnight lies outside both."""
     slots = [Slot(start="05:30", minutes=60), Slot(start="17:00", minutes=60)]
     with ctx.db.session() as s:
-        zone_rules.set_rule(s, actor=SYSTEM, where=zone_rules.scope(s), now=ctx.clock(), tz=TZ, cfg=CFG,
+        zone_rules.set_rule(s, actor=SYSTEM, where=zone_rules.scope(s, viewer=SYSTEM), now=ctx.clock(), tz=TZ,
+                            cfg=CFG,
                             spec=RuleSpec(slots=slots))
 
 

@@ -34,7 +34,8 @@ def sha(ctx):
 
 def set_rule(ctx, rule: RuleSpec, **where):
     with ctx.db.session() as s:
-        return zone_rules.set_rule(s, actor=SYSTEM, where=zone_rules.scope(s, **where), spec=rule,
+        return zone_rules.set_rule(s, actor=SYSTEM, where=zone_rules.scope(s, viewer=SYSTEM, **where),
+                                   spec=rule,
                                    now=ctx.clock(), tz=TZ, cfg=CFG)
 
 
@@ -152,7 +153,8 @@ def test_a_stricter_rule_sends_the_approved_broadcasts_that_break_it_back_to_dra
 
 def test_only_an_admin_sets_a_rule(ctx, sha):
     with ctx.db.session() as s, pytest.raises(Forbidden):
-        zone_rules.set_rule(s, actor=ActingUser("can-bo", OFFICER), where=zone_rules.scope(s), spec=DA_NANG,
+        zone_rules.set_rule(s, actor=ActingUser("can-bo", OFFICER), where=zone_rules.scope(s, viewer=SYSTEM),
+                            spec=DA_NANG,
                             now=ctx.clock(), tz=TZ, cfg=CFG)
 
 
@@ -212,7 +214,7 @@ def test_the_calendar_counts_each_zones_minutes_per_day_with_its_cap(ctx, sha):
     create(ctx, sha, local_time="18:00")  # a draft: not counted
     day = datetime(2026, 3, 3, tzinfo=TZ)
     with ctx.db.session() as s:
-        found = zone_rules.zone_minutes(s, start=day, end=day + timedelta(days=1), tz=TZ)
+        found = zone_rules.zone_minutes(s, viewer=SYSTEM, start=day, end=day + timedelta(days=1), tz=TZ)
     rows = {r.zone_code: r for r in found}
     assert rows["ban-a"].minutes == {day.date(): 20.0} and rows["ban-a"].daily_minutes == 60
     assert rows["ban-b"].minutes == {day.date(): 10.0} and rows["ban-b"].daily_minutes is None

@@ -29,7 +29,8 @@ def to3_rule(hub_server):
     yield
     ctx = hub_server.ctx
     with ctx.db.session() as s:
-        zone_rules.set_rule(s, actor=SYSTEM, where=zone_rules.scope(s, zone="to-3"), spec=RuleSpec(),
+        zone_rules.set_rule(s, actor=SYSTEM, where=zone_rules.scope(s, viewer=SYSTEM, zone="to-3"),
+                            spec=RuleSpec(),
                             now=ctx.clock(), tz=ZoneInfo(TZ), cfg=ctx.settings.broadcasts)
 
 
@@ -88,6 +89,7 @@ def _tts_draft(hub_server) -> int:
         from thanthien.hub.services.tts import TtsRequest
 
         item = media_items.add_tts(s, lib=ctx.media, settings=ctx.settings.tts, username="officer",
+                                   commune_id=None,
                                    request=TtsRequest(text="UBND xã mời bà con họp lúc 17h.", chime=False),
                                    title="Mời họp", now=ctx.clock())
         day = ctx.clock().astimezone(ZoneInfo(TZ)).date() + timedelta(days=2)

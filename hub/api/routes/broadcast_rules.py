@@ -68,52 +68,56 @@ def _put(hub: HubContext, session: DbSession, actor: CurrentUser, where: zone_ru
                          reasons={str(i): why for i, _, why in change.back_to_draft})
 
 
+COMMUNE_QUERY = Query(None, description="A province user: the commune's code (default: the only one).")
+
+
 @router.get("/broadcast-rules", response_model=RuleOut, dependencies=[allow(*RULE_READERS)],
-            summary="The commune's rule (what zones inherit)")
-def commune_rule(session: DbSession) -> RuleOut:
-    return _get(session, zone_rules.scope(session))
+            summary="The commune's rule (what zones inherit): the caller's commune's")
+def commune_rule(session: DbSession, actor: CurrentUser, commune: str | None = COMMUNE_QUERY) -> RuleOut:
+    return _get(session, zone_rules.scope(session, viewer=actor, commune=commune))
 
 
 @router.put("/broadcast-rules", response_model=RuleChangeOut, dependencies=[allow(*BROADCAST_RULE_EDITORS)])
-def set_commune_rule(hub: Hub, session: DbSession, actor: CurrentUser, body: RuleSpec) -> RuleChangeOut:
-    return _put(hub, session, actor, zone_rules.scope(session), body)
+def set_commune_rule(hub: Hub, session: DbSession, actor: CurrentUser, body: RuleSpec,
+                     commune: str | None = COMMUNE_QUERY) -> RuleChangeOut:
+    return _put(hub, session, actor, zone_rules.scope(session, viewer=actor, commune=commune), body)
 
 
 @router.get("/zones/{code}/broadcast-rules", response_model=RuleOut, dependencies=[allow(*RULE_READERS)])
-def zone_rule(session: DbSession, code: str) -> RuleOut:
-    return _get(session, zone_rules.scope(session, zone=code))
+def zone_rule(session: DbSession, actor: CurrentUser, code: str) -> RuleOut:
+    return _get(session, zone_rules.scope(session, viewer=actor, zone=code))
 
 
 @router.put("/zones/{code}/broadcast-rules", response_model=RuleChangeOut,
             dependencies=[allow(*BROADCAST_RULE_EDITORS)])
 def set_zone_rule(hub: Hub, session: DbSession, actor: CurrentUser, code: str,
                   body: RuleSpec) -> RuleChangeOut:
-    return _put(hub, session, actor, zone_rules.scope(session, zone=code), body)
+    return _put(hub, session, actor, zone_rules.scope(session, viewer=actor, zone=code), body)
 
 
 @router.get("/nodes/{node_id}/broadcast-rules", response_model=RuleOut, dependencies=[allow(*RULE_READERS)],
             summary="A speaker's override of its zone's rule")
-def speaker_rule(session: DbSession, node_id: str) -> RuleOut:
-    return _get(session, zone_rules.scope(session, node=node_id))
+def speaker_rule(session: DbSession, actor: CurrentUser, node_id: str) -> RuleOut:
+    return _get(session, zone_rules.scope(session, viewer=actor, node=node_id))
 
 
 @router.put("/nodes/{node_id}/broadcast-rules", response_model=RuleChangeOut,
             dependencies=[allow(*BROADCAST_RULE_EDITORS)])
 def set_speaker_rule(hub: Hub, session: DbSession, actor: CurrentUser, node_id: str,
                      body: RuleSpec) -> RuleChangeOut:
-    return _put(hub, session, actor, zone_rules.scope(session, node=node_id), body)
+    return _put(hub, session, actor, zone_rules.scope(session, viewer=actor, node=node_id), body)
 
 
 @router.get("/broadcasts/zone-minutes", response_model=list[ZoneMinutesOut],
             dependencies=[allow(*BROADCAST_READERS)], summary="Minutes each zone plays per local day")
-def zone_minutes(hub: Hub, session: DbSession, start: date | None = None,
+def zone_minutes(hub: Hub, session: DbSession, actor: CurrentUser, start: date | None = None,
                  days: int = Query(7, ge=1, le=62)) -> list[ZoneMinutesOut]:
     tz = _tz(hub)
     first = start or hub.clock().astimezone(tz).date()
     if not 2000 <= first.year <= 2200:
         raise Invalid("Ngày phải nằm trong các năm 2000–2200")
     lo = datetime.combine(first, time(0), tz)
-    rows = zone_rules.zone_minutes(session, start=lo, end=lo + timedelta(days=days), tz=tz)
+    rows = zone_rules.zone_minutes(session, viewer=actor, start=lo, end=lo + timedelta(days=days), tz=tz)
     return [ZoneMinutesOut(zone=r.zone_code, name=r.zone_name, daily_minutes=r.daily_minutes,
                            minutes={d: round(m, 2) for d, m in sorted(r.minutes.items())}) for r in rows]
 

@@ -78,28 +78,31 @@ def list_holidays(hub: Hub) -> list[HolidayOut]:
 def list_broadcasts(
     hub: Hub,
     session: DbSession,
+    user: CurrentUser,
     status_: Literal["draft", "approved", "archived"] | None = Query(None, alias="status"),
     include_play_now: bool = False,
 ) -> list[BroadcastOut]:
     tz = _tz(hub)
     return [
         BroadcastOut.of(b, tz)
-        for b in broadcasts.list_broadcasts(session, status=status_, include_now=include_play_now)
+        for b in broadcasts.list_broadcasts(session, viewer=user, status=status_,
+                                            include_now=include_play_now)
     ]
 
 
 @router.get("/broadcasts/{broadcast_id}", response_model=BroadcastOut,
             dependencies=[allow(*BROADCAST_READERS)])
-def get_broadcast(hub: Hub, session: DbSession, broadcast_id: RowId) -> BroadcastOut:
-    return BroadcastOut.of(broadcasts.get_broadcast(session, broadcast_id=broadcast_id), _tz(hub))
+def get_broadcast(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId) -> BroadcastOut:
+    b = broadcasts.get_broadcast(session, viewer=user, broadcast_id=broadcast_id)
+    return BroadcastOut.of(b, _tz(hub))
 
 
 @router.get(
     "/broadcasts/{broadcast_id}/audit", response_model=list[AuditOut],
     dependencies=[allow(*BROADCAST_READERS)]
 )
-def get_audit(session: DbSession, broadcast_id: RowId) -> list[BroadcastAudit]:
-    return broadcasts.audit_log(session, broadcast_id=broadcast_id)
+def get_audit(session: DbSession, user: CurrentUser, broadcast_id: RowId) -> list[BroadcastAudit]:
+    return broadcasts.audit_log(session, viewer=user, broadcast_id=broadcast_id)
 
 
 @router.get(
@@ -108,10 +111,10 @@ def get_audit(session: DbSession, broadcast_id: RowId) -> list[BroadcastAudit]:
     dependencies=[allow(*BROADCAST_READERS)],
     summary="Delivery report of each occurrence, newest first",
 )
-def get_reports(hub: Hub, session: DbSession, broadcast_id: RowId) -> list[ReportOut]:
-    broadcasts.get_broadcast(session, broadcast_id=broadcast_id)
+def get_reports(hub: Hub, session: DbSession, user: CurrentUser, broadcast_id: RowId) -> list[ReportOut]:
     tz = _tz(hub)
-    return [ReportOut.of(r, tz) for r in deliveries.broadcast_reports(session, broadcast_id=broadcast_id)]
+    return [ReportOut.of(r, tz)
+            for r in deliveries.broadcast_reports(session, viewer=user, broadcast_id=broadcast_id)]
 
 
 @router.get(
@@ -121,17 +124,18 @@ def get_reports(hub: Hub, session: DbSession, broadcast_id: RowId) -> list[Repor
     summary="The calendar: occurrences in [start, end) (default: the next 7 days)",
 )
 def list_occurrences(
-    hub: Hub, session: DbSession, start: AwareDatetime | None = None, end: AwareDatetime | None = None
+    hub: Hub, session: DbSession, user: CurrentUser, start: AwareDatetime | None = None,
+    end: AwareDatetime | None = None
 ) -> list[OccurrenceOut]:
     tz = _tz(hub)
-    found = plans.upcoming(session, start=start or hub.clock(), end=end)
+    found = plans.upcoming(session, viewer=user, start=start or hub.clock(), end=end)
     return [OccurrenceOut.of(o, n, tz) for o, n in found]
 
 
 @router.get("/occurrences/{occurrence_id}/report", response_model=ReportOut,
             dependencies=[allow(*BROADCAST_READERS)])
-def get_report(hub: Hub, session: DbSession, occurrence_id: str) -> ReportOut:
-    return ReportOut.of(deliveries.report(session, occurrence_id=occurrence_id), _tz(hub))
+def get_report(hub: Hub, session: DbSession, user: CurrentUser, occurrence_id: str) -> ReportOut:
+    return ReportOut.of(deliveries.report(session, viewer=user, occurrence_id=occurrence_id), _tz(hub))
 
 
 # -- write ---------------------------------------------------------------------------------

@@ -31,8 +31,8 @@ def _lib(hub: Hub) -> MediaLibrary:
 
 
 @router.get("/media", response_model=list[MediaOut], dependencies=[allow(*BROADCAST_EDITORS)])
-def list_media(session: DbSession) -> list[MediaOut]:
-    return [MediaOut.model_validate(m) for m in media_items.list_media(session)]
+def list_media(session: DbSession, user: CurrentUser) -> list[MediaOut]:
+    return [MediaOut.model_validate(m) for m in media_items.list_media(session, viewer=user)]
 
 
 @router.post(
@@ -58,6 +58,7 @@ def upload_media(
         filename=file.filename or "upload",
         title=title,
         username=user.username,
+        commune_id=user.commune_id,
         now=hub.clock(),
     )
     session.commit()
@@ -80,6 +81,7 @@ def render_tts(hub: Hub, session: DbSession, user: CurrentUser, body: TtsIn) -> 
         request=request,
         title=body.title,
         username=user.username,
+        commune_id=user.commune_id,
         now=hub.clock(),
     )
     session.commit()
@@ -87,8 +89,9 @@ def render_tts(hub: Hub, session: DbSession, user: CurrentUser, body: TtsIn) -> 
 
 
 @router.get("/media/{sha256}/info", response_model=MediaOut, dependencies=[allow(*EVERYONE)])
-def media_info(session: DbSession, sha256: str) -> MediaOut:
-    return MediaOut.model_validate(media_items.get_media(session, sha256=media_items.check_sha(sha256)))
+def media_info(session: DbSession, user: CurrentUser, sha256: str) -> MediaOut:
+    item = media_items.get_media(session, viewer=user, sha256=media_items.check_sha(sha256))
+    return MediaOut.model_validate(item)
 
 
 @router.get(
@@ -99,7 +102,7 @@ def media_info(session: DbSession, sha256: str) -> MediaOut:
 )
 def preview_media(hub: Hub, session: DbSession, user: CurrentUser, sha256: str) -> FileResponse:
     """Serving it to the user starts their listen-through (``POST …/listened`` when played to the end)."""
-    item = media_items.get_media(session, sha256=media_items.check_sha(sha256))
+    item = media_items.get_media(session, viewer=user, sha256=media_items.check_sha(sha256))
     path = _lib(hub).path_for(item.sha256)
     if not path.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Tệp âm thanh không còn trên đĩa")

@@ -15,10 +15,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from thanthien.hub.api.deps import RowId
-from thanthien.hub.db.models import MediaItem, Zone
+from thanthien.hub.db.models import MediaItem
 from thanthien.hub.roles import BROADCAST_APPROVERS, BROADCAST_EDITORS, BROADCAST_READERS, may
 from thanthien.hub.services import (
     broadcasts,
@@ -26,6 +25,7 @@ from thanthien.hub.services import (
     media_items,
     plans,
     proof,
+    registry,
     speaker_commands,
     zone_rules,
 )
@@ -69,21 +69,21 @@ def _rules(request: Request) -> dict[str, Any]:
     return {"now": hub.clock(), "tz": _tz(request), "cfg": hub.settings.broadcasts}
 
 
-def _common(session: Any) -> dict[str, Any]:
+def _common(session: Any, user: UiUser) -> dict[str, Any]:
     return {
-        "media": media_items.list_media(session),
-        "zones": list(session.scalars(select(Zone).order_by(Zone.code))),
+        "media": media_items.list_media(session, viewer=user),
+        "zones": registry.list_zones(session, viewer=user),
         "holidays": {k: h.label for k, h in HOLIDAYS.items()},
         "weekday_labels": WEEKDAY_LABELS,
         "schedule_labels": SCHEDULE_LABELS,
         "priority_labels": PRIORITY_LABELS,
         "status_labels": STATUS_LABELS,
         "target_labels": TARGET_LABELS,
-        "speakers": sorted(broadcasts.speaker_nodes(session)),
+        "speakers": sorted(broadcasts.speaker_nodes(session, within=user)),
     }
 
 
-def _calendar(request: Request, session: Any, week: int) -> list[tuple[str, list[Any]]]:
+def _calendar(request: Request, session: Any, user: UiUser, week: int) -> list[tuple[str, list[Any]]]:
     hub = hub_of(request)
     tz = _tz(request)
     today = hub.clock().astimezone(tz).date() + timedelta(days=7 * week)
@@ -92,7 +92,7 @@ def _calendar(request: Request, session: Any, week: int) -> list[tuple[str, list
     for i in range(7):
         d = today + timedelta(days=i)
         days[f"{WEEKDAY_LABELS[d.weekday()]} {d:%d/%m}"] = []
-    for entry in plans.calendar(session, start=start, end=start + timedelta(days=7), tz=tz):
+    for entry in plans.calendar(session, viewer=user, start=start, end=start + timedelta(days=7), tz=tz):
         d = entry.start_at.astimezone(tz).date()
         days[f"{WEEKDAY_LABELS[d.weekday()]} {d:%d/%m}"].append(entry)
     return list(days.items())
@@ -110,16 +110,17 @@ def _page(
     hub = hub_of(request)
     tz = _tz(request)
     with hub.db.new_session(write=False) as session:
-        rows = [(b, describe(broadcasts.schedule_of(b), tz)) for b in broadcasts.list_broadcasts(session)]
+        rows = [(b, describe(broadcasts.schedule_of(b), tz))
+                for b in broadcasts.list_broadcasts(session, viewer=user)]
         first = hub.clock().astimezone(tz).date() + timedelta(days=7 * week)
         week_start = datetime.combine(first, datetime.min.time(), tz)
         context = {
-            "zone_minutes": zone_rules.zone_minutes(session, start=week_start,
+            "zone_minutes": zone_rules.zone_minutes(session, viewer=user, start=week_start,
                                                     end=week_start + timedelta(days=7), tz=tz),
             "week_days": [first + timedelta(days=i) for i in range(7)],
-            **_common(session),
+            **_common(session, user),
             "broadcasts": rows,
-            "calendar": _calendar(request, session, week),
+            "calendar": _calendar(request, session, user, week),
             "week": week,
             "form": form or {},
             "notice": (message, True) if message else None,
@@ -264,13 +265,13 @@ def _detail(
     tz = _tz(request)
     with hub.db.new_session(write=False) as session:
         try:
-            b = broadcasts.get_broadcast(session, broadcast_id=broadcast_id)
+            b = broadcasts.get_broadcast(session, viewer=user, broadcast_id=broadcast_id)
         except ServiceError:
             raise HTTPException(404, "Không có bản tin này") from None
         rules = _rules(request)
         item = session.get(MediaItem, b.media_sha256)
         context = {
-            **_common(session),
+            **_common(session, user),
             "b": b,
             "listen_needed": media_items.needs_listen(session, sha256=b.media_sha256, username=user.username)
             if b.status == "draft" and may(user, BROADCAST_APPROVERS) else None,
@@ -283,8 +284,9 @@ def _detail(
             "quiet_conflict": broadcasts.quiet_conflict(session, b, **rules),
             "approval_refusal": broadcasts.approval_refusal(session, b, actor=user, cfg=rules["cfg"])
             if b.status == "draft" else None,
-            "audit": broadcasts.audit_log(session, broadcast_id=broadcast_id),
-            "reports": deliveries.broadcast_reports(session, broadcast_id=broadcast_id, limit=20),
+            "audit": broadcasts.audit_log(session, viewer=user, broadcast_id=broadcast_id),
+            "reports": deliveries.broadcast_reports(session, viewer=user, broadcast_id=broadcast_id,
+                                                    limit=20),
             "delivery_labels": deliveries.STATUS_LABELS,
             "proof_labels": proof.LABELS,
             "describe_sources": deliveries.describe_sources,

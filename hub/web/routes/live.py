@@ -26,10 +26,9 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.db.models import Zone
 from thanthien.hub.live_relay import LiveRelay
 from thanthien.hub.roles import BROADCAST_APPROVERS, LIVE_SPEAKERS
-from thanthien.hub.services import live
+from thanthien.hub.services import live, registry
 from thanthien.hub.services.broadcasts import speaker_nodes
 from thanthien.hub.services.errors import ServiceError
 from thanthien.hub.web.auth import COOKIE, Require, UiUser, csrf_for, hub_of, session_user
@@ -46,13 +45,13 @@ PRIORITY_LABELS = {"normal": "Thông thường", "priority": "Ưu tiên", "emerg
 def live_page(request: Request, user: Speaker) -> Response:
     hub = hub_of(request)
     with hub.db.session(write=False) as session:
-        zones = [z for z in session.query(Zone).order_by(Zone.name) if getattr(z, "retired_at", None) is None]
+        zones = sorted(registry.list_zones(session, viewer=user, active=True), key=lambda z: (z.name, z.code))
         context = {
             "zones": zones,
-            "speakers": sorted(speaker_nodes(session)),
+            "speakers": sorted(speaker_nodes(session, within=user)),
             "priorities": {k: v for k, v in PRIORITY_LABELS.items()
                            if k != "emergency" or user.role in BROADCAST_APPROVERS},
-            "recent": live.recent(session),
+            "recent": live.recent(session, viewer=user),
         }
         return render(request, "live.html", context, user=user)
 

@@ -37,7 +37,7 @@ def _media_page(
     hub = hub_of(request)
     with hub.db.new_session(write=False) as session:
         context = {
-            "media": media_items.list_media(session),
+            "media": media_items.list_media(session, viewer=user),
             "voices": voices(hub.settings.tts),
             "lexicon": sorted(media_items.lexicon(session).entries.items()),
             "own_terms": {e.term for e in media_items.list_lexicon(session)},
@@ -69,6 +69,7 @@ def upload(
                 filename=file.filename or "upload",
                 title=title.strip()[:200],
                 username=user.username,
+                commune_id=user.commune_id,
                 now=hub.clock(),
             )
             name = item.title
@@ -109,6 +110,7 @@ def tts(
                 request=req,
                 title=title.strip()[:200],
                 username=user.username,
+                commune_id=user.commune_id,
                 now=hub.clock(),
             )
             name = item.title
@@ -128,6 +130,10 @@ def preview(request: Request, user: Editor, sha256: str) -> Response:
     if not path.is_file():
         raise HTTPException(404, "Không có tệp này")
     with hub.db.session() as session:  # the start of this user's listen-through
+        try:
+            media_items.get_media(session, viewer=user, sha256=sha256)  # another commune's: none
+        except ServiceError:
+            raise HTTPException(404, "Không có tệp này") from None
         media_items.record_fetch(session, sha256=sha256, username=user.username, now=hub.clock())
     return FileResponse(path, media_type="audio/wav")
 

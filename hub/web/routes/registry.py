@@ -84,7 +84,7 @@ def places_page(request: Request, user: Reader) -> Response:
         return {"zones": registry.list_zones(session, viewer=user),
                 "counters": registry.list_counters(session, viewer=user),
                 "zone_rules": {z.id: rules.for_zone(z.id) for z in registry.list_zones(session, viewer=user)},
-                "commune_rule": rules.for_zone(None),
+                "commune_rule": rules.for_zone(None, commune_id=zone_rules.commune_of(session, user)),
                 "speakers": _by(devices, "speaker", "zone_id"),
                 "boxes": _by(devices, "rating_box", "counter_id"), "editor": may(user, REGISTRY_EDITORS)}
     return _page(request, user, "registry_places.html", build)
@@ -269,9 +269,11 @@ def _rule_path(zone: str | None, node: str | None) -> str:
 
 def _rules_page(request: Request, user: UiUser, *, zone: str | None = None,
                 node: str | None = None) -> Response:
+    commune = request.query_params.get("commune") or None
+
     def build(session: Session) -> dict[str, Any]:
         try:
-            where = zone_rules.scope(session, zone=zone, node=node)
+            where = zone_rules.scope(session, viewer=user, zone=zone, node=node, commune=commune)
         except ServiceError as exc:
             raise HTTPException(404, str(exc)) from None
         rules = zone_rules.book(session)
@@ -280,14 +282,14 @@ def _rules_page(request: Request, user: UiUser, *, zone: str | None = None,
         elif where.zone_id is not None:
             effective = rules.for_zone(where.zone_id)
         else:
-            effective = rules.for_zone(None)
+            effective = rules.for_zone(None, commune_id=where.commune_id)
         own = zone_rules.get_rule(session, where)
         tz = ZoneInfo(hub_of(request).settings.hub.timezone)
         return {"where": where, "own": own, "effective": effective, "action": _rule_path(zone, node),
                 "bands_text": zone_rules.bands_text, "slots_text": zone_rules.slots_form_text,
                 "slots_read": lambda s: zone_rules.slots_text(s, tz), "part_labels": zone_rules.PART_LABELS,
                 "editor": may(user, BROADCAST_RULE_EDITORS), "level": "node" if node else "zone" if zone else
-                "commune"}
+                "commune", "commune": commune if not (zone or node) else None}
     return _page(request, user, "registry_rules.html", build)
 
 
@@ -333,7 +335,8 @@ async def _save_rule(request: Request, user: UiUser, *, zone: str | None = None,
     back = _rule_path(zone, node)
 
     def done(session: Session) -> str:
-        where = zone_rules.scope(session, zone=zone, node=node)
+        where = zone_rules.scope(session, viewer=user, zone=zone, node=node,
+                                 commune=str(form.get("commune") or "") or None)
         change = zone_rules.set_rule(session, actor=user, where=where, spec=_rule_of_form(form),
                                      now=hub.clock(), tz=ZoneInfo(hub.settings.hub.timezone),
                                      cfg=hub.settings.broadcasts)
