@@ -292,8 +292,12 @@ class HubSettings(FileSettings):
 
     def _commune_problems(self) -> list[str]:
         """A declared row names a declared commune (or ``home``); with several, it must name one."""
+        from thanthien.hub.tenancy import RESERVED_CODES
+
         reg, out = self.registry, []
         communes = {c.code for c in reg.communes} | {"home"}
+        out += [f"registry.communes: {c.code!r} is a code the public pages use" for c in reg.communes
+                if c.code in RESERVED_CODES]
         dup = [c for c, n in Counter(c.code for c in reg.communes).items() if n > 1]
         out += [f"registry.communes: {c!r} appears more than once" for c in dup]
         several = len(reg.communes) > 1

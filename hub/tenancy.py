@@ -26,6 +26,9 @@ HOME: Final = "home"
 """The code of the commune a hub installed for one town has (migration 0018)."""
 HOME_PLACEHOLDER: Final = "Xã"
 """Its name until it is declared or named after ``[hub] site_name``."""
+RESERVED_CODES: Final = frozenset({"loa", "phan-anh"})
+"""Codes the public pages use themselves (``/p/loa/…``, ``/p/phan-anh/…``): no commune has one,
+so ``/p/<commune>/`` never meets them."""
 
 
 class Tenant(Protocol):

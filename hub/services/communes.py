@@ -13,12 +13,21 @@ from thanthien.hub.db.models import Commune, Counter, Node, Officer, User, Zone
 from thanthien.hub.roles import ADMINS, Actor, require
 from thanthien.hub.services import audit
 from thanthien.hub.services.errors import Conflict, Invalid
-from thanthien.hub.tenancy import Tenant, commune_by_code, list_communes, require_province, require_reach
+from thanthien.hub.tenancy import (
+    RESERVED_CODES,
+    Tenant,
+    commune_by_code,
+    list_communes,
+    require_province,
+    require_reach,
+)
 from thanthien.protocol.ids import ID_PATTERN
 
 
 def _valid(code: str, name: str) -> tuple[str, str]:
     code, name = code.strip(), " ".join(name.split())
+    if code in RESERVED_CODES:
+        raise Invalid(f"Mã {code!r} dành cho trang công khai; hãy chọn mã khác cho xã/phường.")
     if not re.fullmatch(ID_PATTERN, code):
         raise Invalid("Mã xã/phường chỉ gồm chữ thường không dấu, chữ số và dấu gạch ngang "
                       "(tối đa 63 ký tự).")

@@ -86,3 +86,9 @@ def test_a_province_admin_makes_a_commune_user_from_the_users_page(ctx, client):
     with ctx.db.session(write=False) as s:
         made = next(u for u in users.list_users(s, viewer=SYSTEM) if u.username == "it-angto")
         assert made.commune_id == communes.commune_by_code(s, "ang-to").id
+
+
+def test_a_commune_cannot_take_a_code_the_public_pages_use(ctx, client):
+    headers = bearer(client, "tinh", PASSWORD)
+    answer = client.post("/api/v1/communes", headers=headers, json={"code": "loa", "name": "Xã Loa"})
+    assert answer.status_code == 422 and "công khai" in answer.text
