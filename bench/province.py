@@ -170,6 +170,7 @@ def seed_hub(url: str, drill: Drill, plan: dict[str, Any]) -> dict[str, int]:
     from thanthien.hub.db.models import (
         Alarm,
         Broadcast,
+        Commune,
         Counter,
         Delivery,
         Device,
@@ -188,17 +189,24 @@ def seed_hub(url: str, drill: Drill, plan: dict[str, Any]) -> dict[str, int]:
     try:
         db.migrate()
         with db.engine.begin() as c:
-            c.execute(insert(Zone), [{"code": f"xa-{i:03d}", "name": f"Xã {i}", "kind": "hamlet"}
-                                     for i in range(1, communes + 1)])
+            # a province: one commune (its zone) per 40 speakers, each office in one of them
+            c.execute(Commune.__table__.delete())
+            c.execute(insert(Commune), [{"id": i, "code": f"xa-{i:03d}", "name": f"Xã {i}"}
+                                        for i in range(1, communes + 1)])
+            c.execute(insert(Zone), [{"code": f"xa-{i:03d}", "name": f"Xã {i}", "kind": "hamlet",
+                                      "commune_id": i} for i in range(1, communes + 1)])
             zones = dict(c.execute(select(Zone.code, Zone.id)).all())
-            c.execute(insert(Counter), [{"code": code, "name": f"Quầy {code}"}
+            commune_of = {o: k % communes + 1 for k, o in enumerate(offices)}
+            commune_of.update({s: i % communes + 1 for i, s in enumerate(speakers)})
+            c.execute(insert(Counter), [{"code": code, "name": f"Quầy {code}", "commune_id": commune_of[o]}
                                         for o in offices for code in counters_of(o)])
             counters = dict(c.execute(select(Counter.code, Counter.id)).all())
             c.execute(insert(Node), [
                 {"id": n, "name": n, "registered": True, "state": "lost", "state_reason": "last will: "
                  "connection lost", "session": 1, "state_at": start, "last_seen_at": start,
                  "first_seen_at": start - timedelta(days=90), "agent_version": "0.1.0", "last_seq": 0,
-                 "capabilities": ["rating_box"] if n in office_set else ["speaker"]}
+                 "capabilities": ["rating_box"] if n in office_set else ["speaker"],
+                 "commune_id": commune_of[n]}
                 for n in offices + speakers])
             c.execute(insert(Device), [
                 {"node_id": o, "code": f"box-{k}", "kind": "rating_box", "name": "",

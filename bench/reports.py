@@ -35,6 +35,7 @@ from thanthien.bench.common import Options, Result, Target, run_measured
 from thanthien.bench.pg import throwaway_database
 from thanthien.hub.db.models import Counter, Officer, Rating
 from thanthien.hub.db.session import Database
+from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import rating_counts
 from thanthien.hub.services.ratings import RatingFilter
 from thanthien.hub.services.reports import summarize, summarize_raw
@@ -171,7 +172,7 @@ def _hub(db: Database, flt: RatingFilter, raw: bool = False) -> Callable[[], int
 
     def run() -> int:
         with db.session(write=False) as session:
-            return len(fn(session, group_by=GROUP_BY, flt=flt, tz=TZ))  # type: ignore[arg-type]
+            return len(fn(session, group_by=GROUP_BY, flt=flt, tz=TZ, viewer=SYSTEM))  # type: ignore[arg-type]
     return run
 
 
