@@ -28,6 +28,7 @@ from thanthien.hub.roles import (
 from thanthien.hub.services import registry, users, zone_rules
 from thanthien.hub.services.errors import Invalid, ServiceError
 from thanthien.hub.services.zone_rules import RuleSpec
+from thanthien.hub.tenancy import list_communes
 from thanthien.hub.web import flash
 from thanthien.hub.web.auth import Csrf, Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
@@ -295,6 +296,11 @@ def _rules_page(request: Request, user: UiUser, *, zone: str | None = None,
 
 @router.get(RULES.removeprefix("/ui"), response_class=HTMLResponse)
 def commune_rules_page(request: Request, user: RuleReader) -> Response:
+    if not request.query_params.get("commune"):
+        with hub_of(request).db.new_session(write=False) as session:
+            if zone_rules.commune_of(session, user) is None:  # a province user with several: pick one
+                context = {"tabs": _tabs(user), "communes": list_communes(session, actor=user)}
+                return render(request, "registry_rules_pick.html", context, user=user)
     return _rules_page(request, user)
 
 

@@ -92,3 +92,16 @@ def test_a_commune_cannot_take_a_code_the_public_pages_use(ctx, client):
     headers = bearer(client, "tinh", PASSWORD)
     answer = client.post("/api/v1/communes", headers=headers, json={"code": "loa", "name": "Xã Loa"})
     assert answer.status_code == 422 and "công khai" in answer.text
+
+
+def test_a_province_admin_picks_the_commune_whose_broadcast_rules_to_open(ctx, client):
+    ui_login(client, "tinh", PASSWORD)
+    page = client.get("/ui/registry/rules")
+    assert page.status_code == 200 and 'href="/ui/registry/rules?commune=ang-to"' in page.text
+    assert client.get("/ui/registry/rules?commune=ang-to").status_code == 200
+
+
+def test_a_commune_admin_opens_their_commune_s_broadcast_rules_at_once(ctx, client):
+    ui_login(client, "qt-angto", PASSWORD)
+    page = client.get("/ui/registry/rules")
+    assert page.status_code == 200 and "?commune=" not in page.text
