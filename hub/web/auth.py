@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from thanthien.hub.context import HubContext
+from thanthien.hub.db.models import Commune
 from thanthien.hub.roles import ROLE_LABELS, Role
 from thanthien.hub.services import logins, users
 
@@ -33,6 +34,7 @@ class UiUser:
     role: str
     csrf: str
     commune_id: int | None = None  # None: a province user (hub/tenancy.py)
+    commune_name: str = ""  # the header names it instead of the hub's site_name
 
     @property
     def display_name(self) -> str:
@@ -86,8 +88,10 @@ def session_user(request: Request) -> UiUser | None:
         user = users.user_from_token(session, token=token, secret=_secret(hub), now=hub.clock())
         if user is None:
             return None
+        commune = session.get(Commune, user.commune_id) if user.commune_id is not None else None
         return UiUser(id=user.id, username=user.username, full_name=user.full_name, role=user.role,
-                      csrf=csrf_for(hub, token), commune_id=user.commune_id)
+                      csrf=csrf_for(hub, token), commune_id=user.commune_id,
+                      commune_name=commune.name if commune else "")
 
 
 def _next_url(request: Request) -> str:

@@ -128,7 +128,8 @@ def render(request: Request, name: str, context: dict[str, Any], *, user: UiUser
     hub = hub_of(request)
     nav = nav_for(user.role, province=user.commune_id is None) if user else []
     base = {"tz": hub.settings.hub.timezone, "user": user, "nav": nav,
-            "site_name": hub.settings.hub.site_name, "now": hub.clock(), "path": request.url.path,
+            "site_name": (user.commune_name if user else "") or hub.settings.hub.site_name,
+            "now": hub.clock(), "path": request.url.path,
             "flash": flash.take(request)}
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
     flash.clear(request, response)

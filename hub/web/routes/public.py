@@ -44,7 +44,8 @@ def _commune_page(request: Request, session: Session, commune: Commune) -> Respo
     hub = hub_of(request)
     figures = transparency.summary(session, commune=commune, now=hub.clock(),
                                    tz=ZoneInfo(hub.settings.hub.timezone), cfg=hub.settings.public)
-    return render(request, "public.html", {"s": figures, "home": f"{PUBLIC}/"}, user=None)
+    return render(request, "public.html", {"s": figures, "home": f"{PUBLIC}/", "site_name": commune.name},
+                  user=None)
 
 
 def _form(request: Request, *, node_id: str, device_code: str, kind: str = "", message: str = "",

@@ -105,3 +105,9 @@ def test_a_commune_admin_opens_their_commune_s_broadcast_rules_at_once(ctx, clie
     ui_login(client, "qt-angto", PASSWORD)
     page = client.get("/ui/registry/rules")
     assert page.status_code == 200 and "?commune=" not in page.text
+
+
+def test_a_commune_user_s_pages_are_headed_with_their_commune_s_name(ctx, client):
+    ui_login(client, "qt-angto", PASSWORD)
+    brand = client.get("/ui/").text.split('class="brand"')[1].split("</a>")[0]
+    assert "Xã Ẳng Tở" in brand and ctx.settings.hub.site_name not in brand
