@@ -109,6 +109,14 @@ def commune_for_new(session: Session, *, actor: Tenant, requested: str | None = 
     raise Invalid("Hãy chọn xã/phường" if count else "Chưa có xã/phường nào: hãy tạo một xã trước")
 
 
+def heading(session: Session, *, viewer: Tenant, site_name: str) -> str:
+    """The name heading what ``viewer`` sees and exports: their commune's, or for a province
+    user the hub's ``site_name``."""
+    mine = getattr(viewer, "commune_id", None)
+    commune = session.get(Commune, mine) if mine is not None else None
+    return commune.name if commune is not None else site_name
+
+
 def commune_names(session: Session) -> dict[int, str]:
     """Every commune's name by id (for province views and labels)."""
     return dict(session.execute(select(Commune.id, Commune.name)).tuples().all())

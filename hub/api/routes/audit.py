@@ -14,6 +14,7 @@ from thanthien.hub.api.schemas import AdminAuditOut, AdminAuditPage
 from thanthien.hub.roles import ADMINS
 from thanthien.hub.services import audit, reports
 from thanthien.hub.services.audit import AuditFilter
+from thanthien.hub.tenancy import heading
 
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[allow(*ADMINS)])
 
@@ -41,5 +42,6 @@ def export_audit(hub: Hub, session: DbSession, user: CurrentUser, format: report
                  start: Start = None, end: End = None, area: Area = None, actor: ActorName = None,
                  subject: Subject = None) -> Response:
     flt = AuditFilter(start=start, end=end, area=area, actor=actor, subject=subject)
+    name = heading(session, viewer=user, site_name=hub.settings.hub.site_name)
     return attachment(audit.export(session, actor=user, flt=flt, format=format, tz=hub.settings.hub.timezone,
-                                   title=f"Nhật ký quản trị — {hub.settings.hub.site_name}"))
+                                   title=f"Nhật ký quản trị — {name}"))

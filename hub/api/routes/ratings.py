@@ -13,6 +13,7 @@ from thanthien.hub.roles import REPORT_READERS
 from thanthien.hub.services import reports
 from thanthien.hub.services.ratings import RatingFilter, list_ratings
 from thanthien.hub.services.reports import SummaryRow
+from thanthien.hub.tenancy import heading
 
 router = APIRouter(prefix="/ratings", tags=["ratings"], dependencies=[allow(*REPORT_READERS)])
 
@@ -92,6 +93,7 @@ def export(hub: Hub, session: DbSession, actor: CurrentUser, format: reports.Exp
            group_by: GroupBy = "counter", start: Start = None, end: str | None = None,
            counter: str | None = None, officer_id: OptionalRowId = None) -> Response:
     dims, _flt, rows = _summary(hub, session, actor, group_by, start, end, counter, officer_id)
+    heading_name = heading(session, viewer=actor, site_name=hub.settings.hub.site_name)
     return attachment(reports.export_summary(
         session, rows=rows, group_by=list(dims), format=format, name="tong-hop-danh-gia-" + "-".join(dims),
-        title=f"Tổng hợp mức độ hài lòng — {hub.settings.hub.site_name}"))
+        title=f"Tổng hợp mức độ hài lòng — {heading_name}"))

@@ -14,6 +14,7 @@ from thanthien.hub.api.responses import attachment
 from thanthien.hub.roles import ADMINS
 from thanthien.hub.services import audit, reports
 from thanthien.hub.services.audit import AuditFilter
+from thanthien.hub.tenancy import heading
 from thanthien.hub.web import periods
 from thanthien.hub.web.auth import Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
@@ -77,6 +78,6 @@ def audit_export(request: Request, user: AdminUser, format: reports.ExportFormat
         return render(request, "message.html", {"title": "Không xuất được nhật ký", "message": str(exc)},
                       user=user, status_code=422)
     with hub.db.new_session(write=False) as session:
+        name = heading(session, viewer=user, site_name=hub.settings.hub.site_name)
         return attachment(audit.export(session, actor=user, flt=flt, format=format,
-                                       tz=hub.settings.hub.timezone,
-                                       title=f"Nhật ký quản trị — {hub.settings.hub.site_name}"))
+                                       tz=hub.settings.hub.timezone, title=f"Nhật ký quản trị — {name}"))

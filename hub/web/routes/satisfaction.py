@@ -16,6 +16,7 @@ from thanthien.hub.roles import REPORT_READERS
 from thanthien.hub.services import reports
 from thanthien.hub.services.ratings import RatingFilter
 from thanthien.hub.services.reports import SummaryRow, Totals
+from thanthien.hub.tenancy import heading
 from thanthien.hub.web import charts, periods, regions
 from thanthien.hub.web.auth import Require, UiUser, hub_of
 from thanthien.hub.web.templating import render
@@ -107,4 +108,4 @@ def export(request: Request, user: LeaderUser, format: reports.ExportFormat = "x
             format=format,
             name=f"muc-do-hai-long-{group_by}-{period.first:%Y%m%d}-{period.last:%Y%m%d}",
             title=f"Mức độ hài lòng {EXPORT_GROUPS[group_by]}, {period.label} — "
-                  f"{hub.settings.hub.site_name}"))
+                  f"{heading(session, viewer=user, site_name=hub.settings.hub.site_name)}"))

@@ -111,3 +111,14 @@ def test_a_commune_user_s_pages_are_headed_with_their_commune_s_name(ctx, client
     ui_login(client, "qt-angto", PASSWORD)
     brand = client.get("/ui/").text.split('class="brand"')[1].split("</a>")[0]
     assert "Xã Ẳng Tở" in brand and ctx.settings.hub.site_name not in brand
+
+
+def test_a_commune_user_s_export_is_titled_with_their_commune(ctx, client):
+    import io
+    import zipfile
+
+    headers = bearer(client, "qt-angto", PASSWORD)
+    answer = client.get("/api/v1/ratings/summary/export", headers=headers, params={"format": "xlsx"})
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as book:
+        text = b"".join(book.read(name) for name in book.namelist()).decode("utf-8", "replace")
+    assert "Xã Ẳng Tở" in text and ctx.settings.hub.site_name not in text
