@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from thanthien.hub.roles import SYSTEM
 from thanthien.hub.services import ratings, reports
 from web.conftest import login_client
-from web.pages import css, overflow_px
+from web.pages import css, overflow_px, wait
 from web.town import COUNTERS, FULL_NAMES, OFFICER, PASSWORDS
 
 PHONE = re.compile(r"(\+84|\b0)[35789]\d{8}\b")
@@ -102,5 +102,5 @@ def test_the_public_page_and_the_report_form_fit_a_390_px_phone(browser, hub_ser
         shot(browser, "phone" + path.replace("/", "-").rstrip("-"))
     browser.find_element(By.CSS_SELECTOR, "input[value=broken]").click()
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    assert "/p/phan-anh/" in browser.current_url
+    wait(browser).until(lambda d: "/p/phan-anh/" in d.current_url)  # the answer page, once it has loaded
     assert "Đã nhận phản ánh" in css(browser, ".notice").text
