@@ -428,20 +428,20 @@ def create_broadcast(
 
 
 @dataclass
-class _Reach:
+class Reach:
     """What of a commune a province broadcast may target: its zone codes and speaker nodes."""
 
     zones: set[str]
     nodes: set[str]
 
 
-def _reach_of(session: Session, commune_id: int) -> _Reach:
+def reach_of(session: Session, commune_id: int) -> Reach:
     zones = set(session.scalars(select(Zone.code).where(Zone.commune_id == commune_id)))
     nodes = set(session.scalars(select(Node.id).where(Node.commune_id == commune_id)))
-    return _Reach(zones, nodes)
+    return Reach(zones, nodes)
 
 
-def _targets_reach(b: Broadcast, reach: _Reach) -> bool:
+def _targets_reach(b: Broadcast, reach: Reach) -> bool:
     if b.target_kind == "all":
         return True
     if b.target_kind == "zones":
@@ -449,14 +449,15 @@ def _targets_reach(b: Broadcast, reach: _Reach) -> bool:
     return bool(reach.nodes.intersection(b.target_nodes or ()))
 
 
-def sees(session: Session, viewer: Tenant, b: Broadcast, *, _reach: _Reach | None = None) -> bool:
-    """Whether ``viewer`` reads ``b``: their commune's, or a province broadcast targeting their commune."""
+def sees(session: Session, viewer: Tenant, b: Broadcast, *, reach: Reach | None = None) -> bool:
+    """Whether ``viewer`` reads ``b``: their commune's, or a province broadcast targeting their
+    commune (``reach``: the commune's :func:`reach_of`, when many broadcasts are asked about)."""
     if reaches(viewer, b.commune_id):
         return True
     if b.commune_id is not None:
         return False
     mine = getattr(viewer, "commune_id", None)
-    return _targets_reach(b, _reach or _reach_of(session, mine))
+    return _targets_reach(b, reach or reach_of(session, mine))
 
 
 def get_broadcast(session: Session, *, viewer: Tenant, broadcast_id: int) -> Broadcast:
@@ -669,8 +670,8 @@ def only_seen(session: Session, viewer: Tenant, rows: Any) -> list[Broadcast]:
     mine = getattr(viewer, "commune_id", None)
     if mine is None:
         return list(rows)
-    reach = _reach_of(session, mine)
-    return [b for b in rows if sees(session, viewer, b, _reach=reach)]
+    reach = reach_of(session, mine)
+    return [b for b in rows if sees(session, viewer, b, reach=reach)]
 
 
 def seen_ids(session: Session, viewer: Tenant) -> set[int] | None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Alarm, Broadcast, CameraStatus, Commune, Device, FaultReport, Node, Zone
 from thanthien.hub.roles import SYSTEM
-from thanthien.hub.services import plans, registry, reports
+from thanthien.hub.services import broadcasts, plans, registry, reports
 from thanthien.hub.services.errors import NotFound
 from thanthien.hub.services.ratings import RatingFilter
 from thanthien.hub.settings import PublicSection
@@ -98,28 +98,16 @@ def _where(broadcast: Broadcast | None, zones: dict[str, str]) -> str:
     return "Một số cụm loa"
 
 
-def reaches(broadcast: Broadcast | None, *, of: Of, zones: set[str], nodes: set[str]) -> bool:
-    """Whether ``broadcast`` is heard in the commune: its own, or the province's to every
-    commune or to one of its zones (``zones``) or nodes (``nodes``)."""
-    if broadcast is None:
-        return False
-    if broadcast.commune_id is not None:
-        return broadcast.commune_id == of.commune_id
-    if broadcast.target_kind == "all":
-        return True
-    return bool(set(broadcast.target_zones or ()) & zones or set(broadcast.target_nodes or ()) & nodes)
-
-
 def _upcoming(session: Session, *, of: Of, now: datetime, days: int) -> list[UpcomingBroadcast]:
     zones = {z.code: z.name for z in registry.list_zones(session, viewer=of)}
-    nodes = set(session.scalars(select(Node.id).where(Node.commune_id == of.commune_id)))
+    reach = broadcasts.reach_of(session, of.commune_id)
     out = []
     for occurrence, _targets in plans.upcoming(session, viewer=SYSTEM, start=now,
                                                end=now + timedelta(days=days)):
         if occurrence.command:
             continue
         broadcast = session.get(Broadcast, occurrence.broadcast_id)
-        if not reaches(broadcast, of=of, zones=set(zones), nodes=nodes):
+        if broadcast is None or not broadcasts.sees(session, of, broadcast, reach=reach):
             continue
         out.append(UpcomingBroadcast(start_at=occurrence.start_at, title=occurrence.title,
                                      where=_where(broadcast, zones)))
