@@ -1,10 +1,12 @@
-"""Communes the hub serves (issue 20): created, renamed and retired by province admins."""
+"""Communes the hub serves (issue 20): created and renamed by province admins, and how far each
+is into service."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -87,26 +89,37 @@ class Onboarding:
                 ("Có thiết bị đang trực tuyến", self.nodes_online > 0)]
 
 
-def _count(session: Session, model: type, commune_id: int, *conditions: object) -> int:
-    query = select(func.count()).select_from(model).where(model.commune_id == commune_id, *conditions)
-    return int(session.scalar(query) or 0)
+# what the onboarding counts: figure -> (table, conditions on the rows counted)
+_FIGURES: dict[str, tuple[type, tuple[Any, ...]]] = {
+    "zones": (Zone, (Zone.retired_at.is_(None),)),
+    "counters": (Counter, (Counter.retired_at.is_(None),)),
+    "officers": (Officer, (Officer.retired_at.is_(None),)),
+    "users": (User, (User.active.is_(True),)),
+    "admins": (User, (User.active.is_(True), User.role == "admin")),
+    "nodes": (Node, (Node.retired_at.is_(None), Node.registered.is_(True))),
+    "nodes_online": (Node, (Node.retired_at.is_(None), Node.state == "online")),
+}
+
+
+def _figures(session: Session, commune_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Each figure of each commune: one grouped count per figure, whatever the communes."""
+    out: dict[int, dict[str, int]] = {c: dict.fromkeys(_FIGURES, 0) for c in commune_ids}
+    for figure, (model, conditions) in _FIGURES.items():
+        query = (select(model.commune_id, func.count()).where(model.commune_id.in_(commune_ids), *conditions)
+                 .group_by(model.commune_id))
+        for commune_id, n in session.execute(query):
+            out[commune_id][figure] = int(n)
+    return out
 
 
 def onboarding(session: Session, *, viewer: Tenant, code: str) -> Onboarding:
     commune = commune_by_code(session, code)
     require_reach(viewer, commune.id, what=f"Xã/phường {code}")
-    return Onboarding(
-        commune=commune,
-        zones=_count(session, Zone, commune.id, Zone.retired_at.is_(None)),
-        counters=_count(session, Counter, commune.id, Counter.retired_at.is_(None)),
-        officers=_count(session, Officer, commune.id, Officer.retired_at.is_(None)),
-        users=_count(session, User, commune.id, User.active.is_(True)),
-        admins=_count(session, User, commune.id, User.active.is_(True), User.role == "admin"),
-        nodes=_count(session, Node, commune.id, Node.retired_at.is_(None), Node.registered.is_(True)),
-        nodes_online=_count(session, Node, commune.id, Node.retired_at.is_(None), Node.state == "online"),
-    )
+    return Onboarding(commune=commune, **_figures(session, [commune.id])[commune.id])
 
 
 def overview(session: Session, *, viewer: Tenant) -> list[Onboarding]:
     """Every commune ``viewer`` reaches, with its onboarding figures."""
-    return [onboarding(session, viewer=viewer, code=c.code) for c in list_communes(session, actor=viewer)]
+    communes = list_communes(session, actor=viewer)
+    figures = _figures(session, [c.id for c in communes])
+    return [Onboarding(commune=c, **figures[c.id]) for c in communes]
