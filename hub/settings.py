@@ -77,7 +77,7 @@ class IngestSection(Section):
         description="MQTT v5 shared-subscription group for several ingest workers (province scale).",
     )
     batch_size: int = Field(500, ge=1, le=5000, description="Most messages committed in one transaction.")
-    flush_ms: float = Field(20.0, ge=0, le=5000,
+    flush_ms: float = Field(5.0, ge=0, le=5000,
                             description="How long a worker waits for more messages before committing.")
     queue_max: int = Field(100_000, ge=100, description="Messages held in memory before MQTT is slowed.")
     future_press_tolerance_s: float = Field(

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
@@ -54,6 +55,25 @@ class Outcome:
 
 
 Handler = Callable[[Session, HubContext, list[Incoming], Outcome], None]
+
+_AFTER_NODE_ROWS = "thanthien.ingest.after_node_rows"
+
+
+def after_node_rows(session: Session, write: Callable[[], None]) -> None:
+    """Run ``write`` once the batch's node rows are written (``commit_batch``, before the
+    commit). A handler's own set-based writes of shared rows (deliveries) go there, so every
+    worker takes its row locks in one order, the node rows first, and two cannot deadlock. A
+    handler run outside a batch (a test, a tool) has them written at its session's commit."""
+    pending = session.info.get(_AFTER_NODE_ROWS)
+    if pending is None:
+        pending = session.info[_AFTER_NODE_ROWS] = []
+        event.listen(session, "before_commit", run_after_node_rows, once=True)
+    pending.append(write)
+
+
+def run_after_node_rows(session: Session) -> None:
+    for write in session.info.pop(_AFTER_NODE_ROWS, []):
+        write()
 
 
 def dead_letter(session: Session, msg: Incoming, reason: str, out: Outcome) -> None:

@@ -1,6 +1,6 @@
 """``node/{node}/event/playback``: refuse reports on occurrences that did not target the node,
-store each other report once, move the delivery report, ack stored, duplicate and refused ids
-alike."""
+store each other report once, move the delivery report (the deliveries written after the
+batch's node rows), ack stored, duplicate and refused ids alike."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from thanthien.hub.context import HubContext
-from thanthien.hub.ingest.base import Incoming, Outcome, Refused, accept_from_nodes, refuse
+from thanthien.hub.ingest.base import Incoming, Outcome, Refused, accept_from_nodes, after_node_rows, refuse
 from thanthien.hub.services import deliveries
 from thanthien.protocol.payloads import PlaybackEvent
 
@@ -33,7 +33,10 @@ def handle(session: Session, ctx: HubContext, batch: list[Incoming], out: Outcom
         notify=ctx.notify,
         tz=ZoneInfo(ctx.settings.hub.timezone),
         judged=result.judged,
+        moved=result.moved,
     )
+    if result.moved:
+        after_node_rows(session, lambda: deliveries.write_rows(session, result.moved))
     out.ack(batch[0].kind, result.acks)
     out.count("thanthien_hub_playback_stored_total", n=result.stored)
     out.count("thanthien_hub_playback_duplicate_total", n=result.duplicates)

@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.models import Node
-from thanthien.hub.ingest.base import Incoming, Outcome, dead_letter
+from thanthien.hub.ingest.base import Incoming, Outcome, dead_letter, run_after_node_rows
 from thanthien.hub.ingest.table import BATCHED, HANDLERS, ORDER, SHAREABLE
 from thanthien.hub.services import alarms, registry
 from thanthien.mqtt import Message, MqttLink
@@ -68,6 +68,7 @@ def commit_batch(ctx: HubContext, batch: list[Incoming]) -> Outcome:
             else:
                 handler(session, ctx, run, outcome)
         _write_node_bookkeeping(session)
+        run_after_node_rows(session)
     return outcome
 
 

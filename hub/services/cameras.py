@@ -111,7 +111,12 @@ def follow_node(session: Session, *, now: datetime, node_id: str | None = None) 
     (``Node.state_at``); every such node when ``node_id`` is ``None``. Idempotent, so any path
     that changes a node's state may call it: the ingest state handler after
     ``health.apply_node_state``, the camera job after heartbeat expiry. Returns how many
-    cameras became unknown."""
+    cameras became unknown. A node that is not away answers from the session without a query
+    (its row is at hand: a province coming back sends thousands of online states at once)."""
+    if node_id is not None:
+        node = session.get(Node, node_id)
+        if node is None or node.state not in AWAY:
+            return 0
     query = (select(CameraStatus, Node).join(Node, Node.id == CameraStatus.node_id)
              .where(Node.state.in_(AWAY), CameraStatus.state != UNKNOWN))
     if node_id is not None:

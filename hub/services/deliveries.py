@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, true
+from sqlalchemy import bindparam, func, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -63,14 +63,41 @@ def describe_sources(d: Delivery) -> str:
     return " → ".join(parts)
 
 
+@dataclass(slots=True)
+class DeliveryRow:
+    """A delivery as the ingest moves it: plain values read in one query for a batch and written
+    back by one statement (a province occurrence has thousands of deliveries, and ORM objects
+    cost several times as much to load, track and flush)."""
+
+    id: int
+    occurrence_id: str
+    node_id: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    reported_at: datetime | None
+    detail: str
+    stored_status: str = ""
+    """The status as stored, before this batch (the alarm counts what changed in memory)."""
+    proof: str | None = None
+    proof_detail: str = ""
+    levels: dict[str, Any] | None = None
+    sources: list[dict[str, Any]] | None = None
+    extra: set[str] = field(default_factory=set)
+    """Columns beyond the report's own to write (proof of play, sources) when set."""
+    changed: bool = False
+
+
 @dataclass
 class PlaybackResult:
     acks: dict[str, list[UUID]] = field(default_factory=lambda: defaultdict(list))
     stored: int = 0
     duplicates: int = 0
     occurrences: set[str] = field(default_factory=set)
-    judged: list[tuple[Delivery, proof.Judgement]] = field(default_factory=list)
+    judged: list[tuple[DeliveryRow, proof.Judgement]] = field(default_factory=list)
     """Deliveries whose proof of play was judged in this batch, in report order."""
+    moved: list[DeliveryRow] = field(default_factory=list)
+    """The deliveries this batch changed, to write with :func:`write_rows` (in id order)."""
 
 
 def _insert(session: Session) -> Any:
@@ -78,15 +105,27 @@ def _insert(session: Session) -> Any:
     return module.insert(PlaybackReport).on_conflict_do_nothing(index_elements=["node_id", "event_id"])
 
 
-def _deliveries(session: Session, events: Sequence[PlaybackEvent]) -> dict[tuple[str, str], Delivery]:
-    """(occurrence id, node) -> its delivery row, for the events' pairs, in one query."""
-    if not events:
-        return {}
+_ROWS = "thanthien.deliveries.rows"
+_COLUMNS = (Delivery.id, Delivery.occurrence_id, Delivery.node_id, Delivery.status, Delivery.started_at,
+            Delivery.ended_at, Delivery.reported_at, Delivery.detail)
+
+
+def _rows(session: Session, events: Sequence[PlaybackEvent]) -> dict[tuple[str, str], DeliveryRow]:
+    """(occurrence id, node) -> its delivery, for the events' pairs: one query for the pairs
+    this session has not read yet (the claim check reads them, the store finds them again)."""
+    cache: dict[tuple[str, str], DeliveryRow | None] = session.info.setdefault(_ROWS, {})
     wanted = {(e.occurrence_id, e.node) for e in events}
-    rows = session.scalars(select(Delivery).where(
-        Delivery.occurrence_id.in_(sorted({o for o, _ in wanted})),
-        Delivery.node_id.in_(sorted({n for _, n in wanted}))))
-    return {(d.occurrence_id, d.node_id): d for d in rows if (d.occurrence_id, d.node_id) in wanted}
+    missing = sorted(wanted - cache.keys())
+    for i in range(0, len(missing), 2000):
+        chunk = missing[i:i + 2000]
+        for pair in chunk:
+            cache[pair] = None
+        for values in session.execute(select(*_COLUMNS).where(
+                tuple_(Delivery.occurrence_id, Delivery.node_id).in_(chunk))):
+            row = DeliveryRow(*values)
+            row.stored_status = row.status
+            cache[(row.occurrence_id, row.node_id)] = row
+    return {pair: row for pair in wanted if (row := cache[pair]) is not None}
 
 
 def check_claims(session: Session, *, events: Sequence[PlaybackEvent]) -> list[str | None]:
@@ -94,7 +133,7 @@ def check_claims(session: Session, *, events: Sequence[PlaybackEvent]) -> list[s
     occurrence that targeted it (it has a delivery row), in one query for the batch. A report
     on any other occurrence (another village's, or one the hub never made) says nothing true
     about this node."""
-    targeted = _deliveries(session, events)
+    targeted = _rows(session, events)
     return [None if (e.occurrence_id, e.node) in targeted else
             f"occurrence {e.occurrence_id!r} did not target node {e.node!r} (no delivery for it)"
             for e in events]
@@ -102,9 +141,10 @@ def check_claims(session: Session, *, events: Sequence[PlaybackEvent]) -> list[s
 
 def store_playback(session: Session, *, events: list[PlaybackEvent], now: datetime,
                    proof_cfg: proof.ProofSettings | None = None) -> PlaybackResult:
-    """Store the reports not stored yet and move their deliveries; the claims were checked
-    before (:func:`check_claims`). Two queries for the batch: the known event ids, the rows.
-    A final report's levels are judged (proof of play) and its sources kept."""
+    """Store the reports not stored yet and move their deliveries in memory; the claims were
+    checked before (:func:`check_claims`). Two queries for the batch: the known event ids, the
+    rows (read by the claim check already). A final report's levels are judged (proof of play)
+    and its sources kept. The caller writes ``result.moved`` (:func:`write_rows`)."""
     result = PlaybackResult()
     by_node: dict[str, dict[UUID, PlaybackEvent]] = defaultdict(dict)
     for e in events:
@@ -134,7 +174,8 @@ def store_playback(session: Session, *, events: list[PlaybackEvent], now: dateti
         ],
     )
     result.stored = len(fresh)
-    rows = _deliveries(session, fresh)
+    rows = _rows(session, fresh)
+    moved: dict[int, DeliveryRow] = {}
     for e in sorted(fresh, key=lambda e: (e.at, e.status != "started")):
         d = rows.get((e.occurrence_id, e.node))
         if d is None:
@@ -147,13 +188,35 @@ def store_playback(session: Session, *, events: list[PlaybackEvent], now: dateti
         _apply(d, e, now)
         if e.levels is not None and e.status in FINAL:
             result.judged.append((d, proof.apply(d, e.levels, proof_cfg or proof.ProofSettings())))
+            d.extra.update(("proof", "proof_detail", "levels"))
         if e.sources is not None and e.status in FINAL:
             d.sources = [span.model_dump(mode="json") for span in e.sources]
+            d.extra.add("sources")
+        moved[d.id] = d
         result.occurrences.add(e.occurrence_id)
-    return result  # the deliveries are written with the unit of work (an ingest batch: at its end)
+    result.moved = [moved[k] for k in sorted(moved)]
+    return result
 
 
-def _apply(d: Delivery, e: PlaybackEvent, now: datetime) -> None:
+_BASE = ("status", "started_at", "ended_at", "reported_at", "detail")
+
+
+def write_rows(session: Session, rows: Sequence[DeliveryRow]) -> None:
+    """Write moved deliveries, in id order: one executemany per set of columns (the report's
+    own, plus proof of play or sources where a report carried them)."""
+    table = Delivery.__table__
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r.id):
+        columns = _BASE + tuple(sorted(row.extra))
+        shapes[columns].append({"d_id": row.id, **{f"d_{c}": getattr(row, c) for c in columns}})
+        row.stored_status, row.changed = row.status, False
+    for columns, params in shapes.items():
+        statement = update(table).where(table.c.id == bindparam("d_id")).values(
+            {c: bindparam(f"d_{c}", type_=table.c[c].type) for c in columns})
+        session.execute(statement, params)
+
+
+def _apply(d: DeliveryRow, e: PlaybackEvent, now: datetime) -> None:
     reported_final = d.reported_at is not None and d.status in FINAL
     if e.status == "started":
         d.started_at = e.at
@@ -162,6 +225,7 @@ def _apply(d: Delivery, e: PlaybackEvent, now: datetime) -> None:
     else:
         d.status, d.ended_at, d.detail = e.status, e.at, e.detail
     d.reported_at = now
+    d.changed = True
 
 
 def deadline(o: Occurrence, grace_s: float) -> datetime:
@@ -200,27 +264,35 @@ def check_due(
 
 
 def evaluate_alarm(
-    session: Session, *, occurrence: Occurrence, now: datetime, notify: bool, tz: ZoneInfo
+    session: Session, *, occurrence: Occurrence, now: datetime, notify: bool, tz: ZoneInfo,
+    moved: Sequence[DeliveryRow] = (),
 ) -> None:
+    """Raise (or update) the occurrence's alarm while a node has not played it, clear it once
+    every node has. Two aggregate queries, whatever the number of deliveries (a province
+    occurrence has thousands, and a batch of playback reports re-evaluates each occurrence it
+    touches); ``moved`` are this occurrence's deliveries changed in memory and not written yet
+    (the ingest writes them at the end of its batch), counted as they are in memory."""
     if occurrence.checked_at is None:
         return
-    # plain rows, not objects (a province occurrence has thousands of deliveries, and a batch of
-    # playback reports re-evaluates each occurrence it touches); the deliveries this unit of work
-    # holds count as they are in memory, flushed or not, as the objects of an ORM query would
-    query = (select(Delivery.id, Delivery.node_id, Delivery.status)
-             .where(Delivery.occurrence_id == occurrence.id))
-    status = {delivery_id: (node_id, st) for delivery_id, node_id, st in session.execute(query)}
-    for obj in list(session.identity_map.values()):
-        loaded = obj.__dict__  # what is loaded, without loading anything
-        if isinstance(obj, Delivery) and loaded.get("occurrence_id") == occurrence.id and "status" in loaded:
-            status[loaded["id"]] = (loaded["node_id"], loaded["status"])
-    rows = list(status.values())
-    bad = sorted(node_id for node_id, st in rows if st not in PLAYED)
-    if bad:
+    mine = [r for r in moved if r.occurrence_id == occurrence.id and r.status != r.stored_status]
+    of_it = Delivery.occurrence_id == occurrence.id
+    not_played = Delivery.status.not_in(PLAYED)
+    total, bad_count = session.execute(
+        select(func.count(), func.count().filter(not_played)).where(of_it)).one()
+    bad_count += sum((r.status not in PLAYED) - (r.stored_status not in PLAYED) for r in mine)
+    bad: list[str] = []
+    if bad_count:
+        # the first 100 by node id: read as many more as rows moved in memory (they may leave)
+        stored = set(session.scalars(select(Delivery.node_id).where(of_it, not_played)
+                                     .order_by(Delivery.node_id).limit(100 + len(mine))))
+        for r in mine:
+            (stored.discard if r.status in PLAYED else stored.add)(r.node_id)
+        bad = sorted(stored)[:100]
+    if bad_count:
         local = occurrence.start_at.astimezone(tz)
         message = (
-            f"Bản tin “{occurrence.title}” lúc {local:%H:%M %d/%m/%Y}: {len(bad)}/{len(rows)} cụm loa "
-            f"không phát ({', '.join(bad[:10])}{'…' if len(bad) > 10 else ''})"
+            f"Bản tin “{occurrence.title}” lúc {local:%H:%M %d/%m/%Y}: {bad_count}/{total} cụm loa "
+            f"không phát ({', '.join(bad[:10])}{'…' if bad_count > 10 else ''})"
         )
         alarms.raise_alarm(
             session,
@@ -233,7 +305,7 @@ def evaluate_alarm(
             details={
                 "occurrence_id": occurrence.id,
                 "broadcast_id": occurrence.broadcast_id,
-                "nodes": bad[:100],
+                "nodes": bad,
             },
         )
     else:
@@ -242,21 +314,22 @@ def evaluate_alarm(
 
 def refresh_alarms(
     session: Session, *, occurrence_ids: set[str], now: datetime, notify: bool, tz: ZoneInfo,
-    judged: Sequence[tuple[Delivery, proof.Judgement]] = (),
+    judged: Sequence[tuple[DeliveryRow, proof.Judgement]] = (), moved: Sequence[DeliveryRow] = (),
 ) -> None:
-    """After late reports: the alarm of a checked occurrence follows its deliveries; each
-    node's ``speaker_silent`` alarm follows its latest judged playback."""
-    for oid in sorted(occurrence_ids):
-        o = session.get(Occurrence, oid)
-        if o is not None:
-            evaluate_alarm(session, occurrence=o, now=now, notify=notify, tz=tz)
-    latest: dict[str, tuple[Delivery, proof.Judgement]] = {}
+    """After late reports: the alarm of a checked occurrence follows its deliveries (``moved``:
+    those changed in memory, not written yet); each node's ``speaker_silent`` alarm follows its
+    latest judged playback."""
+    occurrences = {o.id: o for o in session.scalars(
+        select(Occurrence).where(Occurrence.id.in_(sorted(occurrence_ids))))} if occurrence_ids else {}
+    for oid in sorted(occurrences):
+        evaluate_alarm(session, occurrence=occurrences[oid], now=now, notify=notify, tz=tz, moved=moved)
+    latest: dict[str, tuple[DeliveryRow, proof.Judgement]] = {}
     for d, j in judged:
         prev = latest.get(d.node_id)
         if prev is None or (d.ended_at or now) >= (prev[0].ended_at or now):
             latest[d.node_id] = (d, j)
     for node_id, (d, j) in sorted(latest.items()):
-        o = session.get(Occurrence, d.occurrence_id)
+        o = occurrences.get(d.occurrence_id) or session.get(Occurrence, d.occurrence_id)
         proof.follow_alarm(session, node_id=node_id, title=o.title if o else d.occurrence_id,
                            judgement=j, now=now, notify=notify)
 

@@ -77,8 +77,10 @@ def apply_node_state(session: Session, *, state: NodeState, now: datetime, notif
         log.info("node %s: ignoring %s of old session %d (current %d)", node.id, state.state,
                  state.session, node.session)
         return node
-    node.agent_version = state.agent_version
-    node.capabilities = list(state.capabilities)
+    if node.agent_version != state.agent_version:  # a column left untouched stays out of the UPDATE
+        node.agent_version = state.agent_version
+    if node.capabilities != list(state.capabilities):
+        node.capabilities = list(state.capabilities)
     if state.state == "online":
         _online(session, node, state.session, now, notify)
         return node

@@ -37,7 +37,7 @@ from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from thanthien.hub.db.models import Alarm, AlarmPage, EmailMessage, NotifyContact, OnCallShift, SmsMessage
@@ -360,23 +360,25 @@ def _page(
 def page_alarms(
     session: Session, *, now: datetime, tz: ZoneInfo, cfg: NotifySettings, brand: str | None, site: str
 ) -> list[AlarmPage]:
-    """Page, escalate and repeat for every alarm that needs it now (see the module's docstring)."""
+    """Page, escalate and repeat for every alarm that needs it now (see the module's docstring).
+
+    A fixed number of queries whatever the number of alarms (after a typhoon a province holds
+    thousands of ``node_offline`` alarms at once): the alarms, their latest pages in one query,
+    and each chain once per audience and commune."""
     worst = SEVERITIES[SEVERITIES.index(cfg.min_severity) :]
-    alarms = list(
-        session.scalars(
-            select(Alarm)
-            .where(Alarm.cleared_at.is_(None), Alarm.acknowledged_at.is_(None), Alarm.severity.in_(worst))
-            .order_by(Alarm.id)
-        )
-    )
+    pending = (Alarm.cleared_at.is_(None), Alarm.acknowledged_at.is_(None), Alarm.severity.in_(worst))
+    alarms = list(session.scalars(select(Alarm).where(*pending).order_by(Alarm.id)))
+    latest = _latest_pages(session, select(Alarm.id).where(*pending)) if alarms else {}
+    chains: dict[tuple[str, int | None], list[NotifyContact]] = {}
     out = []
     for alarm in alarms:
-        last = session.scalar(
-            select(AlarmPage).where(AlarmPage.alarm_id == alarm.id).order_by(AlarmPage.step.desc()).limit(1)
-        )
-        people = chain(session, audience=alarm.audience, at=now, commune_id=alarm.commune_id)
+        key = (alarm.audience, alarm.commune_id)
+        if key not in chains:
+            chains[key] = chain(session, audience=alarm.audience, at=now, commune_id=alarm.commune_id)
+        people = chains[key]
         if not people:
             continue
+        last = latest.get(alarm.id)
         if last is None:
             out.append(
                 _page(
@@ -471,6 +473,19 @@ def cleared_notices(session: Session, *, now: datetime, tz: ZoneInfo, brand: str
                              reason=CLEARED, now=now, tz=tz, brand=brand, site=site))
         session.flush()
     return out
+
+
+def _latest_pages(session: Session, alarm_ids: Select[tuple[int]]) -> dict[int, AlarmPage]:
+    """Alarm id -> its latest page (the highest step), for the alarms ``alarm_ids`` selects."""
+    top = (select(AlarmPage.alarm_id, func.max(AlarmPage.step).label("step"))
+           .where(AlarmPage.alarm_id.in_(alarm_ids.scalar_subquery())).group_by(AlarmPage.alarm_id).subquery())
+    rows = session.scalars(select(AlarmPage).join(top, and_(AlarmPage.alarm_id == top.c.alarm_id,
+                                                            AlarmPage.step == top.c.step))
+                           .order_by(AlarmPage.id))
+    latest: dict[int, AlarmPage] = {}
+    for page in rows:
+        latest.setdefault(page.alarm_id, page)
+    return latest
 
 
 def pages_of(session: Session, alarm_id: int) -> list[AlarmPage]:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 from sqlalchemy.orm import Session
 
 from thanthien.config import Section
-from thanthien.hub.db.models import Delivery
 from thanthien.hub.services import alarms
 from thanthien.protocol.payloads import PlayLevels
 
@@ -79,7 +78,15 @@ def judge(levels: PlayLevels, cfg: ProofSettings) -> Judgement:
     return Judgement("ok", f"micro nghe thấy {len(picked)}/{len(audible)} đoạn có tiếng")
 
 
-def apply(d: Delivery, levels: PlayLevels, cfg: ProofSettings) -> Judgement:
+class Judged(Protocol):
+    """What a judgement is written into: a delivery (its ORM row, or the ingest's plain row)."""
+
+    proof: str | None
+    proof_detail: str
+    levels: dict[str, Any] | None
+
+
+def apply(d: Judged, levels: PlayLevels, cfg: ProofSettings) -> Judgement:
     """Judge the levels into the delivery row."""
     j = judge(levels, cfg)
     d.proof, d.proof_detail = j.verdict, j.detail[:300]

@@ -27,11 +27,10 @@ T = Topics()
 NODES = ["loa-1", "loa-2", "loa-3", "loa-4"]
 
 
-@pytest.fixture
-def occ(ctx) -> Occurrence:
-    """One approved one-off broadcast to four speakers, 10 minutes ahead, 30 s long."""
+def _occurrence(ctx, nodes: list[str]) -> Occurrence:
+    """One approved one-off broadcast to ``nodes``, 10 minutes ahead, 30 s long."""
     with ctx.db.session() as s:
-        speakers(s, {"ban-a": NODES})
+        speakers(s, {"ban-a": nodes})
         sha = media_row(s, ctx.clock(), duration_s=30.0)
         b = broadcasts.create_broadcast(
             s,
@@ -50,6 +49,12 @@ def occ(ctx) -> Occurrence:
         o = s.scalars(select(Occurrence)).one()
         s.expunge(o)
         return o
+
+
+@pytest.fixture
+def occ(ctx) -> Occurrence:
+    """One approved one-off broadcast to four speakers, 10 minutes ahead, 30 s long."""
+    return _occurrence(ctx, NODES)
 
 
 def event(o: Occurrence, node: str, status: str, offset_s: float = 0.0, event_id=None) -> PlaybackEvent:
@@ -158,3 +163,41 @@ def test_a_report_naming_another_node_than_its_topic_is_dead_lettered(ctx, occ):
     with ctx.db.session() as s:
         handle(s, ctx, [incoming(T.playback("loa-1"), e.to_bytes(), ctx.clock())], out)
     assert not out.acks_for("playback") and out.counts[("thanthien_hub_dead_letters_total", "playback")] == 1
+
+
+def test_late_reports_in_one_batch_leave_the_alarm_naming_the_first_hundred_still_silent(ctx):
+    nodes = [f"loa-{i:03d}" for i in range(1, 106)]
+    o = _occurrence(ctx, nodes)
+    ctx.clock.advance(10 * 60 + 30 + CFG.report_grace_s)
+    assert check(ctx) == [o.id]
+    [alarm] = active_alarms(ctx)
+    assert "105/105 cụm loa" in alarm.message and alarm.details["nodes"] == nodes[:100]
+    ingest(ctx, [event(o, n, "finished", 30) for n in nodes[:3]])  # one batch, written at its end
+    [alarm] = active_alarms(ctx)
+    assert "102/105 cụm loa không phát (loa-004, loa-005," in alarm.message
+    assert alarm.details["nodes"] == nodes[3:103]
+
+
+def test_a_batch_writes_its_deliveries_after_its_node_rows(ctx, occ):
+    """Every worker takes its row locks in one order (the node rows, then the deliveries), so
+    two workers sharing the nodes' reports cannot deadlock."""
+    from sqlalchemy import event as sa_event
+
+    from thanthien.hub.ingest.worker import commit_batch
+
+    updates: list[str] = []
+
+    def record(_conn, _cursor, statement, *_rest):
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement.split()[1].strip('"'))
+
+    batch = [incoming(T.playback(n), event(occ, n, "started", 0.01).to_bytes(), ctx.clock()) for n in NODES]
+    sa_event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        outcome = commit_batch(ctx, batch)
+    finally:
+        sa_event.remove(ctx.db.engine, "before_cursor_execute", record)
+    assert set(outcome.acks_for("playback")) == set(NODES)
+    assert "broadcast_deliveries" in updates and "nodes" in updates
+    assert updates.index("nodes") < updates.index("broadcast_deliveries")
+    assert report(ctx, occ).counts["started"] == 4

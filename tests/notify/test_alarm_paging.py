@@ -235,3 +235,39 @@ def test_an_email_waits_while_the_smtp_server_is_down(db, clock, tmp_path, smtp_
     clock.advance(60)
     assert paging.send_emails(ctx.db, SmtpMailer(up.smtp), clock=clock, cfg=up) == 1
     assert smtp_server.received.wait_count(1)
+
+
+def _statements_of_a_quiet_pass(ctx, cfg: NotifySettings) -> int:
+    """Statements of a paging pass that pages nobody (every alarm waits for its next step)."""
+    from sqlalchemy import event
+
+    statements = []
+    listen = lambda *_a: statements.append(1)  # noqa: E731
+    event.listen(ctx.db.engine, "before_cursor_execute", listen)
+    try:
+        assert _page(ctx, cfg) == []
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", listen)
+    return len(statements)
+
+
+def test_a_paging_pass_reads_as_much_for_fifty_alarms_as_for_five(db, clock, tmp_path):
+    """After a typhoon a province holds thousands of node_offline alarms: a pass reads their
+    latest pages in one query and each chain once, not one of each per alarm."""
+    ctx = notify_ctx(db, clock, tmp_path)
+    cfg = NotifySettings(escalate_after_s=900, repeat_s=3600)
+    _contacts(ctx)
+
+    def raise_offline(names: range) -> None:
+        with ctx.db.session() as s:
+            for i in names:
+                alarms.raise_alarm(s, kind="node_offline", subject=f"loa-{i:03d}", severity="critical",
+                                   message=f"Cụm loa {i} ngoại tuyến", now=ctx.clock(), notify=False)
+
+    raise_offline(range(5))
+    assert len(_page(ctx, cfg)) == 5
+    five = _statements_of_a_quiet_pass(ctx, cfg)
+    raise_offline(range(5, 50))
+    assert len(_page(ctx, cfg)) == 45
+    fifty = _statements_of_a_quiet_pass(ctx, cfg)
+    assert five == fifty
