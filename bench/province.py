@@ -165,7 +165,7 @@ def outbox_of(node: str, kind: str, plan: dict[str, Any]) -> list[tuple[str, str
 
 def seed_hub(url: str, drill: Drill, plan: dict[str, Any]) -> dict[str, int]:
     """The province as the hub's tables hold it when the nodes come back (bulk inserts)."""
-    from sqlalchemy import insert, select
+    from sqlalchemy import insert, select, text
 
     from thanthien.hub.db.models import (
         Alarm,
@@ -241,6 +241,9 @@ def seed_hub(url: str, drill: Drill, plan: dict[str, Any]) -> dict[str, int]:
                  "message": f"Thiết bị {n} mất kết nối (mất kết nối đột ngột)",
                  "details": {"node": n, "state": "lost"}, "raised_at": start, "notified_at": start,
                  "reminders": 0} for n in offices + speakers])
+        with db.engine.connect() as c:  # the planner's statistics, as a hub in service has them
+            c.execute(text("ANALYZE"))
+            c.commit()
         return {"nodes": len(offices) + len(speakers), "counters": len(counters), "communes": communes,
                 "occurrences": len(occurrences), "deliveries": len(deliveries)}
     finally:

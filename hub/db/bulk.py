@@ -1,4 +1,5 @@
-"""Many rows in one go through the database driver, for the ingest's hot inserts (ratings, telemetry).
+"""Many rows in one go through the database driver, for the ingest's hot writes (ratings, telemetry,
+playback reports and the deliveries they move).
 
 SQLAlchemy spends more on each row's parameters than the database spends storing it (building and
 processing a parameter set per row, a type processor call per value: about half of an ingest
@@ -193,6 +194,29 @@ def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
     with _driver(session).cursor() as cursor:
         cursor.execute(sql, _pg_columns(rows, names))
         return {tuple(r) for r in cursor.fetchall()}
+
+
+def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """UPDATE rows of ``table`` by their ``id`` (dicts with the same keys, ``id`` among them),
+    one ``executemany`` in the driver in the order given (on PostgreSQL psycopg sends it in one
+    pipeline). Plain values only: a JSON column goes through SQLAlchemy."""
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != "id"]
+    if session.get_bind().dialect.name == "sqlite":
+        sql = f"UPDATE {table.name} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
+        cursor = _cursor(session)
+        try:
+            cursor.executemany(sql, sqlite_params(session, table, [*names, "id"], rows))
+        finally:
+            cursor.close()
+        return
+    for name in names:
+        if any(isinstance(row[name], datetime) and row[name].tzinfo is None for row in rows):
+            raise ValueError(f"naive datetime given to a UTC column ({name})")
+    sql = f"UPDATE {table.name} SET {', '.join(f'{n} = %s' for n in names)} WHERE id = %s"
+    with _driver(session).cursor() as cursor:
+        cursor.executemany(sql, [(*(row[n] for n in names), row["id"]) for row in rows])
 
 
 def upsert_sums(session: Session, table: Table, key: Sequence[str], sums: Sequence[str],

@@ -22,9 +22,9 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, true, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from thanthien.hub.db import bulk
 from thanthien.hub.db.models import Delivery, Node, Occurrence, PlaybackReport
 from thanthien.hub.services import alarms, proof
 from thanthien.hub.services.errors import NotFound
@@ -100,11 +100,6 @@ class PlaybackResult:
     """The deliveries this batch changed, to write with :func:`write_rows` (in id order)."""
 
 
-def _insert(session: Session) -> Any:
-    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return module.insert(PlaybackReport).on_conflict_do_nothing(index_elements=["node_id", "event_id"])
-
-
 _ROWS = "thanthien.deliveries.rows"
 _COLUMNS = (Delivery.id, Delivery.occurrence_id, Delivery.node_id, Delivery.status, Delivery.started_at,
             Delivery.ended_at, Delivery.reported_at, Delivery.detail)
@@ -142,37 +137,23 @@ def check_claims(session: Session, *, events: Sequence[PlaybackEvent]) -> list[s
 def store_playback(session: Session, *, events: list[PlaybackEvent], now: datetime,
                    proof_cfg: proof.ProofSettings | None = None) -> PlaybackResult:
     """Store the reports not stored yet and move their deliveries in memory; the claims were
-    checked before (:func:`check_claims`). Two queries for the batch: the known event ids, the
-    rows (read by the claim check already). A final report's levels are judged (proof of play)
-    and its sources kept. The caller writes ``result.moved`` (:func:`write_rows`)."""
+    checked before (:func:`check_claims`). One statement stores the new reports and says which
+    they were; the rows were read by the claim check already. A final report's levels are
+    judged (proof of play) and its sources kept. The caller writes ``result.moved``
+    (:func:`write_rows`)."""
     result = PlaybackResult()
     by_node: dict[str, dict[UUID, PlaybackEvent]] = defaultdict(dict)
     for e in events:
         by_node[e.node].setdefault(e.event_id, e)
     result.acks = defaultdict(list, {node: list(batch) for node, batch in by_node.items()})
-    known = {(node, eid) for node, eid in session.execute(
-        select(PlaybackReport.node_id, PlaybackReport.event_id).where(
-            PlaybackReport.node_id.in_(sorted(by_node)),
-            PlaybackReport.event_id.in_([eid for batch in by_node.values() for eid in batch])))}
-    result.duplicates = sum(1 for node, batch in by_node.items() for eid in batch if (node, eid) in known)
-    fresh = [e for node, batch in by_node.items() for eid, e in batch.items() if (node, eid) not in known]
+    new = bulk.insert_new(session, PlaybackReport.__table__, [  # type: ignore[arg-type]
+        {"node_id": e.node, "event_id": eid, "occurrence_id": e.occurrence_id, "status": e.status, "at": e.at,
+         "received_at": now, "detail": e.detail}
+        for batch in by_node.values() for eid, e in batch.items()], unique=("node_id", "event_id"))
+    fresh = [e for node, batch in by_node.items() for eid, e in batch.items() if (node, eid) in new]
+    result.duplicates = sum(len(batch) for batch in by_node.values()) - len(fresh)
     if not fresh:
         return result
-    session.execute(
-        _insert(session),
-        [
-            {
-                "node_id": e.node,
-                "event_id": e.event_id,
-                "occurrence_id": e.occurrence_id,
-                "status": e.status,
-                "at": e.at,
-                "received_at": now,
-                "detail": e.detail,
-            }
-            for e in fresh
-        ],
-    )
     result.stored = len(fresh)
     rows = _rows(session, fresh)
     moved: dict[int, DeliveryRow] = {}
@@ -202,13 +183,17 @@ _BASE = ("status", "started_at", "ended_at", "reported_at", "detail")
 
 
 def write_rows(session: Session, rows: Sequence[DeliveryRow]) -> None:
-    """Write moved deliveries, in id order: one executemany per set of columns (the report's
-    own, plus proof of play or sources where a report carried them)."""
+    """Write moved deliveries, in id order: the report's own columns through the driver, and
+    proof of play or sources (JSON) through SQLAlchemy where a report carried them."""
     table = Delivery.__table__
+    ordered = sorted(rows, key=lambda r: r.id)
+    bulk.update_by_id(session, table, [{"id": r.id, **{c: getattr(r, c) for c in _BASE}}  # type: ignore[arg-type]
+                                       for r in ordered])
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: r.id):
-        columns = _BASE + tuple(sorted(row.extra))
-        shapes[columns].append({"d_id": row.id, **{f"d_{c}": getattr(row, c) for c in columns}})
+    for row in ordered:
+        if row.extra:
+            columns = tuple(sorted(row.extra))
+            shapes[columns].append({"d_id": row.id, **{f"d_{c}": getattr(row, c) for c in columns}})
         row.stored_status, row.changed = row.status, False
     for columns, params in shapes.items():
         statement = update(table).where(table.c.id == bindparam("d_id")).values(
@@ -264,31 +249,56 @@ def check_due(
 
 
 def evaluate_alarm(
-    session: Session, *, occurrence: Occurrence, now: datetime, notify: bool, tz: ZoneInfo,
+    session: Session, *, occurrence: Occurrence, now: datetime, notify: bool, tz: ZoneInfo
+) -> None:
+    """:func:`evaluate_alarms` of one occurrence, its deliveries as the session holds them."""
+    evaluate_alarms(session, occurrences=[occurrence], now=now, notify=notify, tz=tz)
+
+
+def evaluate_alarms(
+    session: Session, *, occurrences: Sequence[Occurrence], now: datetime, notify: bool, tz: ZoneInfo,
     moved: Sequence[DeliveryRow] = (),
 ) -> None:
-    """Raise (or update) the occurrence's alarm while a node has not played it, clear it once
-    every node has. Two aggregate queries, whatever the number of deliveries (a province
-    occurrence has thousands, and a batch of playback reports re-evaluates each occurrence it
-    touches); ``moved`` are this occurrence's deliveries changed in memory and not written yet
-    (the ingest writes them at the end of its batch), counted as they are in memory."""
-    if occurrence.checked_at is None:
+    """Raise (or update) each checked occurrence's alarm while a node has not played it, clear
+    it once every node has. Three queries whatever the number of occurrences and deliveries (a
+    province occurrence has thousands, and a batch of playback reports re-evaluates each one it
+    touches): the counts, the first silent nodes, the alarms. ``moved`` are deliveries changed
+    in memory and not written yet (the ingest writes them at the end of its batch), counted as
+    they are in memory."""
+    checked = {o.id: o for o in occurrences if o.checked_at is not None}
+    if not checked:
         return
-    mine = [r for r in moved if r.occurrence_id == occurrence.id and r.status != r.stored_status]
-    of_it = Delivery.occurrence_id == occurrence.id
+    mine: dict[str, list[DeliveryRow]] = defaultdict(list)
+    for r in moved:
+        if r.occurrence_id in checked and r.status != r.stored_status:
+            mine[r.occurrence_id].append(r)
+    of_them = Delivery.occurrence_id.in_(sorted(checked))
     not_played = Delivery.status.not_in(PLAYED)
-    total, bad_count = session.execute(
-        select(func.count(), func.count().filter(not_played)).where(of_it)).one()
-    bad_count += sum((r.status not in PLAYED) - (r.stored_status not in PLAYED) for r in mine)
-    bad: list[str] = []
-    if bad_count:
-        # the first 100 by node id: read as many more as rows moved in memory (they may leave)
-        stored = set(session.scalars(select(Delivery.node_id).where(of_it, not_played)
-                                     .order_by(Delivery.node_id).limit(100 + len(mine))))
-        for r in mine:
+    counts = {oid: [total, bad] for oid, total, bad in session.execute(
+        select(Delivery.occurrence_id, func.count(), func.count().filter(not_played))
+        .where(of_them).group_by(Delivery.occurrence_id))}
+    for oid, rows in mine.items():
+        counts[oid][1] += sum((r.status not in PLAYED) - (r.stored_status not in PLAYED) for r in rows)
+    # the first 100 silent nodes of each by node id, and as many more as rows moved in memory
+    # (they may have played since)
+    rank = (func.row_number().over(partition_by=Delivery.occurrence_id, order_by=Delivery.node_id)
+            .label("rank"))
+    silent = select(Delivery.occurrence_id, Delivery.node_id, rank).where(of_them, not_played).subquery()
+    first: dict[str, set[str]] = defaultdict(set)
+    reach = 100 + max((len(rows) for rows in mine.values()), default=0)
+    for oid, node_id in session.execute(select(silent.c.occurrence_id, silent.c.node_id)
+                                        .where(silent.c.rank <= reach)):
+        first[oid].add(node_id)
+    alarms.read_active(session, subjects=[oid[:128] for oid in checked])
+    for oid in sorted(checked):
+        occurrence, (total, bad_count) = checked[oid], counts.get(oid, [0, 0])
+        stored = first[oid]
+        for r in mine.get(oid, ()):
             (stored.discard if r.status in PLAYED else stored.add)(r.node_id)
         bad = sorted(stored)[:100]
-    if bad_count:
+        if not bad_count:
+            alarms.clear_alarm(session, kind=ALARM_KIND, subject=oid[:128], now=now, notify=notify)
+            continue
         local = occurrence.start_at.astimezone(tz)
         message = (
             f"Bản tin “{occurrence.title}” lúc {local:%H:%M %d/%m/%Y}: {bad_count}/{total} cụm loa "
@@ -297,19 +307,13 @@ def evaluate_alarm(
         alarms.raise_alarm(
             session,
             kind=ALARM_KIND,
-            subject=occurrence.id[:128],
+            subject=oid[:128],
             severity="critical" if occurrence.priority == "emergency" else "major",
             message=message[:500],
             now=now,
             notify=notify,
-            details={
-                "occurrence_id": occurrence.id,
-                "broadcast_id": occurrence.broadcast_id,
-                "nodes": bad,
-            },
+            details={"occurrence_id": oid, "broadcast_id": occurrence.broadcast_id, "nodes": bad},
         )
-    else:
-        alarms.clear_alarm(session, kind=ALARM_KIND, subject=occurrence.id[:128], now=now, notify=notify)
 
 
 def refresh_alarms(
@@ -321,8 +325,8 @@ def refresh_alarms(
     latest judged playback."""
     occurrences = {o.id: o for o in session.scalars(
         select(Occurrence).where(Occurrence.id.in_(sorted(occurrence_ids))))} if occurrence_ids else {}
-    for oid in sorted(occurrences):
-        evaluate_alarm(session, occurrence=occurrences[oid], now=now, notify=notify, tz=tz, moved=moved)
+    evaluate_alarms(session, occurrences=list(occurrences.values()), now=now, notify=notify, tz=tz,
+                    moved=moved)
     latest: dict[str, tuple[DeliveryRow, proof.Judgement]] = {}
     for d, j in judged:
         prev = latest.get(d.node_id)

@@ -86,3 +86,23 @@ def test_a_statement_never_carries_more_parameters_than_sqlite_takes(sqlite_ctx,
 def test_a_naive_time_is_refused_as_sqlalchemy_refuses_it(ctx):
     with ctx.db.session() as s, pytest.raises(ValueError, match="naive datetime"):
         bulk.insert(s, Rating.__table__, [_rating(1, datetime(2026, 1, 1))])
+
+
+def test_rows_updated_through_the_driver_are_stored_as_sqlalchemy_stores_them(ctx):
+    from sqlalchemy import bindparam, update
+
+    table = Rating.__table__
+    rows = [_rating(i, AT[0]) for i in range(3)]
+    changes = [{"score": 4 - i, "pressed_at": AT[i], "clock_uncertain": (True, None, False)[i]}
+               for i in range(3)]
+    with ctx.db.session() as s:
+        s.execute(insert(table), rows)
+        ids = [r[0] for r in s.execute(text("SELECT id FROM ratings ORDER BY id"))]
+        s.execute(update(table).where(table.c.id == bindparam("b_id")).values(
+            {k: bindparam(f"b_{k}") for k in changes[0]}),
+            [{"b_id": i, **{f"b_{k}": v for k, v in c.items()}} for i, c in zip(ids, changes, strict=True)])
+        by_orm = _stored(s, table)
+        s.execute(text("DELETE FROM ratings"))
+        s.execute(insert(table), [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+        bulk.update_by_id(s, table, [{"id": i, **c} for i, c in zip(ids, changes, strict=True)])
+        assert _stored(s, table) == by_orm
