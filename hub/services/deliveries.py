@@ -85,7 +85,6 @@ class DeliveryRow:
     sources: list[dict[str, Any]] | None = None
     extra: set[str] = field(default_factory=set)
     """Columns beyond the report's own to write (proof of play, sources) when set."""
-    changed: bool = False
 
 
 @dataclass
@@ -194,7 +193,7 @@ def write_rows(session: Session, rows: Sequence[DeliveryRow]) -> None:
         if row.extra:
             columns = tuple(sorted(row.extra))
             shapes[columns].append({"d_id": row.id, **{f"d_{c}": getattr(row, c) for c in columns}})
-        row.stored_status, row.changed = row.status, False
+        row.stored_status = row.status
     for columns, params in shapes.items():
         statement = update(table).where(table.c.id == bindparam("d_id")).values(
             {c: bindparam(f"d_{c}", type_=table.c[c].type) for c in columns})
@@ -210,7 +209,6 @@ def _apply(d: DeliveryRow, e: PlaybackEvent, now: datetime) -> None:
     else:
         d.status, d.ended_at, d.detail = e.status, e.at, e.detail
     d.reported_at = now
-    d.changed = True
 
 
 def deadline(o: Occurrence, grace_s: float) -> datetime:
