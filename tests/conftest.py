@@ -98,3 +98,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for text in _CHAOS_REPORTS:
         terminalreporter.write_line(text)
+
+
+def _group(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("xdist_group")
+    if marker is None:
+        return None
+    return str(marker.args[0] if marker.args else marker.kwargs.get("name", ""))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The xdist groups first, the longest (``serial``: the chaos drills and the benchmarks,
+    some four minutes one after another on one worker) before the others: under ``--dist
+    loadgroup`` each group is one unit of work handed out in collection order, and a long one
+    handed out last would run alone at the end while the other workers idle."""
+    rank = {"serial": 0}
+    items.sort(key=lambda item: (rank.get(group, 1) if (group := _group(item)) is not None else 2))
