@@ -211,12 +211,9 @@ def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any
         finally:
             cursor.close()
         return
-    for name in names:
-        if any(isinstance(row[name], datetime) and row[name].tzinfo is None for row in rows):
-            raise ValueError(f"naive datetime given to a UTC column ({name})")
     sql = f"UPDATE {table.name} SET {', '.join(f'{n} = %s' for n in names)} WHERE id = %s"
     with _driver(session).cursor() as cursor:
-        cursor.executemany(sql, [(*(row[n] for n in names), row["id"]) for row in rows])
+        cursor.executemany(sql, list(zip(*_pg_columns(rows, [*names, "id"]), strict=True)))
 
 
 def upsert_sums(session: Session, table: Table, key: Sequence[str], sums: Sequence[str],
