@@ -1,14 +1,15 @@
 """The Vietnamese web UI: server-rendered pages under ``/ui`` on the hub's own app.
 
-``install(app)`` mounts the page routes, the static files and the handlers that turn a
-missing login into a redirect and a role that may not see a page into a refusal page.
+``include_routes(router)`` adds the page routes (the app factory includes them once per
+process); ``install(app)`` mounts the static files and the handlers that turn a missing login
+into a redirect and a role that may not see a page into a refusal page.
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -47,12 +48,17 @@ REFUSALS = {403: "Không có quyền thực hiện", 404: "Không tìm thấy", 
             422: "Thông tin chưa hợp lệ", 503: "Dịch vụ tạm thời không sẵn sàng"}
 
 
+def include_routes(router: APIRouter) -> None:
+    """The UI's pages (under ``/ui``) and the public pages (under ``/p``) into ``router``."""
+    for pages in ROUTERS:
+        router.include_router(pages, prefix=PREFIX, include_in_schema=False)
+    router.include_router(public.router, prefix=public.PUBLIC, include_in_schema=False)
+
+
 def install(app: FastAPI, *, poll_s: float = 2.0) -> None:
-    """Add the UI to the hub's app; ``poll_s`` is how often live pages look for changes."""
+    """Add the UI's static files and error pages to the hub's app, whose routes hold the
+    pages (:func:`include_routes`); ``poll_s`` is how often live pages look for changes."""
     app.state.ui_poll_s = poll_s
-    for router in ROUTERS:
-        app.include_router(router, prefix=PREFIX, include_in_schema=False)
-    app.include_router(public.router, prefix=public.PUBLIC, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="ui-static")
 
     @app.get("/", include_in_schema=False)
