@@ -16,7 +16,15 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from hub.hub_helpers import incoming, node_state, rating, rating_msg, telemetry
-from thanthien.hub.db.models import Alarm, AlarmNotification, CameraPeriod, CameraStatus, Node, Rating
+from thanthien.hub.db.models import (
+    Alarm,
+    AlarmNotification,
+    CameraPeriod,
+    CameraStatus,
+    Node,
+    NodeStateChange,
+    Rating,
+)
 from thanthien.hub.ingest.worker import IngestWorker, commit_batch
 from thanthien.hub.services import alarms, registry
 from thanthien.hub.settings import RegistrySection
@@ -95,6 +103,24 @@ def test_a_batch_costs_the_same_statements_whatever_its_messages_and_nodes(ctx):
     with Statements(ctx.db.engine) as large:
         commit_batch(ctx, mixed_batch(ctx, nodes, 400, seed=3, first_seq=200))
     assert len(large.seen) <= len(small.seen) + 2, "\n".join(s[:60] for s, _ in large.seen)
+
+
+def test_a_batch_of_node_states_costs_the_same_statements_for_forty_nodes_as_for_four(ctx, clock):
+    """After an outage a batch brings hundreds of nodes back online: their rows, and the rows
+    of their state history, are written by the batch, not one statement per node."""
+    nodes = declare(ctx, 44)
+
+    def online(names: list[str]) -> list:
+        return [incoming(T.node_state(n), node_state("online", 1, node=n).to_bytes(), clock()) for n in names]
+
+    with Statements(ctx.db.engine) as small:
+        commit_batch(ctx, online(nodes[:4]))
+    with Statements(ctx.db.engine) as large:
+        commit_batch(ctx, online(nodes[4:]))
+    assert len(large.seen) == len(small.seen), "\n".join(s[:60] for s, _ in large.seen)
+    with ctx.db.session() as s:
+        history = s.execute(select(NodeStateChange.node_id, NodeStateChange.state)).all()
+    assert sorted(history) == [(n, "online") for n in nodes]
 
 
 def test_node_rows_are_taken_once_per_node_in_node_id_order(ctx):
