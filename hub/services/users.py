@@ -30,15 +30,24 @@ MAX_PASSWORD = 200
 _USERNAME = re.compile(USERNAME_PATTERN)
 
 _hasher = PasswordHasher()
-# A hash to verify against when the user does not exist, so timing does not reveal usernames.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_dummy_hashes: dict[int, str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash of the current hasher's cost to verify against when the user does not exist, so
+    timing does not reveal usernames; made at the first such login, not at import (every hub
+    process, CLI command and test worker imports this module: one argon2 hash each)."""
+    key = id(_hasher)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = _hasher.hash("not-a-real-password")
+    return _dummy_hashes[key]
 
 
 def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
     """Swap the argon2 parameters (tests use cheap ones); returns the hasher it replaced."""
-    global _hasher, _DUMMY_HASH
+    global _hasher
     previous, _hasher = _hasher, hasher
-    _DUMMY_HASH = hasher.hash("not-a-real-password")
+    _dummy_hashes.clear()
     return previous
 
 
@@ -162,7 +171,7 @@ def authenticate(session: Session, *, username: str, password: str) -> User | No
     """The active user with this password, or ``None`` (same work either way)."""
     user = session.scalar(select(User).where(User.username == username))
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.active:
