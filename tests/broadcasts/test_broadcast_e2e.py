@@ -13,7 +13,11 @@ from support import HUB, wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.chaos]
 
-START_TOLERANCE_S = 0.15  # 20 agents and the hub share two cores here; typically a few ms
+# 20 agents and the hub share two cores with three other test workers: typically a few ms, but
+# one agent of twenty started 175 and 187 ms late in two suite runs on 2026-12-01, when the
+# hypervisor took half the CPU (50 % steal). The start skew itself is measured by
+# `thanthien bench start_skew`; this checks that every node starts on the hub's time.
+START_TOLERANCE_S = 0.3
 
 
 @pytest.fixture

@@ -30,7 +30,10 @@ from thanthien.hub.services import broadcasts
 from thanthien.hub.services.schedule import BroadcastSettings
 from thanthien.protocol.payloads import utc_now
 
-pytestmark = [pytest.mark.postgres, pytest.mark.chaos, pytest.mark.slow, pytest.mark.xdist_group("serial")]
+# two hub processes start (each imports the hub and migrates), broadcasts come due 8 to 40 s
+# later and the takeover may take 30 s: past the suite's 120 s when the machine is slow
+pytestmark = [pytest.mark.postgres, pytest.mark.chaos, pytest.mark.slow, pytest.mark.xdist_group("serial"),
+              pytest.mark.timeout(300)]
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TAKEOVER_S = 30.0
 
