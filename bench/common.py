@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing as mp
 import os
 import platform
 import socket
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,21 @@ log = logging.getLogger(__name__)
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 DATA_DIR = PROJECT_ROOT / "var" / "bench"
+
+PRELOADED = ("thanthien.hub.runtime", "thanthien.bench.runner")
+"""What the benchmarks' child processes are forked with already imported (:func:`child_processes`)."""
+
+
+def child_processes() -> BaseContext:
+    """How a benchmark starts its child processes (the hub, load generators, node fleets):
+    forked from a server process that imported the hub and the benchmarks once (multiprocessing's
+    ``forkserver``). Spawned children imported them again each, 2 to 10 s of CPU a hub process
+    on a 2-core machine, which the test suite's benchmark smoke runs paid some twenty times.
+    Like spawned ones, the children start without the parent's threads or connections, and a
+    child's CPU counts from its fork, not from its imports."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOADED))
+    return ctx
 
 
 @dataclass(frozen=True)

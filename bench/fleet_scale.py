@@ -14,7 +14,6 @@ connection per node would load the broker, not the hub); the broker's CPU is rep
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import shutil
 import threading
 import time
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from thanthien.bench.common import Options, Result, Target, proc_cpu_s, run_measured
+from thanthien.bench.common import Options, Result, Target, child_processes, proc_cpu_s, run_measured
 from thanthien.bench.hubproc import HubProcess, hub_settings
 from thanthien.bench.load import BareSubscriber, node_ids, start_broker
 from thanthien.protocol import Topics
@@ -85,7 +84,7 @@ def _publisher(conn: Connection, port: int, password: str, nodes: list[str], int
 
 class TelemetryLoad:
     def __init__(self, port: int, password: str, nodes: list[str], interval: float) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = child_processes()
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_publisher, args=(child, port, password, nodes, interval),
                                  daemon=True, name="bench-telemetry")

@@ -10,13 +10,14 @@ clock readings."""
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
+
+from thanthien.bench.common import child_processes
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class PipedProcess:
     what = "child process"
 
     def __init__(self, target: Any, args: tuple[Any, ...], name: str) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = child_processes()
         self._parent, child = ctx.Pipe()
         self._proc = ctx.Process(target=target, args=(child, *args), name=name, daemon=True)
         self.pid: int | None = None

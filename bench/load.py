@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import queue
 import random
 import secrets
@@ -20,6 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from thanthien.bench.common import child_processes
 from thanthien.bench.hubproc import Commits, PipedProcess
 from thanthien.broker import Broker
 from thanthien.protocol import Topics
@@ -158,7 +158,7 @@ def _publisher(conn: Connection, port: int, passwords: dict[str, str],
 class Publisher:
     def __init__(self, port: int, passwords: dict[str, str],
                  msgs: list[tuple[str, str, bytes, str | None]]) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = child_processes()
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_publisher, args=(child, port, passwords, msgs), daemon=True,
                                  name="bench-publisher")

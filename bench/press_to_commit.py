@@ -13,7 +13,6 @@ inserts into SQLite, from publish to that commit (no agent, no validation, no ou
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import shutil
 import threading
 import time
@@ -23,7 +22,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from thanthien.bench.common import Options, Result, Target, percentile, run_measured, wait_for
+from thanthien.bench.common import (
+    Options,
+    Result,
+    Target,
+    child_processes,
+    percentile,
+    run_measured,
+    wait_for,
+)
 from thanthien.bench.hubproc import HubProcess, hub_settings
 from thanthien.bench.load import BareSubscriber, node_ids, start_broker
 from thanthien.config import validate_data
@@ -158,7 +165,7 @@ def _press(nodes: list[str], broker: Any, work: Path, processes: int, per_agent:
     """Every agent presses on its schedule, spread over ``processes`` child processes; the press
     time of each stored event, the seconds pressing took, presses not stored, and when each press
     really happened (later than scheduled when the load generator falls behind)."""
-    ctx = mp.get_context("spawn")
+    ctx = child_processes()
     children = []
     try:
         for k in range(processes):

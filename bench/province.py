@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import multiprocessing as mp
 import random
 import resource
 import shutil
@@ -46,7 +45,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from thanthien.bench.common import Options, Result, Target, proc_cpu_s, proc_rss_mb, run_measured, wait_for
+from thanthien.bench.common import (
+    Options,
+    Result,
+    Target,
+    child_processes,
+    proc_cpu_s,
+    proc_rss_mb,
+    run_measured,
+    wait_for,
+)
 from thanthien.bench.hubproc import HubProcess
 from thanthien.bench.load import BareSubscriber, start_broker
 from thanthien.bench.pg import throwaway_database
@@ -489,7 +497,7 @@ class NodeFleet:
 
     def __init__(self, port: int, passwords: dict[str, str], nodes: list[tuple[str, str]],
                  plan: dict[str, Any], processes: int, *, acked: bool) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = child_processes()
         self._procs: list[tuple[Any, Connection]] = []
         for i in range(processes):
             share = [(n, kind, passwords[n]) for n, kind in nodes[i::processes]]

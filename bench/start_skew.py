@@ -20,7 +20,6 @@ ahead and does not set the start time); the play-now path goes through the broke
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import shutil
 import threading
 import time
@@ -29,7 +28,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from thanthien.bench.common import Options, Result, Target, percentile, run_measured, wait_for
+from thanthien.bench.common import (
+    Options,
+    Result,
+    Target,
+    child_processes,
+    percentile,
+    run_measured,
+    wait_for,
+)
 from thanthien.bench.load import node_ids, start_broker
 from thanthien.protocol import Topics
 
@@ -151,7 +158,7 @@ def _worker(conn: Connection, nodes: list[str], passwords: dict[str, str], port:
 
 class Workers:
     def __init__(self, nodes: list[str], passwords: dict[str, str], port: int, base: Path) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = child_processes()
         self.parts = [nodes[i::WORKERS] for i in range(WORKERS)]
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
