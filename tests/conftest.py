@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support import HUB, NODE_A, NODE_B, Account, make_broker
+from support import HUB, NODE_A, NODE_B, Account, cheap_hasher, make_broker
 from thanthien.broker import Broker
 
 
@@ -61,13 +61,8 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
 def cheap_hashing() -> Iterator[None]:
     """Still argon2, with the lowest cost, so a module of many logins stays fast; the hub's own
     hasher is back after the module (``pytestmark = pytest.mark.usefixtures("cheap_hashing")``)."""
-    from argon2 import PasswordHasher
-
-    from thanthien.hub.services import users
-
-    previous = users.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    yield
-    users.use_hasher(previous)
+    with cheap_hasher():
+        yield
 
 
 # -- chaos summaries, printed at the end of the run ---------------------------------------

@@ -42,6 +42,22 @@ def make_broker(data_dir: Path, accounts: tuple[Account, ...] = (HUB, NODE_A, NO
     return broker
 
 
+@contextmanager
+def cheap_hasher() -> Iterator[None]:
+    """The hub's passwords hashed and checked by argon2 at its lowest cost while inside: at the
+    hub's own cost a login takes 0.3 s of CPU on this 2-core machine, and the suite logs in
+    thousands of times. The hub's own hasher is back afterwards."""
+    from argon2 import PasswordHasher
+
+    from thanthien.hub.services import users
+
+    previous = users.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    try:
+        yield
+    finally:
+        users.use_hasher(previous)
+
+
 def worker_id() -> str:
     """pytest-xdist's worker (gw0, gw1, ...), or ``main`` when the suite runs in one process."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")

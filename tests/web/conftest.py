@@ -17,7 +17,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from hub.conftest import _migrated, clock, db, db_url, pg_url  # noqa: F401  (SQLite and PostgreSQL)
 
-from support import ui_login, wait_until
+from support import cheap_hasher, ui_login, wait_until
 from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
@@ -28,6 +28,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(os.environ.get("THANTHIEN_TEST_ARTIFACTS", "var/test-artifacts")) / "web"
 POLL_S = 0.2
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _cheap_hashing_for_the_ui() -> Iterator[None]:
+    """Every page test logs in, some several times, through the browser too (``cheap_hasher``)."""
+    with cheap_hasher():
+        yield
 
 
 @dataclass
@@ -56,7 +63,8 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     database = Database(settings.database_url)
     database.migrate()
     ctx = HubContext(settings=settings, db=database)
-    town = seed(ctx)
+    with cheap_hasher():  # this fixture outlives a package's fixtures: the town's users hashed cheaply
+        town = seed(ctx)
     app = create_app(settings, database, ctx=ctx)
     app.state.ui_poll_s = POLL_S
     port = _free_port()
