@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from thanthien.hub.db.models import Base
 
@@ -144,6 +144,35 @@ def aimed_query(op: dict[str, Any], ids: dict[str, Any]) -> dict[str, Any]:
     values = {**ids, "commune_code_prefix": "xb-", "zone_subject": f"zone:{ids.get('zone', '')}"}
     return {p["name"]: values[QUERY_FIELDS[p["name"]]] for p in op.get("parameters", [])
             if p.get("in") == "query" and p["name"] in QUERY_FIELDS and QUERY_FIELDS[p["name"]] in values}
+
+
+_READS = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "PRAGMA", "SHOW")
+
+
+class Writes:
+    """Whether the engine ran a statement that may change rows since the last :meth:`took`
+    (anything but a read): a request that ran none changed no row of commune B, so the walk
+    reads every table again (:func:`rows_of`) only after one that did."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.count = 0
+
+    def __enter__(self) -> Writes:
+        event.listen(self.engine, "before_cursor_execute", self._on)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._on)
+
+    def _on(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if not statement.lstrip().upper().startswith(_READS) or " FOR UPDATE" in statement.upper():
+            self.count += 1
+
+    def took(self) -> bool:
+        """Whether a write ran since the last call."""
+        wrote, self.count = self.count > 0, 0
+        return wrote
 
 
 def rows_of(conn: Any, marker: str, code: str | None = None) -> dict[str, set[str]]:
