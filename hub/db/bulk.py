@@ -18,6 +18,7 @@ inside the session's transaction:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -196,24 +197,34 @@ def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
         return {tuple(r) for r in cursor.fetchall()}
 
 
-def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *,
+                 sets: Mapping[str, str] | None = None) -> None:
     """UPDATE rows of ``table`` by their ``id`` (dicts with the same keys, ``id`` among them),
     one ``executemany`` in the driver in the order given (on PostgreSQL psycopg sends it in one
-    pipeline). Plain values only: a JSON column goes through SQLAlchemy."""
+    pipeline). Plain values only: a JSON column goes through SQLAlchemy.
+
+    ``sets``: for some columns, the SQL of the new value instead of the given one, naming the
+    given values ``:column`` and the stored ones by their column names (the row as it is when
+    the UPDATE runs): so a write made from rows read earlier does not undo what another
+    transaction committed since (PostgreSQL evaluates it on the row it waited for)."""
     if not rows:
         return
     names = [name for name in rows[0] if name != "id"]
+    assignments = ", ".join(f"{n} = {(sets or {}).get(n, f':{n}')}" for n in names)
+    sql = f"UPDATE {table.name} SET {assignments} WHERE id = :id"
     if session.get_bind().dialect.name == "sqlite":
-        sql = f"UPDATE {table.name} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
+        keys = [*names, "id"]
         cursor = _cursor(session)
         try:
-            cursor.executemany(sql, sqlite_params(session, table, [*names, "id"], rows))
+            cursor.executemany(sql, [dict(zip(keys, values, strict=True))
+                                     for values in sqlite_params(session, table, keys, rows)])
         finally:
             cursor.close()
         return
-    sql = f"UPDATE {table.name} SET {', '.join(f'{n} = %s' for n in names)} WHERE id = %s"
+    columns = _pg_columns(rows, [*names, "id"])
+    params = [dict(zip([*names, "id"], values, strict=True)) for values in zip(*columns, strict=True)]
     with _driver(session).cursor() as cursor:
-        cursor.executemany(sql, list(zip(*_pg_columns(rows, [*names, "id"]), strict=True)))
+        cursor.executemany(re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql), params)
 
 
 def upsert_sums(session: Session, table: Table, key: Sequence[str], sums: Sequence[str],

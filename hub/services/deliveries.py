@@ -179,15 +179,25 @@ def store_playback(session: Session, *, events: list[PlaybackEvent], now: dateti
 
 
 _BASE = ("status", "started_at", "ended_at", "reported_at", "detail")
+_KEPT_FINAL = (f"status IN ({', '.join(repr(f) for f in FINAL)}) AND reported_at IS NOT NULL "
+               "AND :status = 'started'")
+_FORWARD = {"status": f"CASE WHEN {_KEPT_FINAL} THEN status ELSE :status END",
+            "detail": f"CASE WHEN {_KEPT_FINAL} THEN detail ELSE :detail END",
+            "started_at": "COALESCE(:started_at, started_at)", "ended_at": "COALESCE(:ended_at, ended_at)"}
+"""How a moved delivery is written (:func:`_apply`'s rule, on the row as stored when the UPDATE
+runs): ingest workers sharing the subscription each get some of a node's reports, so one may
+write a ``started`` read before another committed the node's ``finished``: a reported final
+status is kept, and a time another report set is not erased."""
 
 
 def write_rows(session: Session, rows: Sequence[DeliveryRow]) -> None:
-    """Write moved deliveries, in id order: the report's own columns through the driver, and
-    proof of play or sources (JSON) through SQLAlchemy where a report carried them."""
+    """Write moved deliveries, in id order: the report's own columns through the driver (never
+    undoing another worker's report, ``_FORWARD``), and proof of play or sources (JSON) through
+    SQLAlchemy where a report carried them."""
     table = Delivery.__table__
     ordered = sorted(rows, key=lambda r: r.id)
     bulk.update_by_id(session, table, [{"id": r.id, **{c: getattr(r, c) for c in _BASE}}  # type: ignore[arg-type]
-                                       for r in ordered])
+                                       for r in ordered], sets=_FORWARD)
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in ordered:
         if row.extra:

@@ -157,6 +157,32 @@ def test_a_started_report_arriving_after_the_final_one_keeps_the_final_status(ct
     assert d.status == "interrupted" and d.started_at == started.at
 
 
+def _interleaved(ctx, first: PlaybackEvent, meanwhile: PlaybackEvent) -> None:
+    """Two ingest workers sharing the subscription: one reads the delivery for ``first``, the
+    other stores ``meanwhile`` and commits, then the first writes and commits."""
+    if ctx.db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: its workers never interleave")
+    out = Outcome()
+    with ctx.db.session() as s, s.no_autoflush:  # as the worker runs it: nothing written before the end
+        handle(s, ctx, [incoming(T.playback(first.node), first.to_bytes(), ctx.clock())], out)
+        ingest(ctx, [meanwhile])
+    assert out.acks_for("playback") == {first.node: [first.event_id]}
+
+
+def test_a_start_written_after_another_worker_committed_the_end_keeps_the_final_status(ctx, occ):
+    started, finished = event(occ, "loa-1", "started", 0.01), event(occ, "loa-1", "finished", 30)
+    _interleaved(ctx, started, finished)
+    d = next(d for d in report(ctx, occ).deliveries if d.node_id == "loa-1")
+    assert (d.status, d.started_at, d.ended_at) == ("finished", started.at, finished.at)
+
+
+def test_an_end_written_after_another_worker_committed_the_start_keeps_the_start_time(ctx, occ):
+    started, finished = event(occ, "loa-1", "started", 0.01), event(occ, "loa-1", "finished", 30)
+    _interleaved(ctx, finished, started)
+    d = next(d for d in report(ctx, occ).deliveries if d.node_id == "loa-1")
+    assert (d.status, d.started_at, d.ended_at) == ("finished", started.at, finished.at)
+
+
 def test_a_report_naming_another_node_than_its_topic_is_dead_lettered(ctx, occ):
     e = event(occ, "loa-2", "started")
     out = Outcome()
