@@ -14,8 +14,10 @@ session) and a telemetry, then the events oldest first in batches of 50, each ba
 previous one's PUBACKs, at most 200 out unacked at a time (``outbox.max_in_flight``: the next go
 as the hub's acks come in), an unacked event sent again after 60 s (``outbox.resend_interval_s``),
 then 120 s, 240 s ... up to 900 s (``outbox.resend_max_s``), each delay stretched by up to a
-random quarter, telemetry every 30 s. The hub (ingest and scheduler roles, one process, PostgreSQL when a
-server answers, else SQLite) holds what a province hub would: the nodes registered and held
+random quarter, telemetry every 30 s. The hub (PostgreSQL when a server answers, else SQLite) runs as a
+province hub would on PostgreSQL: two processes sharing the ingest (an MQTT v5 shared subscription), one
+of them also the scheduler and the owner of the retained node states; on SQLite (one writer) one process
+with both roles. It holds what a province hub would: the nodes registered and held
 lost since the outage (each with its ``node_offline`` alarm), the boxes at their counters, the
 speakers in their communes, the bulletins' occurrences of the three days checked as missed.
 
@@ -89,6 +91,8 @@ class Drill:
     node_processes: int
     timeout_s: float
     seed: int = 16
+    ingest_processes: int = 2
+    """Hub processes sharing the ingest on PostgreSQL (SQLite: one)."""
 
     @property
     def speakers(self) -> int:
@@ -568,8 +572,10 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
 class Sampler:
     """CPU seconds and resident memory of some processes, once a second."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], groups: dict[str, list[str]] | None = None) -> None:
         self.pids = pids
+        self.groups = groups or {}
+        """A group is counted as one more process: the sums of its members' CPU and memory."""
         self.samples: list[tuple[float, dict[str, tuple[float, float]]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="province-sampler", daemon=True)
@@ -582,6 +588,9 @@ class Sampler:
                 row[name] = (proc_cpu_s(pid), proc_rss_mb(pid))
             except (OSError, IndexError, ValueError):
                 continue
+        for group, members in self.groups.items():
+            if all(m in row for m in members):
+                row[group] = (sum(row[m][0] for m in members), sum(row[m][1] for m in members))
         self.samples.append((now, row))
 
     def _run(self) -> None:
@@ -647,9 +656,30 @@ def _hub_settings(work: Path, port: int, password: str, url: str | None) -> dict
         "database": {"url": url},
         "mqtt": {"host": "127.0.0.1", "port": port, "username": "hub", "password": password,
                  "reconnect_min_s": 0.1, "reconnect_max_s": 1.0},
-        "ingest": {"client_id": "province-hub"},
+        "ingest": {"client_id": "province-hub-1"},
         "health": {"heartbeat_s": TELEMETRY_S},
     }
+
+
+def _start_hubs(settings: dict[str, Any], processes: int, work: Path) -> list[HubProcess]:
+    """The hub: the first process with the ingest and the scheduler (it plans for every speaker
+    at its start), then the others with the ingest only, all in one shared-subscription group
+    when there are several. Each is started once the one before is idle."""
+    hubs: list[HubProcess] = []
+    try:
+        for i in range(1, processes + 1):
+            own = {**settings, "hub": {"data_dir": str(work / f"hub-{i}")},
+                   "ingest": {**settings["ingest"], "client_id": f"province-hub-{i}"}}
+            if processes > 1:
+                own["ingest"]["shared_group"] = "province"
+            roles = ("ingest", "scheduler") if i == 1 else ("ingest",)
+            hubs.append(HubProcess(own, roles=roles).start(timeout=600))
+            _wait_idle(hubs[-1].pid or 0)
+    except BaseException:
+        for h in hubs:
+            h.kill()
+        raise
+    return hubs
 
 
 def _wait_idle(pid: int, timeout: float = 120.0) -> None:
@@ -668,19 +698,20 @@ def _hub_run(drill: Drill, plan: dict[str, Any], nodes: list[tuple[str, str]], w
     from thanthien.hub.settings import HubSettings
 
     broker = start_broker(work / "broker-hub", [n for n, _ in nodes])
-    fleet = hub = None
+    fleet = None
+    hubs: list[HubProcess] = []
     try:
         settings = _hub_settings(work, broker.port, broker.passwords["hub"], url)
         db_url = HubSettings(**settings).database_url
+        settings["database"] = {"url": db_url}  # the hub's processes each have a data directory of their own
         seeded = seed_hub(db_url, drill, plan)
-        hub = HubProcess(settings, roles=("ingest", "scheduler")).start(timeout=600)
-        assert hub.pid is not None
-        _wait_idle(hub.pid)
+        hubs = _start_hubs(settings, drill.ingest_processes if url else 1, work)
         fleet = NodeFleet(broker.port, broker.passwords, nodes, plan, drill.node_processes,
                           acked=True).start()
-        pids = {"hub": hub.pid, "broker": broker.broker.pid or 0}
+        pids = {f"hub-{i}": h.pid or 0 for i, h in enumerate(hubs, 1)}
+        pids["broker"] = broker.broker.pid or 0
         pids.update({f"nodes-{i}": pid for i, pid in enumerate(fleet.pids)})
-        sampler = Sampler(pids).start()
+        sampler = Sampler(pids, groups={"hub": [f"hub-{i}" for i in range(1, len(hubs) + 1)]}).start()
         t0 = fleet.go()
         state: dict[str, Any] = {}
 
@@ -690,17 +721,17 @@ def _hub_run(drill: Drill, plan: dict[str, Any], nodes: list[tuple[str, str]], w
         ok = wait_for(drained, timeout=drill.timeout_s, every=0.5)
         end = state["last_done_at"] if ok else time.monotonic()
         sampler.stop()
-        peak = hwm_mb(hub.pid)
+        peak = sum(hwm_mb(h.pid or 0) for h in hubs)
         result = fleet.finish()
         fleet = None
-        commits = hub.stop()
-        hub = None
+        commits = [h.stop() for h in hubs]
+        hubs = []
         stored = _stored(db_url)
     finally:
         if fleet is not None:
             fleet.kill()
-        if hub is not None:
-            hub.kill()
+        for h in hubs:
+            h.kill()
         broker.stop()
     drain = end - t0
     return {"drained": ok, "drain_s": drain, "t0": t0, "events": result["events"],
@@ -711,8 +742,11 @@ def _hub_run(drill: Drill, plan: dict[str, Any], nodes: list[tuple[str, str]], w
             "broker_cpu_s": sampler.cpu_s("broker", until=end),
             "broker_peak_rss_mb": sampler.peak_rss_mb("broker"),
             "nodes_cpu_s": sum(sampler.cpu_s(k, until=end) for k in pids if k.startswith("nodes-")),
-            "hub_errors": commits.errors, "hub_batches": len(commits.sizes), "hub_messages": commits.messages,
-            "seeded": seeded, "ledger": result["ledger"], "stored": stored}
+            "hub_processes": len(commits), "hub_errors": sum(c.errors for c in commits),
+            "hub_batches": sum(len(c.sizes) for c in commits),
+            "hub_messages": sum(c.messages for c in commits),
+            "hub_messages_by_process": [c.messages for c in commits], "seeded": seeded,
+            "ledger": result["ledger"], "stored": stored}
 
 
 def _stored(url: str) -> dict[str, Any]:
