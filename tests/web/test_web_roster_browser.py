@@ -141,7 +141,8 @@ def test_a_swap_after_the_press_was_stored_says_how_many_ratings_move_and_applie
     Select(css(browser, '#add-exception [name="officer_id"]')).select_by_visible_text("Cầm Thị Duyên")
     _set(browser, '#add-exception [name="first_day"]', day)
     css(browser, "#add-exception button").click()
-    assert css(browser, ".ratings-changed").get_attribute("data-count") == "1"
+    # the confirmation page may still be loading when the click returns: wait for it
+    assert visible(browser, ".ratings-changed").get_attribute("data-count") == "1"
     assert css(browser, ".moves").text == "1 lượt: Lường Văn Thắng → Cầm Thị Duyên"
     shot(browser, "confirm")
     with hub_server.ctx.db.session(write=False) as s:  # asking changed nothing
@@ -165,7 +166,7 @@ def test_cancelling_the_question_leaves_the_roster_and_the_ratings_as_they_were(
     Select(css(browser, '#add-exception [name="officer_id"]')).select_by_visible_text("Lường Văn Thắng")
     _set(browser, '#add-exception [name="first_day"]', day)  # leave, the whole day
     css(browser, "#add-exception button").click()
-    assert css(browser, ".moves").text == "1 lượt: Lường Văn Thắng → không ai"
+    assert visible(browser, ".moves").text == "1 lượt: Lường Văn Thắng → không ai"
     css(browser, "#cancel").click()
     wait(browser).until(lambda d: "/ui/roster?" in d.current_url)
     assert css_all(browser, '#exceptions tr[data-kind="leave"]') == []
