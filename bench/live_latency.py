@@ -22,7 +22,6 @@ import array
 import logging
 import math
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from typing import Any
 from thanthien.bench.common import Options, Result, Target, percentile, run_measured, wait_for
 from thanthien.bench.live_client import LiveSocket
 from thanthien.bench.load import node_ids, start_broker
+from thanthien.broker import free_port
 from thanthien.protocol import Topics
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,6 @@ def _timing_output(node: str, stamps: _Stamps) -> Any:
     return Timing()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def run(opts: Options) -> Result:
     return run_measured(NAME, TITLE, opts, lambda r: _body(r, opts))
@@ -112,7 +107,7 @@ def _body(result: Result, opts: Options) -> None:
     shutil.rmtree(work, ignore_errors=True)
     nodes = node_ids(n_nodes, "loa")
     broker = start_broker(work / "broker", nodes)
-    port = _free_port()
+    port = free_port()
     settings = validate_data(HubSettings, {
         "hub": {"data_dir": str(work / "hub")}, "database": {"url": f"sqlite:///{work / 'hub.db'}"},
         "http": {"host": "127.0.0.1", "port": port, "secret_key": "bench-live-secret-0123456789"},

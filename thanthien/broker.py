@@ -13,6 +13,7 @@ import getpass
 import hashlib
 import logging
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -38,11 +39,34 @@ class BrokerError(RuntimeError):
     pass
 
 
+_random = random.SystemRandom()
+_LOWEST_PORT = 10_000
+
+
+def _ephemeral_start() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port that is free on ``host`` right now, below the kernel's range for outgoing
+    connections: a port from that range (what binding to port 0 gives) can be taken by any
+    process's next outgoing connection before the caller binds it, and a broker or a hub then
+    failed to start with "address already in use" (seen in the test suite, where thousands of
+    connections come and go)."""
+    top = _ephemeral_start()
+    for _ in range(200):
+        port = _random.randrange(_LOWEST_PORT, top) if top > _LOWEST_PORT + 1000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise OSError(f"no free TCP port on {host} below {top}")
 
 
 def _require(tool: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import uuid
 import wave
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 
 from support import Account, wait_until
+from thanthien.broker import free_port
 from thanthien.config import validate_data
 from thanthien.edge.agent import EdgeAgent
 from thanthien.edge.audio import WavSink
@@ -32,11 +32,6 @@ from thanthien.sim.netcut import NetCut
 PASSWORD = "mat-khau-123"
 RELAY = 22
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def node_accounts(n: int) -> list[Account]:

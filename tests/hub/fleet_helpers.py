@@ -4,7 +4,6 @@ command answers), enrollment writing that broker's password file."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +13,12 @@ import uvicorn
 
 from hub.hub_helpers import hub_settings
 from support import HUB, mqtt_settings, wait_until
-from thanthien.broker import Broker
+from thanthien.broker import Broker, free_port
 from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
 from thanthien.hub.ingest.worker import IngestWorker
 from thanthien.mqtt import MqttLink
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

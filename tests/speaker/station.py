@@ -5,7 +5,6 @@ kills it to cut the station off mid-slot."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,12 +14,7 @@ from pathlib import Path
 import pytest
 
 from support import wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from thanthien.broker import free_port
 
 
 def listening(port: int) -> bool:

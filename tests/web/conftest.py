@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 from hub.conftest import _migrated, clock, db, db_url, pg_url  # noqa: F401  (SQLite and PostgreSQL)
 
 from support import cheap_hasher, ui_login, wait_until
+from thanthien.broker import free_port
 from thanthien.hub.app import create_app
 from thanthien.hub.context import HubContext
 from thanthien.hub.db.session import Database
@@ -49,11 +49,6 @@ def _settings(data_dir: Path) -> HubSettings:
                        http={"secret_key": "web-test-secret-key-0123456789"})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="session")
 def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
@@ -67,7 +62,7 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
         town = seed(ctx)
     app = create_app(settings, database, ctx=ctx)
     app.state.ui_poll_s = POLL_S
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=2, lifespan="off"))
     thread = threading.Thread(target=server.run, name="web-hub", daemon=True)
