@@ -210,10 +210,10 @@ def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any
     if not rows:
         return
     names = [name for name in rows[0] if name != "id"]
+    keys = [*names, "id"]
     assignments = ", ".join(f"{n} = {(sets or {}).get(n, f':{n}')}" for n in names)
     sql = f"UPDATE {table.name} SET {assignments} WHERE id = :id"
     if session.get_bind().dialect.name == "sqlite":
-        keys = [*names, "id"]
         cursor = _cursor(session)
         try:
             cursor.executemany(sql, [dict(zip(keys, values, strict=True))
@@ -221,8 +221,7 @@ def update_by_id(session: Session, table: Table, rows: Sequence[Mapping[str, Any
         finally:
             cursor.close()
         return
-    columns = _pg_columns(rows, [*names, "id"])
-    params = [dict(zip([*names, "id"], values, strict=True)) for values in zip(*columns, strict=True)]
+    params = [dict(zip(keys, values, strict=True)) for values in zip(*_pg_columns(rows, keys), strict=True)]
     with _driver(session).cursor() as cursor:
         cursor.executemany(re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql), params)
 

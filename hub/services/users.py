@@ -30,24 +30,23 @@ MAX_PASSWORD = 200
 _USERNAME = re.compile(USERNAME_PATTERN)
 
 _hasher = PasswordHasher()
-_dummy_hashes: dict[int, str] = {}
+_dummy: str | None = None
 
 
 def _dummy_hash() -> str:
     """A hash of the current hasher's cost to verify against when the user does not exist, so
     timing does not reveal usernames; made at the first such login, not at import (every hub
     process, CLI command and test worker imports this module: one argon2 hash each)."""
-    key = id(_hasher)
-    if key not in _dummy_hashes:
-        _dummy_hashes[key] = _hasher.hash("not-a-real-password")
-    return _dummy_hashes[key]
+    global _dummy
+    if _dummy is None:
+        _dummy = _hasher.hash("not-a-real-password")
+    return _dummy
 
 
 def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
     """Swap the argon2 parameters (tests use cheap ones); returns the hasher it replaced."""
-    global _hasher
-    previous, _hasher = _hasher, hasher
-    _dummy_hashes.clear()
+    global _hasher, _dummy
+    previous, _hasher, _dummy = _hasher, hasher, None
     return previous
 
 
